@@ -1,0 +1,24 @@
+# Two commands do everything: `make demo` and `make test`. Both build .venv from nothing.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test bench clean
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[data,test]"
+	touch $@
+
+demo: $(VENV)/.installed  ## the main job on its offline default
+	$(PY) -m keras_tl.fne
+
+test: $(VENV)/.installed  ## the test suite
+	$(PY) -m pytest -q
+
+bench: $(VENV)/.installed  ## every benchmark; figures go to bench/RESULTS.md by hand
+	for script in bench/bench_*.py; do $(PY) $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

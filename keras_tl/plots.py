@@ -1,0 +1,37 @@
+"""Matplotlib figures, saved as PNG. Uses the non-interactive Agg backend, so it runs headless."""
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from keras_tl.runs import atomic_path  # noqa: E402
+
+
+def save_figure(figure, path, dpi=120):
+    """Save ``figure`` as PNG at ``path`` (atomically) and close it."""
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
+    plt.close(figure)
+    return path
+
+
+def plot_confusion_matrix(matrix, class_names, path, title="Confusion matrix"):
+    """Row-normalised confusion matrix with the counts written in each cell."""
+    matrix = np.asarray(matrix)
+    normalised = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    size = max(4.0, 0.5 * len(class_names) + 2)
+    figure, axes = plt.subplots(figsize=(size, size))
+    image = axes.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="fraction of the true class")
+    ticks = np.arange(len(class_names))
+    axes.set_xticks(ticks, class_names, rotation=45, ha="right")
+    axes.set_yticks(ticks, class_names)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_title(title)
+    if len(class_names) <= 30:
+        for row, column in np.ndindex(matrix.shape):
+            colour = "white" if normalised[row, column] > 0.5 else "black"
+            axes.text(column, row, int(matrix[row, column]), ha="center", va="center", color=colour, fontsize=8)
+    return save_figure(figure, path)

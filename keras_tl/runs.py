@@ -1,0 +1,74 @@
+"""Run folders: every job writes ``config.json``, ``metrics.json``, ``figures/*.png`` and logs in one place.
+
+Files are written to a temporary name in the same folder and renamed when complete, so an
+interrupted run never leaves a half-written file behind (``os.replace`` is atomic on POSIX).
+"""
+import contextlib
+import datetime
+import json
+import os
+import pathlib
+import tempfile
+
+import numpy as np
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part" + path.suffix)
+    os.close(handle)
+    try:
+        yield pathlib.Path(tmp_name)
+        os.replace(tmp_name, path)
+    finally:
+        if os.path.exists(tmp_name):
+            os.remove(tmp_name)
+
+
+def _to_jsonable(value):
+    if isinstance(value, dict):
+        return {str(key): _to_jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_jsonable(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, pathlib.PurePath):
+        return str(value)
+    return value
+
+
+def write_json(path, data):
+    """Write ``data`` as indented JSON (numpy values and paths converted), atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(_to_jsonable(data), indent=2, sort_keys=True) + "\n")
+    return pathlib.Path(path)
+
+
+def make_run_dir(output_dir, job):
+    """Create and return ``output_dir`` or, when it is None, ``runs/<job>-<timestamp>``, with ``figures/``."""
+    if output_dir is None:
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        output_dir = pathlib.Path("runs") / f"{job}-{stamp}"
+    run_dir = pathlib.Path(output_dir)
+    (run_dir / "figures").mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def format_table(rows, headers):
+    """Return ``rows`` (a list of sequences) as a plain-text table with aligned columns."""
+    cells = [[str(header) for header in headers]] + [[_format_cell(cell) for cell in row] for row in rows]
+    widths = [max(len(row[column]) for row in cells) for column in range(len(headers))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def _format_cell(cell):
+    if isinstance(cell, (float, np.floating)):
+        return f"{cell:.4g}"
+    return str(cell)
