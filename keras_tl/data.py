@@ -142,17 +142,16 @@ def find_unreadable_images(paths):
     return bad
 
 
-def drop_unreadable(image_set, verbose=True):
-    """Remove unreadable files from ``image_set``, with one warning that names them all."""
-    if image_set.paths is None:
-        return image_set
-    bad = set(find_unreadable_images(image_set.paths))
+def drop_unreadable(*image_sets):
+    """Remove unreadable files from the image sets, with one warning that names them all."""
+    paths = [path for image_set in image_sets if image_set.paths is not None for path in image_set.paths]
+    bad = set(find_unreadable_images(paths))
     if not bad:
-        return image_set
+        return image_sets
     listing = "\n  ".join(sorted(bad))
-    warnings.warn(f"Skipping {len(bad)} unreadable image file(s):\n  {listing}", stacklevel=2)
-    keep = [index for index, path in enumerate(image_set.paths) if str(path) not in bad]
-    return image_set.subset(keep)
+    warnings.warn(f"Skipping {len(bad)} unreadable image file(s):\n  {listing}", stacklevel=3)
+    return tuple(image_set.subset([index for index, path in enumerate(image_set.paths) if str(path) not in bad])
+                 for image_set in image_sets)
 
 
 def to_rgb(image):
@@ -264,8 +263,11 @@ def _animal_mnist(test_fraction, seed):
         images = pickle.load(handle)
     with gzip.open(folder / "animal_label_version_3.gz", "rb") as handle:
         labels = np.asarray(pickle.load(handle), dtype=int)
-    everything = ImageSet(labels=labels, images=np.asarray(images, dtype=np.uint8))
-    train, test = stratified_split(labels, test_fraction, seed)
+    images = np.asarray(images, dtype=np.uint8)
+    # 284 images appear twice; keep one copy, so that no test image is also a train image.
+    _, first = np.unique(images.reshape(len(images), -1), axis=0, return_index=True)
+    everything = ImageSet(labels=labels, images=images).subset(np.sort(first))
+    train, test = stratified_split(everything.labels, test_fraction, seed)
     return ImageDataset("animal_mnist", list(ANIMAL_MNIST_CLASSES), everything.subset(train), everything.subset(test))
 
 
@@ -297,7 +299,7 @@ def _fashion_mnist(root):
 
 
 def load_dataset(spec="animal_mnist", *, test_fraction=0.2, seed=0, train_per_class=None, test_per_class=None,
-                 min_images_per_class=40, verbose=True):
+                 min_images_per_class=40):
     """Find a dataset by name or path (see the module docstring) and return an :class:`ImageDataset`.
 
     ``train_per_class``/``test_per_class`` keep a seeded subset of each class (quick runs).
@@ -328,11 +330,11 @@ def load_dataset(spec="animal_mnist", *, test_fraction=0.2, seed=0, train_per_cl
     if len(dataset.class_names) < 2:
         raise ValueError(f"{dataset.name} has {len(dataset.class_names)} class ({dataset.class_names}); "
                          f"classification needs at least 2.")
-    for split, per_class in (("train", train_per_class), ("test", test_per_class)):
-        image_set = getattr(dataset, split)
-        if per_class:
-            image_set = image_set.subset(per_class_subset(image_set.labels, per_class, seed))
-        setattr(dataset, split, drop_unreadable(image_set, verbose))
+    if train_per_class:
+        dataset.train = dataset.train.subset(per_class_subset(dataset.train.labels, train_per_class, seed))
+    if test_per_class:
+        dataset.test = dataset.test.subset(per_class_subset(dataset.test.labels, test_per_class, seed))
+    dataset.train, dataset.test = drop_unreadable(dataset.train, dataset.test)
     return dataset
 
 

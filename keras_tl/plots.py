@@ -35,3 +35,24 @@ def plot_confusion_matrix(matrix, class_names, path, title="Confusion matrix"):
             colour = "white" if normalised[row, column] > 0.5 else "black"
             axes.text(column, row, int(matrix[row, column]), ha="center", va="center", color=colour, fontsize=8)
     return save_figure(figure, path)
+
+
+def plot_few_shot(curves, path, title="Few-shot accuracy"):
+    """Accuracy (mean ± std over repeats) against training images per class, one line per method.
+
+    ``curves`` maps a method name to ``{shots: {"mean": ..., "std": ...}}``.
+    """
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for name, curve in curves.items():
+        shots = sorted(curve)
+        means = np.array([curve[shot]["mean"] for shot in shots])
+        stds = np.array([curve[shot]["std"] for shot in shots])
+        axes.errorbar(shots, means, yerr=stds, marker="o", capsize=3, label=name)
+    axes.set_xscale("log")
+    axes.set_xlabel("training images per class")
+    axes.set_ylabel("test accuracy")
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend()
+    return save_figure(figure, path)
+

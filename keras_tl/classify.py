@@ -1,0 +1,64 @@
+"""Linear classifiers on extracted features, and their evaluation.
+
+Plain scikit-learn: a ``Pipeline`` of a post-processing step (from :mod:`keras_tl.fne`) and a
+``LinearSVC``, the classifier of the FNE papers. Optionally C is chosen by cross-validation on the
+training set only. The few-shot mode repeats training on seeded subsets of K images per class,
+the "training samples per class" curves of the course slides.
+"""
+import numpy as np
+from sklearn.base import clone
+from sklearn.metrics import accuracy_score, classification_report, confusion_matrix
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.pipeline import Pipeline
+from sklearn.svm import LinearSVC
+
+from keras_tl.data import per_class_subset
+
+C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)
+
+
+def make_classifier(postprocessing="passthrough", c=1.0, search_c=False, seed=0, folds=3):
+    """``Pipeline([("postprocess", ...), ("svm", LinearSVC(C=c))])``; with ``search_c``, a grid search over C.
+
+    The search uses stratified folds of the training data it is fitted on, never the test set.
+    """
+    pipeline = Pipeline([("postprocess", postprocessing),
+                         ("svm", LinearSVC(C=c, max_iter=5000, random_state=seed))])
+    if not search_c:
+        return pipeline
+    folds = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return GridSearchCV(pipeline, {"svm__C": list(C_GRID)}, cv=folds, n_jobs=1)
+
+
+def fit_evaluate(classifier, train_x, train_y, test_x, test_y, class_names):
+    """Fit on train, predict test; return accuracy, the per-class report and the confusion matrix."""
+    classifier.fit(train_x, train_y)
+    predicted = classifier.predict(test_x)
+    labels = np.arange(len(class_names))
+    result = {
+        "accuracy": float(accuracy_score(test_y, predicted)),
+        "report": classification_report(test_y, predicted, labels=labels, target_names=list(class_names),
+                                         output_dict=True, zero_division=0),
+        "confusion_matrix": confusion_matrix(test_y, predicted, labels=labels),
+    }
+    if isinstance(classifier, GridSearchCV):
+        result["chosen_c"] = float(classifier.best_params_["svm__C"])
+    return result
+
+
+def few_shot(classifier, train_x, train_y, test_x, test_y, shots, repeats, seed=0, verbose=True):
+    """Accuracy mean and std over ``repeats`` seeded draws of K training images per class, for each K."""
+    import keras
+
+    progress = keras.utils.Progbar(len(shots) * repeats, unit_name="fit", verbose=1 if verbose else 0)
+    curve = {}
+    for shot_count in shots:
+        accuracies = []
+        for repeat in range(repeats):
+            chosen = per_class_subset(train_y, shot_count, seed=seed * 1000 + repeat)
+            model = clone(classifier).fit(train_x[chosen], train_y[chosen])
+            accuracies.append(float(accuracy_score(test_y, model.predict(test_x))))
+            progress.add(1)
+        curve[int(shot_count)] = {"mean": float(np.mean(accuracies)), "std": float(np.std(accuracies)),
+                                  "accuracies": accuracies}
+    return curve

@@ -1,0 +1,50 @@
+import numpy as np
+import pytest
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+
+from keras_tl import classify, fne
+
+
+def _blobs(per_class, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = np.array([[3.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, 0.0, 3.0]])
+    x = np.concatenate([centre + rng.normal(scale=0.5, size=(per_class, 3)) for centre in centres])
+    return x.astype("float32"), np.repeat(np.arange(3), per_class)
+
+
+def test_fit_evaluate_reports_accuracy_confusion_and_per_class_scores():
+    train_x, train_y = _blobs(20)
+    test_x, test_y = _blobs(10, seed=1)
+    test_y = test_y.copy()
+    test_y[0] = 1  # one deliberately wrong label: a class-0 point called class 1
+    result = classify.fit_evaluate(classify.make_classifier(), train_x, train_y, test_x, test_y, ["a", "b", "c"])
+    assert result["accuracy"] == pytest.approx(29 / 30)
+    assert result["confusion_matrix"].tolist() == [[9, 0, 0], [1, 10, 0], [0, 0, 10]]
+    assert result["report"]["b"]["recall"] == pytest.approx(10 / 11)
+
+
+def test_pipeline_steps_and_c_search_on_train_only():
+    classifier = classify.make_classifier(fne.postprocessor("fne"), c=0.5)
+    assert isinstance(classifier, Pipeline) and classifier.named_steps["svm"].C == 0.5
+    assert isinstance(classifier.named_steps["postprocess"], fne.FNETransformer)
+    search = classify.make_classifier(fne.postprocessor("l2"), search_c=True)
+    assert isinstance(search, GridSearchCV)
+    train_x, train_y = _blobs(12)
+    result = classify.fit_evaluate(search, train_x, train_y, *_blobs(5, seed=3), ["a", "b", "c"])
+    assert result["chosen_c"] in classify.C_GRID and result["accuracy"] == 1.0
+    with pytest.raises(ValueError, match="Unknown post-processing 'l3'"):
+        fne.postprocessor("l3")
+
+
+def test_few_shot_uses_k_images_per_class_and_reports_mean_and_std():
+    train_x, train_y = _blobs(30)
+    test_x, test_y = _blobs(10, seed=4)
+    curve = classify.few_shot(classify.make_classifier(), train_x, train_y, test_x, test_y, shots=[1, 5],
+                              repeats=3, verbose=False)
+    assert sorted(curve) == [1, 5]
+    for entry in curve.values():
+        assert len(entry["accuracies"]) == 3
+        assert entry["mean"] == pytest.approx(np.mean(entry["accuracies"]))
+        assert entry["std"] == pytest.approx(np.std(entry["accuracies"]))
+    assert curve[5]["mean"] >= 0.9

@@ -1,0 +1,53 @@
+import json
+
+import numpy as np
+import pytest
+
+from keras_tl import fne
+
+
+def test_cli_help_shows_examples(capsys):
+    with pytest.raises(SystemExit):
+        fne.parse_args(["--help"])
+    assert "python -m keras_tl.fne --shots" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--methods", "fne:max"], "not LAYERS:POST"),
+    (["--C", "0"], "--C must be positive"),
+    (["--batch-size", "0"], "--batch-size must be at least 1"),
+])
+def test_cli_refuses_bad_options(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        fne.parse_args(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_cli_runs_end_to_end_on_a_few_images(tmp_path, capsys):
+    run_dir, cache = tmp_path / "run", tmp_path / "cache"
+    argv = ["--train-per-class", "4", "--test-per-class", "2", "--image-size", "64", "--output-dir", str(run_dir),
+            "--cache-dir", str(cache), "--shots", "1", "2", "--repeats", "2", "--quiet"]
+    assert fne.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "last:l2" in out and "fne:fne" in out and "10944" in out
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["source"] == "mobilenet" and config["image_size"] == 64
+    assert metrics["train_images"] == 40 and metrics["test_images"] == 20
+    assert metrics["methods"]["fne:fne"]["dimensions"] == 10944
+    assert metrics["methods"]["last:l2"]["dimensions"] == 1024
+    for method in metrics["methods"].values():
+        assert 0.0 <= method["accuracy"] <= 1.0
+        assert sorted(method["few_shot"]) == ["1", "2"]
+        assert np.asarray(method["confusion_matrix"]).sum() == 20
+    for name in ("confusion_fne_fne.png", "confusion_last_l2.png", "few_shot.png"):
+        assert (run_dir / "figures" / name).read_bytes()[:4] == b"\x89PNG"
+    assert np.load(run_dir / "features" / "train.npy").shape == (40, 10944)
+    assert np.load(run_dir / "features" / "labels_test.npy").shape == (20,)
+    assert fne.main(argv[:-1]) == 0  # a rerun reads the cached features
+    assert capsys.readouterr().out.count("reusing cache") == 2
+
+
+def test_cli_reports_bad_input_as_an_error(tmp_path, capsys):
+    assert fne.main(["--dataset", str(tmp_path / "missing"), "--output-dir", str(tmp_path / "run")]) == 2
+    assert "neither a folder nor one of" in capsys.readouterr().err
