@@ -121,14 +121,16 @@ def _looks_truncated_jpeg(path):
 
 
 def find_unreadable_images(paths):
-    """Return the paths that are not readable images: empty, not an image, corrupt or truncated.
+    """Return ``{path: reason}`` for the files that are not readable images.
 
-    A cheap check: Pillow's ``verify()`` (headers and PNG checksums); a JPEG without its end
-    marker near the end of the file is decoded in full to tell a truncated file from trailing bytes.
+    Catches empty files, non-images, corrupt and truncated files, and images too large to decode
+    safely (Pillow's decompression-bomb limit). A cheap check: Pillow's ``verify()`` (headers and
+    PNG checksums); a JPEG without its end marker near the end of the file is decoded in full to
+    tell a truncated file from one with trailing bytes.
     """
     from PIL import Image
 
-    bad = []
+    bad = {}
     for path in paths:
         try:
             with Image.open(path) as image:
@@ -137,18 +139,18 @@ def find_unreadable_images(paths):
             if image_format == "JPEG" and _looks_truncated_jpeg(path):
                 with Image.open(path) as image:
                     image.load()
-        except Exception:  # Pillow raises many types for bad files: all mean "skip it"
-            bad.append(str(path))
+        except Exception as error:  # Pillow raises many types for bad files: all mean "skip it"
+            bad[str(path)] = f"{type(error).__name__}: {str(error)[:80]}"
     return bad
 
 
 def drop_unreadable(*image_sets):
     """Remove unreadable files from the image sets, with one warning that names them all."""
     paths = [path for image_set in image_sets if image_set.paths is not None for path in image_set.paths]
-    bad = set(find_unreadable_images(paths))
+    bad = find_unreadable_images(paths)
     if not bad:
         return image_sets
-    listing = "\n  ".join(sorted(bad))
+    listing = "\n  ".join(f"{path} ({reason})" for path, reason in sorted(bad.items()))
     warnings.warn(f"Skipping {len(bad)} unreadable image file(s):\n  {listing}", stacklevel=3)
     return tuple(image_set.subset([index for index, path in enumerate(image_set.paths) if str(path) not in bad])
                  for image_set in image_sets)
@@ -303,7 +305,7 @@ def load_dataset(spec="animal_mnist", *, test_fraction=0.2, seed=0, train_per_cl
     """Find a dataset by name or path (see the module docstring) and return an :class:`ImageDataset`.
 
     ``train_per_class``/``test_per_class`` keep a seeded subset of each class (quick runs).
-    ``min_images_per_class`` applies to the clip-art folders, whose smallest categories hold 2 images.
+    ``min_images_per_class`` applies to the clip-art folders, whose smallest categories hold 3 images.
     Unreadable files are dropped with one warning. A dataset with fewer than two classes is an error.
     """
     spec = os.fspath(spec)

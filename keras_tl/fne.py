@@ -178,8 +178,8 @@ def extract_features(extractor, image_set, pipeline_factory, cache_dir=None, cac
     """Features of every image of ``image_set`` as a (N, D) float32 array (a read-only memory map when cached).
 
     ``pipeline_factory(image_subset)`` returns batches for the extractor. With ``cache_dir``, the
-    features go to ``<key>.npy`` there, written through a memory map in chunks of ``chunk_size``
-    images, with the number of finished images in ``<key>.done``. A rerun with the same
+    features go to ``<key>.npy`` there, written through a memory map; every ``chunk_size``
+    images the number of finished images is saved in ``<key>.done``. A rerun with the same
     ``cache_parts`` (source, layers, dataset, size, split) reads the file; an interrupted run
     starts after the last finished chunk.
     """
@@ -218,17 +218,16 @@ def extract_features(extractor, image_set, pipeline_factory, cache_dir=None, cac
             print(f"  features: resuming at image {done} of {size} from {partial_path}", flush=True)
     progress = keras.utils.Progbar(size, unit_name="image", verbose=1 if verbose else 0)
     progress.update(done)
-    for start in range(done, size, chunk_size):
-        stop = min(start + chunk_size, size)
-        row = start
-        for images, _ in pipeline_factory(image_set.subset(np.arange(start, stop))):
-            batch = ops.convert_to_numpy(pooled_features(images))
-            features[row:row + len(batch)] = batch
-            row += len(batch)
-            progress.update(row)
-        if progress_path is not None:
+    row = saved = done
+    for images, _ in pipeline_factory(image_set.subset(np.arange(done, size))):
+        batch = ops.convert_to_numpy(pooled_features(images))
+        features[row:row + len(batch)] = batch
+        row += len(batch)
+        progress.update(row)
+        if progress_path is not None and (row - saved >= chunk_size or row == size):
             features.flush()
-            progress_path.write_text(str(stop))
+            progress_path.write_text(str(row))
+            saved = row
     if final_path is None:
         return features, None
     features.flush()

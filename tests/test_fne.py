@@ -99,18 +99,19 @@ def test_features_are_cached_and_an_interrupted_run_resumes(tiny_mobilenet, tmp_
     assert expected.shape == (10, 32 + 1024)
 
     def interrupted(subset):
-        if seen:
-            raise KeyboardInterrupt
-        return pipeline(subset)
+        for number, batch in enumerate(pipeline(subset)):
+            if number == 2:
+                raise KeyboardInterrupt
+            yield batch
 
     parts = ["mobilenet", "test-set"]
     seen.clear()
     with pytest.raises(KeyboardInterrupt):
         fne.extract_features(extractor, image_set, interrupted, tmp_path, parts, chunk_size=4, verbose=False)
-    assert (tmp_path / next(p.name for p in tmp_path.glob("*.done"))).read_text() == "4"
+    assert (tmp_path / next(p.name for p in tmp_path.glob("*.done"))).read_text() == "6"  # two batches of 3
     seen.clear()
     resumed, path = fne.extract_features(extractor, image_set, pipeline, tmp_path, parts, chunk_size=4, verbose=False)
-    assert seen == [4, 2]  # only the chunks after the first 4 images were extracted again
+    assert seen == [4]  # only the 4 images after the first 6 were extracted again
     np.testing.assert_allclose(resumed, expected, rtol=1e-5, atol=1e-6)
     assert path.suffix == ".npy" and not list(tmp_path.glob("*.partial.npy")) and not list(tmp_path.glob("*.done"))
     seen.clear()

@@ -1,0 +1,118 @@
+"""Benchmark: FNE extraction against the bare forward pass and the naive numpy way.
+
+On the same images (Animal-MNIST, MobileNet with ImageNet weights, in one run) it measures:
+
+- ``bare``:  ``backbone.predict(...)`` of the last conv layer only, the cost of one forward pass;
+- ``fne``:   ``keras_tl.fne.extract_features`` over all 27 ReLU layers, pooled inside the graph;
+- ``naive``: every layer's full maps returned to numpy by ``predict``, averaged there.
+
+Speed: the three run interleaved in one process, several rounds, best round each, so the
+machine's noise hits them alike. Memory: each (method, image count) runs in a fresh process, so
+its peak resident memory is its own; twice the images show which memory grows with the dataset.
+Target: fne >= 0.9x bare, and fne's memory flat in the number of images.
+
+    python bench/bench_fne_extraction.py [--images 512] [--image-size 128] [--rounds 3]
+"""
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _setup(images, image_size, batch_size):
+    import numpy as np
+
+    from keras_tl import data, sources
+
+    source = sources.get_source("mobilenet")
+    model = source.build(image_size=image_size)
+    image_set = data.load_dataset("animal_mnist", seed=0).train.subset(np.arange(images))
+
+    def pipeline(subset=image_set):
+        return data.make_pipeline(subset, image_size, source.preprocess_input, batch_size)
+
+    return model, sources.layer_names(model, "fne"), image_set, pipeline
+
+
+def _methods(model, names, pipeline):
+    """Each method as a function of an image set, returning its (N, D) features."""
+    import keras
+    import numpy as np
+
+    from keras_tl import fne
+
+    extractor = fne.build_extractor(model, names)
+    maps = keras.Model(model.inputs, [model.get_layer(name).output for name in names])
+    return {
+        "bare": lambda images: model.predict(pipeline(images), verbose=0).mean(axis=(1, 2)),
+        "fne": lambda images: fne.extract_features(extractor, images, pipeline, verbose=False)[0],
+        "naive": lambda images: np.concatenate(
+            [full.mean(axis=(1, 2)) for full in maps.predict(pipeline(images), verbose=0)], axis=1),
+    }
+
+
+def speed_worker(args):
+    """All methods in one process, interleaved over rounds; the best round of each counts."""
+    model, names, image_set, pipeline = _setup(args.images, args.image_size, args.batch_size)
+    methods = _methods(model, names, pipeline)
+    for run in methods.values():  # warm-up: trace and compile once
+        run(image_set.subset(range(args.batch_size)))
+    best = {}
+    for _ in range(args.rounds):
+        for name, run in methods.items():
+            images = image_set if name != "naive" else image_set.subset(range(args.images // 4))
+            started = time.perf_counter()
+            run(images)
+            rate = len(images) / (time.perf_counter() - started)
+            best[name] = max(best.get(name, 0.0), rate)
+    print(json.dumps(best))
+
+
+def memory_worker(args):
+    """One method in a fresh process: its peak resident memory."""
+    model, names, image_set, pipeline = _setup(args.images, args.image_size, args.batch_size)
+    features = _methods(model, names, pipeline)[args.worker](image_set)
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"method": args.worker, "images": args.images, "peak_mib": peak_mib,
+                      "dims": int(features.shape[1])}))
+
+
+def _run(args, *extra):
+    command = [sys.executable, __file__, "--image-size", str(args.image_size), "--batch-size",
+               str(args.batch_size), "--rounds", str(args.rounds), *extra]
+    return json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout.splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=512, help="images per speed round (naive: a quarter)")
+    parser.add_argument("--memory-images", type=int, default=128, help="images of the smaller memory run")
+    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker == "speed":
+        return speed_worker(args)
+    if args.worker:
+        return memory_worker(args)
+    speed = _run(args, "--worker", "speed", "--images", str(args.images))
+    memory = {(method, images): _run(args, "--worker", method, "--images", str(images))["peak_mib"]
+              for method in ("bare", "fne", "naive") for images in (args.memory_images, 2 * args.memory_images)}
+    small, large = args.memory_images, 2 * args.memory_images
+    print(f"MobileNet (ImageNet), 27 ReLU layers, {args.image_size} px, batch {args.batch_size}, "
+          f"{os.cpu_count()} CPU cores; speed: best of {args.rounds} interleaved rounds\n")
+    print(f"| method | images/s | x bare | peak RSS, {small} images (MiB) | peak RSS, {large} images (MiB) |")
+    print("|---|---|---|---|---|")
+    for method in ("bare", "fne", "naive"):
+        print(f"| {method} | {speed[method]:.1f} | {speed[method] / speed['bare']:.2f} | "
+              f"{memory[method, small]:.0f} | {memory[method, large]:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
