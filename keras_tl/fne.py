@@ -94,13 +94,17 @@ class FullNetworkEmbedding(keras.layers.Layer):
         self.count.assign(float(data.shape[0]))
 
     def call(self, inputs):
-        has_spread = ops.greater(self.std, 0.0)
-        standardised = ops.where(has_spread, (inputs - self.mean) / ops.where(has_spread, self.std, 1.0), 0.0)
+        mean, std = ops.convert_to_tensor(self.mean), ops.convert_to_tensor(self.std)
+        has_spread = ops.greater(std, 0.0)
+        standardised = ops.where(has_spread, (inputs - mean) / ops.where(has_spread, std, 1.0), 0.0)
         if not self.discretize:
             return standardised
         high = ops.cast(ops.greater(standardised, self.upper), standardised.dtype)
         low = ops.cast(ops.less(standardised, self.lower), standardised.dtype)
         return high - low
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
 
     def get_config(self):
         return {**super().get_config(), "lower": self.lower, "upper": self.upper, "discretize": self.discretize}

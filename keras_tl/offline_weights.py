@@ -206,3 +206,20 @@ def import_mobilenet_weights(models_dir=None, verbose=True, tolerance=1e-4):
         print(f"Imported MobileNet v1 ImageNet weights ({model.count_params():,} parameters, "
               f"max softmax difference to the graph {difference:.1e}) into {models_dir}", flush=True)
     return paths
+
+
+def main(argv=None):
+    """``python -m keras_tl.offline_weights [--models-dir DIR]``: import the MobileNet weights now."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m keras_tl.offline_weights", description=main.__doc__,
+                                     epilog="example: python -m keras_tl.offline_weights && "
+                                            "python -c \"import keras; keras.applications.MobileNet()\"")
+    parser.add_argument("--models-dir", default=None, help=f"where to write (default {keras_models_dir()})")
+    args = parser.parse_args(argv)
+    for path in import_mobilenet_weights(args.models_dir):
+        print(path)
+
+
+if __name__ == "__main__":
+    main()

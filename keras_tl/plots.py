@@ -49,10 +49,14 @@ def plot_few_shot(curves, path, title="Few-shot accuracy"):
         stds = np.array([curve[shot]["std"] for shot in shots])
         axes.errorbar(shots, means, yerr=stds, marker="o", capsize=3, label=name)
     axes.set_xscale("log")
+    every_shot = sorted({shot for curve in curves.values() for shot in curve})
+    axes.set_xticks(every_shot, [str(shot) for shot in every_shot])
+    axes.minorticks_off()
     axes.set_xlabel("training images per class")
     axes.set_ylabel("test accuracy")
     axes.set_title(title)
     axes.grid(alpha=0.3)
     axes.legend()
     return save_figure(figure, path)
+
 
