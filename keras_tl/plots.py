@@ -60,3 +60,35 @@ def plot_few_shot(curves, path, title="Few-shot accuracy"):
     return save_figure(figure, path)
 
 
+def plot_distance_matrix(matrix, labels, path, title="Pairwise distances"):
+    """Heat map of a square matrix of distances between ``labels`` (word vectors), values in the cells."""
+    matrix = np.asarray(matrix)
+    size = max(4.0, 0.5 * len(labels) + 2)
+    figure, axes = plt.subplots(figsize=(size + 1, size))
+    image = axes.imshow(matrix, cmap="viridis")
+    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="distance (dark: close)")
+    ticks = np.arange(len(labels))
+    axes.set_xticks(ticks, labels, rotation=45, ha="right")
+    axes.set_yticks(ticks, labels)
+    axes.set_title(title)
+    if len(labels) <= 20:
+        middle = (matrix.min() + matrix.max()) / 2
+        for row, column in np.ndindex(matrix.shape):
+            colour = "black" if matrix[row, column] > middle else "white"
+            axes.text(column, row, f"{matrix[row, column]:.2f}", ha="center", va="center", color=colour, fontsize=7)
+    return save_figure(figure, path)
+
+
+def plot_word_map(points, words, path, title="Word map", groups=None):
+    """Words at their 2-D ``points`` (a PCA or t-SNE projection), coloured by ``groups`` (e.g. clusters)."""
+    points = np.asarray(points)
+    colours = np.zeros(len(words), dtype=int) if groups is None else np.asarray(groups)
+    figure, axes = plt.subplots(figsize=(7, 6))
+    axes.scatter(points[:, 0], points[:, 1], c=colours, cmap="tab10", vmin=0, vmax=9, s=25)
+    for (x, y), word in zip(points, words):
+        axes.annotate(word, (x, y), xytext=(3, 3), textcoords="offset points", fontsize=9)
+    axes.set_title(title)
+    axes.set_xticks([])
+    axes.set_yticks([])
+    return save_figure(figure, path)
+

