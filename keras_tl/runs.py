@@ -22,10 +22,17 @@ def atomic_path(path):
     os.close(handle)
     try:
         yield pathlib.Path(tmp_name)
+        os.chmod(tmp_name, 0o666 & ~_current_umask())  # mkstemp makes files private; give them the usual mode
         os.replace(tmp_name, path)
     finally:
         if os.path.exists(tmp_name):
             os.remove(tmp_name)
+
+
+def _current_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _to_jsonable(value):

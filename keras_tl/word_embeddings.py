@@ -338,13 +338,15 @@ def main(argv=None):
     print(f"Word embeddings, {plan}; vectors: {args.vectors or 'glove.6B.50d (packaged)'}"
           + (f", first {args.limit:,} words" if args.limit else ""))
     try:
-        for expression in getattr(args, "expressions", []):
-            parse_analogy(expression)  # a typo fails before the vectors are loaded
-        start = time.perf_counter()
+        analogies = [parse_analogy(expression) for expression in getattr(args, "expressions", [])]
+        start = time.perf_counter()  # a typo in an analogy fails above, before the vectors are loaded
         word_vectors = WordVectors.load(args.vectors, format=args.format, limit=args.limit,
                                         unicode_errors=args.unicode_errors, progress=not args.quiet)
         print(f"Loaded {len(word_vectors):,} words x {word_vectors.vector_size} dimensions from "
               f"{word_vectors.source} in {time.perf_counter() - start:.1f} s")
+        asked = getattr(args, "words", None) or [word for positive, negative in analogies for word in positive + negative]
+        for word in asked:
+            word_vectors.get_index(word)  # an unknown word fails here, before the run folder is made
         run_dir = runs.make_run_dir(args.output_dir, "word_embeddings")
         print(f"Output: {run_dir}")
         report = {"results": {}, "metrics": {}, "summary": [("vectors", word_vectors.source),

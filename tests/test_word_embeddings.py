@@ -343,6 +343,7 @@ def test_cli_commands_on_own_words(tmp_path, capsys, glove):
         word_embeddings.main(["analogy", "kingg - man + woman"] + common + [str(tmp_path / "a")])
     assert caught.value.code == 2
     assert "error: 'kingg' is not in the vocabulary (20,000 words); close words: 'king'" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()  # the error came before the run folder was made
 
 
 def test_cli_help_shows_examples_without_loading_tensorflow():
