@@ -19,6 +19,9 @@ _PUBLIC = {
     "split_validation": "data",
     "FullNetworkEmbedding": "fne", "FNETransformer": "fne", "build_extractor": "fne", "extract_features": "fne",
     "make_classifier": "classify", "fit_evaluate": "classify", "few_shot": "classify",
+    "WordVectors": "word_vectors", "UnknownWordError": "word_vectors", "VectorFormatError": "word_vectors",
+    "evaluation_file": "word_vectors", "read_analogy_questions": "word_vectors", "read_word_pairs": "word_vectors",
+    "frozen_embedding": "word_embeddings", "embedding_matrix": "word_embeddings",
 }
 
 __all__ = sorted(_PUBLIC)
