@@ -22,6 +22,15 @@ _PUBLIC = {
     "WordVectors": "word_vectors", "UnknownWordError": "word_vectors", "VectorFormatError": "word_vectors",
     "evaluation_file": "word_vectors", "read_analogy_questions": "word_vectors", "read_word_pairs": "word_vectors",
     "frozen_embedding": "word_embeddings", "embedding_matrix": "word_embeddings",
+    "evaluate_predictions": "classify",
+    "freeze_all": "freezing", "unfreeze_all": "freezing", "freeze_up_to": "freezing", "unfreeze_top": "freezing",
+    "unfreeze_blocks": "freezing", "freeze_batchnorm": "freezing", "trainable_report": "freezing",
+    "parameter_counts": "freezing", "InferenceMode": "freezing",
+    "make_optimizer": "optimizers", "layer_multipliers": "optimizers", "LayerwiseAdam": "optimizers",
+    "LayerwiseSGD": "optimizers", "add_lora": "lora",
+    "augmentation_layers": "augment", "mixup": "augment", "cutmix": "augment", "mix_batches": "augment",
+    "make_strategy": "distribute", "global_batch_size": "distribute",
+    "build_classifier": "fine_tune", "fit_stage": "fine_tune",
 }
 
 __all__ = sorted(_PUBLIC)

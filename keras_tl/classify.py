@@ -30,17 +30,21 @@ def make_classifier(postprocessing="passthrough", c=1.0, search_c=False, seed=0,
     return GridSearchCV(pipeline, {"svm__C": list(C_GRID)}, cv=folds, n_jobs=1)
 
 
-def fit_evaluate(classifier, train_x, train_y, test_x, test_y, class_names):
-    """Fit on train, predict test; return accuracy, the per-class report and the confusion matrix."""
-    classifier.fit(train_x, train_y)
-    predicted = classifier.predict(test_x)
+def evaluate_predictions(true_labels, predicted, class_names):
+    """Accuracy, the per-class report (precision, recall, F1) and the confusion matrix of predictions."""
     labels = np.arange(len(class_names))
-    result = {
-        "accuracy": float(accuracy_score(test_y, predicted)),
-        "report": classification_report(test_y, predicted, labels=labels, target_names=list(class_names),
+    return {
+        "accuracy": float(accuracy_score(true_labels, predicted)),
+        "report": classification_report(true_labels, predicted, labels=labels, target_names=list(class_names),
                                          output_dict=True, zero_division=0),
-        "confusion_matrix": confusion_matrix(test_y, predicted, labels=labels),
+        "confusion_matrix": confusion_matrix(true_labels, predicted, labels=labels),
     }
+
+
+def fit_evaluate(classifier, train_x, train_y, test_x, test_y, class_names):
+    """Fit on train, predict test, and evaluate the predictions (see :func:`evaluate_predictions`)."""
+    classifier.fit(train_x, train_y)
+    result = evaluate_predictions(test_y, classifier.predict(test_x), class_names)
     if isinstance(classifier, GridSearchCV):
         result["chosen_c"] = float(classifier.best_params_["svm__C"])
     return result

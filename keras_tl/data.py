@@ -89,6 +89,12 @@ def stratified_split(labels, test_fraction, seed):
 
     labels = np.asarray(labels)
     counts = np.bincount(labels)
+    classes = int(np.count_nonzero(counts))
+    held_out = int(np.ceil(test_fraction * len(labels)))
+    if min(held_out, len(labels) - held_out) < classes:
+        raise ValueError(f"Holding out {test_fraction:g} of {len(labels)} images leaves {held_out} held out and "
+                         f"{len(labels) - held_out} kept, but each part needs an image of each of the {classes} "
+                         f"classes: change the fraction (--validation-fraction for fine-tuning) or use more images.")
     if counts[counts > 0].min() < 2:
         raise ValueError(f"A stratified split needs at least 2 images per class; class {int(np.argmin(counts))} "
                          f"has {int(counts[counts > 0].min())}.")

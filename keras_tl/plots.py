@@ -92,3 +92,32 @@ def plot_word_map(points, words, path, title="Word map", groups=None):
     axes.set_yticks([])
     return save_figure(figure, path)
 
+
+def plot_learning_curves(history, path, title="Learning curves"):
+    """Train and validation loss and accuracy per epoch; a dotted line marks where each new stage starts.
+
+    ``history`` is a list of per-epoch dicts with ``epoch`` (counted across stages, from 1),
+    ``stage``, ``loss``, ``accuracy`` and, when there was validation, ``val_loss`` and ``val_accuracy``.
+    """
+    epochs = [row["epoch"] for row in history]
+    starts = [(row["epoch"] - 0.5, row["stage"]) for index, row in enumerate(history)
+              if index == 0 or row["stage"] != history[index - 1]["stage"]]
+    figure, panels = plt.subplots(1, 2, figsize=(11, 4))
+    for axes, metric in zip(panels, ("loss", "accuracy")):
+        for prefix, style in (("", "-o"), ("val_", "--s")):
+            values = np.array([row.get(prefix + metric, np.nan) for row in history], dtype=float)
+            if not np.all(np.isnan(values)):
+                axes.plot(epochs, values, style, markersize=4, label=f"{'validation' if prefix else 'train'} {metric}")
+        for index, (start, stage) in enumerate(starts):
+            if index:
+                axes.axvline(start, color="grey", linestyle=":")
+            axes.text(start, 0.98, f" {stage}", transform=axes.get_xaxis_transform(), va="top", ha="left",
+                      color="grey", fontsize=8)
+        axes.set_xlim(0.5, max(epochs, default=1) + 0.5)
+        axes.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+        axes.set_xlabel("epoch")
+        axes.set_ylabel(metric)
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=8)
+    figure.suptitle(title)
+    return save_figure(figure, path)

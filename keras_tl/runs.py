@@ -18,7 +18,8 @@ def atomic_path(path):
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part" + path.suffix)
+    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                                          suffix=".part" + "".join(path.suffixes))  # keeps ".weights.h5" for Keras
     os.close(handle)
     try:
         yield pathlib.Path(tmp_name)

@@ -1,0 +1,162 @@
+"""tf.distribute: the same ``model.fit`` on one device, on several GPUs, or on several machines.
+
+A strategy holds a copy of the model on each *replica* (a GPU, or a CPU device) and keeps the
+copies equal: every replica takes its share of a batch, the gradients are combined across
+replicas (all-reduce) and every copy takes the same step. What the code must do:
+
+- build **and compile** the model inside ``strategy.scope()``, so its variables (and the
+  optimizer's) are created as mirrored variables;
+- give ``fit`` batches of the *global* size, ``per-replica batch x replicas``
+  (:func:`global_batch_size`); Keras splits each batch across the replicas;
+- with several machines, let each worker read a different part of the data
+  (:func:`shard_by_data`) and let only the chief write the run's files (:func:`is_chief`).
+
+Strategies (``--strategy``):
+
+- ``default``: no distribution, one device (``tf.distribute.get_strategy()``);
+- ``one-device``: everything on one device, the first GPU if there is one;
+- ``mirrored``: one replica per GPU of this machine (MirroredStrategy);
+- ``multi-worker``: several machines, each with its GPUs (MultiWorkerMirroredStrategy). The cluster
+  comes from the ``TF_CONFIG`` variable or, inside a Slurm allocation, from Slurm (``srun``);
+- ``auto``: ``mirrored`` with more than one GPU, ``one-device`` with one, ``default`` otherwise.
+
+This module is TensorFlow only; with the JAX backend only ``auto`` and ``default`` are accepted
+(for JAX, see ``keras.distribution``).
+"""
+import os
+
+import keras
+
+STRATEGIES = ("auto", "default", "one-device", "mirrored", "multi-worker")
+
+
+def _gpus():
+    """The GPUs TensorFlow sees. (Physical devices: listing logical ones would start the runtime,
+    and a multi-worker strategy must be created before that.)"""
+    import tensorflow as tf
+
+    return tf.config.list_physical_devices("GPU")
+
+
+def cluster_resolver():
+    """Where the workers are: ``TF_CONFIG`` if set, else the Slurm allocation, else an error."""
+    import tensorflow as tf
+
+    if os.environ.get("TF_CONFIG"):
+        return tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    if os.environ.get("SLURM_PROCID") is not None and os.environ.get("SLURM_STEP_NUM_TASKS"):
+        return tf.distribute.cluster_resolver.SlurmClusterResolver()
+    raise ValueError("--strategy multi-worker needs to know the cluster: set TF_CONFIG (see "
+                     "https://www.tensorflow.org/guide/distributed_training#TF_CONFIG) or start one task "
+                     "per node with srun inside a Slurm allocation (labs/slurm/multi_node.sbatch).")
+
+
+def make_strategy(name="auto", devices=None):
+    """The ``tf.distribute.Strategy`` called ``name`` (see the module docstring).
+
+    Call it first thing: a multi-worker strategy must exist before TensorFlow runs any operation.
+
+    ``devices`` (e.g. ``["/cpu:0", "/cpu:1"]``) overrides the devices of ``one-device`` and
+    ``mirrored``; without it, ``mirrored`` needs GPUs and is an error on a machine without any.
+    """
+    if name not in STRATEGIES:
+        raise ValueError(f"Unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}.")
+    if keras.backend.backend() != "tensorflow" and name not in ("auto", "default"):
+        raise ValueError(f"--strategy {name} uses tf.distribute, which needs the TensorFlow backend "
+                         f"(KERAS_BACKEND=tensorflow); this run uses {keras.backend.backend()}.")
+    import tensorflow as tf
+
+    gpus = _gpus()
+    if name == "auto":
+        name = "mirrored" if len(gpus) > 1 else "one-device" if gpus else "default"
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "one-device":
+        return tf.distribute.OneDeviceStrategy(devices[0] if devices else ("/gpu:0" if gpus else "/cpu:0"))
+    if name == "mirrored":
+        if not devices and not gpus:
+            raise ValueError("--strategy mirrored puts one replica on each GPU, and this machine has no GPU "
+                             "TensorFlow can use. Use --strategy default (or auto) here.")
+        return tf.distribute.MirroredStrategy(devices)  # None: every GPU
+    return _reduce_values_one_by_one(tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=cluster_resolver()))
+
+
+def _reduce_values_one_by_one(strategy):
+    """Work around keras-team/keras#20585 (Keras 3.15 with TensorFlow 2.21): ``fit`` calls
+    ``strategy.reduce`` on a whole ``(images, labels)`` batch, and with ``axis=0`` on scalar
+    losses; MultiWorkerMirroredStrategy accepts neither. Reduce each value on its own, and a
+    scalar across the replicas only."""
+    import tensorflow as tf
+
+    reduce_value = strategy.reduce
+
+    def reduce_one(reduce_op, item, axis):
+        scalar = strategy.experimental_local_results(item)[0].shape.rank == 0
+        return reduce_value(reduce_op, item, None if scalar else axis)
+
+    def reduce(reduce_op, value, axis=None):
+        return tf.nest.map_structure(lambda item: reduce_one(reduce_op, item, axis), value)
+
+    strategy.reduce = reduce
+    return strategy
+
+
+def describe(strategy):
+    """One line: the strategy's class, replicas and, for several workers, this worker's task."""
+    text = f"{type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s)"
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is not None and resolver.task_type is not None:
+        workers = len(resolver.cluster_spec().as_dict().get("worker", []))
+        text += f", {workers} workers, this one is {resolver.task_type} {resolver.task_id}"
+    return text
+
+
+def global_batch_size(per_replica, strategy):
+    """The batch ``fit`` must get: ``per_replica x replicas``; each replica computes on ``per_replica``."""
+    return int(per_replica) * strategy.num_replicas_in_sync
+
+
+def shard_by_data(dataset):
+    """Let each worker keep its own share of the batches (tf.data's ``DATA`` auto-shard policy).
+
+    The default policy, ``FILE``, splits by input file and falls back (with a warning) when the
+    data are in memory or in one file; ``DATA`` works for any dataset.
+    """
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
+
+
+def is_chief(strategy):
+    """Whether this process writes the outputs: always without workers; with workers, the chief
+    (or worker 0 when no chief is named)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or resolver.task_type is None:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
+def has_gpu():
+    """Whether the Keras backend (TensorFlow or JAX) has a GPU to compute on."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return jax.default_backend() == "gpu"
+    return bool(_gpus())
+
+
+def set_mixed_precision(enabled):
+    """``mixed_float16`` (float16 maths, float32 weights) on a GPU; on a CPU it is an error: it would be slower."""
+    if not enabled:
+        keras.mixed_precision.set_global_policy("float32")
+        return
+    if not has_gpu():
+        raise ValueError("--mixed-precision runs float16 maths on a GPU's tensor cores, and this machine has no "
+                         "GPU TensorFlow can use; on a CPU float16 is slower. Leave the flag out here.")
+    keras.mixed_precision.set_global_policy("mixed_float16")
+

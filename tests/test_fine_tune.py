@@ -1,0 +1,233 @@
+"""The fine-tuning job: each mode on a tiny run (32x32 images, 5 per class), resuming, bad input.
+
+The ImageNet MobileNet comes from the offline import (keras_tl.offline_weights).
+"""
+import importlib.util
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_tl import distribute, fine_tune, freezing
+from keras_tl.sources import get_source
+
+TINY = ["--image-size", "32", "--train-per-class", "5", "--test-per-class", "2", "--batch-size", "8",
+        "--epochs", "1", "--quiet"]
+HEAD_PARAMS = 1024 * 10 + 10  # the new classifier: MobileNet's 1024 features -> 10 classes
+
+
+@pytest.fixture(scope="module")
+def imagenet():
+    """The ImageNet MobileNet at 32x32, to compare trained weights with."""
+    return get_source("mobilenet").build("imagenet", image_size=32)
+
+
+def base_of(model):
+    return next(layer for layer in freezing.nested_layers(model) if layer.name.startswith("mobilenet"))
+
+
+def load_run(run_dir):
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return metrics, base_of(keras.models.load_model(run_dir / "model.keras"))
+
+
+def weight(base, layer, index=0):
+    return base.get_layer(layer).get_weights()[index]
+
+
+def test_partial_run_resumes_after_an_interrupt(tmp_path, monkeypatch, imagenet, capsys):
+    run_dir = tmp_path / "run"
+    argv = TINY + ["--mode", "partial", "--unfreeze", "conv_dw_13", "--epochs", "3", "--freeze-epochs", "1",
+                   "--output-dir", str(run_dir)]
+    finish_epoch = fine_tune.TrainingClock.on_epoch_end
+
+    def killed_in_second_fine_tune_epoch(clock, epoch, logs=None):
+        finish_epoch(clock, epoch, logs)
+        if len(clock.model.trainable_weights) > 2 and epoch == 1:  # the head alone has 2 weights
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(fine_tune.TrainingClock, "on_epoch_end", killed_in_second_fine_tune_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        fine_tune.main(argv)
+    assert not (run_dir / "metrics.json").exists()
+    assert (run_dir / "fine_tune" / "backup").is_dir()
+    monkeypatch.setattr(fine_tune.TrainingClock, "on_epoch_end", finish_epoch)
+
+    assert fine_tune.main(argv) == 0
+    assert "Test accuracy:" in capsys.readouterr().out
+    metrics, base = load_run(run_dir)
+    stages = metrics["stages"]
+    assert stages["head"]["epochs_trained_now"] == 0  # finished before the interrupt: loaded, not redone
+    assert stages["fine_tune"]["epochs_trained_now"] == 1  # only the third epoch was left
+    assert [int(row["epoch"]) for row in fine_tune.read_log(run_dir / "fine_tune" / "log.csv")] == [0, 1, 2]
+    assert [(row["epoch"], row["stage"]) for row in metrics["history"]] == [
+        (1, "head"), (2, "fine_tune"), (3, "fine_tune"), (4, "fine_tune")]
+    assert stages["head"]["trainable"] == HEAD_PARAMS
+    conv_dw_13_params = 3 * 3 * 1024 + 2 * 1024 + 1024 * 1024 + 2 * 1024  # dw, its BN scale+offset, pw, its BN
+    assert stages["fine_tune"]["trainable"] == HEAD_PARAMS + conv_dw_13_params
+    for name in ("config.json", "layers.txt", "figures/learning_curves.png", "figures/confusion_matrix.png"):
+        assert (run_dir / name).stat().st_size > 0
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0 and metrics["test_images"] == 20
+    assert metrics["cost"]["total_params"] > metrics["cost"]["trainable_params"] > 0
+
+    # Frozen below conv_dw_13; above it the weights train, but BN keeps its ImageNet statistics.
+    np.testing.assert_array_equal(weight(base, "conv1"), weight(imagenet, "conv1"))
+    np.testing.assert_array_equal(weight(base, "conv_pw_12_bn", 2), weight(imagenet, "conv_pw_12_bn", 2))
+    assert not np.allclose(weight(base, "conv_pw_13"), weight(imagenet, "conv_pw_13"))
+    assert not np.allclose(weight(base, "conv_pw_13_bn", 0), weight(imagenet, "conv_pw_13_bn", 0))  # gamma
+    for statistic in (2, 3):  # moving mean and variance
+        np.testing.assert_array_equal(weight(base, "conv_pw_13_bn", statistic),
+                                      weight(imagenet, "conv_pw_13_bn", statistic))
+
+
+def test_head_mode_changes_no_base_weight(tmp_path, imagenet):
+    assert fine_tune.main(TINY + ["--mode", "head", "--output-dir", str(tmp_path / "run")]) == 0
+    metrics, base = load_run(tmp_path / "run")
+    assert list(metrics["stages"]) == ["head"] and metrics["stages"]["head"]["trainable"] == HEAD_PARAMS
+    for trained, original in zip(base.get_weights(), imagenet.get_weights()):
+        np.testing.assert_array_equal(trained, original)
+
+
+def test_lora_trains_the_number_of_parameters_the_rank_implies(tmp_path, imagenet):
+    rank = 2
+    argv = TINY + ["--mode", "full", "--lora-rank", str(rank), "--freeze-epochs", "0", "--mix", "cutmix",
+                   "--output-dir", str(tmp_path / "run")]
+    assert fine_tune.main(argv) == 0
+    metrics, base = load_run(tmp_path / "run")
+    convolutions = [layer for layer in imagenet.layers if type(layer) is keras.layers.Conv2D]
+    lora_params = sum(int(np.prod(layer.kernel.shape[:-1])) * rank + rank * layer.kernel.shape[-1]
+                      for layer in convolutions)
+    assert metrics["stages"]["fine_tune"]["trainable"] == lora_params + HEAD_PARAMS
+    assert metrics["cost"]["full_fine_tune_trainable_params"] == 3_217_226
+    assert metrics["cost"]["trainable_params"] < 0.05 * metrics["cost"]["full_fine_tune_trainable_params"]
+    # Saved merged (W + BA): the 1x1 convolutions changed, the depthwise ones (no LoRA) did not.
+    assert not np.allclose(weight(base, "conv_pw_13"), weight(imagenet, "conv_pw_13"))
+    np.testing.assert_array_equal(weight(base, "conv_dw_13"), weight(imagenet, "conv_dw_13"))
+    np.testing.assert_array_equal(weight(base, "conv_pw_13_bn", 0), weight(imagenet, "conv_pw_13_bn", 0))  # gamma
+
+
+def test_scratch_trains_batchnorm_statistics_and_uses_layer_rates(tmp_path):
+    argv = TINY + ["--mode", "scratch", "--lr-ratio", "0.01", "--lr-groups", "2", "--mix", "mixup",
+                   "--no-augment", "--output-dir", str(tmp_path / "run")]
+    assert fine_tune.main(argv) == 0
+    metrics, base = load_run(tmp_path / "run")
+    assert list(metrics["stages"]) == ["scratch"]
+    np.testing.assert_allclose([factor for *_, factor in metrics["stages"]["scratch"]["lr_factors"]],
+                               [0.01, 0.1, 1.0])
+    assert np.any(weight(base, "conv1_bn", 2) != 0)  # moving mean starts at 0: BN ran in training mode
+    optimizer = keras.models.load_model(tmp_path / "run" / "model.keras").optimizer
+    assert optimizer.multipliers["conv1/kernel"] == pytest.approx(0.01)
+    assert optimizer.multipliers["conv_pw_13/kernel"] == pytest.approx(0.1)
+    assert optimizer.multipliers["classifier/kernel"] == pytest.approx(1.0)
+
+
+def test_fit_stage_resumed_equals_uninterrupted(tmp_path):
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(32, 5)).astype("float32"), np.eye(3, dtype="float32")[rng.integers(0, 3, 32)]
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+
+    def model():
+        keras.utils.set_random_seed(0)
+        net = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3, activation="softmax")])
+        net.compile(optimizer=keras.optimizers.Adam(0.01), loss="categorical_crossentropy")
+        return net
+
+    class Stop(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    class Epochs(keras.callbacks.Callback):
+        seen = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.seen.append(epoch)
+
+    whole = model()
+    fine_tune.fit_stage(whole, tmp_path / "whole", 4, data, data, patience=10)
+    with pytest.raises(KeyboardInterrupt):
+        fine_tune.fit_stage(model(), tmp_path / "resumed", 4, data, data, patience=10, callbacks=[Stop()])
+    resumed = model()
+    result = fine_tune.fit_stage(resumed, tmp_path / "resumed", 4, data, data, patience=10, callbacks=[Epochs()])
+    assert Epochs.seen == [2, 3]
+    assert result["epochs"] == 4 and result["epochs_trained_now"] == 2
+    for a, b in zip(whole.get_weights(), resumed.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_choose_run_dir_picks_up_the_unfinished_run_with_the_same_settings(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    old = tmp_path / "runs" / "fine_tune-20250101-000000"
+    old.mkdir(parents=True)
+    (old / "config.json").write_text(json.dumps({"settings": {"mode": "head"}}))
+    found, resuming = fine_tune.choose_run_dir(None, {"mode": "head"})
+    assert found.resolve() == old.resolve() and resuming
+    assert fine_tune.choose_run_dir(None, {"mode": "full"})[0].resolve() != old.resolve()
+    (old / "metrics.json").write_text("{}")
+    assert fine_tune.choose_run_dir(None, {"mode": "head"})[0].resolve() != old.resolve()
+    with pytest.raises(ValueError, match="other settings \\(mode: 'head' there, 'full' now\\)"):
+        fine_tune.choose_run_dir(str(old), {"mode": "full"})
+
+
+def test_plan_stages():
+    head, tune = fine_tune.plan_stages("partial", epochs=4, freeze_epochs=2, learning_rate=1e-3)
+    assert (head.name, head.epochs, head.learning_rate, head.base_trains) == ("head", 2, 1e-3, False)
+    assert (tune.name, tune.epochs, tune.base_trains) == ("fine_tune", 4, True)
+    assert tune.learning_rate == pytest.approx(1e-4)
+    assert [stage.name for stage in fine_tune.plan_stages("full", 4, 0, 1e-3)] == ["fine_tune"]
+    assert [stage.name for stage in fine_tune.plan_stages("scratch", 4, 2, 1e-3)] == ["scratch"]
+
+
+def test_help_shows_examples(capsys):
+    with pytest.raises(SystemExit):
+        fine_tune.parse_args(["--help"])
+    assert "python -m keras_tl.fine_tune --mode head" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--lr", "0"], "--lr must be > 0"),
+    (["--lr-ratio", "0"], "--lr-ratio must be > 0"),
+    (["--mode", "head", "--unfreeze", "4"], "--unfreeze chooses layers for --mode partial"),
+    (["--mode", "scratch", "--lora-rank", "2"], "--lora-rank adapts the unfrozen layers"),
+])
+def test_bad_options_stop_at_parsing(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        fine_tune.parse_args(argv)
+    assert message in capsys.readouterr().err
+
+
+def one_class_folder(root):
+    from PIL import Image
+
+    for index in range(3):
+        (root / "cats").mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8), (index, 0, 0)).save(root / "cats" / f"{index}.png")
+    return str(root)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--source", "mobilenet_v3"], "Unknown source 'mobilenet_v3'"),
+    (["--image-size", "16"], "below mobilenet's minimum of 32"),
+    (["--batch-size", "64"], "larger than the training set (40 images"),
+    (["--validation-fraction", "0.1"], "each part needs an image of each of the 10 classes"),
+    (["--mode", "partial", "--unfreeze", "conv_dw_99"], "neither a layer nor a block"),
+    (["--mode", "partial", "--unfreeze", "conv_pw_13,blok5"], "'blok5' is neither a layer nor a block"),
+    (["--mode", "partial", "--unfreeze", "999"], "has 54 layers with weights"),
+    (["--mixed-precision"], "no GPU"),
+    (["--strategy", "mirrored"], "no GPU"),
+    (["--dataset", "ONE_CLASS"], "classification needs at least 2"),
+    (["--tensorboard"], "pip install tensorboard"),
+])
+def test_bad_input_is_a_clear_error_before_training(extra, message, tmp_path, capsys):
+    if "no GPU" in message and distribute.has_gpu():
+        pytest.skip("this machine has a GPU")
+    if extra == ["--strategy", "mirrored"] and keras.backend.backend() != "tensorflow":
+        message = "needs the TensorFlow backend"
+    if "tensorboard" in message and importlib.util.find_spec("tensorboard"):
+        pytest.skip("tensorboard is installed")
+    extra = [one_class_folder(tmp_path / "data") if item == "ONE_CLASS" else item for item in extra]
+    assert fine_tune.main(TINY + extra + ["--output-dir", str(tmp_path / "run")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # nothing was trained or written
