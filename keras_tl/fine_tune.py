@@ -560,13 +560,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    try:
-        run(args)
-    except (ValueError, FileNotFoundError, ModuleNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return runs.run_cli(parse_args, run, argv)
 
 
 if __name__ == "__main__":

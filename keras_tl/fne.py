@@ -35,6 +35,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.preprocessing import Normalizer
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from keras_tl import classify, data, plots, runs, sources
+
 DEFAULT_THRESHOLDS = (-0.25, 0.15)
 POSTPROCESSING = ("none", "l2", "standardise", "fne")
 TEN_CROP_SCALE = 256 / 224  # resize to 256 px, crop 224 px: the usual ImageNet evaluation ratio
@@ -338,8 +340,6 @@ def parse_args(argv=None):
 
 def run(args):
     """The whole job: extract once, train one SVM per method, write the run folder; return the metrics."""
-    from keras_tl import classify, data, plots, runs, sources
-
     keras.utils.set_random_seed(args.seed)
     verbose = not args.quiet
     source = sources.get_source(args.source)
@@ -444,13 +444,7 @@ def _link_into(cache_file, target):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    try:
-        run(args)
-    except (ValueError, FileNotFoundError, ModuleNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return runs.run_cli(parse_args, run, argv)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import datetime
 import json
 import os
 import pathlib
+import sys
 import tempfile
 
 import numpy as np
@@ -80,3 +81,18 @@ def _format_cell(cell):
     if isinstance(cell, (float, np.floating)):
         return f"{cell:.4g}"
     return str(cell)
+
+
+USER_ERRORS = (ValueError, FileNotFoundError, ModuleNotFoundError)
+
+
+def run_cli(parse_args, job, argv=None):
+    """A job's ``main``: parse ``argv`` and run; a user error (bad value, missing file or package)
+    prints ``error: ...`` without a traceback and returns exit status 2."""
+    args = parse_args(argv)
+    try:
+        job(args)
+    except USER_ERRORS as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
