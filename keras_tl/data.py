@@ -372,12 +372,13 @@ def make_pipeline(image_set, image_size, preprocess=None, batch_size=32, shuffle
         dataset = dataset.map(decode, num_parallel_calls=autotune).batch(batch_size)
     else:
         images = image_set.images if image_set.images.ndim == 4 else image_set.images[..., None]
+        antialias = image_size < max(images.shape[1:3])  # only shrinking needs it, and it is the slow kernel
         dataset = tf.data.Dataset.from_tensor_slices((images, labels))
         if shuffle:
             dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
 
         def resize(batch, label):
-            batch = tf.image.resize(batch, (image_size, image_size), antialias=True)
+            batch = tf.image.resize(batch, (image_size, image_size), antialias=antialias)
             if batch.shape[-1] == 1:
                 batch = tf.image.grayscale_to_rgb(batch)
             return batch, label
