@@ -30,7 +30,7 @@ import keras
 import numpy as np
 
 from keras_tl.runs import format_table
-from keras_tl.sources import close_matches
+from keras_tl.sources import close_matches, unknown_layer_error
 
 
 def count_params(weights):
@@ -60,9 +60,7 @@ def find_layer(model, layer):
         return int(layer) % len(names)
     if layer in names:
         return names.index(layer)
-    suggestions = close_matches(str(layer), names)
-    raise ValueError(f"Unknown layer {layer!r} in {model.name} ({len(names)} layers). "
-                     f"Closest layer names: {', '.join(suggestions) or 'none'}.")
+    raise unknown_layer_error(layer, names, model.name, f" It has {len(names)} layers.")
 
 
 def set_trainable_everywhere(model, value):

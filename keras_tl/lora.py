@@ -19,7 +19,7 @@ import keras
 import numpy as np
 
 from keras_tl.freezing import nested_layers, unfreeze_all
-from keras_tl.sources import close_matches
+from keras_tl.sources import unknown_layer_error
 
 
 def supports_lora(layer):
@@ -46,9 +46,7 @@ def add_lora(model, rank, layer_names=None, alpha=None):
         layer_names = [name for name, layer in layers.items() if supports_lora(layer)]
     for name in layer_names:
         if name not in layers:
-            suggestions = close_matches(str(name), layers)
-            raise ValueError(f"Unknown layer {name!r} in {model.name}. "
-                             f"Closest layer names: {', '.join(suggestions) or 'none'}.")
+            raise unknown_layer_error(name, layers, model.name)
         if not supports_lora(layers[name]):
             raise ValueError(f"Layer {name!r} is a {type(layers[name]).__name__}, which has no LoRA in Keras "
                              f"{keras.__version__}; LoRA works on Dense, EinsumDense, Embedding and Conv1D/2D/3D.")

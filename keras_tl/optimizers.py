@@ -19,7 +19,7 @@ import keras
 from keras import ops
 
 from keras_tl.freezing import nested_layers
-from keras_tl.sources import close_matches
+from keras_tl.sources import unknown_layer_error
 
 OPTIMIZERS = ("adam", "sgd")
 
@@ -80,9 +80,7 @@ def layer_multipliers(model, factors):
     multipliers = {}
     for name, factor in factors.items():
         if name not in layers:
-            suggestions = close_matches(str(name), layers)
-            raise ValueError(f"Unknown layer {name!r} in {model.name}. "
-                             f"Closest layer names: {', '.join(suggestions) or 'none'}.")
+            raise unknown_layer_error(name, layers, model.name)
         for weight in layers[name].weights:
             multipliers[weight.path] = float(factor)
     return multipliers

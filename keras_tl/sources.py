@@ -134,6 +134,13 @@ def close_matches(name, candidates, n=5):
     return difflib.get_close_matches(name, list(candidates), n=n, cutoff=0.4)
 
 
+def unknown_layer_error(name, layer_names, model_name, hint=""):
+    """The ``ValueError`` for a layer name that ``model_name`` lacks, listing the closest names."""
+    suggestions = close_matches(str(name), list(layer_names))
+    return ValueError(f"Unknown layer {name!r} in {model_name}.{hint} "
+                      f"Closest layer names: {', '.join(suggestions) or 'none'}.")
+
+
 def get_source(name):
     """Look a source up by short name (``mobilenet``) or Keras name (``MobileNet``)."""
     if isinstance(name, Source):
@@ -182,9 +189,7 @@ def layer_names(model, layer_set="fne"):
     valid = [layer.name for layer in model.layers]
     for name in requested:
         if name not in valid:
-            suggestions = close_matches(name, valid)
-            raise ValueError(f"Unknown layer {name!r} in {model.name}. Layer sets: {', '.join(LAYER_SETS)}. "
-                             f"Closest layer names: {', '.join(suggestions) or 'none'}.")
+            raise unknown_layer_error(name, valid, model.name, f" Layer sets: {', '.join(LAYER_SETS)}.")
     return requested
 
 
