@@ -194,14 +194,13 @@ def extract_features(extractor, image_set, pipeline_factory, cache_dir=None, cac
     crop_size = extractor.input_shape[1]
 
     def pooled_features(batch):
-        if not ten_crop:
-            outputs = extractor(batch, training=False)
-            return ops.concatenate(outputs if isinstance(outputs, list) else [outputs], axis=-1)
-        crops = ten_crops(batch, crop_size)
-        flat = ops.reshape(crops, (-1, crop_size, crop_size, crops.shape[-1]))
-        outputs = extractor(flat, training=False)
+        if ten_crop:  # the 10 crops of every image go through the network as one batch
+            batch = ops.reshape(ten_crops(batch, crop_size), (-1, crop_size, crop_size, batch.shape[-1]))
+        outputs = extractor(batch, training=False)
         joined = ops.concatenate(outputs if isinstance(outputs, list) else [outputs], axis=-1)
-        return ops.mean(ops.reshape(joined, (10, -1, joined.shape[-1])), axis=0)
+        if ten_crop:
+            return ops.mean(ops.reshape(joined, (10, -1, joined.shape[-1])), axis=0)
+        return joined
 
     if cache_dir is None:
         features, done = np.zeros((size, feature_dim), dtype=np.float32), 0
