@@ -83,7 +83,7 @@ def main():
     parser.add_argument("--skip-modes", action="store_true", help="only the pipeline measurement")
     args = parser.parse_args()
 
-    from keras_tl.runs import format_table
+    from keras_tl.messages import format_table
 
     speed = pipeline_speed(args.steps, args.rounds)
     ratio = speed["pipeline"] / speed["in-memory"]

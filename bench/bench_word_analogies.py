@@ -20,7 +20,7 @@ import time
 
 from gensim.models import KeyedVectors
 
-from keras_tl import runs
+from keras_tl import messages
 from keras_tl.word_vectors import WordVectors, evaluation_file, read_analogy_questions
 
 
@@ -53,7 +53,7 @@ def main(argv=None):
 
     rows = [(name, answered, f"{seconds:.2f}", f"{answered / seconds:,.0f}", f"{score:.4%}")
             for name, (score, _, answered, seconds) in results.items()]
-    print(runs.format_table(rows, ["implementation", "questions", "seconds", "questions/s", "accuracy"]))
+    print(messages.format_table(rows, ["implementation", "questions", "seconds", "questions/s", "accuracy"]))
     (ours, _, answered, our_seconds), (theirs, _, _, their_seconds) = results.values()
     differing = _judged_differently(*(sections for _, sections, _, _ in results.values()))
     print(f"speed-up: {their_seconds / our_seconds:.1f}x; questions judged differently: {differing}")

@@ -42,7 +42,8 @@ import keras
 import numpy as np
 
 from keras_tl import augment, distribute, freezing, lora, optimizers, runs
-from keras_tl.sources import close_matches
+from keras_tl import messages
+from keras_tl.messages import close_matches
 
 MODES = ("head", "partial", "full", "scratch")
 FINE_TUNE_LR_FACTOR = 0.1  # stage fine_tune runs at a tenth of the head's learning rate
@@ -461,7 +462,7 @@ def run(args):
 
     rows = [[name, result["epochs"], result["best_epoch"], result["best_val_accuracy"], result["trainable"],
              result["train_seconds"]] for name, result in results.items()]
-    print(runs.format_table(rows, ["stage", "epochs", "best epoch", "val accuracy", "trainable params", "train s"]))
+    print(messages.format_table(rows, ["stage", "epochs", "best epoch", "val accuracy", "trainable params", "train s"]))
     speed = f"{cost['train_images_per_second']:.0f} train images/s" if train_seconds else "no epoch trained now"
     print(f"Test accuracy: {accuracy:.4f} on {sizes['test']} images")
     print(f"Cost: {cost['wall_seconds']:.0f} s wall, {speed}; {final['trainable']:,} of {final['total']:,} "

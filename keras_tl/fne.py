@@ -35,7 +35,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.preprocessing import Normalizer
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from keras_tl import classify, data, plots, runs, sources
+from keras_tl import classify, data, messages, plots, runs, sources
 
 DEFAULT_THRESHOLDS = (-0.25, 0.15)
 POSTPROCESSING = ("none", "l2", "standardise", "fne")
@@ -422,11 +422,11 @@ def run(args):
     metrics = {"methods": results, "extraction_seconds": timings, "extraction_images_per_second": images_per_second,
                "train_images": len(dataset.train), "test_images": len(dataset.test)}
     runs.write_json(run_dir / "metrics.json", metrics)
-    print(runs.format_table(rows, ["method", "layers", "dims", "accuracy", "extract img/s", "svm s"]))
+    print(messages.format_table(rows, ["method", "layers", "dims", "accuracy", "extract img/s", "svm s"]))
     if args.shots:
         shot_rows = [[name, shots, f"{entry['mean']:.3f} ± {entry['std']:.3f}"]
                      for name, result in results.items() for shots, entry in result["few_shot"].items()]
-        print(runs.format_table(shot_rows, ["method", "shots", "accuracy"]))
+        print(messages.format_table(shot_rows, ["method", "shots", "accuracy"]))
     print(f"Run folder: {run_dir}")
     return metrics
 

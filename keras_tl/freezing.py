@@ -29,8 +29,7 @@ mode, using its moving mean and variance instead of the batch's (Ioffe & Szegedy
 import keras
 import numpy as np
 
-from keras_tl.runs import format_table
-from keras_tl.sources import close_matches, unknown_layer_error
+from keras_tl.messages import close_matches, format_table, unknown_layer_error
 
 
 def count_params(weights):

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 
 from keras_tl.freezing import nested_layers, unfreeze_all
-from keras_tl.sources import unknown_layer_error
+from keras_tl.messages import unknown_layer_error
 
 
 def supports_lora(layer):

@@ -19,7 +19,7 @@ import keras
 from keras import ops
 
 from keras_tl.freezing import nested_layers
-from keras_tl.sources import unknown_layer_error
+from keras_tl.messages import unknown_layer_error
 
 OPTIMIZERS = ("adam", "sgd")
 

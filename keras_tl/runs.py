@@ -68,21 +68,6 @@ def make_run_dir(output_dir, job):
     return run_dir
 
 
-def format_table(rows, headers):
-    """Return ``rows`` (a list of sequences) as a plain-text table with aligned columns."""
-    cells = [[str(header) for header in headers]] + [[_format_cell(cell) for cell in row] for row in rows]
-    widths = [max(len(row[column]) for row in cells) for column in range(len(headers))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in cells]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(lines)
-
-
-def _format_cell(cell):
-    if isinstance(cell, (float, np.floating)):
-        return f"{cell:.4g}"
-    return str(cell)
-
-
 USER_ERRORS = (ValueError, FileNotFoundError, ModuleNotFoundError)
 
 

@@ -14,11 +14,11 @@ Layer sets, for any model built here:
 - or a comma-separated list of layer names.
 """
 import dataclasses
-import difflib
 
 import keras
 
 from keras_tl import offline_weights
+from keras_tl.messages import did_you_mean, unknown_layer_error
 
 LAYER_SETS = ("fne", "conv", "fc", "last")
 _FEATURE_LAYER_TYPES = (keras.layers.ReLU, keras.layers.Activation, keras.layers.Conv2D,
@@ -129,18 +129,6 @@ def _key(name):
     return name.lower().replace("-", "").replace("_", "")
 
 
-def close_matches(name, candidates, n=5):
-    """The candidates nearest to ``name`` (for error messages), best first."""
-    return difflib.get_close_matches(name, list(candidates), n=n, cutoff=0.4)
-
-
-def unknown_layer_error(name, layer_names, model_name, hint=""):
-    """The ``ValueError`` for a layer name that ``model_name`` lacks, listing the closest names."""
-    suggestions = close_matches(str(name), list(layer_names))
-    return ValueError(f"Unknown layer {name!r} in {model_name}.{hint} "
-                      f"Closest layer names: {', '.join(suggestions) or 'none'}.")
-
-
 def get_source(name):
     """Look a source up by short name (``mobilenet``) or Keras name (``MobileNet``)."""
     if isinstance(name, Source):
@@ -149,9 +137,8 @@ def get_source(name):
     by_key.update({_key(source.application): source for source in SOURCES.values()})
     if _key(str(name)) in by_key:
         return by_key[_key(str(name))]
-    suggestions = close_matches(str(name).lower(), SOURCES)
-    hint = f" Did you mean {', '.join(suggestions)}?" if suggestions else ""
-    raise ValueError(f"Unknown source {name!r}. Known sources: {', '.join(SOURCES)}.{hint}")
+    raise ValueError(f"Unknown source {name!r}. Known sources: {', '.join(SOURCES)}."
+                     f"{did_you_mean(str(name).lower(), SOURCES, n=5)}")
 
 
 def _activation_name(layer):

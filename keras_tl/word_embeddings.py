@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from keras_tl import plots, runs
+from keras_tl import messages, plots, runs
 from keras_tl.word_vectors import (ANALOGY_METHODS, UNICODE_ERRORS, VECTOR_FORMATS, UnknownWordError, WordVectors,
                                    evaluation_file, read_word_pairs, section_accuracy)
 
@@ -128,7 +128,7 @@ def show_neighbors(word_vectors, words, topn, report):
     """Print and record the ``topn`` nearest words to each of ``words``."""
     _heading(f"Nearest neighbours (cosine similarity, top {topn})")
     found = {word: word_vectors.most_similar(word, topn=topn) for word in words}
-    print(runs.format_table([(word, _scored(pairs)) for word, pairs in found.items()], ["word", "nearest words"]))
+    print(messages.format_table([(word, _scored(pairs)) for word, pairs in found.items()], ["word", "nearest words"]))
     report["results"]["neighbors"] = found
 
 
@@ -144,7 +144,7 @@ def show_analogies(word_vectors, expressions, report):
                                                                        exclude_inputs=False)}
         found[expression] = {method: pairs[0] for method, pairs in answers.items()}
         rows.append([expression] + [_scored(pairs) for pairs in answers.values()])
-    print(runs.format_table(rows, ["analogy", "3CosAdd", "3CosMul", "3CosAdd, inputs allowed"]))
+    print(messages.format_table(rows, ["analogy", "3CosAdd", "3CosMul", "3CosAdd, inputs allowed"]))
     print("With the inputs allowed, the answer is often an input word: b - a + c stays close to b and c.")
     report["results"]["analogies"] = found
     for expression, answers in found.items():
@@ -155,7 +155,7 @@ def show_odd_one_out(word_vectors, groups, report):
     """Print and record the odd word of each group."""
     _heading("Odd one out (doesnt_match: the word furthest from the mean)")
     found = {" ".join(group): word_vectors.doesnt_match(group) for group in groups}
-    print(runs.format_table(list(found.items()), ["words", "odd one out"]))
+    print(messages.format_table(list(found.items()), ["words", "odd one out"]))
     report["results"]["odd_one_out"] = found
 
 
@@ -164,7 +164,7 @@ def show_distances(word_vectors, words, metrics, run_dir, report):
     for metric in metrics:
         matrix = word_vectors.distances(words, metric=metric)
         _heading(f"Pairwise {metric} distances")
-        print(runs.format_table([[word] + [f"{value:.2f}" for value in row] for word, row in zip(words, matrix)],
+        print(messages.format_table([[word] + [f"{value:.2f}" for value in row] for word, row in zip(words, matrix)],
                                 [""] + list(words)))
         path = plots.plot_distance_matrix(matrix, words, run_dir / "figures" / f"distances_{metric}.png",
                                           title=f"{metric.capitalize()} distances: {word_vectors.source}")
@@ -177,7 +177,7 @@ def show_clusters(word_vectors, words, n_clusters, seed, report):
     _heading(f"k-means, {n_clusters} clusters")
     labels = cluster_words(word_vectors, words, n_clusters, seed=seed)
     clusters = [[word for word, label in zip(words, labels) if label == number] for number in range(n_clusters)]
-    print(runs.format_table([(number + 1, ", ".join(group)) for number, group in enumerate(clusters)],
+    print(messages.format_table([(number + 1, ", ".join(group)) for number, group in enumerate(clusters)],
                             ["cluster", "words"]))
     report["results"]["clusters"] = clusters
     return labels
@@ -211,7 +211,7 @@ def show_evaluation(word_vectors, analogies, pair_files, restrict_vocab, method,
     seconds = time.perf_counter() - start
     total = sections[-1]
     answered = len(total["correct"]) + len(total["incorrect"])
-    print(runs.format_table([(section["section"], len(section["correct"]) + len(section["incorrect"]),
+    print(messages.format_table([(section["section"], len(section["correct"]) + len(section["incorrect"]),
                               section["skipped"], f"{section_accuracy(section):.1%}") for section in sections],
                             ["section", "questions", "skipped (unknown words)", "accuracy"]))
     print(f"{answered:,} questions in {seconds:.2f} s ({answered / seconds:,.0f} questions/s)")
@@ -234,7 +234,7 @@ def show_evaluation(word_vectors, analogies, pair_files, restrict_vocab, method,
         rows.append((name, report["metrics"][name]["pairs"], f"{oov_ratio:.1f}%", spearman.statistic,
                      pearson.statistic))
         report["summary"].append((f"{name} Spearman", f"{spearman.statistic:.3f}"))
-    print(runs.format_table(rows, ["set", "pairs", "unknown", "Spearman", "Pearson"]))
+    print(messages.format_table(rows, ["set", "pairs", "unknown", "Spearman", "Pearson"]))
 
 
 def _heading(text):
@@ -363,7 +363,7 @@ def main(argv=None):
     runs.write_json(run_dir / "results.json", report["results"])
     report["summary"].append(("output", run_dir))
     _heading("Summary")
-    print(runs.format_table(report["summary"], ["", "value"]))
+    print(messages.format_table(report["summary"], ["", "value"]))
     return report
 
 

@@ -25,7 +25,7 @@ Everything below uses `keras_tl.word_vectors.WordVectors`, whose method names ar
 """
 import numpy as np
 
-from keras_tl import plots, runs
+from keras_tl import messages, plots, runs
 from keras_tl.word_embeddings import cluster_words, embedding_matrix, frozen_embedding, project_words
 from keras_tl.word_vectors import WordVectors, evaluation_file, section_accuracy
 
@@ -133,7 +133,7 @@ the 300,000 most frequent words, case-insensitive) and as Spearman correlations 
 judgements: WordSim-353 rates relatedness, SimLex-999 similarity proper.
 """
 score, sections = glove.evaluate_word_analogies(progress=True)
-print(runs.format_table([(s["section"], f"{section_accuracy(s):.1%}") for s in sections], ["section", "accuracy"]))
+print(messages.format_table([(s["section"], f"{section_accuracy(s):.1%}") for s in sections], ["section", "accuracy"]))
 for pairs in ("wordsim353.tsv", "simlex999.txt"):
     _, spearman, unknown = glove.evaluate_word_pairs(evaluation_file(pairs))
     print(f"{pairs}: Spearman {spearman.statistic:.3f} ({unknown:.1f}% of pairs with an unknown word)")

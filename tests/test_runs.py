@@ -5,7 +5,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from keras_tl import runs
+from keras_tl import messages, runs
 
 
 def test_atomic_path_leaves_nothing_behind_when_interrupted(tmp_path):
@@ -38,5 +38,5 @@ def test_write_json_converts_numpy_and_paths(tmp_path):
 def test_make_run_dir_and_format_table(tmp_path):
     run_dir = runs.make_run_dir(tmp_path / "run", "fne")
     assert (run_dir / "figures").is_dir()
-    table = runs.format_table([["fne", 0.97412, 10944]], ["method", "accuracy", "dims"])
+    table = messages.format_table([["fne", 0.97412, 10944]], ["method", "accuracy", "dims"])
     assert table.splitlines() == ["method  accuracy  dims", "------  --------  -----", "fne     0.9741    10944"]
