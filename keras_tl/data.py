@@ -14,13 +14,23 @@ Datasets are found by name (see ``datasets/`` for each page) or by path:
   paths, relative to ``Images/`` when that folder exists);
 - a folder of ``<class>/`` folders (images found recursively inside each).
 
+Hidden files and folders (a name starting with ``.``, such as ``.ipynb_checkpoints/``) are never data.
+
+Decode before you trust: every image file is decoded in full by :func:`decode_image`, the very
+function the pipeline uses, before the run starts. Files that fail are skipped with one warning
+and listed in :attr:`ImageDataset.skipped`; the verdicts are cached by (path, size, mtime) in
+:func:`decode_cache_file`, so a rerun decodes nothing.
+
 :func:`make_pipeline` turns an image set into batches for a source: decode, convert grey, RGBA,
-palette and CMYK images to RGB, resize, apply the source's ``preprocess_input``, batch, prefetch.
+palette, CMYK, 16-bit and float images to 8-bit RGB, resize, apply the source's
+``preprocess_input``, batch, prefetch.
 """
+import concurrent.futures
 import dataclasses
 import gzip
 import hashlib
 import importlib.util
+import json
 import os
 import pathlib
 import pickle
@@ -28,6 +38,8 @@ import struct
 import warnings
 
 import numpy as np
+
+from keras_tl import messages, runs
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
 FASHION_MNIST_DIR = pathlib.Path("/usr/share/datasets/fashion-mnist")
@@ -68,16 +80,21 @@ class ImageSet:
 
 @dataclasses.dataclass
 class ImageDataset:
-    """A named dataset: class names and the ``train`` and ``test`` splits."""
+    """A named dataset: class names, the ``train`` and ``test`` splits, and the ``skipped`` files.
+
+    ``skipped`` lists ``(path, reason)`` for every file that failed the decode check (sorted by path).
+    """
 
     name: str
     class_names: list
     train: ImageSet
     test: ImageSet
+    skipped: list = dataclasses.field(default_factory=list)
 
     def summary(self):
+        skipped = f"; {len(self.skipped)} unreadable file(s) skipped" if self.skipped else ""
         return (f"{self.name}: {len(self.class_names)} classes, "
-                f"{len(self.train)} train and {len(self.test)} test images")
+                f"{len(self.train)} train and {len(self.test)} test images{skipped}")
 
 
 # ----------------------------------------------------------------------------- splits
@@ -120,48 +137,6 @@ def split_validation(image_set, fraction, seed):
 # ----------------------------------------------------------------------------- image files
 
 
-def _looks_truncated_jpeg(path):
-    with open(path, "rb") as handle:
-        handle.seek(max(os.path.getsize(path) - 2048, 0))
-        return b"\xff\xd9" not in handle.read()
-
-
-def find_unreadable_images(paths):
-    """Return ``{path: reason}`` for the files that are not readable images.
-
-    Catches empty files, non-images, corrupt and truncated files, and images too large to decode
-    safely (Pillow's decompression-bomb limit). A cheap check: Pillow's ``verify()`` (headers and
-    PNG checksums); a JPEG without its end marker near the end of the file is decoded in full to
-    tell a truncated file from one with trailing bytes.
-    """
-    from PIL import Image
-
-    bad = {}
-    for path in paths:
-        try:
-            with Image.open(path) as image:
-                image_format = image.format
-                image.verify()
-            if image_format == "JPEG" and _looks_truncated_jpeg(path):
-                with Image.open(path) as image:
-                    image.load()
-        except Exception as error:  # Pillow raises many types for bad files: all mean "skip it"
-            bad[str(path)] = f"{type(error).__name__}: {str(error)[:80]}"
-    return bad
-
-
-def drop_unreadable(*image_sets):
-    """Remove unreadable files from the image sets, with one warning that names them all."""
-    paths = [path for image_set in image_sets if image_set.paths is not None for path in image_set.paths]
-    bad = find_unreadable_images(paths)
-    if not bad:
-        return image_sets
-    listing = "\n  ".join(f"{path} ({reason})" for path, reason in sorted(bad.items()))
-    warnings.warn(f"Skipping {len(bad)} unreadable image file(s):\n  {listing}", stacklevel=3)
-    return tuple(image_set.subset([index for index, path in enumerate(image_set.paths) if str(path) not in bad])
-                 for image_set in image_sets)
-
-
 def to_rgb(image):
     """A Pillow image as RGB: transparency composited on white, grey, palette and CMYK converted."""
     from PIL import Image
@@ -174,13 +149,124 @@ def to_rgb(image):
     return image.convert("RGB")
 
 
-def load_image(path, size):
-    """Read one image file as a ``(size, size, 3)`` uint8 RGB array (upright, as its EXIF says)."""
+def to_8bit(image):
+    """Scale a 16-bit or float grey image to 8 bits (``L``) instead of clipping it; other modes pass through.
+
+    Integer images (``I;16``, ``I``: 16-bit PNG and TIFF files) are divided by 257, so 65535 becomes 255.
+    Float images (``F``) are taken to hold 0..1, the usual convention, and multiplied by 255; one
+    whose values leave 0..1 is stretched from its own minimum (0) to its maximum (255) instead.
+    NaN or infinite pixels make the file unreadable.
+    """
+    from PIL import Image
+
+    if image.mode.startswith("I"):
+        values = np.asarray(image, dtype=np.float64) / 257.0
+    elif image.mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        if not np.isfinite(values).all():
+            raise ValueError("float image with NaN or infinite pixels")
+        low, high = values.min(), values.max()
+        if low < 0.0 or high > 1.0:
+            values = (values - low) / max(high - low, np.finfo(float).tiny)
+        values = values * 255.0
+    else:
+        return image
+    return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), mode="L")
+
+
+def decode_image(path):
+    """Decode one image file in full as an 8-bit RGB Pillow image, upright as its EXIF says.
+
+    The one decoder: the pipeline reads every image through it, and the decode check runs it on
+    every file first, so a file that passes the check cannot fail in the pipeline.
+    """
     from PIL import Image, ImageOps
 
     with Image.open(path) as image:
-        image = to_rgb(ImageOps.exif_transpose(image))
-        return np.asarray(image.resize((size, size), Image.BILINEAR), dtype=np.uint8)
+        image.load()
+        return to_rgb(to_8bit(ImageOps.exif_transpose(image)))
+
+
+def load_image(path, size):
+    """Read one image file as a ``(size, size, 3)`` uint8 RGB array (see :func:`decode_image`)."""
+    from PIL import Image
+
+    return np.asarray(decode_image(path).resize((size, size), Image.BILINEAR), dtype=np.uint8)
+
+
+def decode_cache_file(cache_dir=None):
+    """Where decode-check verdicts are kept: ``cache_dir``, else ``$KERAS_TL_CACHE``, else ``~/.cache/keras_tl``."""
+    folder = cache_dir or os.environ.get("KERAS_TL_CACHE") or (
+        pathlib.Path(os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache") / "keras_tl")
+    return pathlib.Path(folder) / "decode_check.json"
+
+
+def _read_decode_cache(cache_file):
+    """The cached ``{path: [size, mtime_ns, reason or None]}``; empty when missing, unreadable or from another Pillow."""
+    import PIL
+
+    try:
+        cache = json.loads(pathlib.Path(cache_file).read_text())
+    except (OSError, ValueError):
+        return {}
+    return cache.get("files", {}) if cache.get("pillow") == PIL.__version__ else {}
+
+
+def _check_image(path):
+    """None when ``path`` is a sound image (checksums and a full decode), else the reason it is not."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.verify()  # checksums that decoding ignores, such as a PNG chunk's CRC
+        decode_image(path)
+    except Exception as error:  # Pillow raises many types for bad files: all mean "skip it"
+        return f"{type(error).__name__}: {str(error)[:80]}"
+    return None
+
+
+def find_unreadable_images(paths, cache_dir=None, verbose=False):
+    """Return ``{path: reason}`` for the files that are not readable images.
+
+    Every file is decoded in full with :func:`decode_image` (after Pillow's ``verify()``), in a
+    thread per CPU. That catches empty files, non-images, truncated and damaged files, and images
+    too large to decode safely (Pillow's decompression-bomb limit). JPEG has no checksum, so damage
+    that still decodes (a smudged block) passes; it cannot break the pipeline either. Verdicts are
+    cached by (path, size, mtime) in :func:`decode_cache_file`; files seen before are not decoded again.
+    """
+    import PIL
+
+    cache_file = decode_cache_file(cache_dir)
+    cached = _read_decode_cache(cache_file)
+    bad, fresh, todo = {}, {}, []
+    for path in map(str, paths):
+        try:
+            stat = os.stat(path)
+        except OSError as error:
+            bad[path] = f"{type(error).__name__}: {error.strerror}"
+            continue
+        key, stamp = os.path.abspath(path), [stat.st_size, stat.st_mtime_ns]
+        entry = cached.get(key)
+        if entry is None or entry[:2] != stamp:
+            todo.append((path, key, stamp))
+        elif entry[2]:
+            bad[path] = entry[2]
+    if not todo:
+        return bad
+    bar = messages.progress_bar(len(todo), "Checking images", verbose=verbose)
+    with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:  # Pillow decodes without the GIL
+        try:
+            for (path, key, stamp), reason in zip(todo, pool.map(_check_image, [path for path, _, _ in todo])):
+                fresh[key] = stamp + [reason]
+                if reason:
+                    bad[path] = reason
+                bar.update()
+        finally:  # keep what was checked, even when interrupted
+            bar.close()
+            with runs.atomic_path(cache_file) as tmp:
+                files = {**_read_decode_cache(cache_file), **fresh}
+                tmp.write_text(json.dumps({"pillow": PIL.__version__, "files": files}))
+    return bad
 
 
 def sample_photos(size):
@@ -196,69 +282,113 @@ def sample_photos(size):
 
 
 def _image_files(folder):
-    return sorted(str(path) for path in pathlib.Path(folder).rglob("*")
-                  if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file())
+    """The image files under ``folder`` (recursively, sorted); hidden files and folders are left out."""
+    folder = pathlib.Path(folder)
+    return sorted(str(path) for path in folder.rglob("*")
+                  if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
+                  and not any(part.startswith(".") for part in path.relative_to(folder).parts))
 
 
-def _class_folders(root):
-    return sorted(entry.name for entry in pathlib.Path(root).iterdir() if entry.is_dir() and not entry.name.startswith("."))
-
-
-def _read_class_tree(root, class_names=None, min_images=1):
-    """Paths and labels of a ``root/<class>/...`` tree; an empty class folder is an error."""
+def _class_files(root, class_names=None):
+    """``{class: [image files]}`` of a ``root/<class>/...`` tree; no class sub-folder at all is an error."""
     root = pathlib.Path(root)
-    found = {name: _image_files(root / name) for name in (class_names or _class_folders(root))}
-    if min_images > 1:
-        found = {name: files for name, files in found.items() if len(files) >= min_images}
-    empty = [name for name, files in found.items() if not files]
-    if empty:
-        raise ValueError(f"Class folder(s) with no images under {root}: {', '.join(empty)} "
-                         f"(looked for {', '.join(IMAGE_EXTENSIONS)}).")
-    names = sorted(found)
-    paths = [path for name in names for path in found[name]]
-    labels = [index for index, name in enumerate(names) for _ in found[name]]
-    return names, ImageSet(labels=np.array(labels), paths=np.array(paths))
-
-
-def _split_tree(name, root, test_fraction, seed, min_images=1):
-    class_names, images = _read_class_tree(root, min_images=min_images)
-    train, test = stratified_split(images.labels, test_fraction, seed)
-    return ImageDataset(name, class_names, images.subset(train), images.subset(test))
+    if class_names is None:
+        class_names = sorted(entry.name for entry in root.iterdir() if entry.is_dir() and not entry.name.startswith("."))
+    if not class_names:
+        entries = sorted(entry.name for entry in root.iterdir() if not entry.name.startswith("."))
+        images = [name for name in entries if pathlib.Path(name).suffix.lower() in IMAGE_EXTENSIONS]
+        shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+        found = ("nothing (hidden files and folders do not count)" if not entries else
+                 f"{len(images)} image(s) but no sub-folders ({shown}): move each class's images into its own folder"
+                 if images else f"no sub-folders and no image files, only: {shown}")
+        raise FileNotFoundError(f"Expected class sub-folders of images in {root} (like {root / 'cat'}/1.jpg); "
+                                f"found {found}.")
+    return {name: _image_files(root / name) for name in class_names}
 
 
 def _train_test_trees(root):
-    root = pathlib.Path(root)
-    train_classes, test_classes = _class_folders(root / "train"), _class_folders(root / "test")
+    """``train/<class>/`` and ``test/<class>/`` folders, which must hold the same classes."""
+    train_classes, test_classes = (set(_class_files(root / split)) for split in ("train", "test"))
     if train_classes != test_classes:
-        only_train = sorted(set(train_classes) - set(test_classes))
-        only_test = sorted(set(test_classes) - set(train_classes))
         raise ValueError(f"train/ and test/ under {root} have different classes: only in train: "
-                         f"{only_train or 'none'}; only in test: {only_test or 'none'}.")
-    class_names, train = _read_class_tree(root / "train", train_classes)
-    _, test = _read_class_tree(root / "test", train_classes)
-    return ImageDataset(root.name, class_names, train, test)
+                         f"{sorted(train_classes - test_classes) or 'none'}; "
+                         f"only in test: {sorted(test_classes - train_classes) or 'none'}.")
+    return {split: _class_files(root / split) for split in ("train", "test")}
+
+
+def _read_split_list(path):
+    """The ``class/file`` lines of a split list: ``\\`` read as ``/``, CRLF and blank lines handled, repeats dropped."""
+    lines = [line.strip().replace("\\", "/") for line in path.read_text(encoding="utf-8-sig").splitlines()]
+    lines = [line for line in lines if line]
+    entries = list(dict.fromkeys(lines))  # the first of each repeated line, in order
+    if len(entries) < len(lines):
+        warnings.warn(f"{path}: dropped {len(lines) - len(entries)} duplicate line(s).", stacklevel=5)
+    without_class = [entry for entry in entries if "/" not in entry]
+    if without_class:
+        raise ValueError(f"{path} has {len(without_class)} line(s) with no class folder, e.g. {without_class[:3]}: "
+                         f"expected one class/file path per line, like bar/1.jpg.")
+    return entries
 
 
 def _split_lists(root):
     """MIT-67 style: ``TrainImages.txt`` and ``TestImages.txt`` list ``class/file`` paths."""
-    root = pathlib.Path(root)
     image_root = root / "Images" if (root / "Images").is_dir() else root
-    lists = {split: [line.strip() for line in (root / f"{split}Images.txt").read_text().splitlines() if line.strip()]
-             for split in ("Train", "Test")}
-    classes = {split: sorted({entry.split("/")[0] for entry in entries}) for split, entries in lists.items()}
-    if classes["Train"] != classes["Test"]:
+    lists = {split: _read_split_list(root / f"{split.title()}Images.txt") for split in ("train", "test")}
+    classes = {split: {entry.split("/")[0] for entry in entries} for split, entries in lists.items()}
+    if classes["train"] != classes["test"]:
         raise ValueError(f"TrainImages.txt and TestImages.txt under {root} name different classes: "
-                         f"{sorted(set(classes['Train']) ^ set(classes['Test']))}.")
+                         f"{sorted(classes['train'] ^ classes['test'])}.")
     missing = [entry for entries in lists.values() for entry in entries if not (image_root / entry).is_file()]
     if missing:
         raise FileNotFoundError(f"{len(missing)} listed image(s) not found under {image_root}, e.g. {missing[:3]}.")
-    index = {name: position for position, name in enumerate(classes["Train"])}
+    return {split: {name: [str(image_root / entry) for entry in entries if entry.split("/")[0] == name]
+                    for name in sorted(classes[split])}
+            for split, entries in lists.items()}
 
-    def image_set(entries):
-        return ImageSet(labels=np.array([index[entry.split("/")[0]] for entry in entries]),
-                        paths=np.array([str(image_root / entry) for entry in entries]))
 
-    return ImageDataset(root.name, classes["Train"], image_set(lists["Train"]), image_set(lists["Test"]))
+def _file_dataset(name, root, splits, test_fraction, seed, min_images, cache_dir, verbose):
+    """An :class:`ImageDataset` from ``{split: {class: [files]}}``, split ``"all"`` still to be divided.
+
+    Checks run before any decoding: no class may be empty (with ``min_images`` > 1, smaller classes
+    are dropped instead) and at least two are needed. Then every file is decode-checked; unreadable
+    files are skipped with one warning, and a class left with no images is an error that names it.
+    """
+    def drop_small(splits):
+        if min_images <= 1:
+            return splits
+        return {split: {label: files for label, files in classes.items() if len(files) >= min_images}
+                for split, classes in splits.items()}
+
+    splits = drop_small(splits)
+    empty = sorted({label for classes in splits.values() for label, files in classes.items() if not files})
+    if empty:
+        raise ValueError(f"Class folder(s) with no images under {root}: {', '.join(empty)} "
+                         f"(expected image files, {', '.join(IMAGE_EXTENSIONS)}, in every class folder).")
+    class_names = sorted(next(iter(splits.values())))
+    if len(class_names) < 2:
+        raise ValueError(f"{root} has {len(class_names)} class ({class_names}); classification needs at least 2: "
+                         f"one sub-folder of images per class.")
+    bad = find_unreadable_images([path for classes in splits.values() for files in classes.values() for path in files],
+                                 cache_dir, verbose)
+    if bad:
+        listing = "\n  ".join(f"{path} ({reason})" for path, reason in sorted(bad.items()))
+        warnings.warn(f"Skipping {len(bad)} unreadable image file(s):\n  {listing}", stacklevel=4)
+        splits = drop_small({split: {label: [path for path in files if path not in bad] for label, files in classes.items()}
+                             for split, classes in splits.items()})
+    emptied = sorted(f"{label}" + ("" if split == "all" else f" ({split})")
+                     for split, classes in splits.items() for label, files in classes.items() if not files)
+    if emptied:
+        raise ValueError(f"No readable images left in class(es) {', '.join(emptied)} under {root}: every file "
+                         f"was skipped (see the warning). Replace or remove the damaged files, or the class folder.")
+    class_names = sorted(next(iter(splits.values())))
+    image_sets = {split: ImageSet(labels=np.array([index for index, label in enumerate(class_names)
+                                                    for _ in classes[label]], dtype=int),
+                                  paths=np.array([path for label in class_names for path in classes[label]]))
+                  for split, classes in splits.items()}
+    if "all" in image_sets:
+        train, test = stratified_split(image_sets["all"].labels, test_fraction, seed)
+        image_sets = {"train": image_sets["all"].subset(train), "test": image_sets["all"].subset(test)}
+    return ImageDataset(name, class_names, image_sets["train"], image_sets["test"], skipped=sorted(bad.items()))
 
 
 def _animal_mnist(test_fraction, seed):
@@ -307,42 +437,40 @@ def _fashion_mnist(root):
 
 
 def load_dataset(spec="animal_mnist", *, test_fraction=0.2, seed=0, train_per_class=None, test_per_class=None,
-                 min_images_per_class=40):
+                 min_images_per_class=40, cache_dir=None, verbose=True):
     """Find a dataset by name or path (see the module docstring) and return an :class:`ImageDataset`.
 
     ``train_per_class``/``test_per_class`` keep a seeded subset of each class (quick runs).
     ``min_images_per_class`` applies to the clip-art folders, whose smallest categories hold 3 images.
-    Unreadable files are dropped with one warning. A dataset with fewer than two classes is an error.
+    Image files are decode-checked first (cached in ``cache_dir``, see :func:`decode_cache_file`;
+    a progress bar unless ``verbose`` is false): unreadable ones are skipped with one warning and
+    listed in ``dataset.skipped``. Before any decoding, an empty folder, an empty class folder and a
+    single class are errors that say what was expected.
     """
     spec = os.fspath(spec)
+    root = OPENCLIPART_DIR if spec == "openclipart" else pathlib.Path(spec)
     if spec == "animal_mnist":
         dataset = _animal_mnist(test_fraction, seed)
     elif spec == "fashion_mnist":
         dataset = _fashion_mnist(FASHION_MNIST_DIR)
-    elif spec == "openclipart":
-        if not OPENCLIPART_DIR.is_dir():
-            raise FileNotFoundError(f"{OPENCLIPART_DIR} not found: apt-get install openclipart-png.")
-        dataset = _split_tree("openclipart", OPENCLIPART_DIR, test_fraction, seed, min_images_per_class)
+    elif not root.is_dir():
+        raise FileNotFoundError(f"{OPENCLIPART_DIR} not found: apt-get install openclipart-png." if spec == "openclipart"
+                                else f"Dataset {spec!r} is neither a folder nor one of {', '.join(NAMED_DATASETS)}.")
+    elif (root / "train-images-idx3-ubyte.gz").is_file():
+        dataset = _fashion_mnist(root)
     else:
-        root = pathlib.Path(spec)
-        if not root.is_dir():
-            raise FileNotFoundError(f"Dataset {spec!r} is neither a folder nor one of {', '.join(NAMED_DATASETS)}.")
         if (root / "TrainImages.txt").is_file() and (root / "TestImages.txt").is_file():
-            dataset = _split_lists(root)
+            splits = _split_lists(root)
         elif (root / "train").is_dir() and (root / "test").is_dir():
-            dataset = _train_test_trees(root)
-        elif (root / "train-images-idx3-ubyte.gz").is_file():
-            dataset = _fashion_mnist(root)
+            splits = _train_test_trees(root)
         else:
-            dataset = _split_tree(root.name, root, test_fraction, seed)
-    if len(dataset.class_names) < 2:
-        raise ValueError(f"{dataset.name} has {len(dataset.class_names)} class ({dataset.class_names}); "
-                         f"classification needs at least 2.")
+            splits = {"all": _class_files(root)}
+        dataset = _file_dataset(spec if spec == "openclipart" else root.name, root, splits, test_fraction, seed,
+                                min_images_per_class if spec == "openclipart" else 1, cache_dir, verbose)
     if train_per_class:
         dataset.train = dataset.train.subset(per_class_subset(dataset.train.labels, train_per_class, seed))
     if test_per_class:
         dataset.test = dataset.test.subset(per_class_subset(dataset.test.labels, test_per_class, seed))
-    dataset.train, dataset.test = drop_unreadable(dataset.train, dataset.test)
     return dataset
 
 
@@ -352,9 +480,11 @@ def load_dataset(spec="animal_mnist", *, test_fraction=0.2, seed=0, train_per_cl
 def make_pipeline(image_set, image_size, preprocess=None, batch_size=32, shuffle=False, seed=0):
     """A ``tf.data.Dataset`` of ``(images, labels)`` batches, ready for a source's model.
 
-    Files are decoded with Pillow in parallel; in-memory arrays are resized in the graph. Images
-    become float32 RGB at ``image_size`` pixels; then ``preprocess`` (the source's
-    ``preprocess_input``) is applied to whole batches, and the next batches are prefetched.
+    Files are decoded in parallel by :func:`load_image` (:func:`decode_image`, the decoder that
+    :func:`load_dataset` checked them with); a file that fails anyway stops the pipeline with an error
+    that names it. In-memory arrays are resized in the graph. Images become float32 RGB at
+    ``image_size`` pixels; then ``preprocess`` (the source's ``preprocess_input``) is applied to whole
+    batches, and the next batches are prefetched.
     """
     import tensorflow as tf
 
@@ -365,8 +495,14 @@ def make_pipeline(image_set, image_size, preprocess=None, batch_size=32, shuffle
         if shuffle:
             dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
 
+        def read(name):
+            try:
+                return load_image(name.decode(), image_size)
+            except Exception as error:  # say which file: TensorFlow's traceback would not
+                raise ValueError(f"Cannot decode {name.decode()}: {type(error).__name__}: {error}") from error
+
         def decode(path, label):
-            image = tf.numpy_function(lambda name: load_image(name.decode(), image_size), [path], tf.uint8)
+            image = tf.numpy_function(read, [path], tf.uint8)
             return tf.ensure_shape(image, (image_size, image_size, 3)), label
 
         dataset = dataset.map(decode, num_parallel_calls=autotune).batch(batch_size)

@@ -1,4 +1,5 @@
 import gzip
+import os
 import struct
 
 import numpy as np
@@ -6,6 +7,13 @@ import pytest
 from PIL import Image
 
 from keras_tl import data
+
+
+@pytest.fixture(autouse=True)
+def decode_cache(tmp_path, monkeypatch):
+    """Every test keeps its decode-check cache in its own folder, never in the user's."""
+    monkeypatch.setenv("KERAS_TL_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
 
 
 def _save(path, colour=(200, 30, 30), mode="RGB", size=(20, 16), fmt=None):
@@ -55,7 +63,7 @@ def test_train_and_test_with_different_classes_are_refused(tmp_path):
 
 def test_a_single_class_is_refused(tmp_path):
     root = _class_tree(tmp_path / "one", classes=("cat",))
-    with pytest.raises(ValueError, match="at least 2"):
+    with pytest.raises(ValueError, match="1 class .*'cat'.*at least 2: one sub-folder of images per class"):
         data.load_dataset(root)
 
 
@@ -147,3 +155,144 @@ def test_animal_mnist_default_dataset_and_per_class_subsets():
 def test_unknown_dataset_names_the_choices():
     with pytest.raises(FileNotFoundError, match="animal_mnist, fashion_mnist, openclipart"):
         data.load_dataset("imagenet_tiny")
+
+
+# ----------------------------------------------------------------------------- real-world files
+
+
+def _photo_jpeg(path, seed=0):
+    """A JPEG of smooth noise (so that its entropy-coded data is long), 96x96 pixels."""
+    noise = np.random.default_rng(seed).integers(0, 255, (24, 24, 3), dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(noise).resize((96, 96), Image.BILINEAR).save(path, quality=90)
+    return path
+
+
+def _damaged_jpegs(good, folder):
+    """Two damaged copies of ``good``, headers intact: cut to 60 %, and 8 bytes mid-scan set to 0xFF."""
+    data_bytes = good.read_bytes()
+    middle = (data_bytes.index(b"\xff\xda") + len(data_bytes)) // 2  # halfway through the entropy-coded data
+    folder.mkdir(parents=True, exist_ok=True)
+    truncated, flipped = folder / "truncated.jpg", folder / "flipped.jpg"
+    truncated.write_bytes(data_bytes[: int(len(data_bytes) * 0.6)])
+    flipped.write_bytes(data_bytes[:middle] + b"\xff" * 8 + data_bytes[middle + 8:])
+    return truncated, flipped
+
+
+def test_damaged_jpegs_pass_pillow_verify_but_fail_the_decode_check(tmp_path):
+    good = _photo_jpeg(tmp_path / "good.jpg")
+    truncated, flipped = _damaged_jpegs(good, tmp_path)
+    for path in (truncated, flipped):
+        with Image.open(path) as image:
+            image.verify()  # the old check: no error
+    bad = data.find_unreadable_images([good, truncated, flipped])
+    assert sorted(bad) == [str(flipped), str(truncated)]
+    assert "truncated" in bad[str(truncated)] and bad[str(flipped)].startswith("OSError")
+
+
+def test_pipeline_runs_end_to_end_over_good_and_damaged_files(tmp_path):
+    root = tmp_path / "photos"
+    for index in range(4):
+        _photo_jpeg(root / "cat" / f"{index}.jpg", seed=index)
+        _photo_jpeg(root / "dog" / f"{index}.jpg", seed=10 + index)
+    truncated, flipped = _damaged_jpegs(root / "cat" / "0.jpg", root / "dog")
+    with pytest.warns(UserWarning, match="Skipping 2 unreadable"):
+        dataset = data.load_dataset(root, test_fraction=0.25, seed=0, verbose=False)
+    assert [path for path, _ in dataset.skipped] == [str(flipped), str(truncated)]
+    assert "2 unreadable file(s) skipped" in dataset.summary()
+    for image_set in (dataset.train, dataset.test):
+        batches = list(data.make_pipeline(image_set, 32, batch_size=3))
+        labels = np.concatenate([np.asarray(batch[1]) for batch in batches])
+        assert labels.tolist() == image_set.labels.tolist()
+    assert len(dataset.train) + len(dataset.test) == 8
+    unchecked = data.ImageSet(labels=np.array([0, 1]), paths=np.array([str(root / "cat" / "1.jpg"), str(truncated)]))
+    with pytest.raises(Exception, match="Cannot decode .*truncated.jpg"):  # without the check: the error names it
+        list(data.make_pipeline(unchecked, 32, batch_size=2))
+
+
+def test_16_bit_grey_png_is_scaled_not_clipped(tmp_path):
+    values = np.array([[0, 65535], [257 * 100, 257 * 200]], dtype=np.uint16)
+    Image.fromarray(values).save(tmp_path / "deep.png")
+    assert Image.open(tmp_path / "deep.png").mode == "I;16"
+    image = np.asarray(data.decode_image(tmp_path / "deep.png"))
+    np.testing.assert_array_equal(image[..., 0], [[0, 255], [100, 200]])
+    np.testing.assert_array_equal(image[..., 0], image[..., 2])  # grey: equal channels
+
+
+def test_float_tiff_is_read_as_0_to_1_or_stretched_from_its_own_range(tmp_path):
+    Image.fromarray(np.array([[0.0, 1.0], [0.5, 0.2]], dtype=np.float32)).save(tmp_path / "unit.tif")
+    Image.fromarray(np.array([[-1.0, 3.0], [1.0, 0.0]], dtype=np.float32)).save(tmp_path / "wide.tif")
+    Image.fromarray(np.array([[0.0, np.nan]], dtype=np.float32)).save(tmp_path / "nan.tif")
+    np.testing.assert_array_equal(np.asarray(data.decode_image(tmp_path / "unit.tif"))[..., 1], [[0, 255], [128, 51]])
+    np.testing.assert_array_equal(np.asarray(data.decode_image(tmp_path / "wide.tif"))[..., 1], [[0, 255], [128, 64]])
+    assert "NaN" in data.find_unreadable_images([tmp_path / "nan.tif"])[str(tmp_path / "nan.tif")]
+
+
+def test_hidden_files_and_folders_are_never_data(tmp_path):
+    root = _class_tree(tmp_path / ".datasets" / "photos", per_class=2)  # a hidden folder above the root is fine
+    _save(root / "cat" / ".hidden.png")
+    _save(root / "cat" / ".ipynb_checkpoints" / "0-checkpoint.png")
+    _save(root / "dog" / "more" / ".thumbs" / "1.png")
+    _save(root / ".ipynb_checkpoints" / "2.png")
+    _save(root / "dog" / "more" / "2.png")
+    dataset = data.load_dataset(root, test_fraction=0.5, seed=0)
+    assert dataset.class_names == ["cat", "dog"]
+    paths = sorted(os.path.relpath(path, root) for path in [*dataset.train.paths, *dataset.test.paths])
+    assert paths == ["cat/0.png", "cat/1.png", "dog/0.png", "dog/1.png", "dog/more/2.png"]
+
+
+def test_a_class_whose_only_file_is_damaged_is_an_error_naming_it(tmp_path):
+    root = _class_tree(tmp_path / "photos")
+    (root / "zebra").mkdir()
+    (root / "zebra" / "only.png").write_bytes((root / "cat" / "0.png").read_bytes()[:30])
+    with pytest.warns(UserWarning, match="only.png"), pytest.raises(ValueError, match=r"class\(es\) zebra under"):
+        data.load_dataset(root)
+
+
+def test_split_lists_with_backslashes_crlf_blank_lines_and_duplicates(tmp_path):
+    root = tmp_path / "mit"
+    _class_tree(root / "Images", classes=("bar", "kitchen"), per_class=3)
+    (root / "TrainImages.txt").write_bytes(b"bar\\0.png\r\nbar\\1.png\r\n\r\n  \r\nbar\\0.png\r\n"
+                                           b"kitchen\\0.png\r\nkitchen/1.png\r\nkitchen\\1.png\r\n")
+    (root / "TestImages.txt").write_bytes(b"\xef\xbb\xbfbar\\2.png\r\nkitchen\\2.png")  # with a UTF-8 BOM
+    with pytest.warns(UserWarning, match="TrainImages.txt: dropped 2 duplicate") as caught:
+        dataset = data.load_dataset(root)
+    assert len(caught) == 1
+    assert dataset.class_names == ["bar", "kitchen"]
+    assert [os.path.relpath(path, root) for path in dataset.train.paths] == [
+        "Images/bar/0.png", "Images/bar/1.png", "Images/kitchen/0.png", "Images/kitchen/1.png"]
+    assert list(dataset.train.labels) == [0, 0, 1, 1] and list(dataset.test.labels) == [0, 1]
+
+
+def test_decode_check_is_cached_and_redone_when_a_file_changes(tmp_path, decode_cache, monkeypatch):
+    root = _class_tree(tmp_path / "photos", per_class=3)
+    decoded = []
+    original = data.decode_image
+    monkeypatch.setattr(data, "decode_image", lambda path: decoded.append(str(path)) or original(path))
+    first = data.load_dataset(root, test_fraction=0.5, seed=0)
+    assert len(decoded) == 6 and (decode_cache / "decode_check.json").is_file()
+    again = data.load_dataset(root, test_fraction=0.5, seed=0)
+    assert len(decoded) == 6 and list(again.train.paths) == list(first.train.paths)
+    touched = root / "dog" / "2.png"
+    os.utime(touched, ns=(os.stat(touched).st_atime_ns, os.stat(touched).st_mtime_ns + 10**9))
+    data.load_dataset(root, test_fraction=0.5, seed=0)
+    assert decoded[6:] == [str(touched)]
+
+
+def test_empty_folders_and_folders_without_images_say_what_was_expected(tmp_path):
+    (tmp_path / "empty" / ".ipynb_checkpoints").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="Expected class sub-folders of images .* found nothing"):
+        data.load_dataset(tmp_path / "empty")
+    _save(tmp_path / "loose" / "a.png")
+    _save(tmp_path / "loose" / "b.png")
+    with pytest.raises(FileNotFoundError, match=r"found 2 image\(s\) but no sub-folders \(a.png, b.png\)"):
+        data.load_dataset(tmp_path / "loose")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("hello")
+    with pytest.raises(FileNotFoundError, match="no sub-folders and no image files, only: readme.txt"):
+        data.load_dataset(tmp_path / "notes")
+    for name in ("cat", "dog"):
+        (tmp_path / "text" / name).mkdir(parents=True)
+        (tmp_path / "text" / name / "notes.txt").write_text("no pictures")
+    with pytest.raises(ValueError, match="no images under .*text: cat, dog"):
+        data.load_dataset(tmp_path / "text")
