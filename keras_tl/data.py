@@ -178,7 +178,8 @@ def decode_image(path):
     """Decode one image file in full as an 8-bit RGB Pillow image, upright as its EXIF says.
 
     The one decoder: the pipeline reads every image through it, and the decode check runs it on
-    every file first, so a file that passes the check cannot fail in the pipeline.
+    every file first, so a file that passes the check does not fail in the pipeline (unless it
+    changes in between).
     """
     from PIL import Image, ImageOps
 
@@ -202,7 +203,7 @@ def decode_cache_file(cache_dir=None):
 
 
 def _read_decode_cache(cache_file):
-    """The cached ``{path: [size, mtime_ns, reason or None]}``; empty when missing, unreadable or from another Pillow."""
+    """The cached ``{path: [size, mtime_ns, reason or None]}``; empty if missing, unreadable or from another Pillow."""
     import PIL
 
     try:
@@ -234,8 +235,6 @@ def find_unreadable_images(paths, cache_dir=None, verbose=False):
     that still decodes (a smudged block) passes; it cannot break the pipeline either. Verdicts are
     cached by (path, size, mtime) in :func:`decode_cache_file`; files seen before are not decoded again.
     """
-    import PIL
-
     cache_file = decode_cache_file(cache_dir)
     cached = _read_decode_cache(cache_file)
     bad, fresh, todo = {}, {}, []
@@ -254,19 +253,31 @@ def find_unreadable_images(paths, cache_dir=None, verbose=False):
     if not todo:
         return bad
     bar = messages.progress_bar(len(todo), "Checking images", verbose=verbose)
-    with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:  # Pillow decodes without the GIL
-        try:
-            for (path, key, stamp), reason in zip(todo, pool.map(_check_image, [path for path, _, _ in todo])):
-                fresh[key] = stamp + [reason]
-                if reason:
-                    bad[path] = reason
-                bar.update()
-        finally:  # keep what was checked, even when interrupted
-            bar.close()
-            with runs.atomic_path(cache_file) as tmp:
-                files = {**_read_decode_cache(cache_file), **fresh}
-                tmp.write_text(json.dumps({"pillow": PIL.__version__, "files": files}))
+    pool = concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1)  # Pillow decodes without the GIL
+    try:
+        for (path, key, stamp), reason in zip(todo, pool.map(_check_image, [path for path, _, _ in todo])):
+            fresh[key] = stamp + [reason]
+            if reason:
+                bad[path] = reason
+            bar.update()
+    finally:  # on Ctrl-C too: drop the queued files, keep the verdicts so far
+        pool.shutdown(cancel_futures=True)
+        bar.close()
+        _write_decode_cache(cache_file, fresh)
     return bad
+
+
+def _write_decode_cache(cache_file, fresh):
+    """Add ``fresh`` verdicts to the cache file (atomically); a cache that cannot be written only costs time."""
+    import PIL
+
+    try:
+        with runs.atomic_path(cache_file) as tmp:
+            files = {**_read_decode_cache(cache_file), **fresh}
+            tmp.write_text(json.dumps({"pillow": PIL.__version__, "files": files}))
+    except OSError as error:
+        warnings.warn(f"Could not write the decode-check cache {cache_file} ({error}); set KERAS_TL_CACHE "
+                      f"to a writable folder to skip the check on reruns.", stacklevel=3)
 
 
 def sample_photos(size):
@@ -293,7 +304,8 @@ def _class_files(root, class_names=None):
     """``{class: [image files]}`` of a ``root/<class>/...`` tree; no class sub-folder at all is an error."""
     root = pathlib.Path(root)
     if class_names is None:
-        class_names = sorted(entry.name for entry in root.iterdir() if entry.is_dir() and not entry.name.startswith("."))
+        class_names = sorted(entry.name for entry in root.iterdir()
+                             if entry.is_dir() and not entry.name.startswith("."))
     if not class_names:
         entries = sorted(entry.name for entry in root.iterdir() if not entry.name.startswith("."))
         images = [name for name in entries if pathlib.Path(name).suffix.lower() in IMAGE_EXTENSIONS]
@@ -322,7 +334,7 @@ def _read_split_list(path):
     lines = [line for line in lines if line]
     entries = list(dict.fromkeys(lines))  # the first of each repeated line, in order
     if len(entries) < len(lines):
-        warnings.warn(f"{path}: dropped {len(lines) - len(entries)} duplicate line(s).", stacklevel=5)
+        warnings.warn(f"{path}: dropped {len(lines) - len(entries)} duplicate line(s).", stacklevel=4)
     without_class = [entry for entry in entries if "/" not in entry]
     if without_class:
         raise ValueError(f"{path} has {len(without_class)} line(s) with no class folder, e.g. {without_class[:3]}: "
@@ -333,7 +345,7 @@ def _read_split_list(path):
 def _split_lists(root):
     """MIT-67 style: ``TrainImages.txt`` and ``TestImages.txt`` list ``class/file`` paths."""
     image_root = root / "Images" if (root / "Images").is_dir() else root
-    lists = {split: _read_split_list(root / f"{split.title()}Images.txt") for split in ("train", "test")}
+    lists = {"train": _read_split_list(root / "TrainImages.txt"), "test": _read_split_list(root / "TestImages.txt")}
     classes = {split: {entry.split("/")[0] for entry in entries} for split, entries in lists.items()}
     if classes["train"] != classes["test"]:
         raise ValueError(f"TrainImages.txt and TestImages.txt under {root} name different classes: "
@@ -372,10 +384,11 @@ def _file_dataset(name, root, splits, test_fraction, seed, min_images, cache_dir
                                  cache_dir, verbose)
     if bad:
         listing = "\n  ".join(f"{path} ({reason})" for path, reason in sorted(bad.items()))
-        warnings.warn(f"Skipping {len(bad)} unreadable image file(s):\n  {listing}", stacklevel=4)
-        splits = drop_small({split: {label: [path for path in files if path not in bad] for label, files in classes.items()}
+        warnings.warn(f"Skipping {len(bad)} unreadable image file(s):\n  {listing}", stacklevel=3)
+        splits = drop_small({split: {label: [path for path in files if path not in bad]
+                                     for label, files in classes.items()}
                              for split, classes in splits.items()})
-    emptied = sorted(f"{label}" + ("" if split == "all" else f" ({split})")
+    emptied = sorted(label + ("" if split == "all" else f" ({split})")
                      for split, classes in splits.items() for label, files in classes.items() if not files)
     if emptied:
         raise ValueError(f"No readable images left in class(es) {', '.join(emptied)} under {root}: every file "
@@ -454,8 +467,9 @@ def load_dataset(spec="animal_mnist", *, test_fraction=0.2, seed=0, train_per_cl
     elif spec == "fashion_mnist":
         dataset = _fashion_mnist(FASHION_MNIST_DIR)
     elif not root.is_dir():
-        raise FileNotFoundError(f"{OPENCLIPART_DIR} not found: apt-get install openclipart-png." if spec == "openclipart"
-                                else f"Dataset {spec!r} is neither a folder nor one of {', '.join(NAMED_DATASETS)}.")
+        raise FileNotFoundError(f"{OPENCLIPART_DIR} not found: apt-get install openclipart-png."
+                                if spec == "openclipart" else
+                                f"Dataset {spec!r} is neither a folder nor one of {', '.join(NAMED_DATASETS)}.")
     elif (root / "train-images-idx3-ubyte.gz").is_file():
         dataset = _fashion_mnist(root)
     else:

@@ -39,7 +39,7 @@ def test_bad_files_are_skipped_with_one_warning_naming_them(tmp_path):
     (root / "dog" / "corrupt.png").write_bytes(good_png[:40] + b"\x00" * 20 + good_png[60:])
     with pytest.warns(UserWarning, match="Skipping 4 unreadable") as caught:
         dataset = data.load_dataset(root, test_fraction=0.5, seed=1)
-    assert len(caught) == 1
+    assert len(caught) == 1 and caught[0].filename == __file__  # points at the caller's line
     message = str(caught[0].message)
     for name in ("empty.jpg", "notes.png", "truncated.jpg", "corrupt.png"):
         assert name in message
@@ -257,7 +257,7 @@ def test_split_lists_with_backslashes_crlf_blank_lines_and_duplicates(tmp_path):
     (root / "TestImages.txt").write_bytes(b"\xef\xbb\xbfbar\\2.png\r\nkitchen\\2.png")  # with a UTF-8 BOM
     with pytest.warns(UserWarning, match="TrainImages.txt: dropped 2 duplicate") as caught:
         dataset = data.load_dataset(root)
-    assert len(caught) == 1
+    assert len(caught) == 1 and caught[0].filename == __file__
     assert dataset.class_names == ["bar", "kitchen"]
     assert [os.path.relpath(path, root) for path in dataset.train.paths] == [
         "Images/bar/0.png", "Images/bar/1.png", "Images/kitchen/0.png", "Images/kitchen/1.png"]
@@ -277,6 +277,15 @@ def test_decode_check_is_cached_and_redone_when_a_file_changes(tmp_path, decode_
     os.utime(touched, ns=(os.stat(touched).st_atime_ns, os.stat(touched).st_mtime_ns + 10**9))
     data.load_dataset(root, test_fraction=0.5, seed=0)
     assert decoded[6:] == [str(touched)]
+
+
+def test_a_cache_that_cannot_be_written_only_warns(tmp_path, monkeypatch):
+    root = _class_tree(tmp_path / "photos", per_class=2)
+    (tmp_path / "a_file").write_text("")
+    monkeypatch.setenv("KERAS_TL_CACHE", str(tmp_path / "a_file" / "cache"))
+    with pytest.warns(UserWarning, match="Could not write the decode-check cache"):
+        dataset = data.load_dataset(root, test_fraction=0.5, seed=0)
+    assert len(dataset.train) + len(dataset.test) == 4 and dataset.skipped == []
 
 
 def test_empty_folders_and_folders_without_images_say_what_was_expected(tmp_path):
