@@ -1,7 +1,7 @@
 """Benchmark: batched analogy evaluation (keras_tl) against gensim's ``KeyedVectors.evaluate_word_analogies``.
 
-Both run in one process on the same vectors (the packaged glove.6B.50d, unit-normalised once and
-handed to gensim as they are) and the same question file (the Google analogy set, Mikolov et al.
+Both run in one process on the same vectors (the packaged glove.6B.50d, handed to gensim as loaded)
+and the same question file (the Google analogy set, Mikolov et al.
 2013), with gensim's semantics: ``restrict_vocab=300000``, upper-cased words, 3CosAdd with the three
 input words excluded, questions with unknown words skipped. gensim asks one question at a time; keras_tl
 answers a batch with one matrix product.

