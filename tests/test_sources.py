@@ -4,7 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_tl import data, offline_weights, sources
+from keras_tl import data, sources
+from keras_tl.offline import mobilenet, write_legacy_h5
 
 
 @pytest.fixture(scope="module")
@@ -82,19 +83,19 @@ def test_imported_mobilenet_is_the_real_imagenet_classifier(imagenet_mobilenet):
 
 
 def test_imported_weights_match_the_frozen_graph(imagenet_mobilenet):
-    graph = offline_weights.read_graph_bytes()
+    graph = mobilenet.read_graph_bytes()
     photos = sources.get_source("mobilenet").preprocess_input(data.sample_photos(224).astype("float32"))
-    expected = offline_weights.graph_probabilities(graph, photos)
+    expected = mobilenet.graph_probabilities(graph, photos)
     np.testing.assert_allclose(imagenet_mobilenet.predict(photos, verbose=0), expected, atol=1e-5)
 
 
 def test_weights_written_in_legacy_h5_load_into_plain_keras(tmp_path, imagenet_mobilenet):
-    path = offline_weights.write_legacy_h5(imagenet_mobilenet, tmp_path / "copy.h5")
+    path = write_legacy_h5(imagenet_mobilenet, tmp_path / "copy.h5")
     fresh = keras.applications.MobileNet(weights=None, include_top=True)
     fresh.load_weights(path)
     for expected, loaded in zip(imagenet_mobilenet.weights, fresh.weights):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(expected), keras.ops.convert_to_numpy(loaded))
-    assert offline_weights.mobilenet_weights_present()
+    assert mobilenet.mobilenet_weights_present()
     plain = keras.applications.MobileNet(weights="imagenet", include_top=False)  # offline, from the import
     assert plain.count_params() == 3_228_864
 

@@ -1,0 +1,108 @@
+"""Read a PyTorch weights file of the legacy (pre-1.6, non-zip) format with ``pickle`` and numpy only.
+
+``torch.save(state_dict, path)`` used to write five things in a row:
+
+1. a pickled magic number, 2. the pickled protocol version (1001), 3. pickled system
+information (byte order, type sizes), 4. the pickled state dict, and 5. the pickled list of
+storage keys; then the raw bytes of every storage, in the order of that list, each preceded by
+its element count as an 8-byte little-endian integer.
+
+Inside the state dict a tensor is not data but a recipe,
+``torch._utils._rebuild_tensor_v2(storage, offset, shape, strides, ...)``: take the flat
+storage, start at ``offset``, and step ``strides`` elements along each axis. The storage itself
+is a *persistent id* (``"storage", FloatStorage, key, device, element count, view``), which the
+pickle leaves to the loader. :class:`_StateDictUnpickler` maps those names onto the small
+stand-ins below, so no PyTorch is needed and nothing else can be built.
+
+The strides matter: a tensor saved after a ``permute`` (as converted TensorFlow kernels are) is
+not contiguous, and reshaping its storage would scramble it silently.
+"""
+import collections
+import dataclasses
+import io
+import pickle
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from keras_tl.offline import RestrictedUnpickler
+
+MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
+PROTOCOL_VERSION = 1001
+STORAGE_DTYPES = {"FloatStorage": "<f4", "DoubleStorage": "<f8", "HalfStorage": "<f2", "LongStorage": "<i8",
+                  "IntStorage": "<i4", "ShortStorage": "<i2", "CharStorage": "i1", "ByteStorage": "u1",
+                  "BoolStorage": "?"}
+
+
+@dataclasses.dataclass
+class _Storage:
+    """A flat typed buffer; its values are read after the state dict, from the end of the file."""
+
+    dtype: np.dtype
+    size: int
+    values: np.ndarray = None
+
+
+@dataclasses.dataclass
+class _Tensor:
+    """``_rebuild_tensor_v2``'s recipe: a view of ``storage`` with an element offset and element strides."""
+
+    storage: _Storage
+    offset: int
+    shape: tuple
+    strides: tuple
+
+    def to_numpy(self):
+        itemsize = self.storage.values.itemsize
+        view = as_strided(self.storage.values[self.offset:], shape=tuple(self.shape),
+                          strides=tuple(step * itemsize for step in self.strides), writeable=False)
+        return np.array(view, order="C")  # a contiguous copy, in the tensor's own axis order
+
+
+def _rebuild_tensor_v2(storage, offset, shape, strides, requires_grad=False, backward_hooks=None, metadata=None):
+    return _Tensor(storage, offset, tuple(shape), tuple(strides))
+
+
+class _StateDictUnpickler(RestrictedUnpickler):
+    allowed = {("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
+               ("collections", "OrderedDict"): collections.OrderedDict,
+               **{("torch", name): np.dtype(dtype) for name, dtype in STORAGE_DTYPES.items()}}
+
+    def __init__(self, file):
+        super().__init__(file)
+        self.storages = {}
+
+    def persistent_load(self, saved_id):
+        kind, dtype, key, _device, size, view = saved_id
+        if kind != "storage" or view is not None:
+            raise pickle.UnpicklingError(f"unsupported persistent id {saved_id!r} (storage views are not handled)")
+        return self.storages.setdefault(key, _Storage(dtype, size))
+
+
+class _PlainUnpickler(RestrictedUnpickler):
+    allowed = {}
+
+
+def read_legacy_torch_file(data):
+    """Return the state dict in ``data`` (the bytes of a legacy ``.pth`` file) as ``{name: numpy array}``.
+
+    Arrays keep PyTorch's axis order (a conv kernel is ``(out, in, height, width)``).
+    """
+    if data[:2] == b"PK":
+        raise ValueError("This is a zip-format PyTorch file (torch >= 1.6); only the legacy format is read here.")
+    file = io.BytesIO(data)
+    header = [_PlainUnpickler(file).load() for _ in range(3)]
+    if header[0] != MAGIC_NUMBER or header[1] != PROTOCOL_VERSION:
+        raise ValueError(f"Not a legacy PyTorch file: magic number {header[0]!r}, protocol {header[1]!r}.")
+    if not header[2].get("little_endian", False):
+        raise ValueError("This PyTorch file was written on a big-endian machine; it is not supported.")
+    unpickler = _StateDictUnpickler(file)
+    state_dict = unpickler.load()
+    storage_keys = _PlainUnpickler(file).load()
+    for key in storage_keys:
+        storage = unpickler.storages[key]
+        count = int(np.frombuffer(file.read(8), "<i8")[0])
+        if count != storage.size:
+            raise ValueError(f"Storage {key} holds {count} elements; the state dict expects {storage.size}.")
+        storage.values = np.frombuffer(file.read(count * storage.dtype.itemsize), storage.dtype)
+    return {name: tensor.to_numpy() for name, tensor in state_dict.items()}
