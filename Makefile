@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench clean notebooks labs slurm-test
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,15 @@ test: $(VENV)/.installed  ## the test suite
 
 bench: $(VENV)/.installed  ## every benchmark; figures go to bench/RESULTS.md by hand
 	for script in bench/bench_*.py; do $(PY) $$script || exit 1; done
+
+notebooks: $(VENV)/.installed  ## labs/*.ipynb (teacher) and labs/student/*.ipynb from the percent scripts
+	$(PY) labs/build_notebooks.py
+
+labs: notebooks  ## execute every lab notebook at small size (KERAS_TL_LAB_SMALL=1)
+	$(PY) -m pytest -q tests/test_labs.py
+
+slurm-test: $(VENV)/.installed  ## root on Debian: apt-get slurm-wlm + munge, a one-node cluster, each sbatch script
+	bash labs/slurm/test_slurm.sh
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,73 @@
+"""Every lab notebook runs at small size (``KERAS_TL_LAB_SMALL=1``) and produces its figures and numbers.
+
+The notebooks are executed with nbclient in a kernel of this interpreter, each in a temporary
+folder (its run folder is ``<tmp>/runs/labN``). Slow: about a minute per lab on two cores; run
+them alone with ``make labs``. The committed notebooks must match their scripts (``make notebooks``).
+"""
+import json
+import os
+import pathlib
+import sys
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+pytest.importorskip("jupytext")
+pytest.importorskip("ipykernel")
+
+LABS = pathlib.Path(__file__).resolve().parents[1] / "labs"
+sys.path.insert(0, str(LABS))
+import build_notebooks  # noqa: E402
+
+EXPECTED = {
+    "lab1_feature_extraction": {
+        "figures": ["kernels.png", "samples.png", "confusion_matrix.png", "per_layer.png", "few_shot.png"],
+        "check": lambda r: r["fne_accuracy"] >= r["baseline_accuracy"] - 0.05 and r["fne_accuracy"] > 0.5
+                           and r["feature_width"] > r["last_layer_width"],
+    },
+    "lab2_fine_tuning": {
+        "figures": ["augmentation.png", "learning_curves.png"],
+        "check": lambda r: r["fine_tuning"] > r["scratch"] and r["feature_extraction"] > r["scratch"],
+    },
+    "lab3_word_embeddings": {
+        "figures": ["distances_cosine.png", "distances_euclidean.png", "map_pca.png"],
+        "check": lambda r: r["analogy_accuracy"] > 0.2 and r["frozen_glove"] >= r["scratch_embedding"],
+    },
+}
+
+
+def test_notebooks_match_their_scripts():
+    stale = [str(path) for script in sorted(LABS.glob("lab[0-9]_*.py"))
+             for path, text in build_notebooks.build(script).items()
+             if not path.is_file() or path.read_text() != text]
+    assert not stale, f"run `make notebooks`: out of date: {stale}"
+
+
+def test_student_notebooks_hide_the_solutions():
+    for script in sorted(LABS.glob("lab[0-9]_*.py")):
+        teacher = nbformat.reads(build_notebooks.build(script)[script.with_suffix(".ipynb")], as_version=4)
+        solutions = [cell for cell in teacher.cells if "solution" in cell.metadata.get("tags", [])]
+        assert 4 <= len(solutions) <= 6, f"{script.name}: {len(solutions)} exercise solutions"
+        student = build_notebooks.student_version(teacher)
+        exercises = [cell for cell in student.cells if "exercise" in cell.metadata.get("tags", [])]
+        assert [cell.source for cell in exercises] == [build_notebooks.STUDENT_STUB] * len(solutions)
+
+
+@pytest.mark.parametrize("lab", sorted(EXPECTED))
+def test_lab_runs_small(lab, tmp_path):
+    notebook = nbformat.read(LABS / f"{lab}.ipynb", as_version=4)
+    env = {key: value for key, value in os.environ.items() if key not in ("MPLBACKEND", "KERAS_TL_LAB_RUN_DIR")}
+    env.update(KERAS_TL_LAB_SMALL="1", TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(LABS.parent))
+    client = nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
+                                     resources={"metadata": {"path": str(tmp_path)}})
+    client.execute(env=env)  # raises CellExecutionError, with the cell and its traceback, on any error
+    run_dir = tmp_path / "runs" / lab.split("_")[0]
+    figures = sorted(path.name for path in (run_dir / "figures").glob("*.png"))
+    assert set(EXPECTED[lab]["figures"]) <= set(figures), figures
+    shown = sum(1 for cell in notebook.cells if cell.cell_type == "code"
+                for output in cell.get("outputs", []) if "image/png" in output.get("data", {}))
+    assert shown >= len(EXPECTED[lab]["figures"]), f"only {shown} figures shown inline"
+    results = json.loads((run_dir / "results.json").read_text())
+    assert EXPECTED[lab]["check"](results), results
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["runs"], "the lab wrote outside its run folder"
