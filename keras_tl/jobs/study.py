@@ -1,0 +1,224 @@
+"""The study job, ``python -m keras_tl.study {layers,fne,tradeoff}``: the course's claims, measured here.
+
+Each study runs the experiment of :mod:`keras_tl.studies` on every offline target that is
+installed, repeats it over ``--seeds`` seeded splits, and writes ``report.md`` (tables of
+mean ± std), ``figures/*.png`` and ``results.json`` into its folder. Features come from the
+feature cache shared with the fne job, and each finished tradeoff run is kept in ``parts/``,
+so the same command run again resumes instead of starting over.
+"""
+import argparse
+import json
+import shlex
+import sys
+
+from keras_tl import messages, plots, runs, sources, studies
+from keras_tl.jobs import cli
+
+STUDIES = ("layers", "fne", "tradeoff")
+OFFLINE_SOURCES = ("mobilenet", "efficientnet_lite0", "squeezenet1_1")
+DEFAULTS = {  # quick on a 2-core CPU / --full, for a GPU or a Slurm job
+    "image_size": (64, 128), "train_per_class": (20, 50), "test_per_class": (20, 50), "seeds": (3, 5),
+    "shots": ([1, 5, 10, 25, 50], [1, 5, 10, 25, 50, 100]), "epochs": (3, 10), "layer_step": (3, 1),
+}
+EXAMPLES = """examples:
+  python -m keras_tl.study layers                  # every offline source, every 3rd layer, each offline target
+  python -m keras_tl.study fne --targets animal_mnist ~/data/flowers
+  python -m keras_tl.study tradeoff --seeds 5
+  python -m keras_tl.study layers --full           # every layer, larger images and sets (GPU or Slurm)
+"""
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m keras_tl.study", description="Run one study of transfer learning and write report.md, "
+        "figures and results.json (every number a mean ± std over seeded splits).",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("study", choices=STUDIES)
+    parser.add_argument("--sources", nargs="+", default=None,
+                        help="sources (default: layers every offline one, else mobilenet)")
+    parser.add_argument("--targets", nargs="+", default=list(studies.OFFLINE_TARGETS),
+                        help="datasets: named ones or folders (default: the offline ones that are installed; "
+                             "tradeoff: animal_mnist)")
+    parser.add_argument("--image-size", type=int, default=None, help="pixels (default 64; --full 128)")
+    parser.add_argument("--train-per-class", type=int, default=None, help="train images per class (default 20)")
+    parser.add_argument("--test-per-class", type=int, default=None, help="test images per class (default 20)")
+    parser.add_argument("--seeds", type=int, default=None, help="seeded splits per number (default 3; --full 5)")
+    parser.add_argument("--seed", type=int, default=0, help="the first seed (the others follow it)")
+    parser.add_argument("--shots", type=int, nargs="+", default=None,
+                        help="fne: training images per class of the curve (default 1 5 10 25 50)")
+    parser.add_argument("--layer-step", type=int, default=None, help="layers: every Nth fne layer (default 3; "
+                        "--full 1); the last layer is always in")
+    parser.add_argument("--epochs", type=int, default=None, help="tradeoff: epochs of training (default 3)")
+    parser.add_argument("--full", action="store_true", help="the whole grid: every layer, 128 px, 50 images "
+                        "per class, 5 seeds, 10 epochs")
+    parser.add_argument("--output-dir", default=None, help="study folder (default runs/study-<name>-<time>)")
+    parser.add_argument("--cache-dir", default="runs/feature_cache", help="feature cache shared with the fne job")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    cli.add_verbose(parser)
+    args = parser.parse_args(argv)
+    args.command = "python -m keras_tl.study " + shlex.join(sys.argv[1:] if argv is None else argv)
+    for name, (quick, full) in DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, full if args.full else quick)
+    if args.sources is None:
+        args.sources = list(OFFLINE_SOURCES) if args.study == "layers" else ["mobilenet"]
+    if args.study == "tradeoff" and args.targets == parser.get_default("targets"):
+        args.targets = ["animal_mnist"]
+    cli.check_options(parser, args, image_size=cli.AT_LEAST_ONE, train_per_class=cli.AT_LEAST_ONE,
+                      test_per_class=cli.AT_LEAST_ONE, seeds=cli.AT_LEAST_ONE, shots=cli.AT_LEAST_ONE,
+                      layer_step=cli.AT_LEAST_ONE, epochs=cli.AT_LEAST_ONE)
+    for name in args.sources:
+        sources.get_source(name)  # an unknown source is an error now, with the close matches
+    return args
+
+
+def run(args):
+    """Run the study; write report.md, figures and results.json; return the results."""
+    verbose = not args.quiet
+    run_dir = runs.make_run_dir(args.output_dir, f"study-{args.study}")
+    targets, missing = studies.available_targets(args.targets)
+    if not targets:
+        raise ValueError("None of the targets is available: " + "; ".join(f"{k}: {v}" for k, v in missing.items()))
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    if verbose:
+        print(f"Study {args.study}: sources {', '.join(args.sources)}; targets {', '.join(targets)}"
+              + (f" (missing: {', '.join(missing)})" if missing else "")
+              + f"; {args.image_size} px; seeds {seeds}; output {run_dir}", flush=True)
+    study = {"layers": layers_study, "fne": fne_study, "tradeoff": tradeoff_study}[args.study]
+    results, sections = study(args, targets, seeds, run_dir, verbose)
+    settings = {key: value for key, value in vars(args).items() if key not in ("quiet", "verbose")}
+    runs.write_json(run_dir / "results.json", {"study": args.study, "settings": settings, "seeds": seeds,
+                                               "targets": targets, "missing_targets": missing, "results": results})
+    write_report(run_dir, args, targets, missing, seeds, sections)
+    print(f"Report: {run_dir / 'report.md'}")
+    return results
+
+
+# ----------------------------------------------------------------------------- the three studies
+
+
+def layers_study(args, targets, seeds, run_dir, verbose):
+    results, sections = {}, []
+    for source in args.sources:
+        results[source] = {}
+        for target in targets:
+            pool = studies.pool_features(source, target, args.image_size, args.train_per_class, args.test_per_class,
+                                         args.cache_dir, verbose=verbose)
+            chosen = sorted(set(pool.layers[::args.layer_step] + pool.layers[-1:]), key=pool.layers.index)
+            results[source][target] = studies.layer_study(pool, chosen, args.train_per_class,
+                                                          args.test_per_class, seeds)
+        figure = f"figures/layers_{source}.png"
+        studies.plot_layers({t: r["layers"] for t, r in results[source].items()},
+                            {t: r["fne"] for t, r in results[source].items()}, path=run_dir / figure,
+                            title=f"{source}: one linear SVM per layer ({args.image_size} px)")
+        rows = [[target, f"{layer} ({entry['depth']:.2f})", entry["dimensions"], mean_std(entry)]
+                for target, result in results[source].items() for layer, entry in result["layers"].items()]
+        rows += [[target, "FNE (all layers)", "", mean_std(result["fne"])]
+                 for target, result in results[source].items()]
+        best = [[target, max(r["layers"], key=lambda name: r["layers"][name]["mean"]),
+                 mean_std(max(r["layers"].values(), key=lambda entry: entry["mean"])), mean_std(r["fne"])]
+                for target, r in results[source].items()]
+        sections.append((f"{source}: single layers (L2) and the FNE", ["target", "layer (relative depth)",
+                                                                      "dimensions", "accuracy"], rows, figure))
+        sections.append((f"{source}: best single layer against the FNE",
+                         ["target", "best layer", "its accuracy", "FNE accuracy"], best, None))
+    return results, sections
+
+
+def fne_study(args, targets, seeds, run_dir, verbose):
+    results, sections = {}, []
+    for source in args.sources:
+        results[source] = {}
+        for target in targets:
+            pool = studies.pool_features(source, target, args.image_size, max(args.train_per_class, *args.shots),
+                                         args.test_per_class, args.cache_dir, verbose=verbose)
+            result = results[source][target] = studies.fne_study(pool, args.train_per_class, args.test_per_class,
+                                                                 args.shots, seeds)
+            figure = f"figures/shots_{source}_{target}.png"
+            plots.plot_few_shot(result["shots"], path=run_dir / figure,
+                                        title=f"{source} on {target}: accuracy against shots")
+            sections.append((f"{source} on {target}: accuracy against training images per class",
+                             ["method"] + [str(shot) for shot in args.shots],
+                             [[name] + [mean_std(curve[shot]) for shot in args.shots]
+                              for name, curve in result["shots"].items()], figure))
+        methods = list(studies.FNE_METHODS)
+        sections.insert(0, (f"{source}: FNE against single-layer baselines ({args.train_per_class} train images "
+                            "per class)", ["method"] + targets,
+                            [[name] + [mean_std(results[source][t]["methods"][name]) for t in targets]
+                             for name in methods], None))
+        sections.insert(1, (f"{source}: the FNE's post-processing, ablated (all layers)", ["post-processing"] + targets,
+                            [[name] + [mean_std(results[source][t]["ablation"][name]) for t in targets]
+                             for name in studies.ABLATION], None))
+    return results, sections
+
+
+def tradeoff_study(args, targets, seeds, run_dir, verbose):
+    results, sections = {}, []
+    source = args.sources[0]
+    progress = messages.progress_bar(len(targets) * len(studies.TRADEOFF_METHODS) * len(seeds), "runs", unit="run",
+                                     verbose=verbose)
+    with progress:
+        for target in targets:
+            results[target] = {}
+            for method in studies.TRADEOFF_METHODS:
+                per_seed = []
+                for seed in seeds:
+                    part = run_dir / "parts" / f"{target}-{method}-seed{seed}.json".replace(" ", "_")
+                    if part.exists():
+                        per_seed.append(json.loads(part.read_text()))
+                    else:
+                        per_seed.append(studies.tradeoff_run(method, source, target, args.image_size,
+                                                             args.train_per_class, args.test_per_class, seed,
+                                                             epochs=args.epochs))
+                        runs.write_json(part, per_seed[-1])
+                    progress.update(1)
+                results[target][method] = {key: studies.summary([entry[key] for entry in per_seed])
+                                           for key in per_seed[0] if isinstance(per_seed[0][key], (int, float))}
+                results[target][method]["energy_method"] = per_seed[0]["energy_method"]
+            figure = f"figures/tradeoff_{target}.png"
+            studies.plot_tradeoff(results[target], path=run_dir / figure,
+                                  title=f"{source} on {target}: accuracy against wall time")
+            rows = [[method, mean_std(entry["accuracy"]), mean_std(entry["wall_seconds"], ".1f"),
+                     mean_std(entry["images_per_second"], ".0f"), f"{entry['trainable_params']['mean']:,.0f}",
+                     mean_std(entry["energy_joules"], ".0f")] for method, entry in results[target].items()]
+            sections.append((f"{source} on {target}: extraction against fine-tuning against scratch "
+                             f"({args.epochs} epochs)", ["method", "accuracy", "wall s", "images/s",
+                                                         "trainable params", "energy J"], rows, figure))
+    return results, sections
+
+
+# ----------------------------------------------------------------------------- the report
+
+
+def mean_std(entry, spec=".3f"):
+    return f"{entry['mean']:{spec}} ± {entry['std']:{spec}}"
+
+
+def markdown_table(headers, rows):
+    lines = ["| " + " | ".join(str(h) for h in headers) + " |", "|" + "---|" * len(headers)]
+    return "\n".join(lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows])
+
+
+def write_report(run_dir, args, targets, missing, seeds, sections):
+    """``report.md``: the command, the settings, one table (and figure) per section; tables also printed."""
+    lines = [f"# Study: {args.study}", "", f"Command: `{args.command}`", "",
+             f"Sources: {', '.join(args.sources)}. Targets: {', '.join(targets)}. Images: {args.image_size} px; "
+             f"{args.train_per_class} train and {args.test_per_class} test images per class (fewer where a class "
+             f"has fewer). Every number: mean ± std over {len(seeds)} seeded split(s), seeds {seeds}.", ""]
+    lines += [f"Not available here, skipped: {name} ({reason})." for name, reason in missing.items()]
+    if args.study == "tradeoff":
+        lines += ["", f"Energy: measured by codecarbon when installed, else process CPU seconds x "
+                      f"{studies.WATTS_PER_CPU_CORE:g} W (an assumed power per busy core). images/s: images "
+                      "passed through the network (training images x epochs, plus test) per wall second."]
+    for title, headers, rows, figure in sections:
+        lines += ["", f"## {title}", "", markdown_table(headers, rows)]
+        if figure:
+            lines += ["", f"![{title}]({figure})"]
+        if not args.quiet:
+            print(f"\n{title}\n{messages.format_table(rows, headers)}")
+    with runs.atomic_path(run_dir / "report.md") as temporary:
+        temporary.write_text("\n".join(lines) + "\n")
+
+
+def main(argv=None):
+    return cli.run_cli(parse_args, run, argv)

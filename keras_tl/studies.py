@@ -1,0 +1,321 @@
+"""Studies: the course's claims about transfer learning, measured as mean ± std over seeded splits.
+
+Three experiments, each a function that returns plain dicts (the job ``python -m keras_tl.study``
+turns them into a report):
+
+- :func:`layer_study`: a linear SVM on each single layer's pooled, L2-normalised features,
+  against depth (Yosinski et al. 2014; Azizpour et al. 2016: later layers transfer best to
+  targets close to the source; Garcia-Gasulla et al. 2018: the Full-Network Embedding beats any
+  single layer on targets far from it);
+- :func:`fne_study`: the FNE against single-layer baselines, against the number of training
+  images per class, and the ablation of its two post-processing steps;
+- :func:`tradeoff_study`: feature extraction against fine-tuning against training from scratch,
+  with and without augmentation, with the cost of each.
+
+Features are extracted once per source and target from a *pool* of images, through the jobs'
+feature cache (the same cache entries as ``python -m keras_tl.fne``); every seed then draws its own
+stratified train/test split from that pool (:func:`split_pool`), so the spread over seeds measures
+how much a result depends on which images were drawn.
+"""
+import dataclasses
+import time
+
+import keras
+import numpy as np
+from sklearn.metrics import accuracy_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import Normalizer
+
+from keras_tl import augment, classify, data, extract, plots, recipe, sources
+from keras_tl.fne import DEFAULT_THRESHOLDS, FNETransformer, postprocessor
+
+OFFLINE_TARGETS = ("animal_mnist", "fashion_mnist", "openclipart")
+WATTS_PER_CPU_CORE = 15.0  # energy estimate without codecarbon: CPU seconds x this power
+
+
+# ----------------------------------------------------------------------------- targets, pools, splits
+
+
+def available_targets(names):
+    """``(available, missing)``: the targets that load here, and ``{name: reason}`` for the others."""
+    available, missing = [], {}
+    for name in names:
+        try:
+            data.load_dataset(name, train_per_class=1, test_per_class=1, verbose=False)
+        except (FileNotFoundError, ValueError) as error:
+            missing[name] = str(error).splitlines()[0]
+        else:
+            available.append(name)
+    return available, missing
+
+
+@dataclasses.dataclass
+class Pool:
+    """Pooled features of every ``fne`` layer for a pool of images of one target.
+
+    ``columns[layer]`` are that layer's columns in ``features``; ``depth[layer]`` its relative
+    depth, the position among the network's layers (0 at the input, 1 at the last one).
+    """
+
+    source: str
+    target: str
+    features: np.ndarray
+    labels: np.ndarray
+    class_names: list
+    layers: list
+    columns: dict
+    depth: dict
+
+    def select(self, layers):
+        """The feature columns of ``layers`` (a layer set such as ``fne`` or ``last``, or a list of names)."""
+        names = {"fne": self.layers, "last": self.layers[-1:]}[layers] if isinstance(layers, str) else layers
+        return np.concatenate([self.columns[name] for name in names])
+
+
+def pool_features(source_name, target, image_size, train_per_class, test_per_class, cache_dir=None, batch_size=32,
+                  verbose=False):
+    """Extract (or read from the cache) the ``fne`` features of a pool: the target's first seeded
+    ``train_per_class`` train and ``test_per_class`` test images per class (fewer where a class has fewer).
+
+    The cache entries are those of the fne job with the same source, target, size and images.
+    """
+    source = sources.get_source(source_name)
+    dataset = data.load_dataset(target, seed=0, train_per_class=train_per_class,
+                                test_per_class=test_per_class, verbose=verbose)
+    model = source.build(weights="imagenet", image_size=image_size)
+    names = sources.layer_names(model, "fne")
+    extractor = extract.build_extractor(model, names)
+    parts = []
+    for split in ("train", "test"):
+        image_set = getattr(dataset, split)
+
+        def pipeline(subset):
+            return data.make_pipeline(subset, image_size, source.preprocess_input, batch_size)
+
+        cache_parts = [source.name, "imagenet", False, names, dataset.name, image_set.fingerprint(), image_size, split]
+        features, _ = extract.extract_features(extractor, image_set, pipeline, cache_dir, cache_parts, verbose=verbose)
+        parts.append(np.asarray(features))
+    offsets = np.cumsum([0] + [entry["channels"] for entry in sources.feature_info(model, names)])
+    positions = [layer.name for layer in model.layers]
+    return Pool(source.name, dataset.name, np.concatenate(parts), np.concatenate([dataset.train.labels,
+                                                                                   dataset.test.labels]),
+                list(dataset.class_names), names,
+                {name: np.arange(offsets[i], offsets[i + 1]) for i, name in enumerate(names)},
+                {name: positions.index(name) / (len(positions) - 1) for name in names})
+
+
+def split_pool(labels, train_per_class, test_per_class, seed):
+    """A seeded stratified split of a pool: ``test_per_class`` test images per class, then up to
+    ``train_per_class`` train images per class from the rest. Returns (train, test) indices."""
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        test.extend(members[:test_per_class])
+        train.extend(members[test_per_class:test_per_class + train_per_class])
+    return np.array(sorted(train)), np.array(sorted(test))
+
+
+def summary(values):
+    """``{"mean", "std", "values"}`` of a list of numbers (population std, 0 for one value)."""
+    return {"mean": float(np.mean(values)), "std": float(np.std(values)), "values": [float(v) for v in values]}
+
+
+# ----------------------------------------------------------------------------- post-processing
+
+
+class GlobalDiscretizer(FNETransformer):
+    """The FNE's discretisation without per-feature standardisation (the ablation's "discretise only").
+
+    One mean and one standard deviation over *all* features of the training set put the thresholds
+    on the features' overall scale; every feature is then cut at the same two raw values, so a
+    feature that is always small stays 0 where the FNE would standardise it first.
+    """
+
+    def fit(self, X, y=None):
+        super().fit(X, y)
+        self.mean_ = np.full_like(self.mean_, X.mean())
+        self.std_ = np.full_like(self.std_, X.std())
+        return self
+
+
+POSTPROCESSING = {
+    "l2": lambda: postprocessor("l2"),
+    "none": lambda: postprocessor("none"),
+    "standardise": lambda: postprocessor("standardise"),
+    "standardise+l2": lambda: make_pipeline(FNETransformer(discretize=False), Normalizer()),
+    "discretise": lambda: GlobalDiscretizer(*DEFAULT_THRESHOLDS),
+    "fne": lambda: postprocessor("fne"),
+}
+
+
+def svm_accuracy(pool, layers, post, train, test, seed=0):
+    """Test accuracy of a LinearSVC on ``pool``'s ``layers`` after the ``post`` step of :data:`POSTPROCESSING`."""
+    columns = pool.select(layers)
+    classifier = classify.make_classifier(POSTPROCESSING[post](), seed=seed)
+    classifier.fit(pool.features[train][:, columns], pool.labels[train])
+    return float(accuracy_score(pool.labels[test], classifier.predict(pool.features[test][:, columns])))
+
+
+def _over_seeds(pool, layers, post, train_per_class, test_per_class, seeds):
+    return summary([svm_accuracy(pool, layers, post, *split_pool(pool.labels, train_per_class, test_per_class, seed),
+                                 seed=seed) for seed in seeds])
+
+
+# ----------------------------------------------------------------------------- the studies
+
+
+def layer_study(pool, layers, train_per_class, test_per_class, seeds):
+    """Accuracy of each single layer (L2-normalised) and of the FNE, each as mean ± std over ``seeds``."""
+    return {"layers": {name: {"depth": pool.depth[name], "dimensions": len(pool.columns[name]),
+                              **_over_seeds(pool, [name], "l2", train_per_class, test_per_class, seeds)}
+                       for name in layers},
+            "fne": _over_seeds(pool, "fne", "fne", train_per_class, test_per_class, seeds)}
+
+
+FNE_METHODS = {  # name: (layers, post-processing)
+    "last conv, L2": ("last", "l2"),
+    "last conv, standardised + L2": ("last", "standardise+l2"),
+    "all layers, L2": ("fne", "l2"),
+    "FNE (all layers, standardised + discretised)": ("fne", "fne"),
+}
+ABLATION = {"neither": "none", "standardise only": "standardise", "discretise only": "discretise", "both (FNE)": "fne"}
+CURVE_METHODS = ("last conv, L2", "FNE (all layers, standardised + discretised)")
+
+
+def fne_study(pool, train_per_class, test_per_class, shots, seeds):
+    """The FNE against single-layer baselines, its accuracy against shots, and its post-processing ablation."""
+    return {
+        "methods": {name: _over_seeds(pool, layers, post, train_per_class, test_per_class, seeds)
+                    for name, (layers, post) in FNE_METHODS.items()},
+        "shots": {name: {int(shot): _over_seeds(pool, *FNE_METHODS[name], shot, test_per_class, seeds)
+                         for shot in shots} for name in CURVE_METHODS},
+        "ablation": {name: _over_seeds(pool, "fne", post, train_per_class, test_per_class, seeds)
+                     for name, post in ABLATION.items()},
+    }
+
+
+TRADEOFF_METHODS = ("extraction (FNE + SVM)", "fine-tune", "fine-tune + augmentation", "scratch",
+                    "scratch + augmentation")
+
+
+class CostMeter:
+    """Wall seconds, process CPU seconds and an energy estimate of the block it measures.
+
+    Energy: ``codecarbon``'s measurement when it is installed, else CPU seconds x
+    :data:`WATTS_PER_CPU_CORE` (an assumed per-core power, said in the report).
+    """
+
+    def __enter__(self):
+        try:
+            from codecarbon import OfflineEmissionsTracker
+        except ImportError:
+            self._tracker = None
+        else:
+            self._tracker = OfflineEmissionsTracker(country_iso_code="ESP", log_level="error", save_to_file=False)
+            self._tracker.start()
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall_seconds = time.perf_counter() - self._wall
+        self.cpu_seconds = time.process_time() - self._cpu
+        if self._tracker is not None:
+            self._tracker.stop()
+            self.energy_joules = float(self._tracker.final_emissions_data.energy_consumed) * 3.6e6  # kWh -> J
+            self.energy_method = "codecarbon"
+        else:
+            self.energy_joules = self.cpu_seconds * WATTS_PER_CPU_CORE
+            self.energy_method = f"CPU seconds x {WATTS_PER_CPU_CORE:g} W"
+        return False
+
+
+def tradeoff_run(method, source_name, target, image_size, train_per_class, test_per_class, seed, epochs=3,
+                 freeze_epochs=1, batch_size=16):
+    """One method on one seeded split: test accuracy and cost (wall and CPU seconds, images per second,
+    trainable parameters, energy). Fine-tuning and scratch hold out a fifth of train for validation;
+    extraction trains its SVM on the same part (the validation images unused), so all see the same images."""
+    keras.utils.set_random_seed(seed)
+    source = sources.get_source(source_name)
+    dataset = data.load_dataset(target, seed=seed, train_per_class=train_per_class, test_per_class=test_per_class,
+                                verbose=False)
+    train_set, validation_set = data.split_validation(dataset.train, 0.2, seed)
+    splits = {"train": train_set, "validation": validation_set, "test": dataset.test}
+    with CostMeter() as meter:
+        if method.startswith("extraction"):
+            accuracy, params, images = _extraction(source, image_size, splits, seed, batch_size)
+        else:
+            accuracy, params, images = _fine_tune(method, source, image_size, splits, len(dataset.class_names),
+                                                  seed, epochs, freeze_epochs, batch_size)
+    return {"accuracy": accuracy, "trainable_params": params, "wall_seconds": meter.wall_seconds,
+            "cpu_seconds": meter.cpu_seconds, "images_per_second": images / meter.wall_seconds,
+            "energy_joules": meter.energy_joules, "energy_method": meter.energy_method,
+            "train_images": len(train_set), "test_images": len(dataset.test)}
+
+
+def _extraction(source, image_size, splits, seed, batch_size):
+    model = source.build(weights="imagenet", image_size=image_size)
+    names = sources.layer_names(model, "fne")
+    extractor = extract.build_extractor(model, names)
+
+    def pipeline(subset):
+        return data.make_pipeline(subset, image_size, source.preprocess_input, batch_size)
+
+    train_x, _ = extract.extract_features(extractor, splits["train"], pipeline, verbose=False)
+    test_x, _ = extract.extract_features(extractor, splits["test"], pipeline, verbose=False)
+    classifier = classify.make_classifier(postprocessor("fne"), seed=seed).fit(train_x, splits["train"].labels)
+    accuracy = float(accuracy_score(splits["test"].labels, classifier.predict(test_x)))
+    svm = classifier.named_steps["svm"]
+    return accuracy, int(svm.coef_.size + svm.intercept_.size), len(train_x) + len(test_x)
+
+
+def _fine_tune(method, source, image_size, splits, num_classes, seed, epochs, freeze_epochs, batch_size):
+    train, validation, test = recipe.make_pipelines(source, image_size, splits, num_classes, batch_size, seed=seed)
+    augmentation = augment.augmentation_layers(seed=seed) if method.endswith("augmentation") else None
+    model, stages = recipe.fine_tune(source.name, train, validation, num_classes=num_classes, image_size=image_size,
+                                     augmentation=augmentation, verbose=0, epochs=epochs,
+                                     freeze_epochs=freeze_epochs, from_scratch=method.startswith("scratch"),
+                                     seed=seed)
+    accuracy = float(np.mean(recipe.predict_classes(model, test) == splits["test"].labels))
+    images = sum(stage["epochs_trained_now"] for stage in stages.values()) * len(splits["train"])
+    return accuracy, int(list(stages.values())[-1]["trainable"]), images + len(splits["test"])
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def plot_layers(curves, fne, path=None, title="Accuracy of single layers", ax=None):
+    """Accuracy (mean ± std) against relative depth, one curve per target, the FNE as a dashed line.
+
+    ``curves`` maps a target to ``layer_study(...)["layers"]``; ``fne`` maps it to the FNE's summary.
+    """
+    figure, axes = plots._axes(ax, (7, 4.5))
+    for target, layers in curves.items():
+        entries = sorted(layers.values(), key=lambda entry: entry["depth"])
+        line = axes.errorbar([entry["depth"] for entry in entries], [entry["mean"] for entry in entries],
+                             yerr=[entry["std"] for entry in entries], marker="o", capsize=3, label=target)
+        axes.axhline(fne[target]["mean"], color=line[0].get_color(), linestyle="--", label=f"{target}: FNE")
+    axes.set_xlabel("relative depth of the layer (0 = input, 1 = last layer)")
+    axes.set_ylabel("test accuracy")
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize="small")
+    return plots.finish_figure(figure, path)
+
+
+def plot_tradeoff(results, cost="wall_seconds", path=None, title="Accuracy against cost", ax=None):
+    """Accuracy against a cost (log scale), one point (mean ± std on both axes) per method.
+
+    ``results`` maps a method to ``{"accuracy": summary, cost: summary, ...}``.
+    """
+    figure, axes = plots._axes(ax, (6.5, 4.5))
+    for method, entry in results.items():
+        axes.errorbar(entry[cost]["mean"], entry["accuracy"]["mean"], xerr=entry[cost]["std"],
+                      yerr=entry["accuracy"]["std"], marker="o", capsize=3, linestyle="none", label=method)
+    axes.set_xscale("log")
+    axes.set_xlabel(cost.replace("_", " "))
+    axes.set_ylabel("test accuracy")
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize="small")
+    return plots.finish_figure(figure, path)
