@@ -3,7 +3,7 @@
 On the same images (Animal-MNIST, MobileNet with ImageNet weights, in one run) it measures:
 
 - ``bare``:  ``backbone.predict(...)`` of the last conv layer only, the cost of one forward pass;
-- ``fne``:   ``keras_tl.fne.extract_features`` over all 27 ReLU layers, pooled inside the graph;
+- ``fne``:   ``keras_tl.extract.extract_features`` over all 27 ReLU layers, pooled inside the graph;
 - ``naive``: every layer's full maps returned to numpy by ``predict``, averaged there.
 
 Speed: the three run interleaved in one process, several rounds, best round each, so the
@@ -46,13 +46,13 @@ def _methods(model, names, pipeline):
     import keras
     import numpy as np
 
-    from keras_tl import fne
+    from keras_tl import extract
 
-    extractor = fne.build_extractor(model, names)
+    extractor = extract.build_extractor(model, names)
     maps = keras.Model(model.inputs, [model.get_layer(name).output for name in names])
     return {
         "bare": lambda images: model.predict(pipeline(images), verbose=0).mean(axis=(1, 2)),
-        "fne": lambda images: fne.extract_features(extractor, images, pipeline, verbose=False)[0],
+        "fne": lambda images: extract.extract_features(extractor, images, pipeline, verbose=False)[0],
         "naive": lambda images: np.concatenate(
             [full.mean(axis=(1, 2)) for full in maps.predict(pipeline(images), verbose=0)], axis=1),
     }
@@ -62,12 +62,12 @@ def _compute_only(model, names, pipeline, image_set, args):
     """The network alone on one in-memory batch, no input pipeline: bare forward pass against FNE."""
     import keras
 
-    from keras_tl import fne
+    from keras_tl import extract
 
-    extractor = fne.build_extractor(model, names)
+    extractor = extract.build_extractor(model, names)
     images = next(iter(pipeline(image_set.subset(range(args.batch_size)))))[0]
-    functions = {"bare (in-memory batch)": fne.keras_function(lambda x: model(x, training=False)),
-                 "fne (in-memory batch)": fne.keras_function(
+    functions = {"bare (in-memory batch)": extract.keras_function(lambda x: model(x, training=False)),
+                 "fne (in-memory batch)": extract.keras_function(
                      lambda x: keras.ops.concatenate(extractor(x, training=False), axis=-1))}
     best = {}
     for _ in range(args.rounds + 1):  # the first round traces

@@ -2,28 +2,35 @@
 
 Reuse ImageNet-trained CNNs on small datasets ("don't be a hero": never train from scratch):
 feature extraction with the Full-Network Embedding (``python -m keras_tl.fne``), fine-tuning
-(``python -m keras_tl.fine_tune``) and word embeddings (``python -m keras_tl.word_embeddings``).
+(``keras_tl.fine_tune(...)`` or ``python -m keras_tl.fine_tune``) and word embeddings
+(``python -m keras_tl.word_embeddings``).
 
 The public names below are imported on first use, so ``import keras_tl`` stays fast and the
-word-embedding tools never load TensorFlow.
+word-embedding tools never load TensorFlow. The Keras custom objects (the FNE layer, the layer
+that keeps BatchNorm in inference mode, the layer-wise optimizers) are registered as soon as
+Keras is imported, before or after ``import keras_tl``, so ``keras.models.load_model(path)``
+reads a saved keras_tl model with nothing else imported.
 """
 import importlib
+import importlib.abc
+import importlib.util
+import sys
 
 __version__ = "0.1.0"
 
 _PUBLIC = {
     "Source": "sources", "get_source": "sources", "layer_names": "sources", "feature_info": "sources",
     "feature_size": "sources", "SOURCES": "sources",
-    "import_mobilenet_weights": "offline_weights",
     "ImageDataset": "data", "ImageSet": "data", "load_dataset": "data", "make_pipeline": "data",
     "split_validation": "data",
-    "FullNetworkEmbedding": "fne", "FNETransformer": "fne", "build_extractor": "fne", "extract_features": "fne",
+    "FullNetworkEmbedding": "fne", "FNETransformer": "fne", "postprocessor": "fne",
+    "build_extractor": "extract", "extract_features": "extract",
     "make_classifier": "classify", "fit_evaluate": "classify", "few_shot": "classify",
+    "evaluate_predictions": "classify",
     "WordVectors": "word_vectors", "UnknownWordError": "word_vectors", "VectorFormatError": "word_vectors",
     "evaluation_file": "word_vectors", "read_analogy_questions": "word_vectors", "read_word_pairs": "word_vectors",
     "parse_analogy": "word_vectors", "cluster_words": "word_vectors", "project_words": "word_vectors",
     "frozen_embedding": "embedding_layer", "embedding_matrix": "embedding_layer",
-    "evaluate_predictions": "classify",
     "freeze_all": "freezing", "unfreeze_all": "freezing", "freeze_up_to": "freezing", "unfreeze_top": "freezing",
     "unfreeze_blocks": "freezing", "freeze_batchnorm": "freezing", "trainable_report": "freezing",
     "parameter_counts": "freezing", "InferenceMode": "freezing",
@@ -31,8 +38,13 @@ _PUBLIC = {
     "LayerwiseSGD": "optimizers", "add_lora": "lora",
     "augmentation_layers": "augment", "mixup": "augment", "cutmix": "augment", "mix_batches": "augment",
     "make_strategy": "distribute", "global_batch_size": "distribute",
-    "build_classifier": "fine_tune", "fit_stage": "fine_tune",
+    "fine_tune": "recipe", "Recipe": "recipe", "build_classifier": "recipe", "compile_stage": "recipe",
+    "fit_stage": "recipe", "predict_classes": "recipe",
+    "plot_confusion_matrix": "plots", "plot_few_shot": "plots", "plot_learning_curves": "plots",
+    "plot_distance_matrix": "plots", "plot_word_map": "plots", "plot_grad_cam": "plots",
+    "load_run": "trained", "TrainedModel": "trained", "grad_cam": "gradcam", "fne_model": "export",
 }
+_CUSTOM_OBJECT_MODULES = ("fne", "freezing", "optimizers")
 
 __all__ = sorted(_PUBLIC)
 
@@ -41,3 +53,40 @@ def __getattr__(name):
     if name in _PUBLIC:
         return getattr(importlib.import_module(f"keras_tl.{_PUBLIC[name]}"), name)
     raise AttributeError(f"module 'keras_tl' has no attribute {name!r}")
+
+
+def __dir__():
+    """The public API, for tab completion in notebooks."""
+    return sorted(set(globals()) | set(_PUBLIC))
+
+
+def register_custom_objects():
+    """Import the modules whose classes are Keras custom objects; their decorators register them."""
+    for module in _CUSTOM_OBJECT_MODULES:
+        importlib.import_module(f"keras_tl.{module}")
+
+
+class _RegisterWhenKerasLoads(importlib.abc.MetaPathFinder):
+    """Runs :func:`register_custom_objects` right after ``keras`` itself has been imported."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "keras":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        load = spec.loader.exec_module
+
+        def exec_module(module):
+            load(module)
+            register_custom_objects()
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+if "keras" in sys.modules:
+    register_custom_objects()
+else:
+    sys.meta_path.insert(0, _RegisterWhenKerasLoads())

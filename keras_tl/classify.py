@@ -13,6 +13,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 
 from keras_tl.data import per_class_subset
+from keras_tl.messages import progress_bar
 
 C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)
 
@@ -52,17 +53,15 @@ def fit_evaluate(classifier, train_x, train_y, test_x, test_y, class_names):
 
 def few_shot(classifier, train_x, train_y, test_x, test_y, shots, repeats, seed=0, verbose=True):
     """Accuracy mean and std over ``repeats`` seeded draws of K training images per class, for each K."""
-    import keras
-
-    progress = keras.utils.Progbar(len(shots) * repeats, unit_name="fit", verbose=1 if verbose else 0)
     curve = {}
-    for shot_count in shots:
-        accuracies = []
-        for repeat in range(repeats):
-            chosen = per_class_subset(train_y, shot_count, seed=seed * 1000 + repeat)
-            model = clone(classifier).fit(train_x[chosen], train_y[chosen])
-            accuracies.append(float(accuracy_score(test_y, model.predict(test_x))))
-            progress.add(1)
-        curve[int(shot_count)] = {"mean": float(np.mean(accuracies)), "std": float(np.std(accuracies)),
-                                  "accuracies": accuracies}
+    with progress_bar(len(shots) * repeats, "few-shot fits", unit="fit", verbose=verbose) as progress:
+        for shot_count in shots:
+            accuracies = []
+            for repeat in range(repeats):
+                chosen = per_class_subset(train_y, shot_count, seed=seed * 1000 + repeat)
+                model = clone(classifier).fit(train_x[chosen], train_y[chosen])
+                accuracies.append(float(accuracy_score(test_y, model.predict(test_x))))
+                progress.update(1)
+            curve[int(shot_count)] = {"mean": float(np.mean(accuracies)), "std": float(np.std(accuracies)),
+                                      "accuracies": accuracies}
     return curve

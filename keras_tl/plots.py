@@ -1,32 +1,48 @@
-"""Matplotlib figures, saved as PNG. Uses the non-interactive Agg backend, so it runs headless."""
-import matplotlib
+"""Matplotlib figures for runs and notebooks.
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+Every function draws into ``ax`` when given one (so figures can be combined), else into a new
+figure; it returns the Figure, and saves it as PNG only when given ``path``. No backend is forced:
+in a notebook the figure shows inline; in a script (matplotlib's headless Agg backend) a saved
+figure is closed so that long jobs do not keep figures in memory.
+"""
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.metrics import ConfusionMatrixDisplay
 
-from keras_tl.runs import atomic_path  # noqa: E402
-
-
-def save_figure(figure, path, dpi=120):
-    """Save ``figure`` as PNG at ``path`` (atomically) and close it."""
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
-    plt.close(figure)
-    return path
+from keras_tl.runs import atomic_path
 
 
-def plot_confusion_matrix(matrix, class_names, path, title="Confusion matrix"):
-    """Row-normalised confusion matrix with the counts written in each cell."""
+def _axes(ax, figsize):
+    """``(figure, axes)``: the given axes and their figure, or a new figure of ``figsize``."""
+    if ax is not None:
+        return ax.figure, ax
+    return plt.subplots(figsize=figsize)
+
+
+def finish_figure(figure, path=None, dpi=120):
+    """Save ``figure`` as PNG at ``path`` (atomically) when a path is given; return the figure.
+
+    Outside interactive sessions (scripts, jobs) a saved figure is closed.
+    """
+    if path is not None:
+        with atomic_path(path) as tmp:
+            figure.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
+        if not plt.isinteractive():
+            plt.close(figure)
+    return figure
+
+
+def plot_confusion_matrix(matrix, class_names, path=None, title="Confusion matrix", ax=None):
+    """Row-normalised confusion matrix (scikit-learn's ``ConfusionMatrixDisplay``), counts in the cells."""
     matrix = np.asarray(matrix)
     normalised = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     size = max(4.0, 0.5 * len(class_names) + 2)
-    figure, axes = plt.subplots(figsize=(size, size))
-    image = axes.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
-    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="fraction of the true class")
-    ticks = np.arange(len(class_names))
-    axes.set_xticks(ticks, class_names, rotation=45, ha="right")
-    axes.set_yticks(ticks, class_names)
+    figure, axes = _axes(ax, (size, size))
+    display = ConfusionMatrixDisplay(normalised, display_labels=list(class_names))
+    display.plot(ax=axes, cmap="Blues", colorbar=False, include_values=False, xticks_rotation=45)
+    display.im_.set_clim(0, 1)
+    figure.colorbar(display.im_, ax=axes, fraction=0.046, pad=0.04, label="fraction of the true class")
+    plt.setp(axes.get_xticklabels(), ha="right")
     axes.set_xlabel("predicted")
     axes.set_ylabel("true")
     axes.set_title(title)
@@ -34,15 +50,15 @@ def plot_confusion_matrix(matrix, class_names, path, title="Confusion matrix"):
         for row, column in np.ndindex(matrix.shape):
             colour = "white" if normalised[row, column] > 0.5 else "black"
             axes.text(column, row, int(matrix[row, column]), ha="center", va="center", color=colour, fontsize=8)
-    return save_figure(figure, path)
+    return finish_figure(figure, path)
 
 
-def plot_few_shot(curves, path, title="Few-shot accuracy"):
+def plot_few_shot(curves, path=None, title="Few-shot accuracy", ax=None):
     """Accuracy (mean ± std over repeats) against training images per class, one line per method.
 
     ``curves`` maps a method name to ``{shots: {"mean": ..., "std": ...}}``.
     """
-    figure, axes = plt.subplots(figsize=(6, 4))
+    figure, axes = _axes(ax, (6, 4))
     for name, curve in curves.items():
         shots = sorted(curve)
         means = np.array([curve[shot]["mean"] for shot in shots])
@@ -57,14 +73,14 @@ def plot_few_shot(curves, path, title="Few-shot accuracy"):
     axes.set_title(title)
     axes.grid(alpha=0.3)
     axes.legend()
-    return save_figure(figure, path)
+    return finish_figure(figure, path)
 
 
-def plot_distance_matrix(matrix, labels, path, title="Pairwise distances"):
+def plot_distance_matrix(matrix, labels, path=None, title="Pairwise distances", ax=None):
     """Heat map of a square matrix of distances between ``labels`` (word vectors), values in the cells."""
     matrix = np.asarray(matrix)
     size = max(4.0, 0.5 * len(labels) + 2)
-    figure, axes = plt.subplots(figsize=(size + 1, size))
+    figure, axes = _axes(ax, (size + 1, size))
     image = axes.imshow(matrix, cmap="viridis")
     figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="distance (dark: close)")
     ticks = np.arange(len(labels))
@@ -76,48 +92,66 @@ def plot_distance_matrix(matrix, labels, path, title="Pairwise distances"):
         for row, column in np.ndindex(matrix.shape):
             colour = "black" if matrix[row, column] > middle else "white"
             axes.text(column, row, f"{matrix[row, column]:.2f}", ha="center", va="center", color=colour, fontsize=7)
-    return save_figure(figure, path)
+    return finish_figure(figure, path)
 
 
-def plot_word_map(points, words, path, title="Word map", groups=None):
+def plot_word_map(points, words, path=None, title="Word map", groups=None, ax=None):
     """Words at their 2-D ``points`` (a PCA or t-SNE projection), coloured by ``groups`` (e.g. clusters)."""
     points = np.asarray(points)
     colours = np.zeros(len(words), dtype=int) if groups is None else np.asarray(groups)
-    figure, axes = plt.subplots(figsize=(7, 6))
+    figure, axes = _axes(ax, (7, 6))
     axes.scatter(points[:, 0], points[:, 1], c=colours, cmap="tab10", vmin=0, vmax=9, s=25)
     for (x, y), word in zip(points, words):
         axes.annotate(word, (x, y), xytext=(3, 3), textcoords="offset points", fontsize=9)
     axes.set_title(title)
     axes.set_xticks([])
     axes.set_yticks([])
-    return save_figure(figure, path)
+    return finish_figure(figure, path)
 
 
-def plot_learning_curves(history, path, title="Learning curves"):
+def plot_learning_curves(history, path=None, title="Learning curves", ax=None):
     """Train and validation loss and accuracy per epoch; a dotted line marks where each new stage starts.
 
     ``history`` is a list of per-epoch dicts with ``epoch`` (counted across stages, from 1),
     ``stage``, ``loss``, ``accuracy`` and, when there was validation, ``val_loss`` and ``val_accuracy``.
+    ``ax``: two axes (loss, accuracy) to draw into, instead of a new figure.
     """
     epochs = [row["epoch"] for row in history]
     starts = [(row["epoch"] - 0.5, row["stage"]) for index, row in enumerate(history)
               if index == 0 or row["stage"] != history[index - 1]["stage"]]
-    figure, panels = plt.subplots(1, 2, figsize=(11, 4))
-    for axes, metric in zip(panels, ("loss", "accuracy")):
+    if ax is None:
+        figure, ax = plt.subplots(1, 2, figsize=(11, 4))
+        figure.suptitle(title)
+    else:
+        figure = ax[0].figure
+    for panel, metric in zip(ax, ("loss", "accuracy")):
         for prefix, style in (("", "-o"), ("val_", "--s")):
             values = np.array([row.get(prefix + metric, np.nan) for row in history], dtype=float)
             if not np.all(np.isnan(values)):
-                axes.plot(epochs, values, style, markersize=4, label=f"{'validation' if prefix else 'train'} {metric}")
+                panel.plot(epochs, values, style, markersize=4, label=f"{'validation' if prefix else 'train'} {metric}")
         for index, (start, stage) in enumerate(starts):
             if index:
-                axes.axvline(start, color="grey", linestyle=":")
-            axes.text(start, 0.98, f" {stage}", transform=axes.get_xaxis_transform(), va="top", ha="left",
-                      color="grey", fontsize=8)
-        axes.set_xlim(0.5, max(epochs, default=1) + 0.5)
-        axes.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
-        axes.set_xlabel("epoch")
-        axes.set_ylabel(metric)
-        axes.grid(alpha=0.3)
-        axes.legend(fontsize=8)
-    figure.suptitle(title)
-    return save_figure(figure, path)
+                panel.axvline(start, color="grey", linestyle=":")
+            panel.text(start, 0.98, f" {stage}", transform=panel.get_xaxis_transform(), va="top", ha="left",
+                       color="grey", fontsize=8)
+        panel.set_xlim(0.5, max(epochs, default=1) + 0.5)
+        panel.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+        panel.set_xlabel("epoch")
+        panel.set_ylabel(metric)
+        panel.grid(alpha=0.3)
+        panel.legend(fontsize=8)
+    return finish_figure(figure, path)
+
+
+def plot_grad_cam(image, heat_map, path=None, title="Grad-CAM", ax=None):
+    """The image with its Grad-CAM heat map (0..1, any resolution) scaled up and laid over it, half transparent."""
+    image = np.clip(np.asarray(image), 0, 255).astype(np.uint8)  # RGB in 0..255
+    figure, axes = _axes(ax, (4, 4))
+    axes.imshow(image)
+    overlay = axes.imshow(np.asarray(heat_map), cmap="jet", alpha=0.45, vmin=0, vmax=1, interpolation="bilinear",
+                          extent=(-0.5, image.shape[1] - 0.5, image.shape[0] - 0.5, -0.5))
+    figure.colorbar(overlay, ax=axes, fraction=0.046, pad=0.04, label="Grad-CAM (1: most important)")
+    axes.set_title(title)
+    axes.set_xticks([])
+    axes.set_yticks([])
+    return finish_figure(figure, path)

@@ -6,9 +6,9 @@ interrupted run never leaves a half-written file behind (``os.replace`` is atomi
 import contextlib
 import datetime
 import json
+import math
 import os
 import pathlib
-import sys
 import tempfile
 
 import numpy as np
@@ -43,18 +43,28 @@ def _to_jsonable(value):
     if isinstance(value, (list, tuple)):
         return [_to_jsonable(item) for item in value]
     if isinstance(value, np.ndarray):
-        return value.tolist()
+        return _to_jsonable(value.tolist())
     if isinstance(value, np.generic):
-        return value.item()
+        return _to_jsonable(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # strict JSON has no NaN or Infinity
     if isinstance(value, pathlib.PurePath):
         return str(value)
     return value
 
 
 def write_json(path, data):
-    """Write ``data`` as indented JSON (numpy values and paths converted), atomically."""
+    """Write ``data`` as strict, indented JSON (numpy values and paths converted, NaN and infinities
+    as null), atomically."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(_to_jsonable(data), indent=2, sort_keys=True) + "\n")
+        tmp.write_text(json.dumps(_to_jsonable(data), indent=2, sort_keys=True, allow_nan=False) + "\n")
+    return pathlib.Path(path)
+
+
+def write_array(path, array):
+    """Save ``array`` as ``.npy`` at ``path``, atomically."""
+    with atomic_path(path) as tmp:
+        np.save(tmp, np.asarray(array))
     return pathlib.Path(path)
 
 
@@ -66,18 +76,3 @@ def make_run_dir(output_dir, job):
     run_dir = pathlib.Path(output_dir)
     (run_dir / "figures").mkdir(parents=True, exist_ok=True)
     return run_dir
-
-
-USER_ERRORS = (ValueError, FileNotFoundError, ModuleNotFoundError)
-
-
-def run_cli(parse_args, job, argv=None):
-    """A job's ``main``: parse ``argv`` and run; a user error (bad value, missing file or package)
-    prints ``error: ...`` without a traceback and returns exit status 2."""
-    args = parse_args(argv)
-    try:
-        job(args)
-    except USER_ERRORS as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0

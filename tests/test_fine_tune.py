@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_tl import distribute, fine_tune, freezing
+from keras_tl import distribute, freezing, recipe
+from keras_tl.jobs import fine_tune
 from keras_tl.sources import get_source
 
 TINY = ["--image-size", "32", "--train-per-class", "5", "--test-per-class", "2", "--batch-size", "8",
@@ -41,19 +42,20 @@ def test_partial_run_resumes_after_an_interrupt(tmp_path, monkeypatch, imagenet,
     run_dir = tmp_path / "run"
     argv = TINY + ["--mode", "partial", "--unfreeze", "conv_dw_13", "--epochs", "3", "--freeze-epochs", "1",
                    "--output-dir", str(run_dir)]
-    finish_epoch = fine_tune.TrainingClock.on_epoch_end
+    finish_epoch = recipe.TrainingClock.on_epoch_end
 
     def killed_in_second_fine_tune_epoch(clock, epoch, logs=None):
         finish_epoch(clock, epoch, logs)
         if len(clock.model.trainable_weights) > 2 and epoch == 1:  # the head alone has 2 weights
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(fine_tune.TrainingClock, "on_epoch_end", killed_in_second_fine_tune_epoch)
-    with pytest.raises(KeyboardInterrupt):
-        fine_tune.main(argv)
+    monkeypatch.setattr(recipe.TrainingClock, "on_epoch_end", killed_in_second_fine_tune_epoch)
+    assert fine_tune.main(argv) == 130  # Ctrl-C: one line, exit status 130
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "interrupted: finished work is kept; run the same command again to resume."]
     assert not (run_dir / "metrics.json").exists()
     assert (run_dir / "fine_tune" / "backup").is_dir()
-    monkeypatch.setattr(fine_tune.TrainingClock, "on_epoch_end", finish_epoch)
+    monkeypatch.setattr(recipe.TrainingClock, "on_epoch_end", finish_epoch)
 
     assert fine_tune.main(argv) == 0
     assert "Test accuracy:" in capsys.readouterr().out
@@ -61,7 +63,7 @@ def test_partial_run_resumes_after_an_interrupt(tmp_path, monkeypatch, imagenet,
     stages = metrics["stages"]
     assert stages["head"]["epochs_trained_now"] == 0  # finished before the interrupt: loaded, not redone
     assert stages["fine_tune"]["epochs_trained_now"] == 1  # only the third epoch was left
-    assert [int(row["epoch"]) for row in fine_tune.read_log(run_dir / "fine_tune" / "log.csv")] == [0, 1, 2]
+    assert [int(row["epoch"]) for row in recipe.read_log(run_dir / "fine_tune" / "log.csv")] == [0, 1, 2]
     assert [(row["epoch"], row["stage"]) for row in metrics["history"]] == [
         (1, "head"), (2, "fine_tune"), (3, "fine_tune"), (4, "fine_tune")]
     assert stages["head"]["trainable"] == HEAD_PARAMS
@@ -146,11 +148,11 @@ def test_fit_stage_resumed_equals_uninterrupted(tmp_path):
             self.seen.append(epoch)
 
     whole = model()
-    fine_tune.fit_stage(whole, tmp_path / "whole", 4, data, data, patience=10)
+    recipe.fit_stage(whole, tmp_path / "whole", 4, data, data, patience=10)
     with pytest.raises(KeyboardInterrupt):
-        fine_tune.fit_stage(model(), tmp_path / "resumed", 4, data, data, patience=10, callbacks=[Stop()])
+        recipe.fit_stage(model(), tmp_path / "resumed", 4, data, data, patience=10, callbacks=[Stop()])
     resumed = model()
-    result = fine_tune.fit_stage(resumed, tmp_path / "resumed", 4, data, data, patience=10, callbacks=[Epochs()])
+    result = recipe.fit_stage(resumed, tmp_path / "resumed", 4, data, data, patience=10, callbacks=[Epochs()])
     assert Epochs.seen == [2, 3]
     assert result["epochs"] == 4 and result["epochs_trained_now"] == 2
     for a, b in zip(whole.get_weights(), resumed.get_weights()):
@@ -171,13 +173,16 @@ def test_choose_run_dir_picks_up_the_unfinished_run_with_the_same_settings(tmp_p
         fine_tune.choose_run_dir(str(old), {"mode": "full"})
 
 
-def test_plan_stages():
-    head, tune = fine_tune.plan_stages("partial", epochs=4, freeze_epochs=2, learning_rate=1e-3)
+def test_recipe_stages():
+    head, tune = recipe.Recipe(epochs=4, freeze_epochs=2, learning_rate=1e-3, unfreeze="8").stages()
     assert (head.name, head.epochs, head.learning_rate, head.base_trains) == ("head", 2, 1e-3, False)
     assert (tune.name, tune.epochs, tune.base_trains) == ("fine_tune", 4, True)
     assert tune.learning_rate == pytest.approx(1e-4)
-    assert [stage.name for stage in fine_tune.plan_stages("full", 4, 0, 1e-3)] == ["fine_tune"]
-    assert [stage.name for stage in fine_tune.plan_stages("scratch", 4, 2, 1e-3)] == ["scratch"]
+    assert [stage.name for stage in recipe.Recipe(4, 0, 1e-3).stages()] == ["fine_tune"]
+    assert [stage.name for stage in recipe.Recipe(4, 2, 1e-3, from_scratch=True).stages()] == ["scratch"]
+    assert [(stage.name, stage.epochs) for stage in recipe.Recipe(4, 2, 1e-3, unfreeze=None).stages()] == [("head", 4)]
+    with pytest.raises(ValueError, match="learning_rate must be a finite number > 0; got inf"):
+        recipe.Recipe(learning_rate=float("inf"))
 
 
 def test_help_shows_examples(capsys):

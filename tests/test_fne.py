@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from sklearn.exceptions import NotFittedError
 
-from keras_tl import data, fne, sources
+from keras_tl import data, extract, fne, sources
 
 
 def test_fne_layer_standardises_and_discretises_hand_computed_vectors():
@@ -59,7 +59,7 @@ def test_sklearn_transformer_adapts_on_fit_and_refuses_before():
         transformer.transform(np.zeros((2, 3)))
     fitted = transformer.fit(np.array([[0.0, 1.0], [2.0, 3.0]]))
     np.testing.assert_array_equal(fitted.transform(np.array([[2.0, 0.0]])), [[1, -1]])
-    with pytest.raises(ValueError, match="has 3 features; this FNETransformer was fitted on 2"):
+    with pytest.raises(ValueError, match="X has 3 features, but FNETransformer is expecting 2 features"):
         fitted.transform(np.zeros((1, 3)))
 
 
@@ -72,7 +72,7 @@ def tiny_mobilenet():
 def test_in_graph_pooling_equals_numpy_pooling_of_full_maps(tiny_mobilenet):
     names = sources.layer_names(tiny_mobilenet, "fne")
     images = np.random.default_rng(1).uniform(-1, 1, size=(3, 48, 48, 3)).astype("float32")
-    pooled = fne.build_extractor(tiny_mobilenet, names).predict(images, verbose=0)
+    pooled = extract.build_extractor(tiny_mobilenet, names).predict(images, verbose=0)
     maps = keras.Model(tiny_mobilenet.inputs, [tiny_mobilenet.get_layer(name).output for name in names])
     full = maps.predict(images, verbose=0)
     assert len(pooled) == 27 and full[0].shape == (3, 24, 24, 32)
@@ -86,7 +86,7 @@ def _image_set(count):
 
 
 def test_features_are_cached_and_an_interrupted_run_resumes(tiny_mobilenet, tmp_path):
-    extractor = fne.build_extractor(tiny_mobilenet, ["conv1_relu", "conv_pw_13_relu"])
+    extractor = extract.build_extractor(tiny_mobilenet, ["conv1_relu", "conv_pw_13_relu"])
     image_set = _image_set(10)
     source = sources.get_source("mobilenet")
     seen = []
@@ -95,7 +95,7 @@ def test_features_are_cached_and_an_interrupted_run_resumes(tiny_mobilenet, tmp_
         seen.append(len(subset))
         return data.make_pipeline(subset, 48, source.preprocess_input, batch_size=3)
 
-    expected, _ = fne.extract_features(extractor, image_set, pipeline, verbose=False)
+    expected, _ = extract.extract_features(extractor, image_set, pipeline, verbose=False)
     assert expected.shape == (10, 32 + 1024)
 
     def interrupted(subset):
@@ -107,21 +107,21 @@ def test_features_are_cached_and_an_interrupted_run_resumes(tiny_mobilenet, tmp_
     parts = ["mobilenet", "test-set"]
     seen.clear()
     with pytest.raises(KeyboardInterrupt):
-        fne.extract_features(extractor, image_set, interrupted, tmp_path, parts, chunk_size=4, verbose=False)
+        extract.extract_features(extractor, image_set, interrupted, tmp_path, parts, chunk_size=4, verbose=False)
     assert (tmp_path / next(p.name for p in tmp_path.glob("*.done"))).read_text() == "6"  # two batches of 3
     seen.clear()
-    resumed, path = fne.extract_features(extractor, image_set, pipeline, tmp_path, parts, chunk_size=4, verbose=False)
+    resumed, path = extract.extract_features(extractor, image_set, pipeline, tmp_path, parts, chunk_size=4, verbose=False)
     assert seen == [4]  # only the 4 images after the first 6 were extracted again
     np.testing.assert_allclose(resumed, expected, rtol=1e-5, atol=1e-6)
     assert path.suffix == ".npy" and not list(tmp_path.glob("*.partial.npy")) and not list(tmp_path.glob("*.done"))
     seen.clear()
-    cached, _ = fne.extract_features(extractor, image_set, pipeline, tmp_path, parts, verbose=False)
+    cached, _ = extract.extract_features(extractor, image_set, pipeline, tmp_path, parts, verbose=False)
     assert seen == [] and np.array_equal(cached, resumed)
 
 
 def test_ten_crops_are_corners_centre_and_mirrors():
     images = np.arange(2 * 4 * 4 * 1, dtype="float32").reshape(2, 4, 4, 1)
-    crops = keras.ops.convert_to_numpy(fne.ten_crops(images, 2))
+    crops = keras.ops.convert_to_numpy(extract.ten_crops(images, 2))
     assert crops.shape == (10, 2, 2, 2, 1)
     np.testing.assert_array_equal(crops[0, 0, ..., 0], [[0, 1], [4, 5]])       # top left
     np.testing.assert_array_equal(crops[3, 0, ..., 0], [[10, 11], [14, 15]])   # bottom right
@@ -130,13 +130,13 @@ def test_ten_crops_are_corners_centre_and_mirrors():
 
 
 def test_ten_crop_features_average_the_crops(tiny_mobilenet):
-    extractor = fne.build_extractor(tiny_mobilenet, ["conv_pw_13_relu"])
+    extractor = extract.build_extractor(tiny_mobilenet, ["conv_pw_13_relu"])
     image_set = _image_set(2)
     source = sources.get_source("mobilenet")
-    features, _ = fne.extract_features(
+    features, _ = extract.extract_features(
         extractor, image_set, lambda subset: data.make_pipeline(subset, 56, source.preprocess_input), ten_crop=True,
         verbose=False)
     images = next(iter(data.make_pipeline(image_set, 56, source.preprocess_input)))[0]
-    crops = keras.ops.convert_to_numpy(fne.ten_crops(images, 48))
+    crops = keras.ops.convert_to_numpy(extract.ten_crops(images, 48))
     by_crop = np.stack([extractor.predict(crop, verbose=0) for crop in crops])
     np.testing.assert_allclose(features, by_crop.mean(axis=0), rtol=1e-4, atol=1e-5)

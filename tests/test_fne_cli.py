@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from keras_tl import fne
+from keras_tl.jobs import fne
 
 
 def test_cli_help_shows_examples(capsys):
@@ -14,7 +14,7 @@ def test_cli_help_shows_examples(capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["--methods", "fne:max"], "not LAYERS:POST"),
-    (["--C", "0"], "--C must be positive"),
+    (["--C", "0"], "--C must be > 0"),
     (["--batch-size", "0"], "--batch-size must be at least 1"),
 ])
 def test_cli_refuses_bad_options(argv, message, capsys):

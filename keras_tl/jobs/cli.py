@@ -3,7 +3,6 @@
 The design notes' convention: every expected failure prints ``error: ...`` saying what to do and
 exits with status 2; Ctrl-C prints one line, keeps what can be resumed, and exits with 130.
 """
-import argparse
 import importlib
 import math
 import sys
@@ -50,50 +49,30 @@ def add_verbose(parser):
                         help="show TensorFlow's start-up and log lines (also: KERAS_TL_VERBOSE=1)")
 
 
-def at_least(minimum, kind=int):
-    """An argparse ``type`` that accepts ``kind`` values ``>= minimum`` (finite), else a clear error."""
-    def convert(text):
-        value = _number(text, kind)
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}; got {text}")
-        return value
+class Rule:
+    """A range an option's value must lie in, and how the error message says it."""
 
-    convert.__name__ = kind.__name__  # argparse names the type in its messages
-    return convert
+    def __init__(self, test, phrase):
+        self.test, self.phrase = test, phrase
 
 
-def positive(kind=float):
-    """An argparse ``type`` for finite values ``> 0``."""
-    def convert(text):
-        value = _number(text, kind)
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be > 0; got {text}")
-        return value
-
-    convert.__name__ = kind.__name__
-    return convert
+AT_LEAST_ONE = Rule(lambda value: value >= 1, "must be at least 1")
+NOT_NEGATIVE = Rule(lambda value: value >= 0, "must be 0 or more")
+POSITIVE = Rule(lambda value: value > 0, "must be > 0")
+FRACTION = Rule(lambda value: 0 < value < 1, "must be between 0 and 1")
+FRACTION_OR_ZERO = Rule(lambda value: 0 <= value < 1, "must be at least 0 and below 1")
+UP_TO_ONE = Rule(lambda value: 0 < value <= 1, "must be > 0 and at most 1")
 
 
-def fraction(low_open=True, high_open=True):
-    """An argparse ``type`` for a finite number in the interval (0, 1), ends included where not open."""
-    def convert(text):
-        value = _number(text, float)
-        above = value > 0 if low_open else value >= 0
-        below = value < 1 if high_open else value <= 1
-        if not (above and below):
-            interval = f"{'(' if low_open else '['}0, 1{')' if high_open else ']'}"
-            raise argparse.ArgumentTypeError(f"must be in {interval}; got {text}")
-        return value
+def check_options(parser, args, **rules):
+    """Stop with ``parser.error`` (exit 2, one line) at the first option outside its :class:`Rule`.
 
-    convert.__name__ = "float"
-    return convert
-
-
-def _number(text, kind):
-    try:
-        value = kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}; got {text!r}")
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number; got {text}")
-    return value
+    ``rules`` maps an option's ``dest`` to its rule; None values (not given) pass, lists are
+    checked item by item, and NaN or infinite numbers never pass.
+    """
+    flags = {action.dest: action.option_strings[-1] for action in parser._actions if action.option_strings}
+    for dest, rule in rules.items():
+        value = getattr(args, dest)
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if item is not None and not (math.isfinite(item) and rule.test(item)):
+                parser.error(f"{flags[dest]} {rule.phrase}; got {item}.")

@@ -1,0 +1,334 @@
+"""The fine-tuning job, ``python -m keras_tl.fine_tune``: the recipe of :mod:`keras_tl.recipe` on a dataset.
+
+Modes (``--mode``): ``head`` (stage head only: feature extraction plus a trained head);
+``partial`` (``--unfreeze``: the top N layers that have weights, a layer and everything above it,
+or named blocks); ``full`` (every layer); ``scratch`` (random weights, every layer trains from the
+start: the baseline that shows what the ImageNet weights are worth).
+
+The job loads the data, holds out a validation part of train, builds the model under the
+``tf.distribute`` strategy, runs the stages (resumable: a killed run started again with the same
+command goes on from its last finished epoch), evaluates once on the test set and writes the run
+folder: ``config.json``, ``metrics.json``, ``model.keras``, ``layers.txt``, per-stage logs and figures.
+"""
+import argparse
+import dataclasses
+import importlib.util
+import json
+import pathlib
+import sys
+import time
+
+import keras
+
+from keras_tl import augment, classify, data, distribute, freezing, messages, optimizers, plots, recipe, runs
+from keras_tl.jobs import cli
+from keras_tl.sources import get_source
+
+MODES = ("head", "partial", "full", "scratch")
+DEFAULT_UNFREEZE = "8"  # partial: the top 8 layers with weights (MobileNet: its last two blocks)
+MIX_ALPHA = {"mixup": 0.2, "cutmix": 1.0}  # the papers' usual choices for ImageNet
+NOT_SETTINGS = ("output_dir", "quiet", "tensorboard", "verbose")  # options that may change when a run resumes
+
+EXAMPLES = """examples:
+  python -m keras_tl.fine_tune                      # MobileNet on Animal-MNIST, full, a few minutes on a CPU
+  python -m keras_tl.fine_tune --mode head          # frozen base + trained head (feature extraction)
+  python -m keras_tl.fine_tune --mode partial       # the top 8 layers that have weights (MobileNet's last 2 blocks)
+  python -m keras_tl.fine_tune --mode partial --unfreeze 20          # the top 20 layers that have weights
+  python -m keras_tl.fine_tune --mode partial --unfreeze conv_dw_11  # conv_dw_11 and every layer above it
+  python -m keras_tl.fine_tune --mode partial --unfreeze conv_dw_13,conv_pw_13   # these blocks only
+  python -m keras_tl.fine_tune --mode full --lr-ratio 0.01        # discriminative rates: bottom at lr/100
+  python -m keras_tl.fine_tune --mode full --lora-rank 4          # LoRA on the 1x1 convolutions
+  python -m keras_tl.fine_tune --mode scratch --epochs 20         # the "hero" baseline, random weights
+  python -m keras_tl.fine_tune --mix cutmix --rotation 0          # CutMix, no rotations
+  python -m keras_tl.fine_tune --dataset ~/data/flowers --source resnet50 --output-dir runs/flowers
+  python -m keras_tl.fine_tune --strategy mirrored --mixed-precision --batch-size 64   # all GPUs of a node
+
+A run that is interrupted resumes when started again with the same command (same --output-dir,
+or none: then the newest unfinished run with the same settings is picked up).
+"""
+
+
+def make_parser():
+    """The job's options, in groups: source and data, what trains, training, augmentation, hardware, output."""
+    parser = argparse.ArgumentParser(
+        prog="python -m keras_tl.fine_tune", description="Fine-tune an ImageNet network on a new image task: "
+        "a new head first, then part or all of the network at a tenth of the learning rate.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    what = parser.add_argument_group("source and data")
+    what.add_argument("--source", default="mobilenet", help="keras.applications model (default: mobilenet)")
+    what.add_argument("--dataset", default="animal_mnist",
+                      help="animal_mnist, fashion_mnist, openclipart or a folder (see datasets/)")
+    what.add_argument("--image-size", type=int, default=None,
+                      help="input size in pixels (default: 96 for the built-in default, else the source's)")
+    what.add_argument("--train-per-class", type=int, default=None,
+                      help="keep N train images per class (default: 200 for the built-in default, else all)")
+    what.add_argument("--test-per-class", type=int, default=None,
+                      help="keep N test images per class (default: 100 for the built-in default, else all)")
+    what.add_argument("--validation-fraction", type=float, default=0.2,
+                      help="share of the train images held out for validation (default 0.2)")
+    how = parser.add_argument_group("what trains")
+    how.add_argument("--mode", choices=MODES, default="full",
+                     help="head, partial, full or scratch (default full, like fastai's fine_tune: the head "
+                          "first, then every layer)")
+    how.add_argument("--unfreeze", default=None, metavar="N|LAYER|BLOCKS",
+                     help="partial mode: top N layers with weights, a layer and all above it, or comma-separated "
+                          f"block names (default {DEFAULT_UNFREEZE})")
+    how.add_argument("--freeze-bn", action="store_true", help="keep BatchNorm scale and offset frozen too")
+    how.add_argument("--lora-rank", type=int, default=0, help="train LoRA factors of this rank instead of the "
+                     "unfrozen Conv2D/Dense kernels (partial or full; default 0: off)")
+    how.add_argument("--lora-alpha", type=float, default=None, help="LoRA scale alpha (default: the rank)")
+    how.add_argument("--dropout", type=float, default=0.2, help="dropout before the new classifier (default 0.2)")
+    fit = parser.add_argument_group("training")
+    fit.add_argument("--epochs", type=int, default=4,
+                     help="epochs of the main stage: fine_tune, or the only stage of head/scratch (default 4)")
+    fit.add_argument("--freeze-epochs", type=int, default=2,
+                     help="partial/full: epochs of the head stage first (0 skips it; default 2)")
+    fit.add_argument("--patience", type=int, default=3, help="early stopping patience in epochs (default 3)")
+    fit.add_argument("--batch-size", type=int, default=32, help="images per replica per step (default 32)")
+    fit.add_argument("--optimizer", choices=optimizers.OPTIMIZERS, default="adam")
+    fit.add_argument("--lr", type=float, default=1e-3, help="learning rate of the head stage; fine_tune "
+                     "uses a tenth (default 1e-3)")
+    fit.add_argument("--lr-ratio", type=float, default=1.0, help="discriminative rates: the bottom layer group "
+                     "learns at this fraction of the head's rate (default 1: one rate for all)")
+    fit.add_argument("--lr-groups", type=int, default=3, help="layer groups of the base for --lr-ratio (default 3)")
+    aug = parser.add_argument_group("augmentation")
+    aug.add_argument("--no-augment", action="store_true", help="no flip, zoom, rotation or translation")
+    aug.add_argument("--flip", choices=["horizontal", "vertical", "horizontal_and_vertical", "none"],
+                     default="horizontal")
+    aug.add_argument("--zoom", type=float, default=0.1, help="random zoom, a fraction of the size (0: off)")
+    aug.add_argument("--rotation", type=float, default=0.05, help="random rotation, a fraction of a turn (0: off)")
+    aug.add_argument("--translation", type=float, default=0.1, help="random shift, a fraction of the size (0: off)")
+    aug.add_argument("--mix", choices=augment.MIX_METHODS, default="none", help="mixup or CutMix of batches")
+    aug.add_argument("--mix-alpha", type=float, default=None, help="Beta(alpha, alpha) of the mix "
+                     "(default 0.2 for mixup, 1 for cutmix)")
+    hardware = parser.add_argument_group("hardware")
+    hardware.add_argument("--strategy", choices=distribute.STRATEGIES, default="auto",
+                          help="tf.distribute strategy (default auto: all GPUs of this machine, or the CPU)")
+    hardware.add_argument("--mixed-precision", action="store_true", help="mixed_float16 (GPU only)")
+    hardware.add_argument("--jit-compile", action="store_true", help="compile the train step with XLA")
+    out = parser.add_argument_group("output")
+    out.add_argument("--output-dir", default=None, help="run folder (default runs/fine_tune-<time>)")
+    out.add_argument("--tensorboard", action="store_true", help="write TensorBoard logs into the run folder")
+    out.add_argument("--seed", type=int, default=0)
+    out.add_argument("--quiet", action="store_true", help="no plan and no progress bars")
+    cli.add_verbose(parser)
+    return parser
+
+
+def parse_args(argv=None):
+    """Parse and check ``argv``: a bad value stops here, before any work, with one ``error:`` line."""
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    if args.dataset == parser.get_default("dataset"):
+        for name, default in (("train_per_class", 200), ("test_per_class", 100), ("image_size", 96)):
+            if getattr(args, name) is None:
+                setattr(args, name, default)
+    cli.check_options(parser, args, image_size=cli.AT_LEAST_ONE, train_per_class=cli.AT_LEAST_ONE,
+                      test_per_class=cli.AT_LEAST_ONE, validation_fraction=cli.FRACTION, lora_rank=cli.NOT_NEGATIVE,
+                      lora_alpha=cli.POSITIVE, dropout=cli.FRACTION_OR_ZERO, epochs=cli.AT_LEAST_ONE,
+                      freeze_epochs=cli.NOT_NEGATIVE, patience=cli.AT_LEAST_ONE, batch_size=cli.AT_LEAST_ONE,
+                      lr=cli.POSITIVE, lr_ratio=cli.UP_TO_ONE, lr_groups=cli.AT_LEAST_ONE, zoom=cli.FRACTION_OR_ZERO,
+                      rotation=cli.FRACTION_OR_ZERO, translation=cli.FRACTION_OR_ZERO, mix_alpha=cli.POSITIVE)
+    if args.unfreeze is not None and args.mode != "partial":
+        parser.error(f"--unfreeze chooses layers for --mode partial; this is --mode {args.mode}.")
+    if args.freeze_bn and args.mode == "scratch":
+        parser.error("--freeze-bn keeps ImageNet's BatchNorm statistics; --mode scratch has none to keep.")
+    if args.lora_rank and args.mode not in ("partial", "full"):
+        parser.error(f"--lora-rank adapts the unfrozen layers of --mode partial or full; this is --mode {args.mode}.")
+    return args
+
+
+def settings_of(args):
+    """The options that define a run (what must match for a rerun to resume it)."""
+    return {key: value for key, value in vars(args).items() if key not in NOT_SETTINGS}
+
+
+def choose_run_dir(output_dir, settings):
+    """The run folder and whether it resumes one: ``output_dir`` (an error if it holds a run with
+    other settings) or, when None, the newest unfinished ``runs/fine_tune-*`` with the same settings."""
+    if output_dir is None:
+        for candidate in sorted(pathlib.Path("runs").glob("fine_tune-*"), reverse=True):
+            config_path = candidate / "config.json"
+            if (config_path.exists() and not (candidate / "metrics.json").exists()
+                    and json.loads(config_path.read_text()).get("settings") == settings):
+                return candidate, True
+        return runs.make_run_dir(None, "fine_tune"), False
+    run_dir = runs.make_run_dir(output_dir, "fine_tune")
+    config_path = run_dir / "config.json"
+    if not config_path.exists():
+        return run_dir, False
+    stored = json.loads(config_path.read_text()).get("settings", {})
+    changed = sorted(key for key in set(stored) | set(settings) if stored.get(key) != settings.get(key))
+    if changed:
+        listing = ", ".join(f"{key}: {stored.get(key)!r} there, {settings.get(key)!r} now" for key in changed)
+        raise ValueError(f"{run_dir} holds a run with other settings ({listing}). Choose another --output-dir "
+                         f"or delete that folder.")
+    return run_dir, True
+
+
+def recipe_of(args):
+    """The :class:`keras_tl.recipe.Recipe` that ``--mode`` and the training options describe."""
+    unfreeze = {"head": None, "partial": args.unfreeze or DEFAULT_UNFREEZE}.get(args.mode, "all")
+    return recipe.Recipe(epochs=args.epochs, freeze_epochs=args.freeze_epochs, learning_rate=args.lr,
+                         lr_ratio=args.lr_ratio, lr_groups=args.lr_groups, unfreeze=unfreeze,
+                         freeze_bn=args.freeze_bn, lora_rank=args.lora_rank, lora_alpha=args.lora_alpha,
+                         optimizer=args.optimizer, patience=args.patience, from_scratch=args.mode == "scratch",
+                         jit_compile=True if args.jit_compile else "auto", seed=args.seed)
+
+
+def check_environment(args):
+    """Errors that need no data: a missing TensorBoard, a multi-worker run without a shared folder."""
+    if args.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise ValueError("--tensorboard needs the tensorboard package (TensorFlow no longer installs it): "
+                         "pip install tensorboard")
+    if args.strategy == "multi-worker" and args.output_dir is None:
+        raise ValueError("--strategy multi-worker needs --output-dir: every worker must use the same folder.")
+
+
+def load_splits(args, strategy):
+    """The dataset and its train / validation (held out from train) / test image sets."""
+    dataset = data.load_dataset(args.dataset, seed=args.seed, train_per_class=args.train_per_class,
+                                test_per_class=args.test_per_class, verbose=not args.quiet)
+    train_set, validation_set = data.split_validation(dataset.train, args.validation_fraction, args.seed)
+    batch_size = distribute.global_batch_size(args.batch_size, strategy)
+    if batch_size > len(train_set):
+        raise ValueError(f"The batch ({batch_size} images: --batch-size {args.batch_size} x "
+                         f"{strategy.num_replicas_in_sync} replica(s)) is larger than the training set "
+                         f"({len(train_set)} images after holding out validation); use a smaller --batch-size.")
+    return dataset, {"train": train_set, "validation": validation_set, "test": dataset.test}
+
+
+def build_model(args, source, image_size, num_classes, settings, strategy):
+    """The base, the classifier around it, the layers the recipe tunes and the LoRA targets."""
+    with strategy.scope():
+        base = source.build(weights=None if settings.from_scratch else "imagenet", include_top=False,
+                            image_size=image_size)
+        tuned = recipe.set_trainable(base, "all" if settings.from_scratch else settings.unfreeze, args.freeze_bn)
+        augmentation = None if args.no_augment else augment.augmentation_layers(
+            None if args.flip == "none" else args.flip, args.zoom, args.rotation, args.translation, seed=args.seed)
+        model = recipe.build_classifier(base, num_classes, augmentation, args.dropout,
+                                        bn_inference=not settings.from_scratch)
+        targets = recipe.lora_targets(base, settings)
+    return base, model, tuned, targets, augmentation
+
+
+def print_plan(say, args, run_dir, resuming, source, image_size, dataset, sizes, tuned, targets, augmentation,
+               strategy, batch_size, stages):
+    """What the run will do, before it starts (the design notes' convention)."""
+    mix_alpha = args.mix_alpha or MIX_ALPHA.get(args.mix, 0.0)
+    say(f"{'Resuming' if resuming else 'Fine-tuning'} in {run_dir}")
+    say(f"  source:    {source.name} ({'random' if args.mode == 'scratch' else 'ImageNet'} weights), "
+        f"{image_size}x{image_size} px, mode {args.mode}")
+    say(f"  trains:    {'the head only' if args.mode == 'head' else recipe.describe_layers(tuned)}"
+        + (f"; LoRA rank {args.lora_rank} on {len(targets)} layers" if args.lora_rank else "")
+        + ("; BatchNorm frozen" if args.freeze_bn else ""))
+    say(f"  data:      {dataset.name}, {len(dataset.class_names)} classes: {sizes['train']} train, "
+        f"{sizes['validation']} validation (held out from train), {sizes['test']} test images")
+    say(f"  batches:   {args.batch_size} per replica x {strategy.num_replicas_in_sync} = {batch_size}; "
+        f"{distribute.describe(strategy)}" + (", mixed precision" if args.mixed_precision else ""))
+    say(f"  augment:   {'none' if augmentation is None else ', '.join(layer.name for layer in augmentation.layers)}"
+        + (f"; {args.mix} (alpha {mix_alpha})" if args.mix != "none" else ""))
+    say("  stages:    " + "; ".join(f"{stage.name}: up to {stage.epochs} epochs at lr {stage.learning_rate:g}"
+                                    for stage in stages), flush=True)
+
+
+def run(args):
+    """The whole job; returns the metrics dict (also written to ``metrics.json``)."""
+    started = time.perf_counter()
+    say = print if not args.quiet else (lambda *_, **__: None)
+    check_environment(args)
+    strategy = distribute.make_strategy(args.strategy)  # first: multi-worker must precede any TF operation
+    distribute.set_mixed_precision(args.mixed_precision)
+    keras.utils.set_random_seed(args.seed)
+    source = get_source(args.source)
+    image_size = args.image_size or source.default_size
+    source.input_shape(image_size)  # an error below the source's minimum size
+    settings = recipe_of(args)
+    dataset, splits = load_splits(args, strategy)
+    base, model, tuned, targets, augmentation = build_model(args, source, image_size, len(dataset.class_names),
+                                                            settings, strategy)
+    freezing.unfreeze_all(base)
+    full_fine_tune_params = freezing.parameter_counts(model)["trainable"]
+
+    run_dir, resuming = choose_run_dir(args.output_dir, settings_of(args))
+    if args.strategy == "multi-worker" and not distribute.is_chief(strategy):
+        run_dir = runs.make_run_dir(run_dir / f"worker-{strategy.cluster_resolver.task_id}", "fine_tune")
+    sizes = {split: len(image_set) for split, image_set in splits.items()}
+    batch_size = distribute.global_batch_size(args.batch_size, strategy)
+    runs.write_json(run_dir / "config.json", {
+        "settings": settings_of(args), "image_size": image_size, "global_batch_size": batch_size, "sizes": sizes,
+        "class_names": dataset.class_names, "stages": [dataclasses.asdict(stage) for stage in settings.stages()],
+        "layers_tuned": tuned, "strategy": distribute.describe(strategy), "keras": keras.__version__})
+    print_plan(say, args, run_dir, resuming, source, image_size, dataset, sizes, tuned, targets, augmentation,
+               strategy, batch_size, settings.stages())
+
+    train, validation, test = recipe.make_pipelines(source, image_size, splits, len(dataset.class_names), batch_size,
+                                             args.mix, args.mix_alpha or MIX_ALPHA.get(args.mix, 0.0), args.seed,
+                                             shard=args.strategy == "multi-worker")
+    tensorboard = (lambda stage: [keras.callbacks.TensorBoard(str(run_dir / "tensorboard" / stage.name))]
+                   ) if args.tensorboard else ()
+    results = recipe.run_stages(model, base, settings, train, validation, run_dir, targets, tensorboard, strategy,
+                                verbose=(1 if sys.stdout.isatty() else 2) if not args.quiet else 0)
+    with runs.atomic_path(run_dir / "layers.txt") as temporary:
+        temporary.write_text(freezing.trainable_report(model, expand_nested=True) + "\n")
+    metrics = evaluate_and_save(args, model, test, dataset, results, run_dir, source, sizes)
+    metrics["cost"] = cost_of(results, sizes, time.perf_counter() - started, full_fine_tune_params)
+    runs.write_json(run_dir / "metrics.json", metrics)
+    print_summary(results, metrics, run_dir)
+    return metrics
+
+
+def evaluate_and_save(args, model, test, dataset, results, run_dir, source, sizes):
+    """Test accuracy, ``model.keras`` and the figures; the metrics without their cost."""
+    history = []
+    for name, result in results.items():
+        first_epoch = len(history) + 1
+        history += [{**row, "epoch": first_epoch + index, "stage": name}
+                    for index, row in enumerate(result.pop("history"))]
+    predicted = recipe.predict_classes(model, test)
+    evaluation = classify.evaluate_predictions(dataset.test.labels, predicted, dataset.class_names)
+    with runs.atomic_path(run_dir / "model.keras") as temporary:
+        model.save(temporary)
+    title = f"{source.name} {args.mode} on {dataset.name}"
+    plots.plot_learning_curves(history, path=run_dir / "figures" / "learning_curves.png", title=title)
+    plots.plot_confusion_matrix(evaluation["confusion_matrix"], dataset.class_names,
+                                path=run_dir / "figures" / "confusion_matrix.png",
+                                title=f"{title}: test accuracy {evaluation['accuracy']:.3f}")
+    return {"test_accuracy": evaluation["accuracy"], "test_images": sizes["test"], "stages": results,
+            "history": history, "confusion_matrix": evaluation["confusion_matrix"], "report": evaluation["report"],
+            "class_names": dataset.class_names, "skipped_files": dataset.skipped}
+
+
+def cost_of(results, sizes, wall_seconds, full_fine_tune_params):
+    """Wall and training time, training speed and trainable parameters of the last stage."""
+    train_seconds = sum(result["train_seconds"] for result in results.values())
+    images_trained = sum(result["epochs_trained_now"] for result in results.values()) * sizes["train"]
+    final = list(results.values())[-1]
+    return {"wall_seconds": wall_seconds, "train_seconds": train_seconds,
+            "train_images_per_second": images_trained / train_seconds if train_seconds else None,
+            "trainable_params": final["trainable"], "total_params": final["total"],
+            "full_fine_tune_trainable_params": full_fine_tune_params}
+
+
+def print_summary(results, metrics, run_dir):
+    """The per-stage table, the test accuracy, the cost and where the run folder is."""
+    rows = [[name, result["epochs"], result["best_epoch"], result["best_val_accuracy"], result["trainable"],
+             result["train_seconds"]] for name, result in results.items()]
+    print(messages.format_table(rows, ["stage", "epochs", "best epoch", "val accuracy", "trainable params",
+                                       "train s"]))
+    cost = metrics["cost"]
+    speed = (f"{cost['train_images_per_second']:.0f} train images/s" if cost["train_seconds"]
+             else "no epoch trained now")
+    print(f"Test accuracy: {metrics['test_accuracy']:.4f} on {metrics['test_images']} images")
+    if metrics["skipped_files"]:
+        print(f"Skipped {len(metrics['skipped_files'])} unreadable file(s), listed in metrics.json")
+    print(f"Cost: {cost['wall_seconds']:.0f} s wall, {speed}; {cost['trainable_params']:,} of "
+          f"{cost['total_params']:,} parameters trainable (a full fine-tune trains "
+          f"{cost['full_fine_tune_trainable_params']:,})")
+    print(f"Run folder: {run_dir}")
+
+
+
+
+def main(argv=None):
+    return cli.run_cli(parse_args, run, argv)
