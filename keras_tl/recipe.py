@@ -39,6 +39,7 @@ import shutil
 import tempfile
 import time
 import warnings
+import zipfile
 
 import keras
 import numpy as np
@@ -299,7 +300,7 @@ def load_finished_stage(model, stage_dir):
     try:
         model.optimizer.build(model.trainable_variables)
         model.load_weights(best_path)
-    except (OSError, ValueError, KeyError) as error:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
         aside = best_path.with_name("best.keras.damaged")
         warnings.warn(f"{best_path} cannot be read ({type(error).__name__}: {str(error)[:120]}); set aside as "
                       f"{aside.name}, the stage trains again.", stacklevel=2)

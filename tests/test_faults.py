@@ -1,0 +1,163 @@
+"""Issue 9: damaged caches and checkpoints, shared caches, and one clear line per user error."""
+import json
+import threading
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_tl import data, extract, recipe, runs
+from keras_tl.jobs import fine_tune, fne
+
+
+def _tiny_extractor():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 3))
+    maps = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(inputs)
+    return extract.build_extractor(keras.Model(inputs, maps), ["conv"])
+
+
+def _image_set(count=6):
+    rng = np.random.default_rng(3)
+    return data.ImageSet(labels=np.arange(count) % 2, images=rng.integers(0, 255, (count, 8, 8), dtype=np.uint8))
+
+
+def _pipeline(subset):
+    return data.make_pipeline(subset, 8, None, batch_size=2)
+
+
+@pytest.fixture(scope="module")
+def expected():
+    features, _ = extract.extract_features(_tiny_extractor(), _image_set(), _pipeline, verbose=False)
+    return np.array(features)
+
+
+@pytest.mark.parametrize("damage", ["truncated final", "empty marker", "wrong-size partial"])
+def test_a_damaged_cache_entry_is_reported_set_aside_and_rebuilt(damage, expected, tmp_path):
+    extractor, images = _tiny_extractor(), _image_set()
+    _, final = extract.extract_features(extractor, images, _pipeline, tmp_path, ["tiny"], verbose=False)
+    key = final.name[:-len(".npy")]
+    if damage == "truncated final":
+        final.write_bytes(final.read_bytes()[:100])
+    else:
+        final.unlink()
+        np.save(tmp_path / f"{key}.partial.npy", np.zeros((2, 3), dtype=np.float32))
+        (tmp_path / f"{key}.done").write_text("" if damage == "empty marker" else "2")
+    with pytest.warns(UserWarning, match="is damaged"):
+        rebuilt, path = extract.extract_features(extractor, images, _pipeline, tmp_path, ["tiny"], verbose=False)
+    np.testing.assert_allclose(rebuilt, expected, rtol=1e-6)
+    assert path == final and list(tmp_path.glob("*.damaged"))
+
+
+def test_two_runs_on_one_cache_entry_wait_for_each_other_and_share_the_result(expected, tmp_path):
+    extractor, images = _tiny_extractor(), _image_set()
+    size, dim = expected.shape
+    cache = extract.FeatureCache(tmp_path, extract.cache_key(["tiny", False, size, dim]), (size, dim))
+    results = {}
+
+    def second_run():
+        results["features"], _ = extract.extract_features(extractor, images, lambda subset: pytest.fail(
+            "the second run extracted again instead of reusing the first run's file"), tmp_path, ["tiny"],
+            verbose=False)
+
+    with cache.lock():  # the first run holds the entry...
+        waiting = threading.Thread(target=second_run)
+        waiting.start()
+        time.sleep(1.0)
+        assert waiting.is_alive()  # ...so the second waits
+        np.save(cache.final, expected)  # the first run finishes its file
+    waiting.join(timeout=60)
+    np.testing.assert_array_equal(results["features"], expected)
+
+
+def test_a_kill_while_best_keras_is_written_keeps_the_previous_best(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(32, 5)).astype("float32"), np.eye(3, dtype="float32")[rng.integers(0, 3, 32)]
+    batches = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+
+    def model():
+        keras.utils.set_random_seed(0)
+        net = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3, activation="softmax")])
+        net.compile(optimizer=keras.optimizers.Adam(0.05), loss="categorical_crossentropy")
+        return net
+
+    save, saves = keras.Model.save, []
+
+    def killed_during_the_second_save(self, path, *args, **kwargs):
+        saves.append(path)
+        if len(saves) == 2:
+            with open(path, "wb") as handle:
+                handle.write(b"PK\x03\x04 half a zip")
+            raise KeyboardInterrupt
+        return save(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "save", killed_during_the_second_save)
+    with pytest.raises(KeyboardInterrupt):
+        recipe.fit_stage(model(), tmp_path, 4, batches, batches, patience=10)
+    best = tmp_path / "best.keras"
+    first_best = keras.models.load_model(best)  # intact: the half file was a temporary one
+    assert not [path for path in tmp_path.iterdir() if path.name.startswith(".best.keras")]
+    monkeypatch.setattr(keras.Model, "save", save)
+    resumed = model()
+    result = recipe.fit_stage(resumed, tmp_path, 4, batches, batches, patience=10)
+    assert result["epochs"] == 4 and result["epochs_trained_now"] == 3  # went on after the first epoch
+    assert result["best_val_loss"] <= float(first_best.evaluate(batches, verbose=0))
+    assert not (tmp_path / "backup").exists() and (tmp_path / "done.json").is_file()
+
+
+def test_a_damaged_best_keras_of_a_finished_stage_is_set_aside_and_the_stage_trains_again(tmp_path):
+    batches = tf.data.Dataset.from_tensor_slices((np.zeros((8, 5), "float32"), np.eye(2, dtype="float32")[
+        np.arange(8) % 2])).batch(4)
+    net = keras.Sequential([keras.Input((5,)), keras.layers.Dense(2, activation="softmax")])
+    net.compile(optimizer="adam", loss="categorical_crossentropy")
+    recipe.fit_stage(net, tmp_path, 1, batches, batches)
+    (tmp_path / "best.keras").write_bytes(b"")
+    with pytest.warns(UserWarning, match="cannot be read"):
+        result = recipe.fit_stage(net, tmp_path, 1, batches, batches)
+    assert result["epochs_trained_now"] == 1 and (tmp_path / "best.keras.damaged").exists()
+    keras.models.load_model(tmp_path / "best.keras")
+
+
+def test_training_that_diverges_stops_at_once_with_a_clear_error(tmp_path):
+    batches = tf.data.Dataset.from_tensor_slices((np.full((16, 5), 1e30, "float32"), np.eye(2, dtype="float32")[
+        np.arange(16) % 2])).batch(4)
+    net = keras.Sequential([keras.Input((5,)), keras.layers.Dense(2, activation="softmax")])
+    net.compile(optimizer=keras.optimizers.SGD(1e30), loss="categorical_crossentropy")
+    with pytest.raises(ValueError, match="Training diverged.*Lower the learning rate"):
+        recipe.fit_stage(net, tmp_path, 5, batches, batches)
+    assert not (tmp_path / "done.json").exists()
+
+
+def test_metrics_json_is_strict_json(tmp_path):
+    path = runs.write_json(tmp_path / "m.json", {"loss": float("nan"), "big": np.float32("inf"), "ok": [1.5]})
+    assert json.loads(path.read_text(), parse_constant=lambda name: pytest.fail(name)) == {
+        "loss": None, "big": None, "ok": [1.5]}
+
+
+@pytest.mark.parametrize("main, argv, message", [
+    (fine_tune.main, ["--lr", "inf"], "--lr must be > 0; got inf."),
+    (fine_tune.main, ["--image-size", "0"], "--image-size must be at least 1; got 0."),
+    (fine_tune.main, ["--train-per-class", "-3"], "--train-per-class must be at least 1; got -3."),
+    (fne.main, ["--shots", "5", "0"], "--shots must be at least 1; got 0."),
+    (fne.main, ["--image-size", "0"], "--image-size must be at least 1; got 0."),
+    (fne.main, ["--thresholds", "0.2", "-0.2"], "--thresholds LOW HIGH needs LOW < HIGH"),
+])
+def test_bad_numbers_stop_before_any_work(main, argv, message, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err
+    assert message in error and "Traceback" not in error
+
+
+def test_a_run_folder_that_cannot_be_written_is_one_error_line(tmp_path, capsys, monkeypatch):
+    def refuse(output_dir, job):  # as root, chmod cannot make a folder unwritable: refuse like the OS would
+        raise PermissionError(13, "Permission denied", str(output_dir))
+
+    monkeypatch.setattr(runs, "make_run_dir", refuse)
+    code = fne.main(["--train-per-class", "2", "--test-per-class", "1", "--image-size", "32", "--quiet",
+                     "--output-dir", str(tmp_path / "locked"), "--cache-dir", str(tmp_path / "cache")])
+    error = capsys.readouterr().err
+    assert code == 2 and error.startswith("error: [Errno 13] Permission denied") and "Traceback" not in error
