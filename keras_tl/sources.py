@@ -91,13 +91,15 @@ class Source:
         trained_shape = (self.default_size, self.default_size, 3)
         if self.imported:  # keras_tl.offline imports the weights on the first build; its errors say what to do
             return self.constructor(weights="imagenet", include_top=include_top, input_shape=trained_shape)
+        file_name = self.weight_files[0 if include_top else 1]
+        target = offline.keras_models_dir() / file_name
+        if target.is_file():  # read it from where it is: Keras would look in /tmp/.keras if this folder is read-only
+            model = self.constructor(weights=None, include_top=include_top, input_shape=trained_shape)
+            model.load_weights(target)
+            return model
         try:
             return self.constructor(weights="imagenet", include_top=include_top, input_shape=trained_shape)
         except Exception as error:
-            file_name = self.weight_files[0 if include_top else 1]
-            target = offline.keras_models_dir() / file_name
-            if target.is_file():
-                raise
             raise WeightsUnavailableError(
                 f"ImageNet weights for {self.name} are not in {target} and could not be downloaded "
                 f"({type(error).__name__}: {str(error)[:200]}).\n"

@@ -1,5 +1,6 @@
 """Issue 9: damaged caches and checkpoints, shared caches, and one clear line per user error."""
 import json
+import os
 import threading
 import time
 
@@ -161,3 +162,29 @@ def test_a_run_folder_that_cannot_be_written_is_one_error_line(tmp_path, capsys,
                      "--output-dir", str(tmp_path / "locked"), "--cache-dir", str(tmp_path / "cache")])
     error = capsys.readouterr().err
     assert code == 2 and error.startswith("error: [Errno 13] Permission denied") and "Traceback" not in error
+
+
+def test_weights_in_a_read_only_keras_home_are_used_where_they_are(tmp_path, monkeypatch):
+    import shutil
+
+    from keras_tl import offline, sources
+
+    source = sources.get_source("mobilenet")
+    source.build(image_size=32)  # makes sure the offline import has written the files
+    models = tmp_path / "keras_home" / "models"
+    models.mkdir(parents=True)
+    for name in source.weight_files:
+        shutil.copy(offline.keras_models_dir() / name, models / name)
+    monkeypatch.setenv("KERAS_HOME", str(models.parent))
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if mode & os.W_OK and str(path).startswith(
+        str(tmp_path)) else real_access(path, mode, **kw))
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("Keras tried to fetch the weights instead of reading the read-only cache")
+
+    monkeypatch.setattr(keras.utils, "get_file", no_download)
+    model = source.build(image_size=32)
+    reference = sources.get_source("mobilenet")._load_imagenet(False)
+    np.testing.assert_array_equal(model.get_layer("conv1").get_weights()[0],
+                                  reference.get_layer("conv1").get_weights()[0])
