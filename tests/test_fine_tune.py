@@ -1,6 +1,6 @@
 """The fine-tuning job: each mode on a tiny run (32x32 images, 5 per class), resuming, bad input.
 
-The ImageNet MobileNet comes from the offline import (keras_tl.offline_weights).
+The ImageNet MobileNet comes from the offline import (keras_tl.offline.mobilenet).
 """
 import importlib.util
 import json
