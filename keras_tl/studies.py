@@ -195,8 +195,13 @@ def fne_study(pool, train_per_class, test_per_class, shots, seeds):
     }
 
 
-TRADEOFF_METHODS = ("extraction (FNE + SVM)", "fine-tune", "fine-tune + augmentation", "scratch",
-                    "scratch + augmentation")
+TRADEOFF_METHODS = {  # name: what it is, for the report
+    "extraction": "FNE features of the frozen ImageNet network + linear SVM",
+    "fine-tune": "ImageNet network, new head, then every layer at lr/10 (keras_tl.fine_tune)",
+    "fine-tune+aug": "the same, with flip, zoom, rotation and translation",
+    "scratch": "the same network with random weights, every layer trains",
+    "scratch+aug": "the same, with augmentation",
+}
 
 
 class CostMeter:
@@ -235,6 +240,8 @@ def tradeoff_run(method, source_name, target, image_size, train_per_class, test_
     """One method on one seeded split: test accuracy and cost (wall and CPU seconds, images per second,
     trainable parameters, energy). Fine-tuning and scratch hold out a fifth of train for validation;
     extraction trains its SVM on the same part (the validation images unused), so all see the same images."""
+    if method not in TRADEOFF_METHODS:
+        raise ValueError(f"Unknown tradeoff method {method!r}; choose from {', '.join(TRADEOFF_METHODS)}.")
     keras.utils.set_random_seed(seed)
     source = sources.get_source(source_name)
     dataset = data.load_dataset(target, seed=seed, train_per_class=train_per_class, test_per_class=test_per_class,
@@ -271,7 +278,7 @@ def _extraction(source, image_size, splits, seed, batch_size):
 
 def _fine_tune(method, source, image_size, splits, num_classes, seed, epochs, freeze_epochs, batch_size):
     train, validation, test = recipe.make_pipelines(source, image_size, splits, num_classes, batch_size, seed=seed)
-    augmentation = augment.augmentation_layers(seed=seed) if method.endswith("augmentation") else None
+    augmentation = augment.augmentation_layers(seed=seed) if method.endswith("+aug") else None
     model, stages = recipe.fine_tune(source.name, train, validation, num_classes=num_classes, image_size=image_size,
                                      augmentation=augmentation, verbose=0, epochs=epochs,
                                      freeze_epochs=freeze_epochs, from_scratch=method.startswith("scratch"),

@@ -49,6 +49,8 @@ def parse_args(argv=None):
     parser.add_argument("--layer-step", type=int, default=None, help="layers: every Nth fne layer (default 3; "
                         "--full 1); the last layer is always in")
     parser.add_argument("--epochs", type=int, default=None, help="tradeoff: epochs of training (default 3)")
+    parser.add_argument("--methods", nargs="+", choices=list(studies.TRADEOFF_METHODS),
+                        default=list(studies.TRADEOFF_METHODS), help="tradeoff: the methods (default: all)")
     parser.add_argument("--full", action="store_true", help="the whole grid: every layer, 128 px, 50 images "
                         "per class, 5 seeds, 10 epochs")
     parser.add_argument("--output-dir", default=None, help="study folder (default runs/study-<name>-<time>)")
@@ -155,12 +157,12 @@ def fne_study(args, targets, seeds, run_dir, verbose):
 def tradeoff_study(args, targets, seeds, run_dir, verbose):
     results, sections = {}, []
     source = args.sources[0]
-    progress = messages.progress_bar(len(targets) * len(studies.TRADEOFF_METHODS) * len(seeds), "runs", unit="run",
+    progress = messages.progress_bar(len(targets) * len(args.methods) * len(seeds), "runs", unit="run",
                                      verbose=verbose)
     with progress:
         for target in targets:
             results[target] = {}
-            for method in studies.TRADEOFF_METHODS:
+            for method in args.methods:
                 per_seed = []
                 for seed in seeds:
                     part = run_dir / "parts" / f"{target}-{method}-seed{seed}.json".replace(" ", "_")
@@ -209,7 +211,8 @@ def write_report(run_dir, args, targets, missing, seeds, sections):
     if args.study == "tradeoff":
         lines += ["", f"Energy: measured by codecarbon when installed, else process CPU seconds x "
                       f"{studies.WATTS_PER_CPU_CORE:g} W (an assumed power per busy core). images/s: images "
-                      "passed through the network (training images x epochs, plus test) per wall second."]
+                      "passed through the network (training images x epochs, plus test) per wall second.", ""]
+        lines += [f"- {name}: {studies.TRADEOFF_METHODS[name]}" for name in args.methods]
     for title, headers, rows, figure in sections:
         lines += ["", f"## {title}", "", markdown_table(headers, rows)]
         if figure:

@@ -1,0 +1,85 @@
+"""Issue 11: each study on a tiny grid (MobileNet at 32 px, a few images, one seed) writes its report,
+figures and results.json, with accuracies in [0, 1] and a table row for every target and method."""
+import json
+
+import numpy as np
+import pytest
+
+from keras_tl import studies
+from keras_tl.jobs import study
+
+TINY = ["--sources", "mobilenet", "--targets", "animal_mnist", "--image-size", "32", "--train-per-class", "3",
+        "--test-per-class", "2", "--seeds", "1", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("feature_cache")
+
+
+def run_study(name, run_dir, *extra):
+    assert study.main([name, *TINY, "--output-dir", str(run_dir), *extra]) == 0
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["study"] == name and results["targets"] == ["animal_mnist"] and results["seeds"] == [0]
+    return results, (run_dir / "report.md").read_text()
+
+
+def accuracies(tree):
+    """Every mean accuracy in a results tree (the values of ``mean`` next to a ``values`` list)."""
+    if isinstance(tree, dict):
+        if "mean" in tree and "values" in tree:
+            return [tree["mean"]]
+        return [value for item in tree.values() for value in accuracies(item)]
+    return []
+
+
+def test_layers_study(tmp_path, cache_dir):
+    results, report = run_study("layers", tmp_path, "--layer-step", "13", "--cache-dir", str(cache_dir),
+                                "--targets", "animal_mnist", "no_such_folder")
+    result = results["results"]["mobilenet"]["animal_mnist"]
+    layers = ["conv1_relu", "conv_dw_7_relu", "conv_pw_13_relu"]  # every 13th fne layer, and the last
+    assert sorted(result["layers"]) == layers  # (results.json sorts its keys)
+    depths = [result["layers"][name]["depth"] for name in layers]
+    assert depths == sorted(depths) and 0 < depths[0] and depths[-1] <= 1
+    assert all(0 <= value <= 1 for value in accuracies(result))
+    assert "no_such_folder" in results["missing_targets"] and "skipped: no_such_folder" in report
+    assert "| target | layer (relative depth) | dimensions | accuracy |" in report
+    assert "| animal_mnist | FNE (all layers) |" in report
+    assert (tmp_path / "figures" / "layers_mobilenet.png").stat().st_size > 0
+
+
+def test_fne_study(tmp_path, cache_dir):
+    results, report = run_study("fne", tmp_path, "--shots", "1", "3", "--cache-dir", str(cache_dir))
+    result = results["results"]["mobilenet"]["animal_mnist"]
+    assert sorted(result["methods"]) == sorted(studies.FNE_METHODS)
+    assert sorted(result["ablation"]) == sorted(studies.ABLATION)
+    assert {name: sorted(curve) for name, curve in result["shots"].items()} == {
+        name: ["1", "3"] for name in studies.CURVE_METHODS}
+    assert all(0 <= value <= 1 for value in accuracies(result))
+    for header in ("| method | animal_mnist |", "| post-processing | animal_mnist |", "| method | 1 | 3 |"):
+        assert header in report
+    assert all(name in report for name in [*studies.FNE_METHODS, *studies.ABLATION])
+    assert (tmp_path / "figures" / "shots_mobilenet_animal_mnist.png").stat().st_size > 0
+
+
+def test_tradeoff_study_resumes_from_its_parts(tmp_path):
+    extra = ["--methods", "extraction", "scratch", "--epochs", "1", "--train-per-class", "5"]
+    results, report = run_study("tradeoff", tmp_path, *extra)
+    for method in ("extraction", "scratch"):
+        entry = results["results"]["animal_mnist"][method]
+        assert 0 <= entry["accuracy"]["mean"] <= 1 and entry["trainable_params"]["mean"] > 0
+        assert entry["wall_seconds"]["mean"] > 0 and entry["energy_joules"]["mean"] > 0
+        assert f"| {method} |" in report
+    assert "| method | accuracy | wall s | images/s | trainable params | energy J |" in report
+    assert (tmp_path / "figures" / "tradeoff_animal_mnist.png").stat().st_size > 0
+    first = json.loads((tmp_path / "results.json").read_text())["results"]
+    run_study("tradeoff", tmp_path, *extra)  # every run is in parts/: nothing trains again, same numbers
+    assert json.loads((tmp_path / "results.json").read_text())["results"] == first
+
+
+def test_split_pool_is_stratified_disjoint_and_seeded():
+    labels = np.repeat(np.arange(3), 6)
+    train, test = studies.split_pool(labels, 2, 3, seed=0)
+    assert np.bincount(labels[train]).tolist() == [2, 2, 2] and np.bincount(labels[test]).tolist() == [3, 3, 3]
+    assert not set(train) & set(test)
+    assert [a.tolist() for a in studies.split_pool(labels, 2, 3, seed=0)] == [train.tolist(), test.tolist()]
