@@ -1,0 +1,116 @@
+"""Use what you trained: the exported FNE model, load_run, and ``python -m keras_tl.predict`` on both run kinds."""
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from keras_tl import classify, data, trained
+from keras_tl.fne import postprocessor
+from keras_tl.jobs import fine_tune, fne, predict
+
+FNE_ARGS = ["--train-per-class", "4", "--test-per-class", "2", "--image-size", "64", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def fne_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("fne")
+    assert fne.main(FNE_ARGS + ["--output-dir", str(folder / "run"), "--cache-dir", str(folder / "cache")]) == 0
+    return folder / "run"
+
+
+@pytest.fixture(scope="module")
+def fine_tune_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("fine_tune") / "run"
+    assert fine_tune.main(["--train-per-class", "5", "--test-per-class", "2", "--image-size", "32", "--mode", "head",
+                           "--epochs", "1", "--no-augment", "--batch-size", "8", "--quiet",
+                           "--output-dir", str(run_dir)]) == 0
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """A folder with the two scikit-learn sample photos, one broken file and one hidden file."""
+    folder = tmp_path_factory.mktemp("photos")
+    for name, photo in zip(("temple", "flower"), data.sample_photos(96)):
+        Image.fromarray(photo).save(folder / f"{name}.png")
+    (folder / "broken.jpg").write_bytes(b"not an image")
+    Image.fromarray(data.sample_photos(32)[0]).save(folder / ".hidden.png")
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def decode_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_TL_CACHE", str(tmp_path / "decode_cache"))
+
+
+def test_exported_fne_model_gives_the_scikit_learn_scores_and_loads_in_a_fresh_process(fne_run, tmp_path):
+    model = trained.load_run(fne_run)
+    info = json.loads((fne_run / "model.json").read_text())
+    assert (model.kind, model.source.name, model.image_size, info["method"]) == ("fne", "mobilenet", 64, "fne:fne")
+    dataset = data.load_dataset("animal_mnist", seed=0, train_per_class=4, test_per_class=2, verbose=False)
+    train_x, test_x = np.load(fne_run / "features" / "train.npy"), np.load(fne_run / "features" / "test.npy")
+    svm = classify.make_classifier(postprocessor("fne"), seed=0).fit(train_x, dataset.train.labels)
+    expected = svm.decision_function(test_x)
+    np.testing.assert_allclose(model.model.get_layer("svm_head").predict(test_x, verbose=0), expected, atol=1e-5)
+    scores = model.predict(dataset.test.images)  # grey 28x28 arrays, resized and preprocessed as the job did
+    np.testing.assert_allclose(scores, expected, atol=1e-4)
+    assert np.array_equal(scores.argmax(axis=1), svm.predict(test_x))
+
+    np.save(tmp_path / "inputs.npy", model.model_inputs(dataset.test.images))
+    code = (f"import keras_tl, keras, numpy as np\n"
+            f"model = keras.models.load_model({str(fne_run / 'model.keras')!r})\n"
+            f"print(model.predict(np.load({str(tmp_path / 'inputs.npy')!r}), verbose=0).argmax(axis=1).tolist())\n")
+    finished = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert json.loads(finished.stdout.strip().splitlines()[-1]) == svm.predict(test_x).tolist()
+
+
+def test_predict_on_an_fne_run_skips_the_broken_file_and_writes_csv(fne_run, photos, tmp_path, capsys):
+    out = tmp_path / "preds.csv"
+    with pytest.warns(UserWarning, match=r"Skipping 1 unreadable image file\(s\):\n  .*broken.jpg") as caught:
+        assert predict.main([str(fne_run), str(photos), "--top-k", "3", "--out", str(out), "--quiet"]) == 0
+    assert sum("unreadable" in str(warning.message) for warning in caught) == 1
+    printed = capsys.readouterr().out
+    assert "svm score" in printed and "temple.png" in printed and "flower.png" in printed
+    assert ".hidden" not in printed and printed.count("broken.jpg") == 1  # named once, in the summary
+    rows = list(csv.DictReader(out.open()))
+    assert [row["rank"] for row in rows] == ["1", "2", "3"] * 2
+    assert {row["file"].rsplit("/", 1)[-1] for row in rows} == {"flower.png", "temple.png"}
+    assert all(row["class"] in data.ANIMAL_MNIST_CLASSES for row in rows)
+    scores = [float(row["svm_score"]) for row in rows[:3]]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_predict_on_a_fine_tune_run_gives_probabilities_and_grad_cam(fine_tune_run, photos, capsys):
+    model = trained.load_run(fine_tune_run)
+    assert model.kind == "fine_tune" and model.score_name == "probability" and model.image_size == 32
+    probabilities = model.predict(str(photos / "flower.png"))
+    assert probabilities.shape == (1, 10) and probabilities.sum() == pytest.approx(1.0, abs=1e-5)
+    top = model.top_k([photos / "temple.png"], k=2)[0]
+    assert len(top) == 2 and top[0][1] >= top[1][1]
+    files = [str(photos / "temple.png"), str(photos / "flower.png")]
+    assert predict.main([str(fine_tune_run)] + files + ["--explain", "--top-k", "2", "--quiet"]) == 0
+    assert "probability" in capsys.readouterr().out
+    for name in ("temple", "flower"):
+        assert (fine_tune_run / "explain" / f"{name}_gradcam.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_folder_that_is_not_a_finished_run_is_one_error(fine_tune_run, photos, tmp_path, capsys):
+    image = str(photos / "flower.png")
+    assert predict.main([str(tmp_path / "missing"), image]) == 2
+    (tmp_path / "unfinished").mkdir()
+    (tmp_path / "unfinished" / "config.json").write_text("{}")
+    assert predict.main([str(tmp_path / "unfinished"), image]) == 2
+    assert predict.main([str(fine_tune_run), str(tmp_path / "nope.jpg")]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 3 and all(line.startswith("error: ") for line in errors)
+    assert "metrics.json, model.keras missing" in errors[1] and "neither an image file nor a folder" in errors[2]
+
+
+def test_explain_needs_a_fine_tune_run(fne_run, photos, capsys):
+    assert predict.main([str(fne_run), str(photos / "flower.png"), "--explain", "--quiet"]) == 2
+    assert "needs a fine_tune run" in capsys.readouterr().err
