@@ -7,7 +7,6 @@ figure is closed so that long jobs do not keep figures in memory.
 """
 import matplotlib.pyplot as plt
 import numpy as np
-from sklearn.metrics import ConfusionMatrixDisplay
 
 from keras_tl.runs import atomic_path
 
@@ -34,6 +33,8 @@ def finish_figure(figure, path=None, dpi=120):
 
 def plot_confusion_matrix(matrix, class_names, path=None, title="Confusion matrix", ax=None):
     """Row-normalised confusion matrix (scikit-learn's ``ConfusionMatrixDisplay``), counts in the cells."""
+    from sklearn.metrics import ConfusionMatrixDisplay
+
     matrix = np.asarray(matrix)
     normalised = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     size = max(4.0, 0.5 * len(class_names) + 2)

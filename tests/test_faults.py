@@ -188,3 +188,46 @@ def test_weights_in_a_read_only_keras_home_are_used_where_they_are(tmp_path, mon
     reference = sources.get_source("mobilenet")._load_imagenet(False)
     np.testing.assert_array_equal(model.get_layer("conv1").get_weights()[0],
                                   reference.get_layer("conv1").get_weights()[0])
+
+
+def _photo_folder(root, bad_per_class=2):
+    """Two classes of small JPEG crops of scikit-learn's photos, plus damaged JPEGs with intact headers."""
+    from PIL import Image
+
+    photos = data.sample_photos(96)
+    rng = np.random.default_rng(5)
+    bad = []
+    for label, name in enumerate(("temple", "flower")):
+        (root / name).mkdir(parents=True)
+        for index in range(8):
+            top, left = rng.integers(0, 32, 2)
+            crop = photos[label, top:top + 64, left:left + 64].astype(np.uint8)
+            Image.fromarray(crop).save(root / name / f"{index}.jpg", quality=90)
+        for index in range(bad_per_class):
+            raw = bytearray((root / name / f"{index}.jpg").read_bytes())
+            cut = bytes(raw[: len(raw) * 3 // 5]) if index % 2 else bytes(raw[:400]) + b"\xff" * 8 + bytes(raw[408:])
+            path = root / name / f"damaged_{index}.jpg"
+            path.write_bytes(cut)
+            bad.append(path)
+    return bad
+
+
+@pytest.mark.parametrize("job", ["fne", "fine_tune"])
+def test_jobs_finish_on_a_folder_with_damaged_jpegs_naming_each_once(job, tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_TL_CACHE", str(tmp_path / "decode_cache"))
+    bad = _photo_folder(tmp_path / "photos")
+    run_dir = tmp_path / "run"
+    common = ["--dataset", str(tmp_path / "photos"), "--image-size", "32", "--quiet", "--output-dir", str(run_dir)]
+    with pytest.warns(UserWarning, match="Skipping 4 unreadable image file") as caught:
+        if job == "fne":
+            code = fne.main(common + ["--cache-dir", str(tmp_path / "cache")])
+        else:
+            code = fine_tune.main(common + ["--epochs", "1", "--freeze-epochs", "1", "--batch-size", "4",
+                                            "--validation-fraction", "0.25"])
+    assert code == 0
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert sorted(path for path, _ in metrics["skipped_files"]) == sorted(str(path) for path in bad)
+    warned = "\n".join(str(warning.message) for warning in caught)
+    for path in bad:
+        assert warned.count(str(path)) == 1  # each bad file named once
+    assert metrics["test_images"] + (metrics.get("train_images") or 0) <= 16

@@ -5,7 +5,9 @@ exits with status 2; Ctrl-C prints one line, keeps what can be resumed, and exit
 """
 import importlib
 import math
+import os
 import sys
+import warnings
 
 # Expected failures: a bad value, a missing or unreadable file or folder, a missing package.
 USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, NotADirectoryError, IsADirectoryError,
@@ -17,30 +19,39 @@ def main(job_name, argv=None, tensorflow=True):
     """``python -m keras_tl.<job_name>``: import the job quietly, parse ``argv``, run it, return the exit code.
 
     TensorFlow is imported first with its start-up lines hidden (see :mod:`keras_tl.tf_logs`),
-    unless the job never needs it (``tensorflow=False``) or ``--verbose`` is given.
+    unless the job never needs it (``tensorflow=False``), Keras runs on another backend, or
+    ``--verbose`` is given.
     """
     from keras_tl import tf_logs
 
     argv = sys.argv[1:] if argv is None else list(argv)
-    if tensorflow and "-h" not in argv and "--help" not in argv:
+    if tensorflow and os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
         tf_logs.import_tensorflow_quietly(verbose=True if "--verbose" in argv else None)
     job = importlib.import_module(f"keras_tl.jobs.{job_name}")
-    return run_cli(job.parse_args, job.run, argv)
+    return job.main(argv)
 
 
-def run_cli(parse_args, job, argv=None):
+def run_cli(parse_args, job, argv=None, resumable=True):
     """Parse ``argv`` and run ``job(args)``; a user error prints ``error: ...`` and returns 2,
-    Ctrl-C prints one line and returns 130."""
+    Ctrl-C prints one line (saying how to resume, for a ``resumable`` job) and returns 130."""
     args = parse_args(argv)
+    warnings.formatwarning = _warning_line
     try:
         job(args)
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\ninterrupted: finished work is kept; run the same command again to resume.", file=sys.stderr)
+        print("\ninterrupted: " + ("finished work is kept; run the same command again to resume." if resumable
+                                  else "stopped before the end; start it again to run it from the beginning."),
+              file=sys.stderr)
         return INTERRUPTED_EXIT
     return 0
+
+
+def _warning_line(message, category, filename, lineno, line=None):
+    """Warnings in a job are for its user: ``warning: ...``, without the file and line of the code."""
+    return f"warning: {message}\n"
 
 
 def add_verbose(parser):

@@ -322,4 +322,4 @@ def _run_command(command, args, word_vectors, run_dir, report):
 
 def main(argv=None):
     """Run the job on ``argv``; return the exit code (0, 2 for a user error, 130 for Ctrl-C)."""
-    return cli.run_cli(parse_args, run, argv)
+    return cli.run_cli(parse_args, run, argv, resumable=False)
