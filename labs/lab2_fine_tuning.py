@@ -1,193 +1,368 @@
-"""
-Title: Lab 2, fine-tuning an ImageNet network
-Description: Reuse MobileNet's ImageNet weights on a new task: train a new head on the frozen
-    network, then unfreeze its top blocks and fine-tune them, without breaking BatchNormalization.
-Run: python labs/lab2_fine_tuning.py   (about 3 minutes on a 2-core laptop CPU, no internet)
+# %% [markdown]
+# # Lab 2: fine-tuning an ImageNet network
+#
+# Reuse MobileNet's ImageNet weights on a new task: first see a network trained from scratch
+# overfit a small dataset, then put a new head on the frozen pretrained network (feature
+# extraction), then unfreeze its top blocks and fine-tune them without breaking BatchNormalization.
+# Finally compare three ways to fine-tune: one learning rate, layer-wise rates, and LoRA.
+#
+# **Run it** from the repository root: `python labs/lab2_fine_tuning.py` (about 5 minutes on a
+# 2-core laptop CPU, offline), or open `labs/lab2_fine_tuning.ipynb`. `KERAS_TL_LAB_SMALL=1` shrinks
+# data and epochs for a quick check. Everything is written to `runs/lab2/`. Each step is also an
+# option of `python -m keras_tl.fine_tune`.
+#
+# **Slide topics**: training from scratch and overfitting, data augmentation (mixup, CutMix),
+# feature extraction against fine-tuning, BatchNormalization when fine-tuning, discriminative
+# (layer-wise) learning rates, LoRA.
 
-Every step below is also one option of `python -m keras_tl.fine_tune`; this lab takes the steps
-one at a time so you can see (and change) each of them.
-"""
+# %% [markdown]
+# ## Introduction
+# "Don't be a hero": a network trained on 1.3 million ImageNet photos has learned features that
+# serve many other image tasks (Yosinski et al. 2014). Its first layers detect edges and colours,
+# general enough for almost anything; its last layers detect ImageNet's own classes. So the recipe:
+#
+# 1. take the network without its ImageNet classifier and put a new classifier (the *head*) on top;
+# 2. freeze the network and train only the head;
+# 3. unfreeze the top of the network and train on, at a much smaller learning rate.
+#
+# Our target task: Animal-MNIST, 28x28 grey silhouettes of 10 animals, far from ImageNet's photos.
 
-"""
-## Introduction
+# %% [markdown]
+# ## Setup
 
-"Don't be a hero": a network trained on 1.3 million ImageNet photos has learned features that
-serve many other image tasks (Yosinski et al. 2014, "How transferable are features in deep neural
-networks?"). Its first layers detect edges and colours, general enough for almost anything; its
-last layers detect ImageNet's own classes. So the recipe is:
-
-1. take the network without its ImageNet classifier and put a new classifier (the *head*) on top;
-2. freeze the network and train only the head;
-3. unfreeze the top of the network and train on, at a much smaller learning rate.
-
-Our target task: Animal-MNIST, 28x28 grey silhouettes of 10 animals. That is far from ImageNet's
-colour photos, which is exactly when fine-tuning pays off over features alone.
-"""
-
-"""
-## Setup
-"""
+# %%
 import os
+import pathlib
+import time
+import warnings
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from keras_tl.tf_logs import import_tensorflow_quietly
+
+tf = import_tensorflow_quietly()
 
 import keras  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
-from keras_tl import augment, data, freezing, lora, optimizers  # noqa: E402
-from keras_tl.fine_tune import build_classifier, predict_classes  # noqa: E402
+from keras_tl import augment, data, freezing, lora, optimizers, plots, runs  # noqa: E402
+from keras_tl.messages import format_table  # noqa: E402
 from keras_tl.sources import get_source  # noqa: E402
 
+SMALL = os.environ.get("KERAS_TL_LAB_SMALL") == "1"
+RUN_DIR = pathlib.Path(os.environ.get("KERAS_TL_LAB_RUN_DIR", "runs/lab2"))
+FIGURES = RUN_DIR / "figures"
+FIGURES.mkdir(parents=True, exist_ok=True)
 keras.utils.set_random_seed(0)  # the same numbers every run, on a CPU
-IMAGE_SIZE = 96  # MobileNet was trained at 224; 96 is 5x cheaper and enough for silhouettes
+IMAGE_SIZE = 64 if SMALL else 96  # MobileNet was trained at 224; smaller is much cheaper, enough for silhouettes
 BATCH_SIZE = 32
+EPOCHS = 3 if SMALL else 10
+results = {}
+warnings.filterwarnings("ignore", message="`shuffle=True` was passed")  # our tf.data pipeline shuffles itself
+# Every `compile` below says `jit_compile=False`: compiling with XLA takes longer than the few epochs
+# of this lab on a CPU. On a GPU with long runs, leave Keras's default.
 
-"""
-## Load the data: train, validation held out from train, and test
+# %% [markdown]
+# ## 1. Data: train, validation held out from train, and test
+# Early stopping and every other choice look at the *validation* images, cut out of the training
+# set. The test set is touched once per model, at the very end.
 
-Early stopping and every other choice look at the *validation* images, which we cut out of the
-training set. The test set is touched once, at the very end; a model tuned on the test set
-reports a number that is too good.
-"""
-dataset = data.load_dataset("animal_mnist", seed=0, train_per_class=150, test_per_class=100)
+# %%
+dataset = data.load_dataset("animal_mnist", seed=0, train_per_class=20 if SMALL else 150,
+                            test_per_class=10 if SMALL else 100)
 train_set, validation_set = data.split_validation(dataset.train, fraction=0.2, seed=0)
 num_classes = len(dataset.class_names)
 print(f"{dataset.name}: {len(train_set)} train, {len(validation_set)} validation, {len(dataset.test)} test images")
 
-"""
-The pipeline decodes, converts grey to RGB, resizes and applies MobileNet's own
-`preprocess_input` (pixels scaled to [-1, 1], as in ImageNet training). Labels become one-hot
-vectors, which the loss `categorical_crossentropy` expects.
-"""
+# %% [markdown]
+# The pipeline decodes, converts grey to RGB, resizes and applies MobileNet's own
+# `preprocess_input` (pixels scaled to [-1, 1]). Labels become one-hot vectors, which
+# `categorical_crossentropy` and mixup need.
+
+# %%
 source = get_source("mobilenet")
 
 
-def pipeline(image_set, shuffle=False):
-    batches = data.make_pipeline(image_set, IMAGE_SIZE, source.preprocess_input, BATCH_SIZE, shuffle=shuffle)
+def pipeline(image_set, shuffle=False, preprocess=source.preprocess_input):
+    batches = data.make_pipeline(image_set, IMAGE_SIZE, preprocess, BATCH_SIZE, shuffle=shuffle)
     return batches.map(lambda images, labels: (images, tf.one_hot(labels, num_classes)))
 
 
-train, validation = pipeline(train_set, shuffle=True), pipeline(validation_set)
+train, validation, test = pipeline(train_set, shuffle=True), pipeline(validation_set), pipeline(dataset.test)
 
-"""
-## Build the source without its ImageNet classifier
+# %% [markdown]
+# ## 2. Augmentation preview
+# Random flips, crops (zoom) and rotations change each image a little every epoch; they are Keras
+# layers that act only in `fit`. mixup blends two images and their labels; CutMix pastes a box of
+# one image into another, and the label weights follow the share of pixels.
 
-`include_top=False` drops MobileNet's 1000-class layer; what is left turns a 96x96 image into a
-3x3x1024 map of features.
-"""
+# %%
+images, labels = next(iter(pipeline(train_set, preprocess=None)))
+images, labels = images[:6], labels[:6]
+augmenter = augment.augmentation_layers(flip="horizontal", zoom=0.2, rotation=0.1, translation=0.1, seed=0)
+rows = {
+    "original": images,
+    "flip/crop/rotate": augmenter(images, training=True),
+    "mixup": augment.mixup(images, labels, seed=[0, 1], alpha=0.4)[0],
+    "CutMix": augment.cutmix(images, labels, seed=[0, 2], alpha=1.0)[0],
+}
+figure, axes = plt.subplots(len(rows), len(images), figsize=(1.8 * len(images), 1.9 * len(rows)))
+for row, (name, batch) in zip(axes, rows.items()):
+    for panel, image in zip(row, np.asarray(batch)):
+        panel.imshow(np.clip(image, 0, 255).astype("uint8"))
+        panel.set_xticks([])
+        panel.set_yticks([])
+    row[0].set_ylabel(name)
+figure = plots.finish_figure(figure, FIGURES / "augmentation.png")
+
+# %% [markdown]
+# ## 3. Training from scratch, with and without augmentation
+# A small CNN with random weights, trained on our few hundred images. Watch the gap between train
+# and validation accuracy: the network memorises the training images (it *overfits*). Augmentation
+# narrows the gap, but it cannot make up for the missing data.
+
+# %%
+
+
+def small_cnn(augmentation=None):
+    inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3))
+    x = augmentation(inputs) if augmentation is not None else inputs
+    for filters in (32, 64, 128):
+        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+        x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax")(x)
+    model = keras.Model(inputs, outputs, name="scratch_cnn")
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy", metrics=["accuracy"], jit_compile=False)
+    return model
+
+
+def test_accuracy(model):
+    return float(model.evaluate(test, verbose=0)[1])
+
+
+histories = {}
+keras.utils.set_random_seed(0)
+scratch = small_cnn()
+histories["scratch"] = scratch.fit(train, validation_data=validation, epochs=EPOCHS, verbose=0).history
+results["scratch"] = test_accuracy(scratch)
+keras.utils.set_random_seed(0)
+scratch_augmented = small_cnn(augment.augmentation_layers(seed=0))
+histories["scratch + augmentation"] = scratch_augmented.fit(train, validation_data=validation, epochs=EPOCHS,
+                                                            verbose=0).history
+results["scratch_augmented"] = test_accuracy(scratch_augmented)
+print(f"test accuracy from scratch: {results['scratch']:.3f}, with augmentation: {results['scratch_augmented']:.3f}")
+
+# %% [markdown]
+# ## 4. The pretrained base, frozen, and a head written here
+# `include_top=False` drops MobileNet's 1000-class layer. The head is three lines: global average
+# pooling (one number per feature map), dropout, and a softmax `Dense` with one unit per class.
+#
+# The base is called through `freezing.InferenceMode`, which runs it with `training=False` always,
+# so its BatchNormalization layers keep ImageNet's statistics (why: section 6).
+
+# %%
 base = source.build(weights="imagenet", include_top=False, image_size=IMAGE_SIZE)
 print(f"{base.name}: {len(base.layers)} layers, {base.count_params():,} parameters, output {base.output_shape}")
-
-"""
-## Freeze the base and put a new head on top
-
-The head: global average pooling (one number per feature map), dropout, and a softmax layer with
-one unit per class. Random flips, zooms, rotations and shifts (active only during training) make
-the 1,200 training images look like more.
-
-`build_classifier` calls the base through `freezing.InferenceMode`, which runs it with
-`training=False` always. Why that matters comes in stage 2.
-"""
 freezing.freeze_all(base)
-model = build_classifier(base, num_classes, augment.augmentation_layers(seed=0), dropout=0.2)
-print(freezing.trainable_report(model))
 
-"""
-## Stage 1: train the head
+inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3), name="images")
+x = augment.augmentation_layers(seed=0)(inputs)
+x = freezing.InferenceMode(base, name="inference_mode")(x)
+x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+x = keras.layers.Dropout(0.2, name="dropout")(x)
+outputs = keras.layers.Dense(num_classes, activation="softmax", name="classifier")(x)
+model = keras.Model(inputs, outputs, name="mobilenet_classifier")
+print(freezing.parameter_counts(model))
 
-Only the head's 10,250 weights train. A new head starts random; if the base were trainable now,
-the head's large and noisy first gradients would flow into the pretrained features and wreck them.
-"""
-model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy", metrics=["accuracy"])
-# shuffle=False only tells fit not to try: the tf.data pipeline already shuffles every epoch.
-head_history = model.fit(train, validation_data=validation, epochs=3, shuffle=False, verbose=2)
+# %% [markdown]
+# ## 5. Stage 1, feature extraction: train the head only
+# A new head starts random; if the base were trainable now, the head's large and noisy first
+# gradients would flow into the pretrained features and wreck them.
 
-"""
-## Stage 2: unfreeze the top blocks, recompile, lower the learning rate
+# %%
+model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="categorical_crossentropy", metrics=["accuracy"], jit_compile=False)
+histories["feature extraction"] = model.fit(train, validation_data=validation, epochs=EPOCHS, verbose=0).history
+results["feature_extraction"] = test_accuracy(model)
+after_stage_1 = model.get_weights()
+print(f"test accuracy with the frozen base: {results['feature_extraction']:.3f}")
 
-MobileNet is a stack of 13 depthwise-separable blocks (`conv_dw_i` + `conv_pw_i`, each followed by
-BatchNormalization). We unfreeze the last two blocks: the top 8 layers that hold weights.
+# %% [markdown]
+# ## 6. Stage 2, fine-tuning: unfreeze the top blocks, recompile, lower the learning rate
+# MobileNet is a stack of 13 depthwise-separable blocks. We unfreeze the top 8 layers that hold
+# weights (the last two blocks). **Recompile** after changing `trainable`, and use a **tenth of the
+# learning rate**: the pretrained weights are already good.
+#
+# The unfrozen blocks contain BatchNormalization. In training mode BN would normalise with the
+# statistics of each batch of silhouettes and overwrite ImageNet's moving averages, on which every
+# layer above was trained. In Keras 3, `base(x, training=False)` is not enough: `fit` passes
+# `training=True` down anyway (keras-team/keras#20285); `InferenceMode` makes the call itself.
+# The check: the moving mean of the last BN layer must not move, its scale (gamma) must.
 
-Two rules:
-
-- **Recompile after changing `trainable`.** Keras reads the flags in `compile`.
-- **A tenth of the learning rate.** The pretrained weights are already good; big steps would
-  throw that away before the head and the top layers agree.
-"""
+# %%
 freezing.unfreeze_top(base, 8)
-print("unfrozen:", [layer.name for layer in base.layers if layer.trainable and layer.weights])
-model.compile(optimizer=keras.optimizers.Adam(1e-4), loss="categorical_crossentropy", metrics=["accuracy"])
-
-"""
-### Why BatchNormalization stays in inference mode
-
-The unfrozen blocks contain BatchNormalization layers (Ioffe & Szegedy 2015). In training mode a BN
-layer normalises with the mean and variance of the current batch and updates its moving averages.
-Those moving averages were computed on ImageNet, and every layer above was trained with them;
-a few batches of grey silhouettes would replace them, and the network would suddenly see inputs
-on another scale. In inference mode BN uses (and keeps) the stored statistics, while its scale
-and offset still train.
-
-The Keras guide says to call `base(x, training=False)` for this. In Keras 3 that is not enough:
-`fit` calls the whole model with `training=True`, and that value replaces the `training=False`
-written in the functional graph (keras-team/keras#20285). `InferenceMode` makes the call itself.
-Let's check: the moving mean of the last BN layer must not move during stage 2, its scale must.
-"""
 last_bn = base.get_layer("conv_pw_13_bn")
 moving_mean_before, gamma_before = last_bn.moving_mean.numpy().copy(), last_bn.gamma.numpy().copy()
-
-stop_early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=2, restore_best_weights=True)
-tune_history = model.fit(train, validation_data=validation, epochs=3, callbacks=[stop_early], shuffle=False,
-                         verbose=2)
-
+model.compile(optimizer=keras.optimizers.Adam(3e-4), loss="categorical_crossentropy", metrics=["accuracy"], jit_compile=False)
+start = time.perf_counter()
+tune_history = model.fit(train, validation_data=validation, epochs=EPOCHS, verbose=0).history
+seconds = time.perf_counter() - start
+results["fine_tuning"] = test_accuracy(model)
+histories["fine-tuning"] = {key: histories["feature extraction"][key] + values for key, values in tune_history.items()}
 print("moving mean unchanged:", np.array_equal(moving_mean_before, last_bn.moving_mean.numpy()))
 print("scale (gamma) trained:", not np.allclose(gamma_before, last_bn.gamma.numpy()))
+print(f"test accuracy after fine-tuning: {results['fine_tuning']:.3f}")
+variants = [("top 8 layers, one rate", freezing.parameter_counts(model)["trainable"], results["fine_tuning"], seconds)]
 
-"""
-## Evaluate once on the test set
-"""
-predicted = predict_classes(model, data.make_pipeline(dataset.test, IMAGE_SIZE, source.preprocess_input, BATCH_SIZE))
-accuracy = float(np.mean(predicted == dataset.test.labels))
-print(f"test accuracy after head + fine-tuning: {accuracy:.3f}")
+# %% [markdown]
+# ## 7. Learning curves: who overfits, who transfers
+# Solid lines: validation accuracy; dashed: training accuracy. The fine-tuning run continues the
+# feature-extraction run, so its curve is twice as long.
 
-"""
-## Layer-wise learning rates
+# %%
+figure, axes = plt.subplots(1, 2, figsize=(12, 4))
+for index, (name, history) in enumerate(histories.items()):
+    epochs = np.arange(1, len(history["accuracy"]) + 1)
+    for panel, metric in zip(axes, ("accuracy", "loss")):
+        panel.plot(epochs, history[f"val_{metric}"], "-o", color=f"C{index}", markersize=3, label=name)
+        panel.plot(epochs, history[metric], "--", color=f"C{index}", alpha=0.6)
+for panel, metric in zip(axes, ("accuracy", "loss")):
+    panel.set_xlabel("epoch")
+    panel.set_ylabel(metric)
+    panel.grid(alpha=0.3)
+axes[0].legend()
+figure.suptitle("validation (solid) and training (dashed)")
+figure = plots.finish_figure(figure, FIGURES / "learning_curves.png")
 
-Discriminative fine-tuning (Howard & Ruder 2018, ULMFiT): lower layers should move less than upper
-ones. `optimizers.make_optimizer` takes a multiplier per variable; here the older block learns at a
-tenth of the rate of the newer one. The multiplier scales each *step*: with Adam, scaling the
-gradient instead would change nothing, because Adam divides the gradient by its own size.
-"""
-rates = optimizers.layer_multipliers(model, {"conv_dw_12": 0.1, "conv_pw_12": 0.1, "conv_dw_12_bn": 0.1,
-                                             "conv_pw_12_bn": 0.1})
-model.compile(optimizer=optimizers.make_optimizer("adam", 1e-4, rates), loss="categorical_crossentropy",
-              metrics=["accuracy"])
-print(f"{len(rates)} variables get a tenth of the learning rate, e.g. {sorted(rates)[:2]}")
+# %% [markdown]
+# ## 8. Layer-wise learning rates
+# Discriminative fine-tuning (Howard & Ruder 2018, ULMFiT): lower layers should move less than upper
+# ones. We unfreeze the whole network, split its layers into 4 groups and give them rates rising
+# geometrically from 1/100 (bottom) to 1 (top) of the base rate. The multiplier scales each *step*:
+# with Adam, scaling the gradient would change nothing.
 
-"""
-## LoRA: adapt a layer with a fraction of its parameters
+# %%
+model.set_weights(after_stage_1)
+freezing.unfreeze_all(base)
+groups = optimizers.split_groups(freezing.weighted_layers(base), 4)
+factors = {layer.name: factor for group, factor in zip(groups, optimizers.discriminative_factors(4, 0.01))
+           for layer in group}
+rates = optimizers.layer_multipliers(model, factors)
+model.compile(optimizer=optimizers.make_optimizer("adam", 3e-4, rates), loss="categorical_crossentropy",
+              metrics=["accuracy"], jit_compile=False)
+start = time.perf_counter()
+model.fit(train, validation_data=validation, epochs=EPOCHS, verbose=0)
+results["layerwise"] = test_accuracy(model)
+variants.append(("all layers, layer-wise rates", freezing.parameter_counts(model)["trainable"], results["layerwise"],
+                 time.perf_counter() - start))
 
-Hu et al. (2021): keep a weight matrix W frozen and learn a low-rank change W + A B. For the last
-pointwise convolution (1024 x 1024 weights) rank 4 trains 4 x (1024 + 1024) = 8,192 numbers instead
-of 1,048,576. Keras 3 has it built in: `layer.enable_lora(rank)`.
-"""
-full_count = freezing.parameter_counts(model)["trainable"]
+# %% [markdown]
+# ## 9. LoRA: adapt layers with a fraction of their parameters
+# Hu et al. (2021): keep a weight matrix W frozen and learn a low-rank change W + A B. For the last
+# pointwise convolution (1024 x 1024 weights) rank 4 trains 4 x (1024 + 1024) = 8,192 numbers
+# instead of 1,048,576. Keras 3 has it built in (`layer.enable_lora(rank)`); `lora.add_lora` also
+# freezes everything else. The head must train too, so we unfreeze it again.
+
+# %%
+model.set_weights(after_stage_1)
 lora.add_lora(base, rank=4, layer_names=["conv_pw_12", "conv_pw_13"])
-lora_count = freezing.parameter_counts(model)["trainable"]
-print(f"trainable parameters: {full_count:,} with the top blocks unfrozen, {lora_count:,} with LoRA rank 4")
+model.get_layer("classifier").trainable = True
+model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy", metrics=["accuracy"], jit_compile=False)
+start = time.perf_counter()
+model.fit(train, validation_data=validation, epochs=EPOCHS, verbose=0)
+results["lora"] = test_accuracy(model)
+variants.append(("LoRA rank 4, two layers", freezing.parameter_counts(model)["trainable"], results["lora"],
+                 time.perf_counter() - start))
 
-"""
-## Exercises
+# %% [markdown]
+# ## 10. The comparison
+# Every variant started from the same stage-1 model and trained for the same number of epochs.
 
-1. Train from scratch: `python -m keras_tl.fine_tune --mode scratch --epochs 10`. How far below
-   the fine-tuned model does it end, and how long would it need to catch up?
-2. Unfreeze more: `--unfreeze 20`, `--unfreeze conv_dw_8`, `--mode full`. Plot test accuracy
-   against the number of trainable parameters. Where does it stop paying off on 1,200 images?
-3. Replace `InferenceMode` by `base(x, training=False)` in `build_classifier` and rerun stage 2:
-   what happens to the moving mean, and to the validation accuracy?
-4. `--lr-ratio 0.01` gives the bottom layers a hundredth of the rate. Compare with `--mode full`.
-5. LoRA: `--mode full --lora-rank 4` against `--mode full`. Compare accuracy, trainable
-   parameters (the run's cost line) and seconds per epoch.
-6. `--mix mixup` and `--mix cutmix`: do they help on 150 images per class? On 20?
-"""
+# %%
+rows = [("scratch CNN", "-", f"{results['scratch']:.3f}", "-"),
+        ("scratch CNN + augmentation", "-", f"{results['scratch_augmented']:.3f}", "-"),
+        ("feature extraction (head only)", "-", f"{results['feature_extraction']:.3f}", "-")]
+rows += [(name, f"{count:,}", f"{accuracy:.3f}", f"{seconds:.1f}") for name, count, accuracy, seconds in variants]
+print(format_table(rows, ["model", "trainable parameters", "test accuracy", "seconds"]))
+
+# %% [markdown]
+# ## Exercises
+# The solutions are in the teacher's version; the student's version has an empty cell instead.
+#
+# **Exercise 1 (5 min).** Measure overfitting: for each run of section 7, print the gap between
+# training and validation accuracy at the last epoch. *Hint*: `histories[name]["accuracy"][-1]`.
+# *Expected*: the scratch CNN has the largest gap (0.1 to 0.5 at full size); augmentation shrinks it.
+
+# %% tags=["solution"]
+for name, history in histories.items():
+    print(f"{name:<24} train - validation accuracy: {history['accuracy'][-1] - history['val_accuracy'][-1]:+.3f}")
+
+# %% [markdown]
+# **Exercise 2 (10 min).** Look at what MobileNet's first layer learnt: plot the 32 kernels of
+# `conv1` (3x3x3 each) as small RGB pictures. Which ones look like the edge kernel of lab 1?
+# *Hint*: `base.get_layer("conv1").kernel.numpy()` has shape (3, 3, 3, 32); rescale each to [0, 1].
+# *Expected*: a picture of 32 tiles, several with a bright/dark split (edge and colour detectors).
+
+# %% tags=["solution"]
+kernels = base.get_layer("conv1").kernel.numpy()
+figure, axes = plt.subplots(4, 8, figsize=(8, 4))
+for index, panel in enumerate(axes.flat):
+    tile = kernels[..., index]
+    panel.imshow((tile - tile.min()) / (tile.max() - tile.min() + 1e-8))
+    panel.axis("off")
+figure = plots.finish_figure(figure, FIGURES / "exercise2_conv1_kernels.png")
+
+# %% [markdown]
+# **Exercise 3 (15 min).** Train the head of a fresh frozen MobileNet with mixup on the training
+# batches and compare its test accuracy with section 5. *Hint*:
+# `augment.mix_batches(train, "mixup", 0.2, seed=0)` gives mixed batches; build the head as in
+# section 4. *Expected*: within about ±0.05 of plain feature extraction on this data: mixup helps
+# most with more epochs.
+
+# %% tags=["solution"]
+fresh = source.build(weights="imagenet", include_top=False, image_size=IMAGE_SIZE)
+freezing.freeze_all(fresh)
+inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3))
+x = keras.layers.GlobalAveragePooling2D()(freezing.InferenceMode(fresh)(inputs))
+mixup_model = keras.Model(inputs, keras.layers.Dense(num_classes, activation="softmax")(keras.layers.Dropout(0.2)(x)))
+mixup_model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="categorical_crossentropy", metrics=["accuracy"], jit_compile=False)
+mixup_model.fit(augment.mix_batches(train, "mixup", 0.2, seed=0), validation_data=validation, epochs=EPOCHS,
+                verbose=0)
+print(f"head with mixup: {test_accuracy(mixup_model):.3f}, without: {results['feature_extraction']:.3f}")
+
+# %% [markdown]
+# **Exercise 4 (5 min).** How many numbers does LoRA train on `conv_pw_13` (kernel 1x1x1024x1024)
+# for ranks 1, 4, 16 and 64, and what fraction of the kernel is that? Check your formula against
+# the model. *Hint*: A is 1024 x r, B is r x 1024. *Expected*: 2,048 r numbers: 0.2%, 0.8%, 3.1%, 12.5%.
+
+# %% tags=["solution"]
+layer = base.get_layer("conv_pw_13")
+in_channels, out_channels = layer.kernel.shape[-2], layer.kernel.shape[-1]
+for rank in (1, 4, 16, 64):
+    count = rank * (in_channels + out_channels)
+    print(f"rank {rank:>2}: {count:,} numbers, {count / (in_channels * out_channels):.1%} of the kernel")
+print("in the model at rank 4:", int(np.prod(layer.lora_kernel_a.shape) + np.prod(layer.lora_kernel_b.shape)))
+
+# %% [markdown]
+# **Exercise 5 (20 min).** Why does `InferenceMode` matter? Build the head with a plain
+# `base(x, training=False)` call instead, unfreeze the top 8 layers, fit one epoch and check
+# whether the moving mean of `conv_pw_13_bn` moved. *Hint*: copy section 4 and section 6.
+# *Expected*: `moving mean unchanged: False`: `fit` trained BN in training mode anyway.
+
+# %% tags=["solution"]
+plain = source.build(weights="imagenet", include_top=False, image_size=IMAGE_SIZE)
+freezing.unfreeze_top(plain, 8)
+inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3))
+x = keras.layers.GlobalAveragePooling2D()(plain(inputs, training=False))
+plain_model = keras.Model(inputs, keras.layers.Dense(num_classes, activation="softmax")(x))
+plain_model.compile(optimizer=keras.optimizers.Adam(3e-4), loss="categorical_crossentropy", metrics=["accuracy"], jit_compile=False)
+before = plain.get_layer("conv_pw_13_bn").moving_mean.numpy().copy()
+plain_model.fit(train, epochs=1, verbose=0)
+print("moving mean unchanged:", np.array_equal(before, plain.get_layer("conv_pw_13_bn").moving_mean.numpy()))
+
+# %% [markdown]
+# ## Results
+# The key numbers go to `results.json` in the run folder (the automated tests read them).
+
+# %%
+runs.write_json(RUN_DIR / "results.json", results)
+print(results)
