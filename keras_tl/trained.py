@@ -100,8 +100,11 @@ def run_kind(run_dir):
 
 def load_run(run_dir):
     """The :class:`TrainedModel` of a finished ``fine_tune`` or ``fne`` run folder."""
-    import keras  # importing keras_tl registered its custom layers for load_model
+    import keras
 
+    import keras_tl
+
+    keras_tl.register_custom_objects()  # also when TensorFlow imported Keras before keras_tl's import hook ran
     run_dir = pathlib.Path(run_dir)
     kind = run_kind(run_dir)
     if kind == "fne":

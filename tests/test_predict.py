@@ -114,3 +114,11 @@ def test_a_folder_that_is_not_a_finished_run_is_one_error(fine_tune_run, photos,
 def test_explain_needs_a_fine_tune_run(fne_run, photos, capsys):
     assert predict.main([str(fne_run), str(photos / "flower.png"), "--explain", "--quiet"]) == 2
     assert "needs a fine_tune run" in capsys.readouterr().err
+
+
+def test_the_entry_point_loads_the_fne_model_in_a_fresh_process(fne_run, photos):
+    """``python -m keras_tl.predict``: TensorFlow (and with it Keras) is imported before any keras_tl layer."""
+    finished = subprocess.run([sys.executable, "-m", "keras_tl.predict", str(fne_run), str(photos / "flower.png"),
+                               "--top-k", "2", "--quiet"], capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert "flower.png" in finished.stdout and "svm score" in finished.stdout
