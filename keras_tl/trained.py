@@ -21,7 +21,6 @@ import numpy as np
 
 from keras_tl import data, sources
 
-KINDS = ("fine_tune", "fne")
 SCORE_NAMES = {"fine_tune": "probability", "fne": "svm score"}
 
 
