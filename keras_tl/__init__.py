@@ -67,19 +67,25 @@ def register_custom_objects():
 
 
 class _RegisterWhenKerasLoads(importlib.abc.MetaPathFinder):
-    """Runs :func:`register_custom_objects` right after ``keras`` itself has been imported."""
+    """Runs :func:`register_custom_objects` right after the ``keras`` package itself has been executed.
+
+    It stays in ``sys.meta_path`` until then: TensorFlow looks Keras up (``find_spec``) without
+    importing it, and that look-up must not use the hook up.
+    """
 
     def find_spec(self, name, path=None, target=None):
         if name != "keras":
             return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(name)
+        spec = next((found for finder in sys.meta_path if finder is not self and hasattr(finder, "find_spec")
+                     for found in [finder.find_spec(name, path, target)] if found is not None), None)
         if spec is None or spec.loader is None:
             return spec
         load = spec.loader.exec_module
 
         def exec_module(module):
             load(module)
+            if self in sys.meta_path:
+                sys.meta_path.remove(self)
             register_custom_objects()
 
         spec.loader.exec_module = exec_module

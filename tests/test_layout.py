@@ -65,6 +65,15 @@ def test_dir_lists_the_public_api_and_fine_tune_stays_callable():
     assert keras_tl.Recipe is recipe.Recipe
 
 
+@pytest.mark.parametrize("order", ["import keras_tl, keras", "import keras, keras_tl",
+                                   "import keras_tl; from keras_tl import tf_logs; tf_logs.import_tensorflow_quietly(); "
+                                   "import keras"])
+def test_custom_objects_are_registered_whatever_the_import_order(order):
+    code = f"{order}\nassert keras.saving.get_registered_object('keras_tl>FullNetworkEmbedding') is not None"
+    finished = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+
+
 def test_saved_models_load_in_a_fresh_process_after_import_keras_tl(tmp_path):
     keras.utils.set_random_seed(0)
     base = keras.applications.MobileNet(weights=None, include_top=False, input_shape=(32, 32, 3), alpha=0.25)
