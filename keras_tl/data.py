@@ -292,7 +292,13 @@ def sample_photos(size):
 # ----------------------------------------------------------------------------- datasets
 
 
-def _image_files(folder):
+def warn_unreadable(bad, stacklevel=2):
+    """One warning naming every unreadable file (``{path: reason}``) and why: the jobs' single message."""
+    listing = "\n  ".join(f"{path} ({reason})" for path, reason in sorted(bad.items()))
+    warnings.warn(f"Skipping {len(bad)} unreadable image file(s):\n  {listing}", stacklevel=stacklevel + 1)
+
+
+def image_files(folder):
     """The image files under ``folder`` (recursively, sorted); hidden files and folders are left out."""
     folder = pathlib.Path(folder)
     return sorted(str(path) for path in folder.rglob("*")
@@ -315,7 +321,7 @@ def _class_files(root, class_names=None):
                  if images else f"no sub-folders and no image files, only: {shown}")
         raise FileNotFoundError(f"Expected class sub-folders of images in {root} (like {root / 'cat'}/1.jpg); "
                                 f"found {found}.")
-    return {name: _image_files(root / name) for name in class_names}
+    return {name: image_files(root / name) for name in class_names}
 
 
 def _train_test_trees(root):
@@ -383,8 +389,7 @@ def _file_dataset(name, root, splits, test_fraction, seed, min_images, cache_dir
     bad = find_unreadable_images([path for classes in splits.values() for files in classes.values() for path in files],
                                  cache_dir, verbose)
     if bad:
-        listing = "\n  ".join(f"{path} ({reason})" for path, reason in sorted(bad.items()))
-        warnings.warn(f"Skipping {len(bad)} unreadable image file(s):\n  {listing}", stacklevel=3)
+        warn_unreadable(bad, stacklevel=3)
         splits = drop_small({split: {label: [path for path in files if path not in bad]
                                      for label, files in classes.items()}
                              for split, classes in splits.items()})

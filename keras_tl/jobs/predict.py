@@ -8,7 +8,6 @@ writes them as CSV; ``--explain`` saves a Grad-CAM figure per image (fine-tuned 
 import argparse
 import csv
 import pathlib
-import warnings
 
 from keras_tl import data, gradcam, plots, runs, trained
 from keras_tl.jobs import cli
@@ -45,7 +44,7 @@ def image_files(names):
     files = []
     for name in map(pathlib.Path, names):
         if name.is_dir():
-            found = data._image_files(name)
+            found = data.image_files(name)
             if not found:
                 raise FileNotFoundError(f"No image files ({', '.join(data.IMAGE_EXTENSIONS)}) in the folder {name}.")
             files += found
@@ -64,8 +63,7 @@ def run(args):
     files = image_files(args.images)
     bad = data.find_unreadable_images(files, verbose=not args.quiet)
     if bad:
-        listing = "\n  ".join(f"{path} ({reason})" for path, reason in sorted(bad.items()))
-        warnings.warn(f"Skipping {len(bad)} unreadable image file(s):\n  {listing}", stacklevel=2)
+        data.warn_unreadable(bad)
     files = [path for path in files if path not in bad]
     if not files:
         raise ValueError("None of the images can be read (see the warning); give readable image files.")
