@@ -38,14 +38,63 @@ def _gpus():
     return tf.config.list_physical_devices("GPU")
 
 
+def gpus_on_node():
+    """How many GPUs this node gives the job, found without starting CUDA.
+
+    Slurm's ``SLURM_GPUS_ON_NODE`` first, then ``CUDA_VISIBLE_DEVICES`` (CUDA stops at the first
+    negative or invalid entry), then ``nvidia-smi --list-gpus`` where it exists; 0 otherwise.
+    Listing TensorFlow's devices would initialise CUDA, and then the ``CUDA_VISIBLE_DEVICES`` that
+    ``SlurmClusterResolver`` sets for each task would come too late to take effect.
+    """
+    import shutil
+    import subprocess
+
+    if os.environ.get("SLURM_GPUS_ON_NODE", "").strip().isdigit():
+        return int(os.environ["SLURM_GPUS_ON_NODE"])
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        count = 0
+        for entry in visible.split(","):
+            entry = entry.strip()
+            if not entry or entry.startswith("-") or entry == "NoDevFiles":
+                break
+            count += 1
+        return count
+    if shutil.which("nvidia-smi"):
+        try:
+            listing = subprocess.run(["nvidia-smi", "--list-gpus"], capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.SubprocessError):
+            return 0
+        if listing.returncode == 0:
+            return sum(line.startswith("GPU ") for line in listing.stdout.splitlines())
+    return 0
+
+
 def cluster_resolver():
-    """Where the workers are: ``TF_CONFIG`` if set, else the Slurm allocation, else an error."""
+    """Where the workers are: ``TF_CONFIG`` if set, else the Slurm allocation, else an error.
+
+    In Slurm, every task (``srun`` starts one per node, or several) is one worker; workers listen
+    from port 8888 on, one port per task of a node. TensorFlow's ``SlurmClusterResolver`` would
+    count GPUs with ``nvidia-smi`` (missing on CPU-only nodes) and, with no GPU, would give no task
+    an address; here the count comes from :func:`gpus_on_node`, and a CPU-only node gets one
+    address per task and no GPU.
+    """
     import tensorflow as tf
 
     if os.environ.get("TF_CONFIG"):
         return tf.distribute.cluster_resolver.TFConfigClusterResolver()
     if os.environ.get("SLURM_PROCID") is not None and os.environ.get("SLURM_STEP_NUM_TASKS"):
-        return tf.distribute.cluster_resolver.SlurmClusterResolver()
+        slurm = tf.distribute.cluster_resolver.SlurmClusterResolver
+        gpus = gpus_on_node()
+        if gpus:
+            return slurm(gpus_per_node=gpus)
+        # No GPU: pretend one per task only to get one address per task (the resolver hands
+        # out addresses along with GPUs), set no CUDA_VISIBLE_DEVICES, and report no accelerator.
+        tasks = int(os.environ["SLURM_STEP_NUM_TASKS"])  # at least the tasks of any one node
+        resolver = slurm(gpus_per_node=tasks, gpus_per_task=1, auto_set_gpu=False)
+        spec = resolver.cluster_spec()
+        return tf.distribute.cluster_resolver.SimpleClusterResolver(
+            spec, task_type=resolver.task_type, task_id=resolver.task_id, num_accelerators={}, rpc_layer="grpc")
     raise ValueError("--strategy multi-worker needs to know the cluster: set TF_CONFIG (see "
                      "https://www.tensorflow.org/guide/distributed_training#TF_CONFIG) or start one task "
                      "per node with srun inside a Slurm allocation (labs/slurm/multi_node.sbatch).")
@@ -66,6 +115,9 @@ def make_strategy(name="auto", devices=None):
                          f"(KERAS_BACKEND=tensorflow); this run uses {keras.backend.backend()}.")
     import tensorflow as tf
 
+    if name == "multi-worker":  # before anything lists devices: the resolver may set CUDA_VISIBLE_DEVICES
+        strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=cluster_resolver())
+        return _reduce_values_one_by_one(strategy)
     gpus = _gpus()
     if name == "auto":
         name = "mirrored" if len(gpus) > 1 else "one-device" if gpus else "default"
@@ -73,12 +125,11 @@ def make_strategy(name="auto", devices=None):
         return tf.distribute.get_strategy()
     if name == "one-device":
         return tf.distribute.OneDeviceStrategy(devices[0] if devices else ("/gpu:0" if gpus else "/cpu:0"))
-    if name == "mirrored":
-        if not devices and not gpus:
-            raise ValueError("--strategy mirrored puts one replica on each GPU, and this machine has no GPU "
-                             "TensorFlow can use. Use --strategy default (or auto) here.")
-        return tf.distribute.MirroredStrategy(devices)  # None: every GPU
-    return _reduce_values_one_by_one(tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=cluster_resolver()))
+    # mirrored
+    if not devices and not gpus:
+        raise ValueError("--strategy mirrored puts one replica on each GPU, and this machine has no GPU "
+                         "TensorFlow can use. Use --strategy default (or auto) here.")
+    return tf.distribute.MirroredStrategy(devices)  # None: every GPU
 
 
 def _reduce_values_one_by_one(strategy):

@@ -155,3 +155,41 @@ def test_slurm_scripts_parse_and_run_the_job(script, strategy):
     text = path.read_text()
     assert f"python -m keras_tl.fine_tune --strategy {strategy}" in text
     assert '--output-dir "runs/fine_tune-slurm-${SLURM_JOB_ID}"' in text  # a requeued job resumes in place
+
+
+SLURM_STEP = {"SLURM_PROCID": "3", "SLURM_STEP_NUM_TASKS": "4", "SLURM_STEP_NODELIST": "node[01-02]",
+              "SLURM_STEP_TASKS_PER_NODE": "2(x2)"}
+
+
+def slurm_environment(monkeypatch, tmp_path, **extra):
+    """A Slurm step of 2 nodes x 2 tasks, seen from task 3, on a machine whose PATH has no nvidia-smi."""
+    for name in ("TF_CONFIG", "CUDA_VISIBLE_DEVICES", "SLURM_GPUS_ON_NODE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in {**SLURM_STEP, **extra}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty folder: no nvidia-smi to call
+
+
+def test_slurm_cluster_without_nvidia_smi(monkeypatch, tmp_path):
+    slurm_environment(monkeypatch, tmp_path)
+    assert distribute.gpus_on_node() == 0
+    resolver = distribute.cluster_resolver()
+    assert resolver.cluster_spec().as_dict() == {"worker": ["node01:8888", "node01:8889", "node02:8888", "node02:8889"]}
+    assert (resolver.task_type, resolver.task_id) == ("worker", 3)
+    assert not resolver.num_accelerators().get("GPU")
+    assert "CUDA_VISIBLE_DEVICES" not in os.environ  # a CPU node: nothing hidden from later processes
+
+
+def test_slurm_cluster_with_gpus_from_slurm(monkeypatch, tmp_path):
+    slurm_environment(monkeypatch, tmp_path, SLURM_GPUS_ON_NODE="4", SLURM_PROCID="1")
+    resolver = distribute.cluster_resolver()
+    assert resolver.cluster_spec().as_dict()["worker"][1] == "node01:8889"
+    assert (resolver.task_type, resolver.task_id) == ("worker", 1)
+    assert resolver.num_accelerators() == {"GPU": 2}  # 4 GPUs shared by the node's 2 tasks
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "2,3"  # this task's half of the node
+
+
+@pytest.mark.parametrize("visible, count", [("0,1", 2), ("", 0), ("-1", 0), ("0,-1,2", 1), ("NoDevFiles", 0)])
+def test_gpus_on_node_from_cuda_visible_devices(monkeypatch, tmp_path, visible, count):
+    slurm_environment(monkeypatch, tmp_path, CUDA_VISIBLE_DEVICES=visible)
+    assert distribute.gpus_on_node() == count

@@ -69,14 +69,6 @@ sinfo
 
 mkdir -p runs
 export KERAS_TL_LAB_SMALL=1
-# TensorFlow's SlurmClusterResolver counts GPUs with nvidia-smi and fails where it is missing: on this
-# CPU-only node a stub that lists no GPU stands in (jobs inherit PATH: sbatch exports the environment).
-if ! command -v nvidia-smi >/dev/null; then
-    mkdir -p "$STATE/bin"
-    printf '#!/bin/sh\nexit 0\n' > "$STATE/bin/nvidia-smi"
-    chmod +x "$STATE/bin/nvidia-smi"
-    export PATH="$STATE/bin:$PATH"
-fi
 # name | command that submits and prints the job id | output to check (JOB replaced by the id)
 submit() { sbatch --parsable --cpus-per-task=1 --mem=2G "$@"; }
 declare -A OUTPUT
