@@ -27,6 +27,7 @@ _PUBLIC = {
     "build_extractor": "extract", "extract_features": "extract",
     "make_classifier": "classify", "fit_evaluate": "classify", "few_shot": "classify",
     "evaluate_predictions": "classify",
+    "coral": "domain", "GradientReversal": "domain",
     "WordVectors": "word_vectors", "UnknownWordError": "word_vectors", "VectorFormatError": "word_vectors",
     "evaluation_file": "word_vectors", "read_analogy_questions": "word_vectors", "read_word_pairs": "word_vectors",
     "parse_analogy": "word_vectors", "cluster_words": "word_vectors", "project_words": "word_vectors",
@@ -44,7 +45,7 @@ _PUBLIC = {
     "plot_distance_matrix": "plots", "plot_word_map": "plots", "plot_grad_cam": "plots",
     "load_run": "trained", "TrainedModel": "trained", "grad_cam": "gradcam", "fne_model": "export",
 }
-_CUSTOM_OBJECT_MODULES = ("fne", "freezing", "optimizers")
+_CUSTOM_OBJECT_MODULES = ("fne", "freezing", "optimizers", "domain")
 
 __all__ = sorted(_PUBLIC)
 

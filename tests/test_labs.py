@@ -34,6 +34,11 @@ EXPECTED = {
         "figures": ["distances.png", "map_pca.png"],
         "check": lambda r: r["analogy_accuracy"] > 0.2 and r["frozen_glove"] >= r["scratch_embedding"],
     },
+    "lab4_domain_adaptation": {
+        "figures": ["domains.png", "pca.png", "accuracy.png"],
+        "check": lambda r: r["in_domain"] > r["source_only"] + 0.2 and r["coral"] > r["source_only"]
+                           and r["covariance_gap_after"] < r["covariance_gap_before"],
+    },
 }
 
 
