@@ -6,7 +6,7 @@
 # it also works in a container). Each lab script runs at small size (KERAS_TL_LAB_SMALL=1); the
 # fine_tune scripts get a tiny run (one node, two tasks for the multi-node script, their --gres
 # line removed: this machine has no GPU). A job passes when Slurm says COMPLETED and its outputs
-# exist. The daemons are stopped at the end.
+# exist; tests/test_slurm.py runs against the cluster too. The daemons are stopped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -72,7 +72,7 @@ export KERAS_TL_LAB_SMALL=1
 # name | command that submits and prints the job id | output to check (JOB replaced by the id)
 submit() { sbatch --parsable --cpus-per-task=1 --mem=2G "$@"; }
 declare -A OUTPUT
-for lab in 1 2 3; do
+for lab in 1 2 3 4; do
     job=$(submit "labs/slurm/lab$lab.sbatch")
     OUTPUT[$job]="runs/lab$lab-slurm-$job/results.json"
 done
@@ -89,6 +89,8 @@ while squeue -h | grep -q .; do
     sleep 10
 done
 failed=0
+# tests/test_slurm.py runs only where a cluster answers: here, while this one is up.
+.venv/bin/python -m pytest -q -p no:cacheprovider tests/test_slurm.py || failed=1
 for job in "${!OUTPUT[@]}"; do
     state=$(sacct -n -X -j "$job" -o State 2>/dev/null | tr -d ' ' || true)
     [ -n "$state" ] || state=$(scontrol show job "$job" 2>/dev/null | grep -o 'JobState=[A-Z]*' | cut -d= -f2)
