@@ -56,6 +56,7 @@ keras.utils.set_random_seed(0)  # the same numbers every run, on a CPU
 IMAGE_SIZE = 64 if SMALL else 96  # MobileNet was trained at 224; smaller is much cheaper, enough for silhouettes
 BATCH_SIZE = 32
 EPOCHS = 3 if SMALL else 10
+LAYERWISE_TOP = 16 if SMALL else None  # section 8: small mode trains only the top 16 weighted layers, not all
 results = {}
 warnings.filterwarnings("ignore", message="`shuffle=True` was passed")  # our tf.data pipeline shuffles itself
 # Every `compile` below says `jit_compile=False`: compiling with XLA takes longer than the few epochs
@@ -236,23 +237,24 @@ figure = plots.finish_figure(figure, FIGURES / "learning_curves.png")
 # %% [markdown]
 # ## 8. Layer-wise learning rates
 # Discriminative fine-tuning (Howard & Ruder 2018, ULMFiT): lower layers should move less than upper
-# ones. We unfreeze the whole network, split its layers into 4 groups and give them rates rising
-# geometrically from 1/100 (bottom) to 1 (top) of the base rate. The multiplier scales each *step*:
-# with Adam, scaling the gradient would change nothing.
+# ones. We unfreeze the whole network (small mode: its top 16 layers only), split its layers into 4
+# groups and give them rates rising geometrically from 1/100 (bottom) to 1 (top) of the base rate.
+# The multiplier scales each *step*: with Adam, scaling the gradient would change nothing.
 
 # %%
 model.set_weights(after_stage_1)
-freezing.unfreeze_all(base)
-groups = optimizers.split_groups(freezing.weighted_layers(base), 4)
+freezing.unfreeze_all(base) if LAYERWISE_TOP is None else freezing.unfreeze_top(base, LAYERWISE_TOP)
+groups = optimizers.split_groups([layer for layer in freezing.weighted_layers(base) if layer.trainable], 4)
 factors = {layer.name: factor for group, factor in zip(groups, optimizers.discriminative_factors(4, 0.01))
            for layer in group}
 rates = optimizers.layer_multipliers(model, factors)
 model.compile(optimizer=optimizers.make_optimizer("adam", 3e-4, rates), loss="categorical_crossentropy",
               metrics=["accuracy"], jit_compile=False)
 start = time.perf_counter()
-model.fit(train, validation_data=validation, epochs=EPOCHS, verbose=0)
+model.fit(train, epochs=EPOCHS, verbose=0)
 results["layerwise"] = test_accuracy(model)
-variants.append(("all layers, layer-wise rates", freezing.parameter_counts(model)["trainable"], results["layerwise"],
+unfrozen = "all layers" if LAYERWISE_TOP is None else f"top {LAYERWISE_TOP} layers"
+variants.append((f"{unfrozen}, layer-wise rates", freezing.parameter_counts(model)["trainable"], results["layerwise"],
                  time.perf_counter() - start))
 
 # %% [markdown]
@@ -268,7 +270,7 @@ lora.add_lora(base, rank=4, layer_names=["conv_pw_12", "conv_pw_13"])
 model.get_layer("classifier").trainable = True
 model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy", metrics=["accuracy"], jit_compile=False)
 start = time.perf_counter()
-model.fit(train, validation_data=validation, epochs=EPOCHS, verbose=0)
+model.fit(train, epochs=EPOCHS, verbose=0)
 results["lora"] = test_accuracy(model)
 variants.append(("LoRA rank 4, two layers", freezing.parameter_counts(model)["trainable"], results["lora"],
                  time.perf_counter() - start))
@@ -325,8 +327,7 @@ inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3))
 x = keras.layers.GlobalAveragePooling2D()(freezing.InferenceMode(fresh)(inputs))
 mixup_model = keras.Model(inputs, keras.layers.Dense(num_classes, activation="softmax")(keras.layers.Dropout(0.2)(x)))
 mixup_model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="categorical_crossentropy", metrics=["accuracy"], jit_compile=False)
-mixup_model.fit(augment.mix_batches(train, "mixup", 0.2, seed=0), validation_data=validation, epochs=EPOCHS,
-                verbose=0)
+mixup_model.fit(augment.mix_batches(train, "mixup", 0.2, seed=0), epochs=EPOCHS, verbose=0)
 print(f"head with mixup: {test_accuracy(mixup_model):.3f}, without: {results['feature_extraction']:.3f}")
 
 # %% [markdown]
