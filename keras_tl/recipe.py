@@ -407,7 +407,7 @@ def fine_tune(model_or_source, train, validation, *, num_classes=None, image_siz
 
     Every step can be taken by hand: :func:`build_classifier`, :func:`compile_stage`, :func:`fit_stage`.
     """
-    recipe = settings.pop("recipe", None) or Recipe(**settings)
+    recipe = Recipe(**settings)
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     with scope:
         base = _base_model(model_or_source, image_size, recipe)
