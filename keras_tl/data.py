@@ -364,12 +364,42 @@ def _split_lists(root):
             for split, entries in lists.items()}
 
 
+def _drop_ambiguous_files(splits):
+    """Leave out every file that is the same file (a link, or a path through one) as a file of another class.
+
+    Its label is ambiguous, and a copy in train and one in test would be a leak. Debian's openclipart-png
+    links one picture into several category folders (1,221 links). A file listed twice in one class
+    is kept once. Returns ``(splits, {dropped path: its classes})``.
+    """
+    classes_of = {}
+    for classes in splits.values():
+        for label, files in classes.items():
+            for path in files:
+                classes_of.setdefault(os.path.realpath(path), set()).add(label)
+    ambiguous = {real for real, labels in classes_of.items() if len(labels) > 1}
+    dropped, kept = {}, {}
+    for split, classes in splits.items():
+        kept[split] = {}
+        for label, files in classes.items():
+            seen = set()
+            kept[split][label] = []
+            for path in files:
+                real = os.path.realpath(path)
+                if real in ambiguous:
+                    dropped[path] = sorted(classes_of[real])
+                elif real not in seen:
+                    seen.add(real)
+                    kept[split][label].append(path)
+    return kept, dropped
+
+
 def _file_dataset(name, root, splits, test_fraction, seed, min_images, cache_dir, verbose):
     """An :class:`ImageDataset` from ``{split: {class: [files]}}``, split ``"all"`` still to be divided.
 
-    Checks run before any decoding: no class may be empty (with ``min_images`` > 1, smaller classes
-    are dropped instead) and at least two are needed. Then every file is decode-checked; unreadable
-    files are skipped with one warning, and a class left with no images is an error that names it.
+    Checks run before any decoding: files that are one file in two classes are left out with one
+    warning (:func:`_drop_ambiguous_files`), no class may be empty (with ``min_images`` > 1, smaller
+    classes are dropped instead) and at least two are needed. Then every file is decode-checked;
+    unreadable files are skipped with one warning, and a class left with no images is an error that names it.
     """
     def drop_small(splits):
         if min_images <= 1:
@@ -377,6 +407,12 @@ def _file_dataset(name, root, splits, test_fraction, seed, min_images, cache_dir
         return {split: {label: files for label, files in classes.items() if len(files) >= min_images}
                 for split, classes in splits.items()}
 
+    splits, ambiguous = _drop_ambiguous_files(splits)
+    if ambiguous:
+        shown = "\n  ".join(f"{path} (in {', '.join(labels)})" for path, labels in sorted(ambiguous.items())[:5])
+        warnings.warn(f"Leaving out {len(ambiguous)} file(s) that are one file in more than one class (links or "
+                      f"repeated paths), so their label is ambiguous:\n  {shown}"
+                      + ("\n  ..." if len(ambiguous) > 5 else ""), stacklevel=3)
     splits = drop_small(splits)
     empty = sorted({label for classes in splits.values() for label, files in classes.items() if not files})
     if empty:

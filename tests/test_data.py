@@ -305,3 +305,17 @@ def test_empty_folders_and_folders_without_images_say_what_was_expected(tmp_path
         (tmp_path / "text" / name / "notes.txt").write_text("no pictures")
     with pytest.raises(ValueError, match="no images under .*text: cat, dog"):
         data.load_dataset(tmp_path / "text")
+
+
+def test_one_file_linked_into_two_classes_is_left_out_with_one_warning(tmp_path):
+    """Debian's openclipart-png links one picture into several category folders: its label is ambiguous."""
+    root = _class_tree(tmp_path / "photos", per_class=3)
+    (root / "dog" / "shared.png").symlink_to(root / "cat" / "0.png")  # one picture, two classes
+    (root / "dog" / "again.png").symlink_to(root / "dog" / "1.png")  # a second path to a picture of the same class
+    (root / "cat" / "sub").mkdir()
+    (root / "cat" / "sub" / "2.png").symlink_to(root / "cat" / "2.png")
+    with pytest.warns(UserWarning, match="Leaving out 2 file") as caught:
+        dataset = data.load_dataset(root, test_fraction=0.5, seed=0)
+    assert len(caught) == 1 and "(in cat, dog)" in str(caught[0].message)
+    paths = sorted(os.path.relpath(path, root) for path in [*dataset.train.paths, *dataset.test.paths])
+    assert paths == ["cat/1.png", "cat/2.png", "dog/0.png", "dog/1.png", "dog/2.png"]
