@@ -6,25 +6,49 @@ training set only. The few-shot mode repeats training on seeded subsets of K ima
 the "training samples per class" curves of the course slides.
 """
 import numpy as np
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from keras_tl.data import per_class_subset
 from keras_tl.messages import progress_bar
 
 C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)
+SVM_MAX_ITER = 5000  # liblinear passes over the data before it stops with a ConvergenceWarning
 
 
-def make_classifier(postprocessing="passthrough", c=1.0, search_c=False, seed=0, folds=3):
+class RowSpace(TransformerMixin, BaseEstimator):
+    """Rotate features into the span of the training rows: ``X @ components_.T``, from the SVD of train.
+
+    With fewer training images (n) than features (d; an FNE has about 11,000), an L2-regularised
+    linear model's weights lie in that span (the representer theorem), and the rotation keeps every
+    inner product with a training row. LinearSVC's dual solver therefore takes the very same steps
+    on n columns instead of d: the same classifier (decisions equal to about 1e-14), d / n times
+    cheaper per pass. Use it only where n < d, with ``LinearSVC(dual=True)``.
+    """
+
+    def fit(self, X, y=None):
+        X = validate_data(self, X, dtype=np.float64)
+        self.components_ = np.linalg.svd(X, full_matrices=False)[2]
+        return self
+
+    def transform(self, X):
+        check_is_fitted(self, "components_")
+        return validate_data(self, X, dtype=np.float64, reset=False) @ self.components_.T
+
+
+def make_classifier(postprocessing="passthrough", c=1.0, search_c=False, seed=0, folds=3, row_space=False):
     """``Pipeline([("postprocess", ...), ("svm", LinearSVC(C=c))])``; with ``search_c``, a grid search over C.
 
     The search uses stratified folds of the training data it is fitted on, never the test set.
+    ``row_space``: fit in the span of the training rows (:class:`RowSpace`), for fewer images than features.
     """
-    pipeline = Pipeline([("postprocess", postprocessing),
-                         ("svm", LinearSVC(C=c, max_iter=5000, random_state=seed))])
+    steps = [("postprocess", postprocessing)] + ([("row_space", RowSpace())] if row_space else [])
+    pipeline = Pipeline(steps + [("svm", LinearSVC(C=c, dual=True if row_space else "auto", max_iter=SVM_MAX_ITER,
+                                                   random_state=seed))])
     if not search_c:
         return pipeline
     folds = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)

@@ -19,14 +19,17 @@ how much a result depends on which images were drawn.
 """
 import dataclasses
 import time
+import warnings
 
 import keras
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import Normalizer
 
 from keras_tl import augment, classify, data, extract, plots, recipe, sources
+from keras_tl.messages import progress_bar
 from keras_tl.fne import DEFAULT_THRESHOLDS, FNETransformer, postprocessor
 
 OFFLINE_TARGETS = ("animal_mnist", "fashion_mnist", "openclipart")
@@ -150,27 +153,49 @@ POSTPROCESSING = {
 
 
 def svm_accuracy(pool, layers, post, train, test, seed=0):
-    """Test accuracy of a LinearSVC on ``pool``'s ``layers`` after the ``post`` step of :data:`POSTPROCESSING`."""
+    """Test accuracy of a LinearSVC on ``pool``'s ``layers`` after the ``post`` step of :data:`POSTPROCESSING`,
+    and whether liblinear converged within :data:`classify.SVM_MAX_ITER` passes.
+
+    With fewer training images than features the SVM is fitted in the span of the training rows
+    (:class:`classify.RowSpace`: the same classifier, much cheaper on raw 11,000-wide features).
+    """
     columns = pool.select(layers)
-    classifier = classify.make_classifier(POSTPROCESSING[post](), seed=seed)
-    classifier.fit(pool.features[train][:, columns], pool.labels[train])
-    return float(accuracy_score(pool.labels[test], classifier.predict(pool.features[test][:, columns])))
+    classifier = classify.make_classifier(POSTPROCESSING[post](), seed=seed, row_space=len(train) < len(columns))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        classifier.fit(pool.features[train][:, columns], pool.labels[train])
+    for warning in caught:
+        if not issubclass(warning.category, ConvergenceWarning):
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    converged = not any(issubclass(warning.category, ConvergenceWarning) for warning in caught)
+    accuracy = float(accuracy_score(pool.labels[test], classifier.predict(pool.features[test][:, columns])))
+    return accuracy, converged
 
 
-def _over_seeds(pool, layers, post, train_per_class, test_per_class, seeds):
-    return summary([svm_accuracy(pool, layers, post, *split_pool(pool.labels, train_per_class, test_per_class, seed),
-                                 seed=seed) for seed in seeds])
+def _over_seeds(pool, layers, post, train_per_class, test_per_class, seeds, progress):
+    """:func:`summary` of the accuracy over ``seeds``, with ``unconverged``: the fits stopped at the cap."""
+    fits = []
+    for seed in seeds:
+        fits.append(svm_accuracy(pool, layers, post, *split_pool(pool.labels, train_per_class, test_per_class, seed),
+                                 seed=seed))
+        progress.update(1)
+    return {**summary([accuracy for accuracy, _ in fits]), "unconverged": sum(not done for _, done in fits)}
+
+
+def _fits_bar(pool, fits, verbose):
+    return progress_bar(fits, f"{pool.source} on {pool.target}: SVM fits", unit="fit", verbose=verbose)
 
 
 # ----------------------------------------------------------------------------- the studies
 
 
-def layer_study(pool, layers, train_per_class, test_per_class, seeds):
+def layer_study(pool, layers, train_per_class, test_per_class, seeds, verbose=False):
     """Accuracy of each single layer (L2-normalised) and of the FNE, each as mean ± std over ``seeds``."""
-    return {"layers": {name: {"depth": pool.depth[name], "dimensions": len(pool.columns[name]),
-                              **_over_seeds(pool, [name], "l2", train_per_class, test_per_class, seeds)}
-                       for name in layers},
-            "fne": _over_seeds(pool, "fne", "fne", train_per_class, test_per_class, seeds)}
+    with _fits_bar(pool, (len(layers) + 1) * len(seeds), verbose) as progress:
+        return {"layers": {name: {"depth": pool.depth[name], "dimensions": len(pool.columns[name]),
+                                  **_over_seeds(pool, [name], "l2", train_per_class, test_per_class, seeds, progress)}
+                           for name in layers},
+                "fne": _over_seeds(pool, "fne", "fne", train_per_class, test_per_class, seeds, progress)}
 
 
 FNE_METHODS = {  # name: (layers, post-processing)
@@ -183,16 +208,18 @@ ABLATION = {"neither": "none", "standardise only": "standardise", "discretise on
 CURVE_METHODS = ("last conv, L2", "FNE (all layers, standardised + discretised)")
 
 
-def fne_study(pool, train_per_class, test_per_class, shots, seeds):
+def fne_study(pool, train_per_class, test_per_class, shots, seeds, verbose=False):
     """The FNE against single-layer baselines, its accuracy against shots, and its post-processing ablation."""
-    return {
-        "methods": {name: _over_seeds(pool, layers, post, train_per_class, test_per_class, seeds)
-                    for name, (layers, post) in FNE_METHODS.items()},
-        "shots": {name: {int(shot): _over_seeds(pool, *FNE_METHODS[name], shot, test_per_class, seeds)
-                         for shot in shots} for name in CURVE_METHODS},
-        "ablation": {name: _over_seeds(pool, "fne", post, train_per_class, test_per_class, seeds)
-                     for name, post in ABLATION.items()},
-    }
+    fits = (len(FNE_METHODS) + len(CURVE_METHODS) * len(shots) + len(ABLATION)) * len(seeds)
+    with _fits_bar(pool, fits, verbose) as progress:
+        return {
+            "methods": {name: _over_seeds(pool, layers, post, train_per_class, test_per_class, seeds, progress)
+                        for name, (layers, post) in FNE_METHODS.items()},
+            "shots": {name: {int(shot): _over_seeds(pool, *FNE_METHODS[name], shot, test_per_class, seeds, progress)
+                             for shot in shots} for name in CURVE_METHODS},
+            "ablation": {name: _over_seeds(pool, "fne", post, train_per_class, test_per_class, seeds, progress)
+                         for name, post in ABLATION.items()},
+        }
 
 
 TRADEOFF_METHODS = {  # name: what it is, for the report
@@ -235,10 +262,10 @@ class CostMeter:
         return False
 
 
-def tradeoff_run(method, source_name, target, image_size, train_per_class, test_per_class, seed, epochs=3,
-                 freeze_epochs=1, batch_size=16):
+def tradeoff_run(method, source_name, target, image_size, train_per_class, test_per_class, seed, epochs=8,
+                 freeze_epochs=2, batch_size=16):
     """One method on one seeded split: test accuracy and cost (wall and CPU seconds, images per second,
-    trainable parameters, energy). Fine-tuning and scratch hold out a fifth of train for validation;
+    trainable parameters, energy, epochs the network trained: early stopping may end a stage sooner). Fine-tuning and scratch hold out a fifth of train for validation;
     extraction trains its SVM on the same part (the validation images unused), so all see the same images."""
     if method not in TRADEOFF_METHODS:
         raise ValueError(f"Unknown tradeoff method {method!r}; choose from {', '.join(TRADEOFF_METHODS)}.")
@@ -250,11 +277,12 @@ def tradeoff_run(method, source_name, target, image_size, train_per_class, test_
     splits = {"train": train_set, "validation": validation_set, "test": dataset.test}
     with CostMeter() as meter:
         if method.startswith("extraction"):
-            accuracy, params, images = _extraction(source, image_size, splits, seed, batch_size)
+            accuracy, params, images, network_epochs = _extraction(source, image_size, splits, seed, batch_size)
         else:
-            accuracy, params, images = _fine_tune(method, source, image_size, splits, len(dataset.class_names),
+            accuracy, params, images, network_epochs = _fine_tune(method, source, image_size, splits, len(dataset.class_names),
                                                   seed, epochs, freeze_epochs, batch_size)
-    return {"accuracy": accuracy, "trainable_params": params, "wall_seconds": meter.wall_seconds,
+    return {"accuracy": accuracy, "trainable_params": params, "network_epochs": network_epochs,
+            "wall_seconds": meter.wall_seconds,
             "cpu_seconds": meter.cpu_seconds, "images_per_second": images / meter.wall_seconds,
             "energy_joules": meter.energy_joules, "energy_method": meter.energy_method,
             "train_images": len(train_set), "test_images": len(dataset.test)}
@@ -273,7 +301,7 @@ def _extraction(source, image_size, splits, seed, batch_size):
     classifier = classify.make_classifier(postprocessor("fne"), seed=seed).fit(train_x, splits["train"].labels)
     accuracy = float(accuracy_score(splits["test"].labels, classifier.predict(test_x)))
     svm = classifier.named_steps["svm"]
-    return accuracy, int(svm.coef_.size + svm.intercept_.size), len(train_x) + len(test_x)
+    return accuracy, int(svm.coef_.size + svm.intercept_.size), len(train_x) + len(test_x), 0
 
 
 def _fine_tune(method, source, image_size, splits, num_classes, seed, epochs, freeze_epochs, batch_size):
@@ -284,8 +312,9 @@ def _fine_tune(method, source, image_size, splits, num_classes, seed, epochs, fr
                                      freeze_epochs=freeze_epochs, from_scratch=method.startswith("scratch"),
                                      seed=seed)
     accuracy = float(np.mean(recipe.predict_classes(model, test) == splits["test"].labels))
-    images = sum(stage["epochs_trained_now"] for stage in stages.values()) * len(splits["train"])
-    return accuracy, int(list(stages.values())[-1]["trainable"]), images + len(splits["test"])
+    network_epochs = sum(stage["epochs_trained_now"] for stage in stages.values())
+    images = network_epochs * len(splits["train"]) + len(splits["test"])
+    return accuracy, int(list(stages.values())[-1]["trainable"]), images, network_epochs
 
 
 # ----------------------------------------------------------------------------- figures

@@ -48,3 +48,15 @@ def test_few_shot_uses_k_images_per_class_and_reports_mean_and_std():
         assert entry["mean"] == pytest.approx(np.mean(entry["accuracies"]))
         assert entry["std"] == pytest.approx(np.std(entry["accuracies"]))
     assert curve[5]["mean"] >= 0.9
+
+
+def test_row_space_fit_is_the_same_classifier_on_fewer_columns():
+    """Fewer images than features: LinearSVC in the span of the training rows takes the same dual steps."""
+    rng = np.random.default_rng(0)
+    train_x, test_x = rng.normal(size=(30, 500)), rng.normal(size=(10, 500))
+    train_y = np.repeat(np.arange(3), 10)
+    plain = classify.make_classifier(fne.postprocessor("standardise")).fit(train_x, train_y)
+    rotated = classify.make_classifier(fne.postprocessor("standardise"), row_space=True).fit(train_x, train_y)
+    assert rotated.named_steps["row_space"].transform(test_x).shape == (10, 30)
+    np.testing.assert_allclose(rotated.decision_function(test_x), plain.decision_function(test_x), atol=1e-9)
+    assert plain.named_steps["svm"].n_iter_ == rotated.named_steps["svm"].n_iter_
