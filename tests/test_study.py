@@ -1,11 +1,12 @@
 """Issue 11: each study on a tiny grid (MobileNet at 32 px, a few images, one seed) writes its report,
 figures and results.json, with accuracies in [0, 1] and a table row for every target and method."""
 import json
+import warnings
 
 import numpy as np
 import pytest
 
-from keras_tl import studies
+from keras_tl import classify, studies
 from keras_tl.jobs import study
 
 TINY = ["--sources", "mobilenet", "--targets", "animal_mnist", "--image-size", "32", "--train-per-class", "3",
@@ -59,6 +60,8 @@ def test_fne_study(tmp_path, cache_dir):
     for header in ("| method | animal_mnist |", "| post-processing | animal_mnist |", "| method | 1 | 3 |"):
         assert header in report
     assert all(name in report for name in [*studies.FNE_METHODS, *studies.ABLATION])
+    fits = (len(studies.FNE_METHODS) + 2 * len(studies.CURVE_METHODS) + len(studies.ABLATION))
+    assert f"Linear SVMs (LinearSVC, C=1): {fits} fits, of which " in report
     assert (tmp_path / "figures" / "shots_mobilenet_animal_mnist.png").stat().st_size > 0
 
 
@@ -68,13 +71,17 @@ def test_tradeoff_study_resumes_from_its_parts(tmp_path):
     for method in ("extraction", "scratch"):
         entry = results["results"]["animal_mnist"][method]
         assert 0 <= entry["accuracy"]["mean"] <= 1 and entry["trainable_params"]["mean"] > 0
+        assert entry["network_epochs"]["values"] == [0 if method == "extraction" else 1]
         assert entry["wall_seconds"]["mean"] > 0 and entry["energy_joules"]["mean"] > 0
         assert f"| {method} |" in report
-    assert "| method | accuracy | wall s | images/s | trainable params | energy J |" in report
+    assert "| method | accuracy | network epochs | wall s | images/s | trainable params | energy J |" in report
     assert (tmp_path / "figures" / "tradeoff_animal_mnist.png").stat().st_size > 0
     first = json.loads((tmp_path / "results.json").read_text())["results"]
     run_study("tradeoff", tmp_path, *extra)  # every run is in parts/: nothing trains again, same numbers
     assert json.loads((tmp_path / "results.json").read_text())["results"] == first
+    run_study("tradeoff", tmp_path, "--methods", "extraction", "--epochs", "1", "--train-per-class", "6")  # other settings
+    assert sorted(path.name for path in (tmp_path / "parts").iterdir()) == [
+        "mobilenet-32px-5+2-per-class-1-epochs", "mobilenet-32px-6+2-per-class-1-epochs"]
 
 
 def test_split_pool_is_stratified_disjoint_and_seeded():
@@ -83,3 +90,19 @@ def test_split_pool_is_stratified_disjoint_and_seeded():
     assert np.bincount(labels[train]).tolist() == [2, 2, 2] and np.bincount(labels[test]).tolist() == [3, 3, 3]
     assert not set(train) & set(test)
     assert [a.tolist() for a in studies.split_pool(labels, 2, 3, seed=0)] == [train.tolist(), test.tolist()]
+
+
+def test_svm_fits_stopped_at_the_pass_cap_are_counted_not_hidden(monkeypatch):
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 10)
+    pool = studies.Pool("src", "target", rng.normal(size=(30, 40)).astype("float32"), labels, ["a", "b", "c"],
+                        ["layer"], {"layer": np.arange(40)}, {"layer": 1.0})
+    progress = type("Bar", (), {"update": lambda self, n: None})()
+    converged = studies._over_seeds(pool, "fne", "none", 5, 5, [0, 1], progress)
+    assert converged["unconverged"] == 0 and len(converged["values"]) == 2
+    monkeypatch.setattr(classify, "SVM_MAX_ITER", 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the ConvergenceWarning is counted, not shown
+        stopped = studies._over_seeds(pool, "fne", "none", 5, 5, [0, 1], progress)
+    assert stopped["unconverged"] == 2
+    assert study.svm_fits({"t": {"m": stopped, "n": converged}, "energy_method": "x"}) == (4, 2)

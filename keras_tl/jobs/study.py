@@ -11,14 +11,14 @@ import json
 import shlex
 import sys
 
-from keras_tl import messages, plots, runs, sources, studies
+from keras_tl import classify, messages, plots, runs, sources, studies
 from keras_tl.jobs import cli
 
 STUDIES = ("layers", "fne", "tradeoff")
 OFFLINE_SOURCES = ("mobilenet", "efficientnet_lite0", "squeezenet1_1")
 DEFAULTS = {  # quick on a 2-core CPU / --full, for a GPU or a Slurm job
     "image_size": (64, 128), "train_per_class": (20, 50), "test_per_class": (20, 50), "seeds": (3, 5),
-    "shots": ([1, 5, 10, 25, 50], [1, 5, 10, 25, 50, 100]), "epochs": (3, 10), "layer_step": (3, 1),
+    "shots": ([1, 5, 10, 25, 50], [1, 5, 10, 25, 50, 100]), "epochs": (8, 20), "layer_step": (3, 1),
 }
 EXAMPLES = """examples:
   python -m keras_tl.study layers                  # every offline source, every 3rd layer, each offline target
@@ -48,11 +48,12 @@ def parse_args(argv=None):
                         help="fne: training images per class of the curve (default 1 5 10 25 50)")
     parser.add_argument("--layer-step", type=int, default=None, help="layers: every Nth fne layer (default 3; "
                         "--full 1); the last layer is always in")
-    parser.add_argument("--epochs", type=int, default=None, help="tradeoff: epochs of training (default 3)")
+    parser.add_argument("--epochs", type=int, default=None, help="tradeoff: epochs of training, after 2 "
+                        "epochs of the new head for fine-tuning; early stopping with patience 3 (default 8)")
     parser.add_argument("--methods", nargs="+", choices=list(studies.TRADEOFF_METHODS),
                         default=list(studies.TRADEOFF_METHODS), help="tradeoff: the methods (default: all)")
     parser.add_argument("--full", action="store_true", help="the whole grid: every layer, 128 px, 50 images "
-                        "per class, 5 seeds, 10 epochs")
+                        "per class, 5 seeds, 20 epochs")
     parser.add_argument("--output-dir", default=None, help="study folder (default runs/study-<name>-<time>)")
     parser.add_argument("--cache-dir", default="runs/feature_cache", help="feature cache shared with the fne job")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -91,7 +92,7 @@ def run(args):
     settings = {key: value for key, value in vars(args).items() if key not in ("quiet", "verbose")}
     runs.write_json(run_dir / "results.json", {"study": args.study, "settings": settings, "seeds": seeds,
                                                "targets": targets, "missing_targets": missing, "results": results})
-    write_report(run_dir, args, targets, missing, seeds, sections)
+    write_report(run_dir, args, targets, missing, seeds, sections, svm_fits(results))
     print(f"Report: {run_dir / 'report.md'}")
     return results
 
@@ -108,7 +109,7 @@ def layers_study(args, targets, seeds, run_dir, verbose):
                                          args.cache_dir, verbose=verbose)
             chosen = sorted(set(pool.layers[::args.layer_step] + pool.layers[-1:]), key=pool.layers.index)
             results[source][target] = studies.layer_study(pool, chosen, args.train_per_class,
-                                                          args.test_per_class, seeds)
+                                                          args.test_per_class, seeds, verbose=verbose)
         figure = f"figures/layers_{source}.png"
         studies.plot_layers({t: r["layers"] for t, r in results[source].items()},
                             {t: r["fne"] for t, r in results[source].items()}, path=run_dir / figure,
@@ -135,7 +136,7 @@ def fne_study(args, targets, seeds, run_dir, verbose):
             pool = studies.pool_features(source, target, args.image_size, max(args.train_per_class, *args.shots),
                                          args.test_per_class, args.cache_dir, verbose=verbose)
             result = results[source][target] = studies.fne_study(pool, args.train_per_class, args.test_per_class,
-                                                                 args.shots, seeds)
+                                                                 args.shots, seeds, verbose=verbose)
             figure = f"figures/shots_{source}_{target}.png"
             plots.plot_few_shot(result["shots"], path=run_dir / figure,
                                         title=f"{source} on {target}: accuracy against shots")
@@ -157,6 +158,9 @@ def fne_study(args, targets, seeds, run_dir, verbose):
 def tradeoff_study(args, targets, seeds, run_dir, verbose):
     results, sections = {}, []
     source = args.sources[0]
+    # finished runs, kept per setting: a rerun with other settings trains anew instead of reusing them
+    parts = run_dir / "parts" / (f"{source}-{args.image_size}px-{args.train_per_class}+{args.test_per_class}"
+                                 f"-per-class-{args.epochs}-epochs")
     progress = messages.progress_bar(len(targets) * len(args.methods) * len(seeds), "runs", unit="run",
                                      verbose=verbose)
     with progress:
@@ -165,7 +169,7 @@ def tradeoff_study(args, targets, seeds, run_dir, verbose):
             for method in args.methods:
                 per_seed = []
                 for seed in seeds:
-                    part = run_dir / "parts" / f"{target}-{method}-seed{seed}.json".replace(" ", "_")
+                    part = parts / f"{target}-{method}-seed{seed}.json".replace(" ", "_")
                     if part.exists():
                         per_seed.append(json.loads(part.read_text()))
                     else:
@@ -180,12 +184,13 @@ def tradeoff_study(args, targets, seeds, run_dir, verbose):
             figure = f"figures/tradeoff_{target}.png"
             studies.plot_tradeoff(results[target], path=run_dir / figure,
                                   title=f"{source} on {target}: accuracy against wall time")
-            rows = [[method, mean_std(entry["accuracy"]), mean_std(entry["wall_seconds"], ".1f"),
+            rows = [[method, mean_std(entry["accuracy"]), mean_std(entry["network_epochs"], ".1f"),
+                     mean_std(entry["wall_seconds"], ".1f"),
                      mean_std(entry["images_per_second"], ".0f"), f"{entry['trainable_params']['mean']:,.0f}",
                      mean_std(entry["energy_joules"], ".0f")] for method, entry in results[target].items()]
+            headers = ["method", "accuracy", "network epochs", "wall s", "images/s", "trainable params", "energy J"]
             sections.append((f"{source} on {target}: extraction against fine-tuning against scratch "
-                             f"({args.epochs} epochs)", ["method", "accuracy", "wall s", "images/s",
-                                                         "trainable params", "energy J"], rows, figure))
+                             f"(up to {args.epochs} epochs)", headers, rows, figure))
     return results, sections
 
 
@@ -201,13 +206,29 @@ def markdown_table(headers, rows):
     return "\n".join(lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows])
 
 
-def write_report(run_dir, args, targets, missing, seeds, sections):
-    """``report.md``: the command, the settings, one table (and figure) per section; tables also printed."""
+def svm_fits(tree):
+    """``(fits, unconverged)``: the SVM fits in a layers or fne results tree, and those stopped at the cap."""
+    if not isinstance(tree, dict):
+        return 0, 0
+    if "unconverged" in tree:
+        return len(tree["values"]), tree["unconverged"]
+    counts = [svm_fits(item) for item in tree.values()]
+    return sum(fits for fits, _ in counts), sum(stopped for _, stopped in counts)
+
+
+def write_report(run_dir, args, targets, missing, seeds, sections, fits=(0, 0)):
+    """``report.md``: the command, the settings, one table (and figure) per section; tables also printed.
+
+    ``fits``: ``(SVM fits, those stopped at liblinear's pass cap)``, said under the settings."""
     lines = [f"# Study: {args.study}", "", f"Command: `{args.command}`", "",
              f"Sources: {', '.join(args.sources)}. Targets: {', '.join(targets)}. Images: {args.image_size} px; "
              f"{args.train_per_class} train and {args.test_per_class} test images per class (fewer where a class "
              f"has fewer). Every number: mean ± std over {len(seeds)} seeded split(s), seeds {seeds}.", ""]
     lines += [f"Not available here, skipped: {name} ({reason})." for name, reason in missing.items()]
+    if fits[0]:
+        lines += [f"Linear SVMs (LinearSVC, C=1): {fits[0]} fits, of which {fits[1]} stopped at "
+                  f"{classify.SVM_MAX_ITER} liblinear passes before converging (their accuracy is that of the "
+                  "last pass)."]
     if args.study == "tradeoff":
         lines += ["", f"Energy: measured by codecarbon when installed, else process CPU seconds x "
                       f"{studies.WATTS_PER_CPU_CORE:g} W (an assumed power per busy core). images/s: images "
