@@ -22,6 +22,7 @@ import time
 import warnings
 
 import keras
+import matplotlib.ticker
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score
@@ -349,7 +350,10 @@ def plot_tradeoff(results, cost="wall_seconds", path=None, title="Accuracy again
         axes.errorbar(entry[cost]["mean"], entry["accuracy"]["mean"], xerr=entry[cost]["std"],
                       yerr=entry["accuracy"]["std"], marker="o", capsize=3, linestyle="none", label=method)
     axes.set_xscale("log")
-    axes.set_xlabel(cost.replace("_", " "))
+    axes.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1, 2, 5)))  # 5, 10, 20, 50, ...
+    axes.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    axes.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    axes.set_xlabel(cost.replace("_", " ") + " (log scale)")
     axes.set_ylabel("test accuracy")
     axes.set_title(title)
     axes.grid(alpha=0.3)
