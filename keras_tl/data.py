@@ -371,25 +371,23 @@ def _drop_ambiguous_files(splits):
     links one picture into several category folders (1,221 links). A file listed twice in one class
     is kept once. Returns ``(splits, {dropped path: its classes})``.
     """
+    real = {path: os.path.realpath(path) for classes in splits.values() for files in classes.values() for path in files}
     classes_of = {}
     for classes in splits.values():
         for label, files in classes.items():
             for path in files:
-                classes_of.setdefault(os.path.realpath(path), set()).add(label)
-    ambiguous = {real for real, labels in classes_of.items() if len(labels) > 1}
-    dropped, kept = {}, {}
-    for split, classes in splits.items():
-        kept[split] = {}
-        for label, files in classes.items():
-            seen = set()
-            kept[split][label] = []
-            for path in files:
-                real = os.path.realpath(path)
-                if real in ambiguous:
-                    dropped[path] = sorted(classes_of[real])
-                elif real not in seen:
-                    seen.add(real)
-                    kept[split][label].append(path)
+                classes_of.setdefault(real[path], set()).add(label)
+    dropped = {path: sorted(classes_of[real[path]]) for path in real if len(classes_of[real[path]]) > 1}
+
+    def one_path_per_picture(files):
+        first = {}
+        for path in files:
+            if path not in dropped:
+                first.setdefault(real[path], path)
+        return list(first.values())
+
+    kept = {split: {label: one_path_per_picture(files) for label, files in classes.items()}
+            for split, classes in splits.items()}
     return kept, dropped
 
 
