@@ -162,13 +162,10 @@ def svm_accuracy(pool, layers, post, train, test, seed=0):
     """
     columns = pool.select(layers)
     classifier = classify.make_classifier(POSTPROCESSING[post](), seed=seed, row_space=len(train) < len(columns))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # counted instead, from n_iter_
         classifier.fit(pool.features[train][:, columns], pool.labels[train])
-    for warning in caught:
-        if not issubclass(warning.category, ConvergenceWarning):
-            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
-    converged = not any(issubclass(warning.category, ConvergenceWarning) for warning in caught)
+    converged = classifier.named_steps["svm"].n_iter_ < classify.SVM_MAX_ITER
     accuracy = float(accuracy_score(pool.labels[test], classifier.predict(pool.features[test][:, columns])))
     return accuracy, converged
 
@@ -266,8 +263,9 @@ class CostMeter:
 def tradeoff_run(method, source_name, target, image_size, train_per_class, test_per_class, seed, epochs=8,
                  freeze_epochs=2, batch_size=16):
     """One method on one seeded split: test accuracy and cost (wall and CPU seconds, images per second,
-    trainable parameters, energy, epochs the network trained: early stopping may end a stage sooner). Fine-tuning and scratch hold out a fifth of train for validation;
-    extraction trains its SVM on the same part (the validation images unused), so all see the same images."""
+    trainable parameters, energy, epochs the network trained: early stopping may end a stage sooner).
+    Fine-tuning and scratch hold out a fifth of train for validation; extraction trains its SVM on
+    the same part (the validation images unused), so all see the same images."""
     if method not in TRADEOFF_METHODS:
         raise ValueError(f"Unknown tradeoff method {method!r}; choose from {', '.join(TRADEOFF_METHODS)}.")
     keras.utils.set_random_seed(seed)
@@ -280,8 +278,9 @@ def tradeoff_run(method, source_name, target, image_size, train_per_class, test_
         if method.startswith("extraction"):
             accuracy, params, images, network_epochs = _extraction(source, image_size, splits, seed, batch_size)
         else:
-            accuracy, params, images, network_epochs = _fine_tune(method, source, image_size, splits, len(dataset.class_names),
-                                                  seed, epochs, freeze_epochs, batch_size)
+            accuracy, params, images, network_epochs = _fine_tune(method, source, image_size, splits,
+                                                                  len(dataset.class_names), seed, epochs,
+                                                                  freeze_epochs, batch_size)
     return {"accuracy": accuracy, "trainable_params": params, "network_epochs": network_epochs,
             "wall_seconds": meter.wall_seconds,
             "cpu_seconds": meter.cpu_seconds, "images_per_second": images / meter.wall_seconds,

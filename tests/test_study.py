@@ -79,7 +79,8 @@ def test_tradeoff_study_resumes_from_its_parts(tmp_path):
     first = json.loads((tmp_path / "results.json").read_text())["results"]
     run_study("tradeoff", tmp_path, *extra)  # every run is in parts/: nothing trains again, same numbers
     assert json.loads((tmp_path / "results.json").read_text())["results"] == first
-    run_study("tradeoff", tmp_path, "--methods", "extraction", "--epochs", "1", "--train-per-class", "6")  # other settings
+    # other settings: trained anew, in a folder of their own
+    run_study("tradeoff", tmp_path, "--methods", "extraction", "--epochs", "1", "--train-per-class", "6")
     assert sorted(path.name for path in (tmp_path / "parts").iterdir()) == [
         "mobilenet-32px-5+2-per-class-1-epochs", "mobilenet-32px-6+2-per-class-1-epochs"]
 
