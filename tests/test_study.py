@@ -107,3 +107,10 @@ def test_svm_fits_stopped_at_the_pass_cap_are_counted_not_hidden(monkeypatch):
         stopped = studies._over_seeds(pool, "fne", "none", 5, 5, [0, 1], progress)
     assert stopped["unconverged"] == 2
     assert study.svm_fits({"t": {"m": stopped, "n": converged}, "energy_method": "x"}) == (4, 2)
+
+
+def test_no_available_target_is_one_error_line_and_leaves_no_folder(tmp_path, capsys):
+    run_dir = tmp_path / "study"
+    assert study.main(["fne", "--targets", str(tmp_path / "missing"), "--quiet", "--output-dir", str(run_dir)]) == 2
+    assert capsys.readouterr().err.startswith("error: None of the targets is available:")
+    assert not run_dir.exists()

@@ -78,10 +78,10 @@ def parse_args(argv=None):
 def run(args):
     """Run the study; write report.md, figures and results.json; return the results."""
     verbose = not args.quiet
-    run_dir = runs.make_run_dir(args.output_dir, f"study-{args.study}")
     targets, missing = studies.available_targets(args.targets)
     if not targets:
         raise ValueError("None of the targets is available: " + "; ".join(f"{k}: {v}" for k, v in missing.items()))
+    run_dir = runs.make_run_dir(args.output_dir, f"study-{args.study}")  # only once there is something to run
     seeds = list(range(args.seed, args.seed + args.seeds))
     if verbose:
         print(f"Study {args.study}: sources {', '.join(args.sources)}; targets {', '.join(targets)}"
