@@ -24,7 +24,7 @@ def pipeline_speed(steps, rounds, image_size=96, batch_size=32):
     import numpy as np
     import tensorflow as tf
 
-    from keras_tl import augment, data, optimizers, recipe
+    from keras_tl import augment, data, freezing, optimizers, recipe
     from keras_tl.sources import get_source
 
     keras.utils.set_random_seed(0)
@@ -33,10 +33,10 @@ def pipeline_speed(steps, rounds, image_size=96, batch_size=32):
     images = steps * batch_size
     train_set = dataset.train.subset(np.arange(images))
     splits = {"train": train_set, "validation": train_set, "test": train_set}
-    train, _, _ = recipe.make_pipelines(source, image_size, splits, len(dataset.class_names), batch_size,
-                                           "none", 0.0, seed=0, shard=False)
+    train, _, _ = data.training_pipelines(source, image_size, splits, len(dataset.class_names), batch_size,
+                                          "none", 0.0, seed=0, shard=False)
     base = source.build("imagenet", image_size=image_size)
-    recipe.set_trainable(base, "8")
+    freezing.set_trainable(base, "8")
     model = recipe.build_classifier(base, len(dataset.class_names), augment.augmentation_layers(seed=0))
     model.compile(optimizer=optimizers.make_optimizer("adam", 1e-4), loss="categorical_crossentropy",
                   metrics=["accuracy"])

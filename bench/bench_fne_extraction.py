@@ -3,7 +3,7 @@
 On the same images (Animal-MNIST, MobileNet with ImageNet weights, in one run) it measures:
 
 - ``bare``:  ``backbone.predict(...)`` of the last conv layer only, the cost of one forward pass;
-- ``fne``:   ``keras_tl.extract.extract_features`` over all 27 ReLU layers, pooled inside the graph;
+- ``fne``:   ``keras_tl.FeatureExtractor.extract`` over all 27 ReLU layers, pooled inside the graph;
 - ``naive``: every layer's full maps returned to numpy by ``predict``, averaged there.
 
 Speed: the three run interleaved in one process, several rounds, best round each, so the
@@ -27,48 +27,42 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def _setup(images, image_size, batch_size):
+    """The FNE extractor of MobileNet (ImageNet weights) and the first ``images`` Animal-MNIST images."""
     import numpy as np
 
-    from keras_tl import data, sources
+    from keras_tl import data, extract
 
-    source = sources.get_source("mobilenet")
-    model = source.build(image_size=image_size)
+    extractor = extract.FeatureExtractor("mobilenet", "fne", image_size, batch_size=batch_size)
     image_set = data.load_dataset("animal_mnist", seed=0).train.subset(np.arange(images))
-
-    def pipeline(subset=image_set):
-        return data.make_pipeline(subset, image_size, source.preprocess_input, batch_size)
-
-    return model, sources.layer_names(model, "fne"), image_set, pipeline
+    return extractor, image_set
 
 
-def _methods(model, names, pipeline):
+def _methods(extractor):
     """Each method as a function of an image set, returning its (N, D) features."""
     import keras
     import numpy as np
 
-    from keras_tl import extract
-
-    extractor = extract.build_extractor(model, names)
-    maps = keras.Model(model.inputs, [model.get_layer(name).output for name in names])
+    model = extractor.model
+    maps = keras.Model(model.inputs, [model.get_layer(name).output for name in extractor.layers])
     return {
-        "bare": lambda images: model.predict(pipeline(images), verbose=0).mean(axis=(1, 2)),
-        "fne": lambda images: extract.extract_features(extractor, images, pipeline, verbose=False)[0],
+        "bare": lambda images: model.predict(extractor.pipeline(images), verbose=0).mean(axis=(1, 2)),
+        "fne": lambda images: extractor.extract(images, verbose=False)[0],
         "naive": lambda images: np.concatenate(
-            [full.mean(axis=(1, 2)) for full in maps.predict(pipeline(images), verbose=0)], axis=1),
+            [full.mean(axis=(1, 2)) for full in maps.predict(extractor.pipeline(images), verbose=0)], axis=1),
     }
 
 
-def _compute_only(model, names, pipeline, image_set, args):
+def _compute_only(extractor, image_set, args):
     """The network alone on one in-memory batch, no input pipeline: bare forward pass against FNE."""
     import keras
 
     from keras_tl import extract
 
-    extractor = extract.build_extractor(model, names)
-    images = next(iter(pipeline(image_set.subset(range(args.batch_size)))))[0]
+    model, pooled = extractor.model, extractor.pooled_model
+    images = next(iter(extractor.pipeline(image_set.subset(range(args.batch_size)))))[0]
     functions = {"bare (in-memory batch)": extract.keras_function(lambda x: model(x, training=False)),
                  "fne (in-memory batch)": extract.keras_function(
-                     lambda x: keras.ops.concatenate(extractor(x, training=False), axis=-1))}
+                     lambda x: keras.ops.concatenate(pooled(x, training=False), axis=-1))}
     best = {}
     for _ in range(args.rounds + 1):  # the first round traces
         for name, function in functions.items():
@@ -81,11 +75,11 @@ def _compute_only(model, names, pipeline, image_set, args):
 
 def speed_worker(args):
     """All methods in one process, interleaved over rounds; the best round of each counts."""
-    model, names, image_set, pipeline = _setup(args.images, args.image_size, args.batch_size)
-    methods = _methods(model, names, pipeline)
+    extractor, image_set = _setup(args.images, args.image_size, args.batch_size)
+    methods = _methods(extractor)
     for run in methods.values():  # warm-up: trace and compile once
         run(image_set.subset(range(args.batch_size)))
-    best = _compute_only(model, names, pipeline, image_set, args)
+    best = _compute_only(extractor, image_set, args)
     for _ in range(args.rounds):
         for name, run in methods.items():
             images = image_set if name != "naive" else image_set.subset(range(args.images // 4))
@@ -98,8 +92,8 @@ def speed_worker(args):
 
 def memory_worker(args):
     """One method in a fresh process: its peak resident memory."""
-    model, names, image_set, pipeline = _setup(args.images, args.image_size, args.batch_size)
-    features = _methods(model, names, pipeline)[args.worker](image_set)
+    extractor, image_set = _setup(args.images, args.image_size, args.batch_size)
+    features = _methods(extractor)[args.worker](image_set)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"method": args.worker, "images": args.images, "peak_mib": peak_mib,
                       "dims": int(features.shape[1])}))

@@ -1,9 +1,10 @@
 """keras_tl: transfer learning with Keras 3.
 
 Reuse ImageNet-trained CNNs on small datasets ("don't be a hero": never train from scratch):
-feature extraction with the Full-Network Embedding (``python -m keras_tl.fne``), fine-tuning
-(``keras_tl.fine_tune(...)`` or ``python -m keras_tl.fine_tune``) and word embeddings
-(``python -m keras_tl.word_embeddings``).
+feature extraction with the Full-Network Embedding (``keras_tl.FeatureExtractor`` or
+``python -m keras_tl.fne``), fine-tuning (``keras_tl.fine_tune_model(...)`` or
+``python -m keras_tl.fine_tune``) and word embeddings (``python -m keras_tl.word_embeddings``).
+``python -m keras_tl`` lists every job.
 
 The public names below are imported on first use, so ``import keras_tl`` stays fast and the
 word-embedding tools never load TensorFlow. The Keras custom objects (the FNE layer, the layer
@@ -22,30 +23,34 @@ _PUBLIC = {
     "Source": "sources", "get_source": "sources", "layer_names": "sources", "feature_info": "sources",
     "feature_size": "sources", "SOURCES": "sources",
     "ImageDataset": "data", "ImageSet": "data", "load_dataset": "data", "make_pipeline": "data",
-    "split_validation": "data",
-    "FullNetworkEmbedding": "fne", "FNETransformer": "fne", "postprocessor": "fne",
-    "build_extractor": "extract", "extract_features": "extract",
+    "split_validation": "data", "training_pipelines": "data",
+    "FullNetworkEmbedding": "full_network_embedding", "FNETransformer": "full_network_embedding",
+    "postprocessor": "full_network_embedding",
+    "FeatureExtractor": "extract", "build_extractor": "extract", "extract_features": "extract",
     "make_classifier": "classify", "fit_evaluate": "classify", "few_shot": "classify",
-    "evaluate_predictions": "classify",
+    "evaluate_predictions": "classify", "predict_classes": "classify",
     "coral": "domain", "GradientReversal": "domain",
     "WordVectors": "word_vectors", "UnknownWordError": "word_vectors", "VectorFormatError": "word_vectors",
     "evaluation_file": "word_vectors", "read_analogy_questions": "word_vectors", "read_word_pairs": "word_vectors",
     "parse_analogy": "word_vectors", "cluster_words": "word_vectors", "project_words": "word_vectors",
     "frozen_embedding": "embedding_layer", "embedding_matrix": "embedding_layer",
-    "freeze_all": "freezing", "unfreeze_all": "freezing", "freeze_up_to": "freezing", "unfreeze_top": "freezing",
+    "freeze_all": "freezing", "unfreeze_all": "freezing", "set_trainable": "freezing", "freeze_up_to": "freezing",
+    "unfreeze_top": "freezing",
     "unfreeze_blocks": "freezing", "freeze_batchnorm": "freezing", "trainable_report": "freezing",
     "parameter_counts": "freezing", "InferenceMode": "freezing",
     "make_optimizer": "optimizers", "layer_multipliers": "optimizers", "LayerwiseAdam": "optimizers",
     "LayerwiseSGD": "optimizers", "add_lora": "lora",
     "augmentation_layers": "augment", "mixup": "augment", "cutmix": "augment", "mix_batches": "augment",
     "make_strategy": "distribute", "global_batch_size": "distribute",
-    "fine_tune": "recipe", "Recipe": "recipe", "build_classifier": "recipe", "compile_stage": "recipe",
-    "fit_stage": "recipe", "predict_classes": "recipe",
+    "fine_tune_model": "recipe", "Recipe": "recipe", "build_classifier": "recipe", "compile_stage": "recipe",
+    "fit_stage": "resumable_fit",
     "plot_confusion_matrix": "plots", "plot_few_shot": "plots", "plot_learning_curves": "plots",
-    "plot_distance_matrix": "plots", "plot_word_map": "plots", "plot_grad_cam": "plots",
+    "plot_distance_matrix": "plots", "plot_word_map": "plots", "plot_grad_cam": "plots", "plot_layers": "plots",
+    "plot_tradeoff": "plots",
     "load_run": "trained", "TrainedModel": "trained", "grad_cam": "gradcam", "fne_model": "export",
 }
-_CUSTOM_OBJECT_MODULES = ("fne", "freezing", "optimizers", "domain")
+_RENAMED = {"fine_tune": "fine_tune_model"}  # old public names whose name now belongs to a command's module
+_CUSTOM_OBJECT_MODULES = ("full_network_embedding", "freezing", "optimizers", "domain")
 
 __all__ = sorted(_PUBLIC)
 
@@ -53,6 +58,9 @@ __all__ = sorted(_PUBLIC)
 def __getattr__(name):
     if name in _PUBLIC:
         return getattr(importlib.import_module(f"keras_tl.{_PUBLIC[name]}"), name)
+    if name in _RENAMED:
+        raise AttributeError(f"keras_tl.{name}(...) is now keras_tl.{_RENAMED[name]}(...), with the same arguments; "
+                             f"keras_tl.{name} is the module of `python -m keras_tl.{name}`.")
     raise AttributeError(f"module 'keras_tl' has no attribute {name!r}")
 
 

@@ -1,8 +1,8 @@
-"""Linear classifiers on extracted features, and their evaluation.
+"""Linear classifiers on extracted features, and the evaluation of any classifier's predictions.
 
-Plain scikit-learn: a ``Pipeline`` of a post-processing step (from :mod:`keras_tl.fne`) and a
-``LinearSVC``, the classifier of the FNE papers. Optionally C is chosen by cross-validation on the
-training set only. The few-shot mode repeats training on seeded subsets of K images per class,
+Plain scikit-learn: a ``Pipeline`` of a post-processing step (from
+:mod:`keras_tl.full_network_embedding`) and a ``LinearSVC``, the classifier of the FNE papers.
+Optionally C is chosen by cross-validation on the training set only. The few-shot mode repeats training on seeded subsets of K images per class,
 the "training samples per class" curves of the course slides.
 """
 import numpy as np
@@ -64,6 +64,18 @@ def evaluate_predictions(true_labels, predicted, class_names):
                                          output_dict=True, zero_division=0),
         "confusion_matrix": confusion_matrix(true_labels, predicted, labels=labels),
     }
+
+
+def predict_classes(model, dataset):
+    """Predicted class of every image of ``dataset`` by a Keras ``model``, batch by batch, on this process alone.
+
+    (``model.predict`` would shard the data across the workers of a multi-worker strategy.)
+    """
+    import keras
+
+    batches = [np.argmax(keras.ops.convert_to_numpy(model(images, training=False)), axis=-1)
+               for images, _ in dataset]
+    return np.concatenate(batches)
 
 
 def fit_evaluate(classifier, train_x, train_y, test_x, test_y, class_names):

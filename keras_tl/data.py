@@ -23,7 +23,8 @@ and listed in :attr:`ImageDataset.skipped`; the verdicts are cached by (path, si
 
 :func:`make_pipeline` turns an image set into batches for a source: decode, convert grey, RGBA,
 palette, CMYK, 16-bit and float images to 8-bit RGB, resize, apply the source's
-``preprocess_input``, batch, prefetch.
+``preprocess_input``, batch, prefetch; :func:`training_pipelines` makes the train, validation and
+test pipelines of a fine-tuning run from them.
 """
 import concurrent.futures
 import dataclasses
@@ -111,7 +112,7 @@ def stratified_split(labels, test_fraction, seed):
     if min(held_out, len(labels) - held_out) < classes:
         raise ValueError(f"Holding out {test_fraction:g} of {len(labels)} images leaves {held_out} held out and "
                          f"{len(labels) - held_out} kept, but each part needs an image of each of the {classes} "
-                         f"classes: change the fraction (--validation-fraction for fine-tuning) or use more images.")
+                         f"classes: change the fraction (validation_fraction= for fine-tuning) or use more images.")
     if counts[counts > 0].min() < 2:
         raise ValueError(f"A stratified split needs at least 2 images per class; class {int(np.argmin(counts))} "
                          f"has {int(counts[counts > 0].min())}.")
@@ -579,3 +580,27 @@ def make_pipeline(image_set, image_size, preprocess=None, batch_size=32, shuffle
         return (preprocess(batch) if preprocess else batch), label
 
     return dataset.map(finish, num_parallel_calls=autotune).prefetch(autotune)
+
+
+def training_pipelines(source, image_size, splits, num_classes, batch_size=32, mix="none", mix_alpha=0.0, seed=0,
+                       shard=False):
+    """tf.data pipelines for train (shuffled, optionally mixed), validation and test of ``splits``;
+    labels one-hot for train and validation (mixup and CutMix make soft labels), integers for test.
+
+    ``shard``: split the training data across the workers of a multi-worker strategy.
+    """
+    import tensorflow as tf
+
+    from keras_tl import augment, distribute
+
+    def one_hot(images, labels):
+        return images, tf.one_hot(labels, num_classes)
+
+    def pipeline(image_set, shuffle=False):
+        return make_pipeline(image_set, image_size, source.preprocess_input, batch_size, shuffle=shuffle, seed=seed)
+
+    train = augment.mix_batches(pipeline(splits["train"], shuffle=True).map(one_hot), mix, mix_alpha, seed)
+    validation = pipeline(splits["validation"]).map(one_hot)
+    if shard:
+        train, validation = distribute.shard_by_data(train), distribute.shard_by_data(validation)
+    return train.prefetch(tf.data.AUTOTUNE), validation.prefetch(tf.data.AUTOTUNE), pipeline(splits["test"])

@@ -95,7 +95,7 @@ def cluster_resolver():
         spec = resolver.cluster_spec()
         return tf.distribute.cluster_resolver.SimpleClusterResolver(
             spec, task_type=resolver.task_type, task_id=resolver.task_id, num_accelerators={}, rpc_layer="grpc")
-    raise ValueError("--strategy multi-worker needs to know the cluster: set TF_CONFIG (see "
+    raise ValueError("strategy='multi-worker' needs to know the cluster: set TF_CONFIG (see "
                      "https://www.tensorflow.org/guide/distributed_training#TF_CONFIG) or start one task "
                      "per node with srun inside a Slurm allocation (labs/slurm/multi_node.sbatch).")
 
@@ -111,7 +111,7 @@ def make_strategy(name="auto", devices=None):
     if name not in STRATEGIES:
         raise ValueError(f"Unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}.")
     if keras.backend.backend() != "tensorflow" and name not in ("auto", "default"):
-        raise ValueError(f"--strategy {name} uses tf.distribute, which needs the TensorFlow backend "
+        raise ValueError(f"strategy={name!r} uses tf.distribute, which needs the TensorFlow backend "
                          f"(KERAS_BACKEND=tensorflow); this run uses {keras.backend.backend()}.")
     import tensorflow as tf
 
@@ -127,8 +127,8 @@ def make_strategy(name="auto", devices=None):
         return tf.distribute.OneDeviceStrategy(devices[0] if devices else ("/gpu:0" if gpus else "/cpu:0"))
     # mirrored
     if not devices and not gpus:
-        raise ValueError("--strategy mirrored puts one replica on each GPU, and this machine has no GPU "
-                         "TensorFlow can use. Use --strategy default (or auto) here.")
+        raise ValueError("strategy='mirrored' puts one replica on each GPU, and this machine has no GPU "
+                         "TensorFlow can use. Use strategy='default' (or 'auto') here.")
     return tf.distribute.MirroredStrategy(devices)  # None: every GPU
 
 
@@ -207,7 +207,7 @@ def set_mixed_precision(enabled):
         keras.mixed_precision.set_global_policy("float32")
         return
     if not has_gpu():
-        raise ValueError("--mixed-precision runs float16 maths on a GPU's tensor cores, and this machine has no "
-                         "GPU TensorFlow can use; on a CPU float16 is slower. Leave the flag out here.")
+        raise ValueError("Mixed precision runs float16 maths on a GPU's tensor cores, and this machine has no "
+                         "GPU TensorFlow can use; on a CPU float16 is slower. Leave it off here.")
     keras.mixed_precision.set_global_policy("mixed_float16")
 

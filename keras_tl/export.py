@@ -23,8 +23,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.preprocessing import Normalizer
 
 from keras_tl import runs
-from keras_tl.extract import build_extractor
-from keras_tl.fne import FNETransformer
+from keras_tl.full_network_embedding import FNETransformer
 
 
 def _fitted_pipeline(classifier):
@@ -53,17 +52,16 @@ def svm_head(classifier, width, name="svm_head"):
     return keras.Model(inputs, outputs, name=name)
 
 
-def fne_model(backbone, layer_names, classifier, name="fne_svm"):
-    """The whole FNE classifier: ``backbone``'s ``layer_names`` pooled and joined, then :func:`svm_head`.
+def fne_model(extractor, classifier, name="fne_svm"):
+    """The whole FNE classifier: the :class:`~keras_tl.extract.FeatureExtractor`'s pooled layers joined,
+    then :func:`svm_head`.
 
-    ``classifier`` is the fitted pipeline (or grid search) trained on the columns of ``layer_names``
-    in this order, as :func:`keras_tl.extract.build_extractor` joins them.
+    ``classifier`` is the fitted pipeline (or grid search) trained on ``extractor``'s features, in
+    its column order.
     """
-    extractor = build_extractor(backbone, layer_names)
-    outputs = extractor.outputs
+    outputs = extractor.pooled_model.outputs
     joined = keras.layers.Concatenate(name="joined")(outputs) if len(outputs) > 1 else outputs[0]
-    width = int(joined.shape[-1])
-    return keras.Model(backbone.inputs, svm_head(classifier, width)(joined), name=name)
+    return keras.Model(extractor.model.inputs, svm_head(classifier, extractor.num_features)(joined), name=name)
 
 
 def save_fne_model(model, run_dir, class_names, source, image_size, method):

@@ -1,6 +1,12 @@
-"""Features of many layers in one pass: pooling inside the graph, a resumable cache, ten-crop.
+"""Features of many layers in one pass: one extractor object, pooling inside the graph, a resumable cache.
 
-The pieces of feature extraction (timm's ``features_only`` idea, Keras functional models):
+:class:`FeatureExtractor` is the one way the toolkit extracts features (the fne job, the
+studies, the labs and the benchmarks use it). Like timm's ``features_only`` models it carries
+its *feature info*: for each layer its name, channels, reduction (stride), relative depth and
+the columns it fills in the joined feature matrix. It builds its own input pipeline (the
+source's ``preprocess_input``), derives its own cache key, and extracts with the cache.
+
+Its primitives, for work by hand:
 
 - :func:`build_extractor`: one model with one pooled output per layer, so the full conv maps are
   averaged inside the graph and never reach numpy;
@@ -20,6 +26,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_tl import data, sources
 from keras_tl.messages import progress_bar
 
 TEN_CROP_SCALE = 256 / 224  # resize to 256 px, crop 224 px: the usual ImageNet evaluation ratio
@@ -49,10 +56,75 @@ def ten_crops(images, crop_size):
     return ops.stack(crops)
 
 
-def cache_key(parts):
-    """A file-name-safe key for the cache entry of ``parts`` (source, layers, dataset, size, split, ...)."""
-    readable = "-".join(str(part) for part in parts[:2])
-    return f"{readable}-{hashlib.sha1(json.dumps(parts, default=str).encode()).hexdigest()[:16]}"
+class FeatureExtractor:
+    """Pooled features of chosen layers of a source, for any set of images, cached on disk.
+
+    Args:
+        source: a source name (``"mobilenet"``) or :class:`~keras_tl.sources.Source`.
+        layers: a layer set (``"fne"``, ``"conv"``, ``"fc"``, ``"last"``), comma-separated layer
+            names, or a list of names (see :func:`keras_tl.sources.layer_names`).
+        image_size: input size in pixels (default: the source's training size).
+        weights: ``"imagenet"`` or None (random weights, a sanity baseline).
+        include_top: keep the ImageNet classifier, so the ``fc`` layers can be features.
+        batch_size: images per batch of the pipeline.
+        model: an already built model of ``source`` to use instead of building one.
+
+    ``feature_info`` lists, per layer in column order, its ``name``, ``channels``, ``reduction``,
+    ``depth`` (its position among the network's layers, 0 at the input, 1 at the last) and
+    ``columns`` (a slice of the joined features).
+
+    >>> extractor = FeatureExtractor("mobilenet", "fne", image_size=128)
+    >>> train_x, _ = extractor.extract(dataset.train, cache_dir="runs/feature_cache")
+    >>> train_x[:, extractor.columns("last")]      # the last layer's columns
+    """
+
+    def __init__(self, source, layers="fne", image_size=None, weights="imagenet", include_top=False,
+                 batch_size=32, model=None):
+        self.source = sources.get_source(source)
+        self.image_size = int(image_size or self.source.default_size)
+        self.weights, self.include_top, self.batch_size = weights, include_top, batch_size
+        self.model = model if model is not None else self.source.build(weights=weights, include_top=include_top,
+                                                                       image_size=self.image_size)
+        self.layers = sources.layer_names(self.model, layers)
+        self.pooled_model = build_extractor(self.model, self.layers)
+        positions = [layer.name for layer in self.model.layers]
+        self.feature_info, start = [], 0
+        for entry in sources.feature_info(self.model, self.layers):
+            depth = positions.index(entry["name"]) / (len(positions) - 1)
+            self.feature_info.append({**entry, "depth": depth, "columns": slice(start, start + entry["channels"])})
+            start += entry["channels"]
+        self.num_features = start
+
+    def columns(self, layers):
+        """The column indices of ``layers`` (a layer set, or names of this extractor's layers) in the features."""
+        by_name = {entry["name"]: entry["columns"] for entry in self.feature_info}
+        names = sources.layer_names(self.model, layers)
+        missing = [name for name in names if name not in by_name]
+        if missing:
+            raise ValueError(f"Layers {', '.join(missing)} are not among this extractor's {len(self.layers)} layers; "
+                             f"make a FeatureExtractor with layers= that include them.")
+        return np.concatenate([np.arange(by_name[name].start, by_name[name].stop) for name in names])
+
+    def pipeline(self, image_set, image_size=None):
+        """Batches of ``image_set`` for the network: decoded, RGB, resized, the source's ``preprocess_input``."""
+        return data.make_pipeline(image_set, image_size or self.image_size, self.source.preprocess_input,
+                                  self.batch_size)
+
+    def cache_key(self, image_set, ten_crop=False):
+        """The file-name-safe key of the cache entry of ``image_set``'s features (the one definition)."""
+        parts = [self.source.name, str(self.weights), bool(self.include_top), self.layers, self.image_size,
+                 bool(ten_crop), image_set.fingerprint(), len(image_set), self.num_features]
+        digest = hashlib.sha1(json.dumps(parts, default=str).encode()).hexdigest()[:16]
+        return f"{self.source.name}-{self.weights}-{digest}"
+
+    def extract(self, image_set, cache_dir=None, ten_crop=False, verbose=True):
+        """``(features, cache file)``: the (N, num_features) float32 features of ``image_set`` (see
+        :func:`extract_features`); with ``ten_crop`` each image is resized to 256/224 of the input
+        size and its ten crops are averaged."""
+        size = int(round(self.image_size * TEN_CROP_SCALE)) if ten_crop else self.image_size
+        key = self.cache_key(image_set, ten_crop) if cache_dir is not None else None
+        return extract_features(self.pooled_model, image_set, lambda subset: self.pipeline(subset, size), cache_dir,
+                                key, ten_crop=ten_crop, verbose=verbose)
 
 
 class FeatureCache:
@@ -137,16 +209,17 @@ class FeatureCache:
         os.replace(path, damaged)
 
 
-def extract_features(extractor, image_set, pipeline_factory, cache_dir=None, cache_parts=None,
+def extract_features(extractor, image_set, pipeline_factory, cache_dir=None, cache_key=None,
                      ten_crop=False, chunk_size=256, verbose=True):
     """Features of every image of ``image_set`` as a (N, D) float32 array (a read-only memory map when
     cached) and the cache file (None without a cache).
 
-    ``pipeline_factory(image_subset)`` returns batches for the extractor. With ``cache_dir``, the
-    features go to ``<key>.npy`` there, written through a memory map; every ``chunk_size``
-    images the number of finished images is saved. A rerun with the same ``cache_parts``
-    (source, layers, dataset, size, split) reads the file; an interrupted run starts after the
-    last finished chunk; a second run on the same entry waits for the first and reuses its file.
+    ``extractor`` is a model from :func:`build_extractor`; ``pipeline_factory(image_subset)``
+    returns batches for it. With ``cache_dir``, the features go to ``<cache_key>.npy`` there,
+    written through a memory map; every ``chunk_size`` images the number of finished images is
+    saved. A rerun with the same key reads the file; an interrupted run starts after the last
+    finished chunk; a second run on the same entry waits for the first and reuses its file.
+    :class:`FeatureExtractor` derives the key from everything the features depend on.
     """
     size = len(image_set)
     feature_dim = sum(int(output.shape[-1]) for output in extractor.outputs)
@@ -155,7 +228,9 @@ def extract_features(extractor, image_set, pipeline_factory, cache_dir=None, cac
         features = np.zeros((size, feature_dim), dtype=np.float32)
         _fill(features, 0, compute, image_set, pipeline_factory, verbose)
         return features, None
-    cache = FeatureCache(cache_dir, cache_key(list(cache_parts) + [ten_crop, size, feature_dim]), (size, feature_dim))
+    if cache_key is None:
+        raise ValueError("extract_features() with cache_dir= needs cache_key=: the name of the cache entry.")
+    cache = FeatureCache(cache_dir, cache_key, (size, feature_dim))
     with cache.lock():
         finished = cache.load_final()
         if finished is not None:

@@ -24,6 +24,7 @@ mode, using its moving mean and variance instead of the batch's (Ioffe & Szegedy
 >>> freeze_up_to(base, "conv_dw_12")      # layers before conv_dw_12 frozen, the rest trains
 >>> unfreeze_top(base, 8)                 # the top 8 layers that hold weights train
 >>> unfreeze_blocks(base, ["conv_pw_13"]) # conv_pw_13, conv_pw_13_bn, conv_pw_13_relu train
+>>> set_trainable(base, "8")              # one spec for all of these: None, "all", "N", a layer, blocks
 >>> print(trainable_report(base))
 """
 import keras
@@ -144,6 +145,39 @@ def unfreeze_blocks(model, blocks):
     for layer in model.layers:
         layer.trainable = id(layer) in chosen
     return model
+
+
+def unfreeze_part(base, spec):
+    """Unfreeze part of ``base``: ``"N"`` (the top N layers with weights), a layer name (that layer and
+    every layer above it), or comma-separated block names (those blocks only)."""
+    spec = str(spec).strip()
+    if spec.isdigit():
+        return unfreeze_top(base, int(spec))
+    names = [layer.name for layer in base.layers]
+    if spec in names:
+        return freeze_up_to(base, spec)
+    blocks = [block.strip() for block in spec.split(",")]
+    known = block_names(base)
+    for block in blocks:
+        if block not in known:
+            raise ValueError(f"unfreeze={block!r} is neither a layer nor a block of {base.name}; closest: "
+                             f"{', '.join(close_matches(block, known)) or 'none'}. Give a number (the top N layers "
+                             f"with weights), one layer name (it and all above it) or block names.")
+    return unfreeze_blocks(base, blocks)
+
+
+def set_trainable(base, unfreeze="all", freeze_bn=False):
+    """Set the base's flags: ``unfreeze`` is ``"all"``, ``None`` (all frozen) or an :func:`unfreeze_part`
+    choice; return the names of the layers with weights that now train."""
+    if unfreeze is None:
+        freeze_all(base)
+    elif unfreeze == "all":
+        unfreeze_all(base)
+    else:
+        unfreeze_part(base, unfreeze)
+    if freeze_bn:
+        freeze_batchnorm(base)
+    return [layer.name for layer in base.layers if layer.trainable and layer.trainable_weights]
 
 
 def freeze_batchnorm(model):

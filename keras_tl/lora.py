@@ -18,13 +18,24 @@ factor gets a gradient; :func:`restart_lora` draws a fresh A after a load, so tr
 import keras
 import numpy as np
 
-from keras_tl.freezing import nested_layers, unfreeze_all
+from keras_tl.freezing import nested_layers, set_trainable, unfreeze_all
 from keras_tl.messages import unknown_layer_error
 
 
 def supports_lora(layer):
     """Whether Keras can add LoRA factors to ``layer`` (it has ``enable_lora``)."""
     return hasattr(layer, "enable_lora")
+
+
+def lora_targets(base, unfreeze="all", freeze_bn=False):
+    """The layers that get LoRA factors: those that ``unfreeze`` (a :func:`keras_tl.freezing.set_trainable`
+    choice) trains and that support LoRA (an error if none)."""
+    tuned = set_trainable(base, unfreeze, freeze_bn)
+    targets = [name for name in tuned if supports_lora(base.get_layer(name))]
+    if not targets:
+        raise ValueError(f"None of the {len(tuned)} layers that train supports LoRA; unfreeze some Conv2D or "
+                         f"Dense layers.")
+    return targets
 
 
 def lora_layers(model):

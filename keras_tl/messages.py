@@ -27,6 +27,13 @@ def unknown_layer_error(name, layer_names, model_name, hint=""):
                       f"Closest layer names: {', '.join(suggestions) or 'none'}.")
 
 
+def describe_layers(names):
+    """Layer names for a plan: all of them when few, else the first two, the last and the count."""
+    if not names:
+        return "none"
+    return ", ".join(names) if len(names) <= 4 else f"{names[0]}, {names[1]}, ... {names[-1]} ({len(names)} layers)"
+
+
 def format_table(rows, headers):
     """Return ``rows`` (a list of sequences) as a plain-text table with aligned columns."""
     cells = [[str(header) for header in headers]] + [[_format_cell(cell) for cell in row] for row in rows]

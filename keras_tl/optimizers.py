@@ -104,3 +104,17 @@ def discriminative_factors(count, lowest):
     if count == 1:
         return [1.0]
     return [float(lowest ** ((count - 1 - index) / (count - 1))) for index in range(count)]
+
+
+def layer_groups_multipliers(model, base, groups, lowest):
+    """Discriminative rates: the base's training layers in ``groups`` (bottom to top) plus the head,
+    with factors rising geometrically from ``lowest`` to 1.
+
+    Returns the optimizer's ``{variable path: factor}`` and, for the report, ``[(layer names, factor)]``.
+    """
+    training = [layer.name for layer in base.layers if layer.trainable_weights]
+    head = [layer.name for layer in model.layers if layer.trainable_weights and not hasattr(layer, "layers")]
+    chunks = split_groups(training, min(groups, len(training))) if training else []
+    factors = discriminative_factors(len(chunks) + 1, lowest)
+    by_layer = {name: factor for chunk, factor in zip(chunks + [head], factors) for name in chunk}
+    return layer_multipliers(model, by_layer), list(zip(chunks + [head], factors))

@@ -7,6 +7,7 @@ figure is closed so that long jobs do not keep figures in memory.
 """
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib import ticker
 
 from keras_tl.runs import atomic_path
 
@@ -155,4 +156,45 @@ def plot_grad_cam(image, heat_map, path=None, title="Grad-CAM", ax=None):
     axes.set_title(title)
     axes.set_xticks([])
     axes.set_yticks([])
+    return finish_figure(figure, path)
+
+
+def plot_layers(curves, fne, path=None, title="Accuracy of single layers", ax=None):
+    """Accuracy (mean ± std) against relative depth, one curve per target, the FNE as a dashed line.
+
+    ``curves`` maps a target to :func:`keras_tl.experiments.layer_study`'s ``["layers"]``; ``fne`` maps
+    it to the FNE's summary.
+    """
+    figure, axes = _axes(ax, (7, 4.5))
+    for target, layers in curves.items():
+        entries = sorted(layers.values(), key=lambda entry: entry["depth"])
+        line = axes.errorbar([entry["depth"] for entry in entries], [entry["mean"] for entry in entries],
+                             yerr=[entry["std"] for entry in entries], marker="o", capsize=3, label=target)
+        axes.axhline(fne[target]["mean"], color=line[0].get_color(), linestyle="--", label=f"{target}: FNE")
+    axes.set_xlabel("relative depth of the layer (0 = input, 1 = last layer)")
+    axes.set_ylabel("test accuracy")
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize="small")
+    return finish_figure(figure, path)
+
+
+def plot_tradeoff(results, cost="wall_seconds", path=None, title="Accuracy against cost", ax=None):
+    """Accuracy against a cost (log scale), one point (mean ± std on both axes) per method.
+
+    ``results`` maps a method to ``{"accuracy": summary, cost: summary, ...}``.
+    """
+    figure, axes = _axes(ax, (6.5, 4.5))
+    for method, entry in results.items():
+        axes.errorbar(entry[cost]["mean"], entry["accuracy"]["mean"], xerr=entry[cost]["std"],
+                      yerr=entry["accuracy"]["std"], marker="o", capsize=3, linestyle="none", label=method)
+    axes.set_xscale("log")
+    axes.xaxis.set_major_locator(ticker.LogLocator(subs=(1, 2, 5)))  # 5, 10, 20, 50, ...
+    axes.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+    axes.xaxis.set_minor_formatter(ticker.NullFormatter())
+    axes.set_xlabel(cost.replace("_", " ") + " (log scale)")
+    axes.set_ylabel("test accuracy")
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize="small")
     return finish_figure(figure, path)

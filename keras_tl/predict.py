@@ -1,10 +1,9 @@
-"""``python -m keras_tl.predict RUN_DIR IMAGE_OR_FOLDER...`` runs the prediction job, :mod:`keras_tl.jobs.predict`.
+"""``python -m keras_tl.predict RUN_DIR IMAGE_OR_FOLDER...``: a finished run on new images.
 
-In a notebook, use :func:`keras_tl.load_run` (:mod:`keras_tl.trained`) instead.
+The job is :mod:`keras_tl.jobs.predict`; in a notebook use :func:`keras_tl.load_run` (:mod:`keras_tl.trained`).
+This module only starts the job.
 """
 if __name__ == "__main__":
-    import sys
-
     from keras_tl.jobs import cli
 
-    sys.exit(cli.main("predict"))
+    raise SystemExit(cli.main("predict"))

@@ -14,9 +14,10 @@ retrain only as much as the data need. The recipe (fastai's ``fine_tune``; the K
 
 What trains in stage fine_tune (:class:`Recipe` ``unfreeze``): every layer (``"all"``), part of
 the base (the top N layers that have weights, a layer and everything above it, or named blocks),
-or nothing (``None``: the head alone, which is feature extraction plus a trained head). With
-``from_scratch`` the weights are random and every layer trains from the start: the baseline that
-shows what the ImageNet weights are worth. The command line is ``python -m keras_tl.fine_tune``.
+or nothing (``None``: the head alone, which is feature extraction plus a trained head), as
+:func:`keras_tl.freezing.set_trainable` reads it. With ``from_scratch`` the weights are random and
+every layer trains from the start: the baseline that shows what the ImageNet weights are worth.
+The command line is ``python -m keras_tl.fine_tune``; the one call is :func:`fine_tune_model`.
 
 BatchNormalization: except from scratch, the base is always called with ``training=False``, so its
 BN layers normalise with the moving mean and variance learned on ImageNet, also once they are
@@ -26,27 +27,22 @@ training loses what it learned (Ioffe & Szegedy 2015 for BN; the Keras guide for
 In Keras 3 writing ``base(x, training=False)`` in a functional model is not enough: ``fit``
 overrides it; :class:`keras_tl.freezing.InferenceMode` makes the call instead.
 
-Keras reads ``trainable`` flags when the model is compiled, so every stage recompiles.
-A run writes into its folder as it goes (CSV logs, best and backup weights per stage), so a run
-killed mid-training and started again with the same command goes on from its last finished epoch.
+Keras reads ``trainable`` flags when the model is compiled, so every stage recompiles. Each stage
+is fitted by :func:`keras_tl.resumable_fit.fit_stage`, which writes into the run folder as it goes,
+so a run killed mid-training and started again with the same command goes on from its last
+finished epoch.
 """
 import contextlib
-import csv
 import dataclasses
-import json
 import pathlib
-import shutil
 import tempfile
-import time
-import warnings
-import zipfile
 
 import keras
 import numpy as np
 
-from keras_tl import augment, data, distribute, freezing, lora, optimizers
-from keras_tl.messages import close_matches
-from keras_tl.runs import atomic_path, write_json
+from keras_tl import freezing, lora, optimizers
+from keras_tl.messages import describe_layers
+from keras_tl.resumable_fit import RestartLoRA, fit_stage
 
 FINE_TUNE_LR_FACTOR = 0.1  # stage fine_tune runs at a tenth of the head's learning rate
 
@@ -72,53 +68,6 @@ def build_classifier(base, num_classes, augmentation=None, dropout=0.2, bn_infer
         features = keras.layers.Dropout(dropout, name="dropout")(features)
     outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="classifier")(features)
     return keras.Model(inputs, outputs, name=f"{base.name}_classifier")
-
-
-def unfreeze_part(base, spec):
-    """Unfreeze part of ``base``: ``"N"`` (the top N layers with weights), a layer name (that layer and
-    every layer above it), or comma-separated block names (those blocks only)."""
-    spec = str(spec).strip()
-    if spec.isdigit():
-        return freezing.unfreeze_top(base, int(spec))
-    names = [layer.name for layer in base.layers]
-    if spec in names:
-        return freezing.freeze_up_to(base, spec)
-    blocks = [block.strip() for block in spec.split(",")]
-    known = freezing.block_names(base)
-    for block in blocks:
-        if block not in known:
-            raise ValueError(f"--unfreeze {block!r} is neither a layer nor a block of {base.name}; closest: "
-                             f"{', '.join(close_matches(block, known)) or 'none'}. Give a number (the top N layers "
-                             f"with weights), one layer name (it and all above it) or block names.")
-    return freezing.unfreeze_blocks(base, blocks)
-
-
-def set_trainable(base, unfreeze="all", freeze_bn=False):
-    """Set the base's flags: ``unfreeze`` is ``"all"``, ``None`` (all frozen) or an :func:`unfreeze_part`
-    choice; return the names of the layers with weights that now train."""
-    if unfreeze is None:
-        freezing.freeze_all(base)
-    elif unfreeze == "all":
-        freezing.unfreeze_all(base)
-    else:
-        unfreeze_part(base, unfreeze)
-    if freeze_bn:
-        freezing.freeze_batchnorm(base)
-    return [layer.name for layer in base.layers if layer.trainable and layer.trainable_weights]
-
-
-def layer_groups_multipliers(model, base, groups, lowest):
-    """Discriminative rates: the base's training layers in ``groups`` (bottom to top) plus the head,
-    with factors rising geometrically from ``lowest`` to 1.
-
-    Returns the optimizer's ``{variable path: factor}`` and, for the report, ``[(layer names, factor)]``.
-    """
-    training = [layer.name for layer in base.layers if layer.trainable_weights]
-    head = [layer.name for layer in model.layers if layer.trainable_weights and not hasattr(layer, "layers")]
-    chunks = optimizers.split_groups(training, min(groups, len(training))) if training else []
-    factors = optimizers.discriminative_factors(len(chunks) + 1, lowest)
-    by_layer = {name: factor for chunk, factor in zip(chunks + [head], factors) for name in chunk}
-    return optimizers.layer_multipliers(model, by_layer), list(zip(chunks + [head], factors))
 
 
 # ----------------------------------------------------------------------------- the recipe's settings
@@ -172,6 +121,11 @@ class Recipe:
         if not 0 < self.lr_ratio <= 1:
             raise ValueError(f"lr_ratio must be > 0 and at most 1; got {self.lr_ratio}.")
 
+    @property
+    def unfrozen(self):
+        """What trains in the stage that trains the base: ``"all"`` from scratch, else ``unfreeze``."""
+        return "all" if self.from_scratch else self.unfreeze
+
     def stages(self):
         """The stages: ``scratch`` alone, ``head`` alone, or ``head`` then ``fine_tune`` at lr / 10."""
         if self.from_scratch:
@@ -182,16 +136,23 @@ class Recipe:
         return head + [Stage("fine_tune", self.epochs, self.learning_rate * FINE_TUNE_LR_FACTOR, True)]
 
 
-def lora_targets(base, recipe):
-    """The layers that get LoRA factors: those the recipe unfreezes that support LoRA (an error if none)."""
-    if not recipe.lora_rank:
-        return []
-    tuned = set_trainable(base, recipe.unfreeze, recipe.freeze_bn)
-    targets = [name for name in tuned if lora.supports_lora(base.get_layer(name))]
-    if not targets:
-        raise ValueError(f"None of the {len(tuned)} layers that train supports LoRA; unfreeze some Conv2D or "
-                         f"Dense layers.")
-    return targets
+def build_model(model_or_source, num_classes, recipe, image_size=None, augmentation=None, dropout=0.2):
+    """``(base, model, lora_targets)``: the base, the classifier around it and the layers that get LoRA.
+
+    ``model_or_source``: a headless ImageNet base (a ``keras.Model``) or a source name such as
+    ``"mobilenet"``, built without its classifier at ``image_size`` (random weights ``from_scratch``).
+    Call it inside a ``tf.distribute`` strategy's scope to place the variables on its devices.
+    """
+    if isinstance(model_or_source, keras.Model):
+        base = model_or_source
+    else:
+        from keras_tl.sources import get_source
+
+        base = get_source(model_or_source).build(weights=None if recipe.from_scratch else "imagenet",
+                                                 include_top=False, image_size=image_size)
+    model = build_classifier(base, num_classes, augmentation, dropout, bn_inference=not recipe.from_scratch)
+    targets = lora.lora_targets(base, recipe.unfrozen, recipe.freeze_bn) if recipe.lora_rank else []
+    return base, model, targets
 
 
 def compile_stage(model, base, stage, recipe, targets=()):
@@ -201,224 +162,17 @@ def compile_stage(model, base, stage, recipe, targets=()):
     Keras reads ``trainable`` flags in ``compile``: every change of flags needs this recompile.
     """
     if stage.base_trains:
-        set_trainable(base, "all" if recipe.from_scratch else recipe.unfreeze, recipe.freeze_bn)
+        freezing.set_trainable(base, recipe.unfrozen, recipe.freeze_bn)
         if recipe.lora_rank:
             lora.add_lora(base, recipe.lora_rank, list(targets), alpha=recipe.lora_alpha)
     else:
         freezing.freeze_all(base)
     multipliers, groups = {}, []
     if stage.base_trains and recipe.lr_ratio < 1:
-        multipliers, groups = layer_groups_multipliers(model, base, recipe.lr_groups, recipe.lr_ratio)
+        multipliers, groups = optimizers.layer_groups_multipliers(model, base, recipe.lr_groups, recipe.lr_ratio)
     model.compile(optimizer=optimizers.make_optimizer(recipe.optimizer, stage.learning_rate, multipliers),
                   loss="categorical_crossentropy", metrics=["accuracy"], jit_compile=recipe.jit_compile)
     return groups
-
-
-# ----------------------------------------------------------------------------- one resumable stage
-
-
-class TrainingClock(keras.callbacks.Callback):
-    """Seconds spent in the training part of each epoch (validation left out), and epochs run."""
-
-    def __init__(self):
-        super().__init__()
-        self.seconds, self.epochs, self._started = 0.0, 0, None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._started = time.perf_counter()
-
-    def on_test_begin(self, logs=None):
-        self._stop()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self._stop()
-        self.epochs += 1
-
-    def _stop(self):
-        if self._started is not None:
-            self.seconds += time.perf_counter() - self._started
-            self._started = None
-
-
-class RestartLoRA(keras.callbacks.Callback):
-    """After BackupAndRestore has loaded a backup, give LoRA layers a fresh A (see :mod:`keras_tl.lora`)."""
-
-    def __init__(self, seed=None):
-        super().__init__()
-        self.seed = seed
-
-    def on_train_begin(self, logs=None):
-        lora.restart_lora(self.model, self.seed)
-
-
-class BestModelCheckpoint(keras.callbacks.Callback):
-    """Save the model of the epoch with the lowest finite ``val_loss`` to ``path``, atomically.
-
-    Like ``ModelCheckpoint(save_best_only=True)``, but the file is written to a temporary name
-    and renamed, so a run killed while saving keeps the previous best file intact.
-    """
-
-    def __init__(self, path, best_so_far=None):
-        super().__init__()
-        self.path = pathlib.Path(path)
-        self.best = np.inf if best_so_far is None else best_so_far
-
-    def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get("val_loss")
-        if value is not None and np.isfinite(value) and value < self.best:
-            self.best = value
-            with atomic_path(self.path) as temporary:
-                self.model.save(temporary)
-
-
-def read_log(path):
-    """The rows of a CSVLogger file as dicts of floats, one per epoch (a repeated epoch keeps its last row).
-
-    A line cut short by a kill (missing or unreadable values) is left out.
-    """
-    path = pathlib.Path(path)
-    if not path.exists():
-        return []
-    rows = {}
-    with open(path, newline="") as handle:
-        for row in csv.DictReader(handle):
-            try:
-                rows[int(row["epoch"])] = {key: float(value) for key, value in row.items() if value not in ("", None)}
-            except (TypeError, ValueError, KeyError):
-                continue
-    return [rows[epoch] for epoch in sorted(rows)]
-
-
-def load_finished_stage(model, stage_dir):
-    """Load a finished stage's best weights and summary, or None when the stage must (re)train.
-
-    A ``best.keras`` that cannot be read is reported and set aside; the stage then trains again.
-    """
-    best_path, done_path = stage_dir / "best.keras", stage_dir / "done.json"
-    if not done_path.exists():
-        return None
-    try:
-        model.optimizer.build(model.trainable_variables)
-        model.load_weights(best_path)
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
-        aside = best_path.with_name("best.keras.damaged")
-        warnings.warn(f"{best_path} cannot be read ({type(error).__name__}: {str(error)[:120]}); set aside as "
-                      f"{aside.name}, the stage trains again.", stacklevel=2)
-        if best_path.exists():
-            best_path.replace(aside)
-        done_path.unlink()
-        return None
-    return {**json.loads(done_path.read_text()), "history": read_log(stage_dir / "log.csv"), "train_seconds": 0.0,
-            "epochs_trained_now": 0}
-
-
-def fit_stage(model, stage_dir, epochs, train, validation, patience=3, callbacks=(), verbose=0):
-    """``model.fit`` for one stage, with its files in ``stage_dir``, resumable; returns a summary dict.
-
-    Callbacks, in this order: CSVLogger (``log.csv``), :class:`BestModelCheckpoint` of the best epoch
-    on validation loss (``best.keras``), BackupAndRestore (``backup/``: weights, optimizer state and
-    epoch after every epoch), EarlyStopping, TerminateOnNaN. After ``fit`` the best epoch is loaded
-    back: that is EarlyStopping's "restore best weights", and it also holds when a resumed run's
-    EarlyStopping never saw the best epoch. ``done.json`` marks a finished stage, which a rerun only
-    loads; the backup is removed only after ``done.json`` is in place.
-    """
-    stage_dir = pathlib.Path(stage_dir)
-    log_path, best_path, done_path = stage_dir / "log.csv", stage_dir / "best.keras", stage_dir / "done.json"
-    stage_dir.mkdir(parents=True, exist_ok=True)
-    finished = load_finished_stage(model, stage_dir)
-    if finished is not None:
-        return finished
-    best_so_far = min((row["val_loss"] for row in read_log(log_path) if np.isfinite(row.get("val_loss", np.inf))),
-                      default=None)
-    clock = TrainingClock()
-    fit_callbacks = [
-        keras.callbacks.CSVLogger(str(log_path), append=True),
-        BestModelCheckpoint(best_path, best_so_far),
-        keras.callbacks.BackupAndRestore(str(stage_dir / "backup"), double_checkpoint=True, delete_checkpoint=False),
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience),
-        keras.callbacks.TerminateOnNaN(),
-        clock, *callbacks,
-    ]
-    # shuffle=False: the tf.data pipeline shuffles; fit cannot shuffle a dataset (and warns if asked to).
-    fit_history = model.fit(train, validation_data=validation, epochs=epochs, callbacks=fit_callbacks,
-                            verbose=verbose, shuffle=False)
-    losses = fit_history.history.get("loss", [])
-    if losses and not np.isfinite(losses[-1]):
-        raise ValueError(f"Training diverged in {stage_dir.name}: the loss became {losses[-1]} at epoch "
-                         f"{len(losses)}. Lower the learning rate (--lr) and start again.")
-    if best_path.exists():
-        model.load_weights(best_path)
-    else:  # no epoch had a finite validation loss: keep the last one
-        with atomic_path(best_path) as temporary:
-            model.save(temporary)
-    history = read_log(log_path)
-    best = min(history, key=lambda row: row.get("val_loss", np.inf))
-    summary = {"epochs": len(history), "best_epoch": int(best["epoch"]) + 1,
-               "best_val_loss": best.get("val_loss"), "best_val_accuracy": best.get("val_accuracy")}
-    write_json(done_path, summary)
-    shutil.rmtree(stage_dir / "backup", ignore_errors=True)
-    return {**summary, "history": history, "train_seconds": clock.seconds, "epochs_trained_now": clock.epochs}
-
-
-def make_pipelines(source, image_size, splits, num_classes, batch_size=32, mix="none", mix_alpha=0.0, seed=0,
-                   shard=False):
-    """tf.data pipelines for train (shuffled, optionally mixed), validation and test; labels one-hot
-    for train and validation (mixup and CutMix make soft labels), integers for test."""
-    import tensorflow as tf
-
-    def one_hot(images, labels):
-        return images, tf.one_hot(labels, num_classes)
-
-    def pipeline(image_set, shuffle=False):
-        return data.make_pipeline(image_set, image_size, source.preprocess_input, batch_size, shuffle=shuffle,
-                                  seed=seed)
-
-    train = augment.mix_batches(pipeline(splits["train"], shuffle=True).map(one_hot), mix, mix_alpha, seed)
-    validation = pipeline(splits["validation"]).map(one_hot)
-    if shard:
-        train, validation = distribute.shard_by_data(train), distribute.shard_by_data(validation)
-    return train.prefetch(tf.data.AUTOTUNE), validation.prefetch(tf.data.AUTOTUNE), pipeline(splits["test"])
-
-
-def predict_classes(model, dataset):
-    """Predicted class of every image of ``dataset``, batch by batch, on this process alone.
-
-    (``model.predict`` would shard the data across the workers of a multi-worker strategy.)
-    """
-    batches = [np.argmax(keras.ops.convert_to_numpy(model(images, training=False)), axis=-1)
-               for images, _ in dataset]
-    return np.concatenate(batches)
-
-
-# ----------------------------------------------------------------------------- the one call
-
-
-def fine_tune(model_or_source, train, validation, *, num_classes=None, image_size=None, augmentation=None,
-              dropout=0.2, run_dir=None, callbacks=(), strategy=None, verbose=1, **settings):
-    """The two-stage recipe in one call (fastai's ``fine_tune``); returns ``(model, stages)``.
-
-    ``model_or_source``: a headless ImageNet base (a ``keras.Model``) or a source name such as
-    ``"mobilenet"`` (built without its classifier at ``image_size``). ``train`` and ``validation``
-    yield ``(images, one-hot labels)`` batches, already preprocessed for the source. ``settings``
-    are :class:`Recipe` fields (``epochs``, ``freeze_epochs``, ``learning_rate``, ``lr_ratio``,
-    ``unfreeze``, ``lora_rank``, ...). ``stages`` maps each stage's name to its summary, with the
-    per-epoch ``history``. With ``run_dir`` the stages write their logs and checkpoints there, and
-    a call interrupted and made again resumes; without it they go to a temporary folder.
-
-    Every step can be taken by hand: :func:`build_classifier`, :func:`compile_stage`, :func:`fit_stage`.
-    """
-    recipe = Recipe(**settings)
-    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
-    with scope:
-        base = _base_model(model_or_source, image_size, recipe)
-        num_classes = num_classes or int(train.element_spec[1].shape[-1])
-        model = build_classifier(base, num_classes, augmentation, dropout, bn_inference=not recipe.from_scratch)
-        targets = lora_targets(base, recipe)
-    with contextlib.ExitStack() as stack:
-        folder = pathlib.Path(run_dir) if run_dir is not None else pathlib.Path(
-            stack.enter_context(tempfile.TemporaryDirectory(prefix="keras_tl-fine_tune-")))
-        stages = run_stages(model, base, recipe, train, validation, folder, targets, callbacks, strategy, verbose)
-    return model, stages
 
 
 def run_stages(model, base, recipe, train, validation, run_dir, targets=(), callbacks=(), strategy=None, verbose=1):
@@ -450,18 +204,33 @@ def run_stages(model, base, recipe, train, validation, run_dir, targets=(), call
     return results
 
 
-def _base_model(model_or_source, image_size, recipe):
-    if isinstance(model_or_source, keras.Model):
-        return model_or_source
-    from keras_tl.sources import get_source
-
-    source = get_source(model_or_source)
-    return source.build(weights=None if recipe.from_scratch else "imagenet", include_top=False,
-                        image_size=image_size)
+# ----------------------------------------------------------------------------- the one call
 
 
-def describe_layers(names):
-    """Layer names for a plan: all of them when few, else the first two, the last and the count."""
-    if not names:
-        return "none"
-    return ", ".join(names) if len(names) <= 4 else f"{names[0]}, {names[1]}, ... {names[-1]} ({len(names)} layers)"
+def fine_tune_model(model_or_source, train, validation, *, num_classes=None, image_size=None, augmentation=None,
+                    dropout=0.2, run_dir=None, callbacks=(), strategy=None, verbose=1, **settings):
+    """The two-stage recipe in one call (fastai's ``fine_tune``); returns ``(model, stages)``.
+
+    ``model_or_source``: a headless ImageNet base (a ``keras.Model``) or a source name such as
+    ``"mobilenet"`` (see :func:`build_model`). ``train`` and ``validation`` yield ``(images, one-hot
+    labels)`` batches, already preprocessed for the source (:func:`keras_tl.data.training_pipelines`).
+    ``settings`` are :class:`Recipe` fields (``epochs``, ``freeze_epochs``, ``learning_rate``,
+    ``lr_ratio``, ``unfreeze``, ``lora_rank``, ...). ``stages`` maps each stage's name to its
+    summary, with the per-epoch ``history``. With ``run_dir`` the stages write their logs and
+    checkpoints there, and a call interrupted and made again resumes; without it they go to a
+    temporary folder.
+
+    Every step can be taken by hand: :func:`build_model`, :func:`compile_stage`,
+    :func:`keras_tl.resumable_fit.fit_stage`. (It was ``keras_tl.fine_tune`` before that name became
+    the command's module alone.)
+    """
+    recipe = Recipe(**settings)
+    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+    with scope:
+        num_classes = num_classes or int(train.element_spec[1].shape[-1])
+        base, model, targets = build_model(model_or_source, num_classes, recipe, image_size, augmentation, dropout)
+    with contextlib.ExitStack() as stack:
+        folder = pathlib.Path(run_dir) if run_dir is not None else pathlib.Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="keras_tl-fine_tune-")))
+        stages = run_stages(model, base, recipe, train, validation, folder, targets, callbacks, strategy, verbose)
+    return model, stages

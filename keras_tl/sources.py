@@ -60,7 +60,7 @@ class Source:
         size = self.default_size if image_size is None else int(image_size)
         if size < self.min_size:
             raise ValueError(f"Image size {size} is below {self.name}'s minimum of {self.min_size} pixels; "
-                             f"use --image-size {self.min_size} or more (its training size is {self.default_size}).")
+                             f"use image_size={self.min_size} or more (its training size is {self.default_size}).")
         return (size, size, 3)
 
     def build(self, weights="imagenet", include_top=False, image_size=None):

@@ -1,10 +1,9 @@
-"""``python -m keras_tl.study {layers,fne,tradeoff}`` runs a study, :mod:`keras_tl.jobs.study`.
+"""``python -m keras_tl.study {layers,fne,tradeoff}``: the course's claims, measured as mean ± std.
 
-The experiments themselves are library functions in :mod:`keras_tl.studies`.
+The job is :mod:`keras_tl.jobs.study`; the experiments are :mod:`keras_tl.experiments`.
+This module only starts the job.
 """
 if __name__ == "__main__":
-    import sys
-
     from keras_tl.jobs import cli
 
-    sys.exit(cli.main("study"))
+    raise SystemExit(cli.main("study"))

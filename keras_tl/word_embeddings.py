@@ -1,5 +1,9 @@
-"""``python -m keras_tl.word_embeddings``: the job is :mod:`keras_tl.jobs.word_embeddings`."""
+"""``python -m keras_tl.word_embeddings``: neighbours, analogies, clusters and scores of word vectors.
+
+The job is :mod:`keras_tl.jobs.word_embeddings`; the vectors are :class:`keras_tl.word_vectors.WordVectors`.
+This module only starts the job.
+"""
 if __name__ == "__main__":
-    import sys
     from keras_tl.jobs import cli
-    sys.exit(cli.main("word_embeddings", tensorflow=False))
+
+    raise SystemExit(cli.main("word_embeddings"))

@@ -710,7 +710,7 @@ def _finite_rows(words, vectors, source, drop):
     bad = [repr(words[row]) for row in np.flatnonzero(~finite)]
     if not drop:
         raise ValueError(f"{len(bad)} vector(s) in {source} contain NaN or infinity: {_first_few(bad)}; fix the "
-                         f"file, or load with bad_rows='drop' (--drop-bad-rows) to leave them out.")
+                         f"file, or load with bad_rows='drop' to leave them out.")
     if len(bad) == len(words):
         raise ValueError(f"Every vector in {source} contains NaN or infinity; no word is left.")
     warnings.warn(f"{len(bad)} vector(s) in {source} contain NaN or infinity and are left out: {_first_few(bad)}",
@@ -727,7 +727,7 @@ def _decode(raw, unicode_errors):
         return raw.decode("utf-8", unicode_errors)
     except UnicodeDecodeError as error:
         raise ValueError(f"the byte(s) {raw[error.start:error.end]!r} at column {error.start + 1} are not UTF-8; "
-                         f"load with unicode_errors='replace' or 'ignore' (--unicode-errors) to accept "
+                         f"load with unicode_errors='replace' or 'ignore' to accept "
                          f"them") from None
 
 
@@ -740,7 +740,7 @@ def _read_header(handle, path):
     if len(fields) != 2 or not all(field.isdigit() and int(field) > 0 for field in fields):
         raise VectorFormatError(path, 1, f"expected a word2vec header 'count dimension' (two positive integers), "
                                          f"got {line[:60]!r}; a file without a header is GloVe (load_glove, "
-                                         f"--format glove).")
+                                         f"format='glove').")
     return int(fields[0]), int(fields[1])
 
 
@@ -787,7 +787,7 @@ def _glove_dimension(fields, path, line_number):
     if len(fields) == 2 and all(field.isdigit() for field in fields):
         raise VectorFormatError(path, line_number, f"expected 'word v1 v2 ... vd', got {' '.join(fields)!r}, which "
                                                    f"looks like a word2vec header: use load_word2vec_format "
-                                                   f"(--format word2vec).")
+                                                   f"(format='word2vec').")
     if len(fields) < 2:
         raise VectorFormatError(path, line_number, f"expected a word followed by its numbers, got only {fields[0]!r}.")
     return len(fields) - 1

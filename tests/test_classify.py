@@ -3,7 +3,8 @@ import pytest
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
-from keras_tl import classify, fne
+from keras_tl import classify
+from keras_tl import full_network_embedding as fne
 
 
 def _blobs(per_class, seed=0):

@@ -9,13 +9,6 @@ from PIL import Image
 from keras_tl import data
 
 
-@pytest.fixture(autouse=True)
-def decode_cache(tmp_path, monkeypatch):
-    """Every test keeps its decode-check cache in its own folder, never in the user's."""
-    monkeypatch.setenv("KERAS_TL_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
-
-
 def _save(path, colour=(200, 30, 30), mode="RGB", size=(20, 16), fmt=None):
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.new(mode, size, colour).save(path, format=fmt)

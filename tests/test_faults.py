@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_tl import data, extract, recipe, runs
+from keras_tl import data, extract, resumable_fit, runs
 from keras_tl.jobs import fine_tune, fne
 
 
@@ -38,7 +38,7 @@ def expected():
 @pytest.mark.parametrize("damage", ["truncated final", "empty marker", "wrong-size partial"])
 def test_a_damaged_cache_entry_is_reported_set_aside_and_rebuilt(damage, expected, tmp_path):
     extractor, images = _tiny_extractor(), _image_set()
-    _, final = extract.extract_features(extractor, images, _pipeline, tmp_path, ["tiny"], verbose=False)
+    _, final = extract.extract_features(extractor, images, _pipeline, tmp_path, "tiny", verbose=False)
     key = final.name[:-len(".npy")]
     if damage == "truncated final":
         final.write_bytes(final.read_bytes()[:100])
@@ -47,7 +47,7 @@ def test_a_damaged_cache_entry_is_reported_set_aside_and_rebuilt(damage, expecte
         np.save(tmp_path / f"{key}.partial.npy", np.zeros((2, 3), dtype=np.float32))
         (tmp_path / f"{key}.done").write_text("" if damage == "empty marker" else "2")
     with pytest.warns(UserWarning, match="is damaged"):
-        rebuilt, path = extract.extract_features(extractor, images, _pipeline, tmp_path, ["tiny"], verbose=False)
+        rebuilt, path = extract.extract_features(extractor, images, _pipeline, tmp_path, "tiny", verbose=False)
     np.testing.assert_allclose(rebuilt, expected, rtol=1e-6)
     assert path == final and list(tmp_path.glob("*.damaged"))
 
@@ -55,12 +55,12 @@ def test_a_damaged_cache_entry_is_reported_set_aside_and_rebuilt(damage, expecte
 def test_two_runs_on_one_cache_entry_wait_for_each_other_and_share_the_result(expected, tmp_path):
     extractor, images = _tiny_extractor(), _image_set()
     size, dim = expected.shape
-    cache = extract.FeatureCache(tmp_path, extract.cache_key(["tiny", False, size, dim]), (size, dim))
+    cache = extract.FeatureCache(tmp_path, "tiny", (size, dim))
     results = {}
 
     def second_run():
         results["features"], _ = extract.extract_features(extractor, images, lambda subset: pytest.fail(
-            "the second run extracted again instead of reusing the first run's file"), tmp_path, ["tiny"],
+            "the second run extracted again instead of reusing the first run's file"), tmp_path, "tiny",
             verbose=False)
 
     with cache.lock():  # the first run holds the entry...
@@ -96,13 +96,13 @@ def test_a_kill_while_best_keras_is_written_keeps_the_previous_best(tmp_path, mo
 
     monkeypatch.setattr(keras.Model, "save", killed_during_the_second_save)
     with pytest.raises(KeyboardInterrupt):
-        recipe.fit_stage(model(), tmp_path, 4, batches, batches, patience=10)
+        resumable_fit.fit_stage(model(), tmp_path, 4, batches, batches, patience=10)
     best = tmp_path / "best.keras"
     first_best = keras.models.load_model(best)  # intact: the half file was a temporary one
     assert not [path for path in tmp_path.iterdir() if path.name.startswith(".best.keras")]
     monkeypatch.setattr(keras.Model, "save", save)
     resumed = model()
-    result = recipe.fit_stage(resumed, tmp_path, 4, batches, batches, patience=10)
+    result = resumable_fit.fit_stage(resumed, tmp_path, 4, batches, batches, patience=10)
     assert result["epochs"] == 4 and result["epochs_trained_now"] == 3  # went on after the first epoch
     assert result["best_val_loss"] <= float(first_best.evaluate(batches, verbose=0))
     assert not (tmp_path / "backup").exists() and (tmp_path / "done.json").is_file()
@@ -113,10 +113,10 @@ def test_a_damaged_best_keras_of_a_finished_stage_is_set_aside_and_the_stage_tra
         np.arange(8) % 2])).batch(4)
     net = keras.Sequential([keras.Input((5,)), keras.layers.Dense(2, activation="softmax")])
     net.compile(optimizer="adam", loss="categorical_crossentropy")
-    recipe.fit_stage(net, tmp_path, 1, batches, batches)
+    resumable_fit.fit_stage(net, tmp_path, 1, batches, batches)
     (tmp_path / "best.keras").write_bytes(b"")
     with pytest.warns(UserWarning, match="cannot be read"):
-        result = recipe.fit_stage(net, tmp_path, 1, batches, batches)
+        result = resumable_fit.fit_stage(net, tmp_path, 1, batches, batches)
     assert result["epochs_trained_now"] == 1 and (tmp_path / "best.keras.damaged").exists()
     keras.models.load_model(tmp_path / "best.keras")
 
@@ -127,7 +127,7 @@ def test_training_that_diverges_stops_at_once_with_a_clear_error(tmp_path):
     net = keras.Sequential([keras.Input((5,)), keras.layers.Dense(2, activation="softmax")])
     net.compile(optimizer=keras.optimizers.SGD(1e30), loss="categorical_crossentropy")
     with pytest.raises(ValueError, match="Training diverged.*Lower the learning rate"):
-        recipe.fit_stage(net, tmp_path, 5, batches, batches)
+        resumable_fit.fit_stage(net, tmp_path, 5, batches, batches)
     assert not (tmp_path / "done.json").exists()
 
 

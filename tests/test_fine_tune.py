@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_tl import distribute, freezing, recipe
+from keras_tl import distribute, freezing, recipe, resumable_fit
 from keras_tl.jobs import fine_tune
 from keras_tl.sources import get_source
 
@@ -42,20 +42,20 @@ def test_partial_run_resumes_after_an_interrupt(tmp_path, monkeypatch, imagenet,
     run_dir = tmp_path / "run"
     argv = TINY + ["--mode", "partial", "--unfreeze", "conv_dw_13", "--epochs", "3", "--freeze-epochs", "1",
                    "--output-dir", str(run_dir)]
-    finish_epoch = recipe.TrainingClock.on_epoch_end
+    finish_epoch = resumable_fit.TrainingClock.on_epoch_end
 
     def killed_in_second_fine_tune_epoch(clock, epoch, logs=None):
         finish_epoch(clock, epoch, logs)
         if len(clock.model.trainable_weights) > 2 and epoch == 1:  # the head alone has 2 weights
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(recipe.TrainingClock, "on_epoch_end", killed_in_second_fine_tune_epoch)
+    monkeypatch.setattr(resumable_fit.TrainingClock, "on_epoch_end", killed_in_second_fine_tune_epoch)
     assert fine_tune.main(argv) == 130  # Ctrl-C: one line, exit status 130
     assert capsys.readouterr().err.strip().splitlines() == [
         "interrupted: finished work is kept; run the same command again to resume."]
     assert not (run_dir / "metrics.json").exists()
     assert (run_dir / "fine_tune" / "backup").is_dir()
-    monkeypatch.setattr(recipe.TrainingClock, "on_epoch_end", finish_epoch)
+    monkeypatch.setattr(resumable_fit.TrainingClock, "on_epoch_end", finish_epoch)
 
     assert fine_tune.main(argv) == 0
     assert "Test accuracy:" in capsys.readouterr().out
@@ -63,7 +63,7 @@ def test_partial_run_resumes_after_an_interrupt(tmp_path, monkeypatch, imagenet,
     stages = metrics["stages"]
     assert stages["head"]["epochs_trained_now"] == 0  # finished before the interrupt: loaded, not redone
     assert stages["fine_tune"]["epochs_trained_now"] == 1  # only the third epoch was left
-    assert [int(row["epoch"]) for row in recipe.read_log(run_dir / "fine_tune" / "log.csv")] == [0, 1, 2]
+    assert [int(row["epoch"]) for row in resumable_fit.read_log(run_dir / "fine_tune" / "log.csv")] == [0, 1, 2]
     assert [(row["epoch"], row["stage"]) for row in metrics["history"]] == [
         (1, "head"), (2, "fine_tune"), (3, "fine_tune"), (4, "fine_tune")]
     assert stages["head"]["trainable"] == HEAD_PARAMS
@@ -148,11 +148,11 @@ def test_fit_stage_resumed_equals_uninterrupted(tmp_path):
             self.seen.append(epoch)
 
     whole = model()
-    recipe.fit_stage(whole, tmp_path / "whole", 4, data, data, patience=10)
+    resumable_fit.fit_stage(whole, tmp_path / "whole", 4, data, data, patience=10)
     with pytest.raises(KeyboardInterrupt):
-        recipe.fit_stage(model(), tmp_path / "resumed", 4, data, data, patience=10, callbacks=[Stop()])
+        resumable_fit.fit_stage(model(), tmp_path / "resumed", 4, data, data, patience=10, callbacks=[Stop()])
     resumed = model()
-    result = recipe.fit_stage(resumed, tmp_path / "resumed", 4, data, data, patience=10, callbacks=[Epochs()])
+    result = resumable_fit.fit_stage(resumed, tmp_path / "resumed", 4, data, data, patience=10, callbacks=[Epochs()])
     assert Epochs.seen == [2, 3]
     assert result["epochs"] == 4 and result["epochs_trained_now"] == 2
     for a, b in zip(whole.get_weights(), resumed.get_weights()):

@@ -1,19 +1,25 @@
-"""Issue 8: library and jobs apart, custom objects registered on import, the anchors' contracts."""
+"""The layout (issues 8 and 16): entry points apart from the library, one home per concept, a true map;
+custom objects registered on import; no forced matplotlib backend; TensorFlow's start-up lines hidden."""
 import ast
 import importlib
 import pathlib
+import re
 import subprocess
 import sys
 
 import keras
 import numpy as np
 import pytest
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import keras_tl
-from keras_tl import fne, plots, recipe
+from keras_tl import full_network_embedding as fne, recipe
+from keras_tl.jobs import cli
 
 PACKAGE = pathlib.Path(keras_tl.__file__).parent
+ROOT = PACKAGE.parent
+# entry module -> the job it starts: `python -m keras_tl.<entry>`
+ENTRY_MODULES = {"fne.py": "fne", "fine_tune.py": "fine_tune", "word_embeddings.py": "word_embeddings",
+                 "predict.py": "predict", "study.py": "study", "offline/__main__.py": "offline"}
 
 
 def _is_main_guard(node):
@@ -36,33 +42,96 @@ def _imports_outside_main_guard(tree):
     return names
 
 
+def _modules():
+    return sorted(str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py"))
+
+
 def test_no_library_module_imports_a_job():
-    library = [path for path in PACKAGE.rglob("*.py")  # __main__.py files are entry points, like the guards
-               if "jobs" not in path.relative_to(PACKAGE).parts and path.name != "__main__.py"]
+    library = [name for name in _modules() if not name.startswith("jobs/") and name not in ENTRY_MODULES
+               and not name.endswith("__main__.py")]
     assert len(library) > 10
-    offenders = {str(path.relative_to(PACKAGE)): name for path in library
-                 for name in _imports_outside_main_guard(ast.parse(path.read_text()))
-                 if name.startswith("keras_tl.jobs")}
+    offenders = {name: imported for name in library
+                 for imported in _imports_outside_main_guard(ast.parse((PACKAGE / name).read_text()))
+                 if imported.startswith("keras_tl.jobs")}
     assert offenders == {}
     # ...and the walk does see imports: the jobs import the library.
     job = ast.parse((PACKAGE / "jobs" / "fne.py").read_text())
-    assert "keras_tl.fne" in _imports_outside_main_guard(job)
+    assert "keras_tl.full_network_embedding" in _imports_outside_main_guard(job)
 
 
-@pytest.mark.parametrize("entry", ["fne", "fine_tune", "word_embeddings"])
-def test_each_entry_point_starts_its_job(entry):
-    tree = ast.parse((PACKAGE / f"{entry}.py").read_text())
-    guards = [node for node in tree.body if _is_main_guard(node)]
-    assert len(guards) == 1 and f"cli.main('{entry}'" in ast.unparse(guards[0])
+@pytest.mark.parametrize("entry, job", sorted(ENTRY_MODULES.items()))
+def test_each_entry_module_only_starts_its_job(entry, job):
+    tree = ast.parse((PACKAGE / entry).read_text())
+    body = [node for node in tree.body if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))]
+    assert len(body) <= 2, f"{entry} holds more than the start of its job"
+    assert f"cli.main('{job}')" in ast.unparse(tree)
+    assert job in cli.JOBS
 
 
-def test_dir_lists_the_public_api_and_fine_tune_stays_callable():
+def test_no_other_module_has_a_main_guard_or_swaps_its_module_class():
+    guarded = [name for name in _modules() if any(_is_main_guard(node)
+                                                  for node in ast.parse((PACKAGE / name).read_text()).body)]
+    assert sorted(guarded) == sorted(name for name in ENTRY_MODULES if not name.endswith("__main__.py"))
+    swapped = [name for name in _modules() if "ModuleType" in (PACKAGE / name).read_text()]
+    assert swapped == []
+
+
+def test_python_m_keras_tl_lists_the_jobs_and_each_job_answers_help():
+    listing = subprocess.run([sys.executable, "-m", "keras_tl"], capture_output=True, text=True, timeout=60)
+    assert listing.returncode == 0 and set(cli.JOBS) <= set(re.findall(r"^  (\w+)  ", listing.stdout, re.M))
+    for job in cli.JOBS:
+        module = importlib.import_module(f"keras_tl.jobs.{job}")
+        text = module.make_parser().format_help()
+        assert f"python -m keras_tl.{job}" in text
+
+
+def test_one_object_builds_every_extraction_and_one_function_keys_the_cache():
+    """FeatureExtractor is the one way in: nothing outside keras_tl/extract.py calls the primitives."""
+    callers = {}
+    for path in [*PACKAGE.rglob("*.py"), *(ROOT / "labs").glob("*.py"), *(ROOT / "bench").glob("*.py")]:
+        text = path.read_text()
+        if path.name != "extract.py" and re.search(r"\b(build_extractor|extract_features)\(", text):
+            callers[str(path.relative_to(ROOT))] = True
+    assert callers == {}
+    definitions = [str(path.relative_to(ROOT)) for path in PACKAGE.rglob("*.py")
+                   if re.search(r"def cache_key\(", path.read_text())]
+    assert definitions == ["keras_tl/extract.py"]
+
+
+def test_readme_module_table_lists_every_module():
+    readme = (ROOT / "README.md").read_text()
+    listed = set(re.findall(r"`keras_tl/([\w/]+\.py)`", readme))
+    expected = {name for name in _modules() if not name.startswith("offline/") or name == "offline/__init__.py"}
+    missing = sorted(expected - listed - {"offline/__init__.py"})
+    assert missing == [], f"README's module table lacks {missing}"
+    assert "`keras_tl/offline/`" in readme
+    assert not listed - set(_modules()), f"README lists modules that do not exist: {sorted(listed - set(_modules()))}"
+
+
+def test_library_errors_name_parameters_and_jobs_show_their_flags():
+    flagged = {str(path.relative_to(PACKAGE)): line.strip() for path in PACKAGE.rglob("*.py")
+               if "jobs" not in path.parts and str(path.relative_to(PACKAGE)) not in ENTRY_MODULES
+               for line in path.read_text().splitlines()
+               if re.search(r"(Error|warn)\(.*[\"' (]--[a-z]", line)}
+    assert flagged == {}
+    from keras_tl.jobs import fine_tune
+
+    message = cli.flags_in_message("unfreeze='x' is wrong; use image_size=32 (learning_rate=) or depth=3.",
+                                   fine_tune.make_parser())
+    assert message == "--unfreeze 'x' is wrong; use --image-size 32 (--learning-rate) or depth=3."
+
+
+def test_the_public_api_is_listed_and_the_renamed_recipe_says_its_new_name():
     listing = dir(keras_tl)
-    for name in ("fine_tune", "FNETransformer", "FullNetworkEmbedding", "load_dataset", "plot_confusion_matrix"):
+    for name in ("fine_tune_model", "FeatureExtractor", "FNETransformer", "FullNetworkEmbedding", "load_dataset",
+                 "plot_confusion_matrix"):
         assert name in listing
-    importlib.import_module("keras_tl.fine_tune")  # the entry-point module must not hide the function
-    assert callable(keras_tl.fine_tune)
-    assert keras_tl.Recipe is recipe.Recipe
+    assert callable(keras_tl.fine_tune_model) and keras_tl.Recipe is recipe.Recipe
+    # keras_tl.fine_tune(...) moved: the name is the command's module (python -m keras_tl.fine_tune) alone now
+    if "keras_tl.fine_tune" not in sys.modules:
+        with pytest.raises(AttributeError, match="now keras_tl.fine_tune_model"):
+            keras_tl.fine_tune  # noqa: B018
+    assert not callable(importlib.import_module("keras_tl.fine_tune"))
 
 
 @pytest.mark.parametrize("order", ["import keras_tl, keras", "import keras, keras_tl",
@@ -107,58 +176,6 @@ def test_saved_models_load_in_a_fresh_process_after_import_keras_tl(tmp_path):
     assert "loaded" in finished.stdout
 
 
-@parametrize_with_checks([fne.FNETransformer(), fne.FNETransformer(discretize=False)])
-def test_fne_transformer_is_a_scikit_learn_estimator(estimator, check):
-    check(estimator)
-
-
-def test_fne_transformer_statistics_dtypes_and_layer_agree():
-    rng = np.random.default_rng(0)
-    train = rng.normal(2.0, 3.0, size=(50, 4))
-    train[:, 3] = 7.0  # no spread: maps to 0
-    transformer = fne.FNETransformer().fit(train)
-    np.testing.assert_allclose(transformer.mean_, train.mean(axis=0))
-    np.testing.assert_allclose(transformer.std_, train.std(axis=0))  # population std (ddof=0)
-    test = rng.normal(2.0, 3.0, size=(10, 4))
-    out64 = transformer.transform(test)
-    assert out64.dtype == np.float64 and set(np.unique(out64)) <= {-1.0, 0.0, 1.0}
-    assert np.all(out64[:, 3] == 0)
-    assert fne.FNETransformer().fit(train.astype("float32")).transform(test.astype("float32")).dtype == np.float32
-    layer_out = keras.ops.convert_to_numpy(transformer.to_layer()(test.astype("float32")))
-    np.testing.assert_array_equal(layer_out, out64.astype("float32"))
-    with pytest.raises(ValueError, match="X has 3 features, but FNETransformer is expecting 4 features"):
-        transformer.transform(test[:, :3])
-
-
-def test_fne_layer_adapts_on_a_dataset_of_batches_like_normalization():
-    import tensorflow as tf
-
-    features = np.random.default_rng(2).normal(size=(37, 5)).astype("float32")
-    from_array, from_batches = fne.FullNetworkEmbedding(discretize=False), fne.FullNetworkEmbedding(discretize=False)
-    from_array.adapt(features)
-    from_batches.adapt(tf.data.Dataset.from_tensor_slices(features).batch(8))
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(from_batches.mean), features.mean(axis=0), rtol=1e-5)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(from_batches(features)),
-                               keras.ops.convert_to_numpy(from_array(features)), atol=1e-5)
-    with pytest.raises(ValueError, match=r"shape \(37, 3\).*\(None, 5\)"):
-        from_array.adapt(features[:, :3])
-
-
-def test_plots_return_figures_take_axes_and_save_only_when_asked(tmp_path):
-    import matplotlib.pyplot as plt
-
-    figure = plots.plot_confusion_matrix(np.array([[3, 1], [0, 4]]), ["cat", "dog"])
-    assert isinstance(figure, plt.Figure) and not list(tmp_path.iterdir())
-    assert [text.get_text() for text in figure.axes[0].texts] == ["3", "1", "0", "4"]
-    outer, (left, right) = plt.subplots(1, 2)
-    assert plots.plot_few_shot({"fne": {1: {"mean": 0.5, "std": 0.1}, 5: {"mean": 0.8, "std": 0.05}}},
-                               ax=right) is outer
-    assert len(right.lines) >= 1 and not left.lines
-    plots.plot_word_map(np.zeros((2, 2)), ["a", "b"], tmp_path / "map.png")
-    assert (tmp_path / "map.png").read_bytes()[:4] == b"\x89PNG"
-    plt.close("all")
-
-
 def test_importing_the_toolkit_forces_no_matplotlib_backend():
     code = "import keras_tl.plots, matplotlib; print(matplotlib.get_backend())"
     finished = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
@@ -182,21 +199,3 @@ def _environment():
     return dict(os.environ)
 
 
-def test_one_call_fine_tune_runs_both_stages_and_returns_their_histories(tmp_path):
-    import tensorflow as tf
-
-    keras.utils.set_random_seed(0)
-    rng = np.random.default_rng(0)
-    labels = np.arange(24) % 2
-    images = rng.uniform(-1, 1, (24, 32, 32, 3)).astype("float32")
-    images[labels == 1, :16] += 1.0  # class 1 is brighter on top
-    batches = tf.data.Dataset.from_tensor_slices((images, np.eye(2, dtype="float32")[labels])).batch(8)
-    base = keras.applications.MobileNet(weights=None, include_top=False, input_shape=(32, 32, 3), alpha=0.25)
-    model, stages = keras_tl.fine_tune(base, batches, batches, epochs=2, freeze_epochs=1, learning_rate=1e-3,
-                                       unfreeze="4", run_dir=tmp_path, verbose=0)
-    assert list(stages) == ["head", "fine_tune"]
-    assert [len(stage["history"]) for stage in stages.values()] == [1, 2]
-    assert stages["fine_tune"]["learning_rate"] == pytest.approx(1e-4)
-    assert stages["head"]["trainable"] < stages["fine_tune"]["trainable"]
-    assert (tmp_path / "fine_tune" / "done.json").is_file() and not (tmp_path / "fine_tune" / "backup").exists()
-    assert model.output_shape == (None, 2)

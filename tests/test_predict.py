@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from keras_tl import classify, data, trained
-from keras_tl.fne import postprocessor
+from keras_tl.full_network_embedding import postprocessor
 from keras_tl.jobs import fine_tune, fne, predict
 
 FNE_ARGS = ["--train-per-class", "4", "--test-per-class", "2", "--image-size", "64", "--quiet"]
@@ -40,11 +40,6 @@ def photos(tmp_path_factory):
     (folder / "broken.jpg").write_bytes(b"not an image")
     Image.fromarray(data.sample_photos(32)[0]).save(folder / ".hidden.png")
     return folder
-
-
-@pytest.fixture(autouse=True)
-def decode_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("KERAS_TL_CACHE", str(tmp_path / "decode_cache"))
 
 
 def test_exported_fne_model_gives_the_scikit_learn_scores_and_loads_in_a_fresh_process(fne_run, tmp_path):

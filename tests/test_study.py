@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pytest
 
-from keras_tl import classify, studies
+from keras_tl import classify, experiments
 from keras_tl.jobs import study
 
 TINY = ["--sources", "mobilenet", "--targets", "animal_mnist", "--image-size", "32", "--train-per-class", "3",
@@ -52,15 +52,15 @@ def test_layers_study(tmp_path, cache_dir):
 def test_fne_study(tmp_path, cache_dir):
     results, report = run_study("fne", tmp_path, "--shots", "1", "3", "--cache-dir", str(cache_dir))
     result = results["results"]["mobilenet"]["animal_mnist"]
-    assert sorted(result["methods"]) == sorted(studies.FNE_METHODS)
-    assert sorted(result["ablation"]) == sorted(studies.ABLATION)
+    assert sorted(result["methods"]) == sorted(experiments.FNE_METHODS)
+    assert sorted(result["ablation"]) == sorted(experiments.ABLATION)
     assert {name: sorted(curve) for name, curve in result["shots"].items()} == {
-        name: ["1", "3"] for name in studies.CURVE_METHODS}
+        name: ["1", "3"] for name in experiments.CURVE_METHODS}
     assert all(0 <= value <= 1 for value in accuracies(result))
     for header in ("| method | animal_mnist |", "| post-processing | animal_mnist |", "| method | 1 | 3 |"):
         assert header in report
-    assert all(name in report for name in [*studies.FNE_METHODS, *studies.ABLATION])
-    fits = (len(studies.FNE_METHODS) + 2 * len(studies.CURVE_METHODS) + len(studies.ABLATION))
+    assert all(name in report for name in [*experiments.FNE_METHODS, *experiments.ABLATION])
+    fits = (len(experiments.FNE_METHODS) + 2 * len(experiments.CURVE_METHODS) + len(experiments.ABLATION))
     assert f"Linear SVMs (LinearSVC, C=1): {fits} fits, of which " in report
     assert (tmp_path / "figures" / "shots_mobilenet_animal_mnist.png").stat().st_size > 0
 
@@ -87,24 +87,24 @@ def test_tradeoff_study_resumes_from_its_parts(tmp_path):
 
 def test_split_pool_is_stratified_disjoint_and_seeded():
     labels = np.repeat(np.arange(3), 6)
-    train, test = studies.split_pool(labels, 2, 3, seed=0)
+    train, test = experiments.split_pool(labels, 2, 3, seed=0)
     assert np.bincount(labels[train]).tolist() == [2, 2, 2] and np.bincount(labels[test]).tolist() == [3, 3, 3]
     assert not set(train) & set(test)
-    assert [a.tolist() for a in studies.split_pool(labels, 2, 3, seed=0)] == [train.tolist(), test.tolist()]
+    assert [a.tolist() for a in experiments.split_pool(labels, 2, 3, seed=0)] == [train.tolist(), test.tolist()]
 
 
 def test_svm_fits_stopped_at_the_pass_cap_are_counted_not_hidden(monkeypatch):
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(3), 10)
-    pool = studies.Pool("src", "target", rng.normal(size=(30, 40)).astype("float32"), labels, ["a", "b", "c"],
+    pool = experiments.Pool("src", "target", rng.normal(size=(30, 40)).astype("float32"), labels, ["a", "b", "c"],
                         ["layer"], {"layer": np.arange(40)}, {"layer": 1.0})
     progress = type("Bar", (), {"update": lambda self, n: None})()
-    converged = studies._over_seeds(pool, "fne", "none", 5, 5, [0, 1], progress)
+    converged = experiments._over_seeds(pool, "fne", "none", 5, 5, [0, 1], progress)
     assert converged["unconverged"] == 0 and len(converged["values"]) == 2
     monkeypatch.setattr(classify, "SVM_MAX_ITER", 1)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the ConvergenceWarning is counted, not shown
-        stopped = studies._over_seeds(pool, "fne", "none", 5, 5, [0, 1], progress)
+        stopped = experiments._over_seeds(pool, "fne", "none", 5, 5, [0, 1], progress)
     assert stopped["unconverged"] == 2
     assert study.svm_fits({"t": {"m": stopped, "n": converged}, "energy_method": "x"}) == (4, 2)
 

@@ -206,16 +206,11 @@ def test_evaluation_files_ship_with_gensim_and_errors_are_clear(tmp_path):
 
 
 # ---------------------------------------------------------------------- loading
-def _write(path, data):
-    path.write_bytes(data if isinstance(data, bytes) else data.encode())
-    return path
-
-
-def test_glove_and_word2vec_text_and_binary_load_the_same_vectors(tmp_path):
+def test_glove_and_word2vec_text_and_binary_load_the_same_vectors(tmp_path, write_file):
     words, vectors = ["the", "café", "cat"], np.array([[1, 2, 3], [0, -1, 0.5], [3, 0, 0]], dtype=np.float32)
     body = "".join(f"{word} {' '.join(map(str, row))}\n" for word, row in zip(words, vectors))
-    glove_file = _write(tmp_path / "vectors.txt", body)
-    word2vec_file = _write(tmp_path / "vectors.w2v.txt", "3 3\n" + body.replace("\n", " \n"))
+    glove_file = write_file(tmp_path / "vectors.txt", body)
+    word2vec_file = write_file(tmp_path / "vectors.w2v.txt", "3 3\n" + body.replace("\n", " \n"))
     binary_file = tmp_path / "vectors.bin"
     binary_file.write_bytes(b"3 3\n" + b"".join(word.encode() + b" " + struct.pack("<3f", *row) + b"\n"
                                                 for word, row in zip(words, vectors)))
@@ -249,16 +244,16 @@ def test_glove_and_word2vec_text_and_binary_load_the_same_vectors(tmp_path):
     ("word2vec", "a 1 2\n", "line 1: expected a word2vec header 'count dimension'"),
     ("binary", b"2 2\na " + struct.pack("<2f", 1, 2) + b"\nb " + struct.pack("<f", 1), "ends inside vector 2"),
 ])
-def test_malformed_files_name_the_line(tmp_path, loader, content, message):
-    path = _write(tmp_path / "bad.txt", content)
+def test_malformed_files_name_the_line(tmp_path, loader, content, message, write_file):
+    path = write_file(tmp_path / "bad.txt", content)
     load = {"glove": WordVectors.load_glove, "word2vec": WordVectors.load_word2vec_format,
             "binary": lambda path: WordVectors.load_word2vec_format(path, binary=True)}[loader]
     with pytest.raises(VectorFormatError, match=message.replace("(", "\\(").replace(")", "\\)")):
         load(path)
 
 
-def test_non_utf8_bytes_follow_unicode_errors(tmp_path):
-    path = _write(tmp_path / "latin1.txt", b"the 1 0\ncaf\xe9 0 1\n")
+def test_non_utf8_bytes_follow_unicode_errors(tmp_path, write_file):
+    path = write_file(tmp_path / "latin1.txt", b"the 1 0\ncaf\xe9 0 1\n")
     with pytest.raises(VectorFormatError, match=r"line 2: the byte\(s\) b'\\xe9' at column 4 are not UTF-8") as caught:
         WordVectors.load_glove(path)
     assert caught.value.line == 2
@@ -268,8 +263,8 @@ def test_non_utf8_bytes_follow_unicode_errors(tmp_path):
         WordVectors.load_glove(path, unicode_errors="skip")
 
 
-def test_duplicate_words_keep_the_first_with_a_warning(tmp_path):
-    path = _write(tmp_path / "dup.txt", "a 1 0\nb 0 1\na 5 5\n")
+def test_duplicate_words_keep_the_first_with_a_warning(tmp_path, write_file):
+    path = write_file(tmp_path / "dup.txt", "a 1 0\nb 0 1\na 5 5\n")
     with pytest.warns(UserWarning, match=r"1 duplicate word\(s\) .* 'a' \(entries 1 and 3\)"):
         word_vectors = WordVectors.load_glove(path)
     assert word_vectors.index_to_key == ["a", "b"] and np.allclose(word_vectors["a"], [1, 0])
@@ -334,7 +329,7 @@ def test_cli_tour_writes_the_run_folder(tmp_path, capsys):
     assert json.loads((tmp_path / "config.json").read_text())["words"] == 50000
 
 
-def test_cli_commands_on_own_words(tmp_path, capsys, glove):
+def test_cli_commands_on_own_words(tmp_path, capsys, glove, write_file):
     common = ["--limit", "20000", "--quiet", "--output-dir"]
     report = _run(["neighbors", "frog", "--topn", "3"] + common + [str(tmp_path / "n")])
     assert report["results"]["neighbors"]["frog"] == glove.most_similar("frog", topn=3, restrict_vocab=20000)
@@ -342,8 +337,8 @@ def test_cli_commands_on_own_words(tmp_path, capsys, glove):
                             "--projection", "both", "--clusters", "2"])
     assert report["results"]["clusters"] == [["cat", "dog", "cow"], ["paris", "rome", "berlin"]]
     assert (tmp_path / "p/figures/map_tsne.png").exists() and (tmp_path / "p/figures/map_pca.png").exists()
-    questions = _write(tmp_path / "q.txt", ": family\nman woman king queen\nman woman boy girl\n")
-    pairs = _write(tmp_path / "pairs.tsv", "cat\tdog\t8\ncat\tcar\t2\ncar\ttruck\t7\n")
+    questions = write_file(tmp_path / "q.txt", ": family\nman woman king queen\nman woman boy girl\n")
+    pairs = write_file(tmp_path / "pairs.tsv", "cat\tdog\t8\ncat\tcar\t2\ncar\ttruck\t7\n")
     report = _run(["evaluate", "--analogies", str(questions), "--pairs", str(pairs)] + common + [str(tmp_path / "e")])
     assert report["metrics"]["analogies"]["accuracy"] == 1.0 and report["metrics"]["pairs"]["spearman"] == 1.0
     capsys.readouterr()

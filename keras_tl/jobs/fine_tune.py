@@ -1,9 +1,10 @@
 """The fine-tuning job, ``python -m keras_tl.fine_tune``: the recipe of :mod:`keras_tl.recipe` on a dataset.
 
-Modes (``--mode``): ``head`` (stage head only: feature extraction plus a trained head);
-``partial`` (``--unfreeze``: the top N layers that have weights, a layer and everything above it,
-or named blocks); ``full`` (every layer); ``scratch`` (random weights, every layer trains from the
-start: the baseline that shows what the ImageNet weights are worth).
+What trains after the head stage (``--unfreeze``, the recipe's ``unfreeze``): ``all`` (every
+layer, the default), ``none`` (the head only: feature extraction plus a trained head), ``N`` (the
+top N layers that have weights), a layer and everything above it, or named blocks.
+``--from-scratch``: random weights, every layer trains from the start (the baseline that shows
+what the ImageNet weights are worth). The older ``--mode head|partial|full|scratch`` still works.
 
 The job loads the data, holds out a validation part of train, builds the model under the
 ``tf.distribute`` strategy, runs the stages (resumable: a killed run started again with the same
@@ -24,21 +25,21 @@ from keras_tl import augment, classify, data, distribute, freezing, messages, op
 from keras_tl.jobs import cli
 from keras_tl.sources import get_source
 
-MODES = ("head", "partial", "full", "scratch")
-DEFAULT_UNFREEZE = "8"  # partial: the top 8 layers with weights (MobileNet: its last two blocks)
+MODES = ("head", "partial", "full", "scratch")  # the older --mode, still read: what each means in --unfreeze
+MODE_UNFREEZE = {"head": "none", "full": "all", "scratch": "all"}
+DEFAULT_UNFREEZE = "8"  # --mode partial: the top 8 layers with weights (MobileNet: its last two blocks)
 MIX_ALPHA = {"mixup": 0.2, "cutmix": 1.0}  # the papers' usual choices for ImageNet
 NOT_SETTINGS = ("output_dir", "quiet", "tensorboard", "verbose")  # options that may change when a run resumes
 
 EXAMPLES = """examples:
-  python -m keras_tl.fine_tune                      # MobileNet on Animal-MNIST, full, a few minutes on a CPU
-  python -m keras_tl.fine_tune --mode head          # frozen base + trained head (feature extraction)
-  python -m keras_tl.fine_tune --mode partial       # the top 8 layers that have weights (MobileNet's last 2 blocks)
-  python -m keras_tl.fine_tune --mode partial --unfreeze 20          # the top 20 layers that have weights
-  python -m keras_tl.fine_tune --mode partial --unfreeze conv_dw_11  # conv_dw_11 and every layer above it
-  python -m keras_tl.fine_tune --mode partial --unfreeze conv_dw_13,conv_pw_13   # these blocks only
-  python -m keras_tl.fine_tune --mode full --lr-ratio 0.01        # discriminative rates: bottom at lr/100
-  python -m keras_tl.fine_tune --mode full --lora-rank 4          # LoRA on the 1x1 convolutions
-  python -m keras_tl.fine_tune --mode scratch --epochs 20         # the "hero" baseline, random weights
+  python -m keras_tl.fine_tune                      # MobileNet on Animal-MNIST, every layer, a few minutes on a CPU
+  python -m keras_tl.fine_tune --unfreeze none      # frozen base + trained head (feature extraction)
+  python -m keras_tl.fine_tune --unfreeze 8         # the top 8 layers that have weights (MobileNet's last 2 blocks)
+  python -m keras_tl.fine_tune --unfreeze conv_dw_11               # conv_dw_11 and every layer above it
+  python -m keras_tl.fine_tune --unfreeze conv_dw_13,conv_pw_13    # these blocks only
+  python -m keras_tl.fine_tune --lr-ratio 0.01      # discriminative rates: the bottom at a hundredth of the rate
+  python -m keras_tl.fine_tune --lora-rank 4        # LoRA on the 1x1 convolutions
+  python -m keras_tl.fine_tune --from-scratch --epochs 20         # the "hero" baseline, random weights
   python -m keras_tl.fine_tune --mix cutmix --rotation 0          # CutMix, no rotations
   python -m keras_tl.fine_tune --dataset ~/data/flowers --source resnet50 --output-dir runs/flowers
   python -m keras_tl.fine_tune --strategy mirrored --mixed-precision --batch-size 64   # all GPUs of a node
@@ -55,24 +56,19 @@ def make_parser():
         "a new head first, then part or all of the network at a tenth of the learning rate.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     what = parser.add_argument_group("source and data")
-    what.add_argument("--source", default="mobilenet", help="keras.applications model (default: mobilenet)")
-    what.add_argument("--dataset", default="animal_mnist",
-                      help="animal_mnist, fashion_mnist, openclipart or a folder (see datasets/)")
-    what.add_argument("--image-size", type=int, default=None,
-                      help="input size in pixels (default: 96 for the built-in default, else the source's)")
-    what.add_argument("--train-per-class", type=int, default=None,
-                      help="keep N train images per class (default: 200 for the built-in default, else all)")
-    what.add_argument("--test-per-class", type=int, default=None,
-                      help="keep N test images per class (default: 100 for the built-in default, else all)")
+    cli.add_source_options(what, "96 for the built-in default, else the source's training size")
+    cli.add_dataset_options(what, ("200 for the built-in default, else all", "100 for the built-in default, "
+                                   "else all"))
     what.add_argument("--validation-fraction", type=float, default=0.2,
                       help="share of the train images held out for validation (default 0.2)")
     how = parser.add_argument_group("what trains")
-    how.add_argument("--mode", choices=MODES, default="full",
-                     help="head, partial, full or scratch (default full, like fastai's fine_tune: the head "
-                          "first, then every layer)")
-    how.add_argument("--unfreeze", default=None, metavar="N|LAYER|BLOCKS",
-                     help="partial mode: top N layers with weights, a layer and all above it, or comma-separated "
-                          f"block names (default {DEFAULT_UNFREEZE})")
+    how.add_argument("--unfreeze", default=None, metavar="all|none|N|LAYER|BLOCKS",
+                     help="what trains after the head stage: all (default, like fastai's fine_tune), none (the "
+                          "head only), the top N layers with weights, a layer and all above it, or "
+                          "comma-separated block names")
+    how.add_argument("--from-scratch", action="store_true",
+                     help="random weights, every layer trains from the start (the 'hero' baseline)")
+    cli.add_alias(how, "--mode", "mode", choices=MODES)
     how.add_argument("--freeze-bn", action="store_true", help="keep BatchNorm scale and offset frozen too")
     how.add_argument("--lora-rank", type=int, default=0, help="train LoRA factors of this rank instead of the "
                      "unfrozen Conv2D/Dense kernels (partial or full; default 0: off)")
@@ -86,8 +82,9 @@ def make_parser():
     fit.add_argument("--patience", type=int, default=3, help="early stopping patience in epochs (default 3)")
     fit.add_argument("--batch-size", type=int, default=32, help="images per replica per step (default 32)")
     fit.add_argument("--optimizer", choices=optimizers.OPTIMIZERS, default="adam")
-    fit.add_argument("--lr", type=float, default=1e-3, help="learning rate of the head stage; fine_tune "
-                     "uses a tenth (default 1e-3)")
+    fit.add_argument("--learning-rate", type=float, default=1e-3, help="learning rate of the head stage; "
+                     "fine_tune uses a tenth (default 1e-3)")
+    cli.add_alias(fit, "--lr", "learning_rate", type=float)
     fit.add_argument("--lr-ratio", type=float, default=1.0, help="discriminative rates: the bottom layer group "
                      "learns at this fraction of the head's rate (default 1: one rate for all)")
     fit.add_argument("--lr-groups", type=int, default=3, help="layer groups of the base for --lr-ratio (default 3)")
@@ -107,11 +104,8 @@ def make_parser():
     hardware.add_argument("--mixed-precision", action="store_true", help="mixed_float16 (GPU only)")
     hardware.add_argument("--jit-compile", action="store_true", help="compile the train step with XLA")
     out = parser.add_argument_group("output")
-    out.add_argument("--output-dir", default=None, help="run folder (default runs/fine_tune-<time>)")
     out.add_argument("--tensorboard", action="store_true", help="write TensorBoard logs into the run folder")
-    out.add_argument("--seed", type=int, default=0)
-    out.add_argument("--quiet", action="store_true", help="no plan and no progress bars")
-    cli.add_verbose(parser)
+    cli.add_output_options(out, "fine_tune")
     return parser
 
 
@@ -119,23 +113,43 @@ def parse_args(argv=None):
     """Parse and check ``argv``: a bad value stops here, before any work, with one ``error:`` line."""
     parser = make_parser()
     args = parser.parse_args(argv)
-    if args.dataset == parser.get_default("dataset"):
-        for name, default in (("train_per_class", 200), ("test_per_class", 100), ("image_size", 96)):
-            if getattr(args, name) is None:
-                setattr(args, name, default)
+    cli.fill_defaults(args, {"train_per_class": 200, "test_per_class": 100, "image_size": 96},
+                      when=args.dataset == parser.get_default("dataset"))
     cli.check_options(parser, args, image_size=cli.AT_LEAST_ONE, train_per_class=cli.AT_LEAST_ONE,
                       test_per_class=cli.AT_LEAST_ONE, validation_fraction=cli.FRACTION, lora_rank=cli.NOT_NEGATIVE,
                       lora_alpha=cli.POSITIVE, dropout=cli.FRACTION_OR_ZERO, epochs=cli.AT_LEAST_ONE,
                       freeze_epochs=cli.NOT_NEGATIVE, patience=cli.AT_LEAST_ONE, batch_size=cli.AT_LEAST_ONE,
-                      lr=cli.POSITIVE, lr_ratio=cli.UP_TO_ONE, lr_groups=cli.AT_LEAST_ONE, zoom=cli.FRACTION_OR_ZERO,
-                      rotation=cli.FRACTION_OR_ZERO, translation=cli.FRACTION_OR_ZERO, mix_alpha=cli.POSITIVE)
-    if args.unfreeze is not None and args.mode != "partial":
-        parser.error(f"--unfreeze chooses layers for --mode partial; this is --mode {args.mode}.")
-    if args.freeze_bn and args.mode == "scratch":
-        parser.error("--freeze-bn keeps ImageNet's BatchNorm statistics; --mode scratch has none to keep.")
-    if args.lora_rank and args.mode not in ("partial", "full"):
-        parser.error(f"--lora-rank adapts the unfrozen layers of --mode partial or full; this is --mode {args.mode}.")
+                      learning_rate=cli.POSITIVE, lr_ratio=cli.UP_TO_ONE, lr_groups=cli.AT_LEAST_ONE,
+                      zoom=cli.FRACTION_OR_ZERO, rotation=cli.FRACTION_OR_ZERO, translation=cli.FRACTION_OR_ZERO,
+                      mix_alpha=cli.POSITIVE)
+    read_mode(parser, args)
+    if args.freeze_bn and args.from_scratch:
+        parser.error("--freeze-bn keeps ImageNet's BatchNorm statistics; --from-scratch has none to keep.")
+    if args.lora_rank and (args.from_scratch or args.unfreeze == "none"):
+        parser.error("--lora-rank adapts the unfrozen layers of a pretrained base; "
+                     + ("--from-scratch trains every weight itself." if args.from_scratch
+                        else "--unfreeze none trains the head only."))
     return args
+
+
+def read_mode(parser, args):
+    """Turn the older ``--mode`` into ``--unfreeze`` and ``--from-scratch``; ``--unfreeze`` defaults to all."""
+    mode = vars(args).pop("mode", None)
+    if mode is not None:
+        if args.unfreeze is not None and mode != "partial":
+            parser.error(f"--unfreeze chooses layers for --mode partial; this is --mode {mode}.")
+        args.unfreeze = args.unfreeze or MODE_UNFREEZE.get(mode, DEFAULT_UNFREEZE)
+        args.from_scratch = args.from_scratch or mode == "scratch"
+    if args.from_scratch and args.unfreeze not in (None, "all"):
+        parser.error(f"--from-scratch trains every layer; --unfreeze {args.unfreeze} has nothing to choose.")
+    args.unfreeze = args.unfreeze or "all"
+
+
+def describe_training(args):
+    """What trains, in a few words: "from scratch", "the head only", "all layers" or "unfreeze <spec>"."""
+    if args.from_scratch:
+        return "from scratch"
+    return {"none": "the head only", "all": "all layers"}.get(args.unfreeze, f"unfreeze {args.unfreeze}")
 
 
 def settings_of(args):
@@ -167,12 +181,12 @@ def choose_run_dir(output_dir, settings):
 
 
 def recipe_of(args):
-    """The :class:`keras_tl.recipe.Recipe` that ``--mode`` and the training options describe."""
-    unfreeze = {"head": None, "partial": args.unfreeze or DEFAULT_UNFREEZE}.get(args.mode, "all")
-    return recipe.Recipe(epochs=args.epochs, freeze_epochs=args.freeze_epochs, learning_rate=args.lr,
-                         lr_ratio=args.lr_ratio, lr_groups=args.lr_groups, unfreeze=unfreeze,
-                         freeze_bn=args.freeze_bn, lora_rank=args.lora_rank, lora_alpha=args.lora_alpha,
-                         optimizer=args.optimizer, patience=args.patience, from_scratch=args.mode == "scratch",
+    """The :class:`keras_tl.recipe.Recipe` that the training options describe."""
+    return recipe.Recipe(epochs=args.epochs, freeze_epochs=args.freeze_epochs, learning_rate=args.learning_rate,
+                         lr_ratio=args.lr_ratio, lr_groups=args.lr_groups,
+                         unfreeze=None if args.unfreeze == "none" else args.unfreeze, freeze_bn=args.freeze_bn,
+                         lora_rank=args.lora_rank, lora_alpha=args.lora_alpha, optimizer=args.optimizer,
+                         patience=args.patience, from_scratch=args.from_scratch,
                          jit_compile=True if args.jit_compile else "auto", seed=args.seed)
 
 
@@ -199,16 +213,14 @@ def load_splits(args, strategy):
 
 
 def build_model(args, source, image_size, num_classes, settings, strategy):
-    """The base, the classifier around it, the layers the recipe tunes and the LoRA targets."""
+    """The base, the classifier around it (:func:`keras_tl.recipe.build_model`), the layers the recipe
+    tunes, the LoRA targets and the augmentation layers."""
     with strategy.scope():
-        base = source.build(weights=None if settings.from_scratch else "imagenet", include_top=False,
-                            image_size=image_size)
-        tuned = recipe.set_trainable(base, "all" if settings.from_scratch else settings.unfreeze, args.freeze_bn)
         augmentation = None if args.no_augment else augment.augmentation_layers(
             None if args.flip == "none" else args.flip, args.zoom, args.rotation, args.translation, seed=args.seed)
-        model = recipe.build_classifier(base, num_classes, augmentation, args.dropout,
-                                        bn_inference=not settings.from_scratch)
-        targets = recipe.lora_targets(base, settings)
+        base, model, targets = recipe.build_model(source.name, num_classes, settings, image_size, augmentation,
+                                                  args.dropout)
+        tuned = freezing.set_trainable(base, settings.unfrozen, settings.freeze_bn)
     return base, model, tuned, targets, augmentation
 
 
@@ -217,9 +229,9 @@ def print_plan(say, args, run_dir, resuming, source, image_size, dataset, sizes,
     """What the run will do, before it starts (the design notes' convention)."""
     mix_alpha = args.mix_alpha or MIX_ALPHA.get(args.mix, 0.0)
     say(f"{'Resuming' if resuming else 'Fine-tuning'} in {run_dir}")
-    say(f"  source:    {source.name} ({'random' if args.mode == 'scratch' else 'ImageNet'} weights), "
-        f"{image_size}x{image_size} px, mode {args.mode}")
-    say(f"  trains:    {'the head only' if args.mode == 'head' else recipe.describe_layers(tuned)}"
+    say(f"  source:    {source.name} ({'random' if args.from_scratch else 'ImageNet'} weights), "
+        f"{image_size}x{image_size} px, {describe_training(args)}")
+    say(f"  trains:    {'the head only' if args.unfreeze == 'none' else messages.describe_layers(tuned)}"
         + (f"; LoRA rank {args.lora_rank} on {len(targets)} layers" if args.lora_rank else "")
         + ("; BatchNorm frozen" if args.freeze_bn else ""))
     say(f"  data:      {dataset.name}, {len(dataset.class_names)} classes: {sizes['train']} train, "
@@ -262,9 +274,10 @@ def run(args):
     print_plan(say, args, run_dir, resuming, source, image_size, dataset, sizes, tuned, targets, augmentation,
                strategy, batch_size, settings.stages())
 
-    train, validation, test = recipe.make_pipelines(source, image_size, splits, len(dataset.class_names), batch_size,
-                                             args.mix, args.mix_alpha or MIX_ALPHA.get(args.mix, 0.0), args.seed,
-                                             shard=args.strategy == "multi-worker")
+    mix_alpha = args.mix_alpha or MIX_ALPHA.get(args.mix, 0.0)
+    train, validation, test = data.training_pipelines(source, image_size, splits, len(dataset.class_names),
+                                                      batch_size, args.mix, mix_alpha, args.seed,
+                                                      shard=args.strategy == "multi-worker")
     tensorboard = (lambda stage: [keras.callbacks.TensorBoard(str(run_dir / "tensorboard" / stage.name))]
                    ) if args.tensorboard else ()
     results = recipe.run_stages(model, base, settings, train, validation, run_dir, targets, tensorboard, strategy,
@@ -285,11 +298,11 @@ def evaluate_and_save(args, model, test, dataset, results, run_dir, source, size
         first_epoch = len(history) + 1
         history += [{**row, "epoch": first_epoch + index, "stage": name}
                     for index, row in enumerate(result.pop("history"))]
-    predicted = recipe.predict_classes(model, test)
+    predicted = classify.predict_classes(model, test)
     evaluation = classify.evaluate_predictions(dataset.test.labels, predicted, dataset.class_names)
     with runs.atomic_path(run_dir / "model.keras") as temporary:
         model.save(temporary)
-    title = f"{source.name} {args.mode} on {dataset.name}"
+    title = f"{source.name} ({describe_training(args)}) on {dataset.name}"
     plots.plot_learning_curves(history, path=run_dir / "figures" / "learning_curves.png", title=title)
     plots.plot_confusion_matrix(evaluation["confusion_matrix"], dataset.class_names,
                                 path=run_dir / "figures" / "confusion_matrix.png",
@@ -328,7 +341,5 @@ def print_summary(results, metrics, run_dir):
     print(f"Run folder: {run_dir}")
 
 
-
-
 def main(argv=None):
-    return cli.run_cli(parse_args, run, argv)
+    return cli.run_cli(parse_args, run, argv, make_parser=make_parser)

@@ -2,8 +2,9 @@
 
 Loads a finished ``fine_tune`` or ``fne`` run (:func:`keras_tl.trained.load_run`), reads the
 images with the run's own size and preprocessing, and prints each file's top classes: softmax
-probabilities for a fine-tuned network, linear-SVM decision scores for an FNE run. ``--out``
-writes them as CSV; ``--explain`` saves a Grad-CAM figure per image (fine-tuned runs).
+probabilities for a fine-tuned network, linear-SVM decision scores for an FNE run.
+``--output-dir`` writes them as ``predictions.csv`` there; ``--explain`` saves a Grad-CAM figure per
+image (fine-tuned runs) there, else in ``RUN_DIR/explain``.
 """
 import argparse
 import csv
@@ -15,12 +16,12 @@ from keras_tl.messages import format_table
 
 EXAMPLES = """examples:
   python -m keras_tl.predict runs/fine_tune-20260101-120000 photo.jpg          # top 5 classes
-  python -m keras_tl.predict runs/fne-20260101-120000 ~/photos --top-k 3 --out preds.csv
+  python -m keras_tl.predict runs/fne-20260101-120000 ~/photos --top-k 3 --output-dir runs/photos
   python -m keras_tl.predict runs/fine_tune-20260101-120000 photo.jpg --explain  # + Grad-CAM figures
 """
 
 
-def parse_args(argv=None):
+def make_parser():
     parser = argparse.ArgumentParser(
         prog="python -m keras_tl.predict", description="Predict the classes of new images with a finished "
         "fine_tune or fne run.", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -28,12 +29,19 @@ def parse_args(argv=None):
     parser.add_argument("images", metavar="IMAGE_OR_FOLDER", nargs="+",
                         help="image files, or folders searched for images (hidden files left out)")
     parser.add_argument("--top-k", type=int, default=5, help="classes shown per image (default 5)")
-    parser.add_argument("--out", default=None, help="also write the predictions to this CSV file")
     parser.add_argument("--explain", action="store_true", help="fine_tune runs: save a Grad-CAM figure per "
-                        "image in the --out file's folder, else RUN_DIR/explain")
+                        "image in --output-dir, else RUN_DIR/explain")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--output-dir", default=None, metavar="DIR",
+                        help="also write predictions.csv (and the --explain figures) into this folder")
+    parser.add_argument("--out", default=None, help=argparse.SUPPRESS)  # older: the CSV file itself
     parser.add_argument("--quiet", action="store_true", help="no plan and no progress bar")
     cli.add_verbose(parser)
+    return parser
+
+
+def parse_args(argv=None):
+    parser = make_parser()
     args = parser.parse_args(argv)
     cli.check_options(parser, args, top_k=cli.AT_LEAST_ONE, batch_size=cli.AT_LEAST_ONE)
     return args
@@ -73,11 +81,13 @@ def run(args):
     top = [entry for start in range(0, len(files), args.batch_size)
            for entry in model.top_k(files[start:start + args.batch_size], args.top_k)]
     print_table(files, top, model.score_name)
-    if args.out:
-        write_csv(args.out, files, top, model.score_name)
-        print(f"Predictions: {args.out}")
+    output_dir = pathlib.Path(args.output_dir) if args.output_dir else None
+    csv_path = args.out or (output_dir / "predictions.csv" if output_dir else None)
+    if csv_path:
+        write_csv(csv_path, files, top, model.score_name)
+        print(f"Predictions: {csv_path}")
     if args.explain:
-        folder = pathlib.Path(args.out).parent if args.out else model.run_dir / "explain"
+        folder = output_dir or (pathlib.Path(args.out).parent if args.out else model.run_dir / "explain")
         explain(model, files, top, folder)
         print(f"Grad-CAM figures: {folder}")
     if bad:
@@ -115,4 +125,4 @@ def explain(model, files, top, folder):
 
 
 def main(argv=None):
-    return cli.run_cli(parse_args, run, argv)
+    return cli.run_cli(parse_args, run, argv, make_parser=make_parser)

@@ -1,6 +1,6 @@
 """The study job, ``python -m keras_tl.study {layers,fne,tradeoff}``: the course's claims, measured here.
 
-Each study runs the experiment of :mod:`keras_tl.studies` on every offline target that is
+Each study runs the experiment of :mod:`keras_tl.experiments` on every offline target that is
 installed, repeats it over ``--seeds`` seeded splits, and writes ``report.md`` (tables of
 mean ± std), ``figures/*.png`` and ``results.json`` into its folder. Features come from the
 feature cache shared with the fne job, and each finished tradeoff run is kept in ``parts/``,
@@ -11,66 +11,65 @@ import json
 import shlex
 import sys
 
-from keras_tl import classify, messages, plots, runs, sources, studies
+from keras_tl import classify, experiments, messages, plots, runs, sources
 from keras_tl.jobs import cli
+from keras_tl.offline import OFFLINE_SOURCES
 
 STUDIES = ("layers", "fne", "tradeoff")
-OFFLINE_SOURCES = ("mobilenet", "efficientnet_lite0", "squeezenet1_1")
 DEFAULTS = {  # quick on a 2-core CPU / --full, for a GPU or a Slurm job
     "image_size": (64, 128), "train_per_class": (20, 50), "test_per_class": (20, 50), "seeds": (3, 5),
     "shots": ([1, 5, 10, 25, 50], [1, 5, 10, 25, 50, 100]), "epochs": (8, 20), "layer_step": (3, 1),
 }
 EXAMPLES = """examples:
   python -m keras_tl.study layers                  # every offline source, every 3rd layer, each offline target
-  python -m keras_tl.study fne --targets animal_mnist ~/data/flowers
+  python -m keras_tl.study fne --dataset animal_mnist ~/data/flowers
   python -m keras_tl.study tradeoff --seeds 5
   python -m keras_tl.study layers --full           # every layer, larger images and sets (GPU or Slurm)
 """
 
 
-def parse_args(argv=None):
+def make_parser():
     parser = argparse.ArgumentParser(
         prog="python -m keras_tl.study", description="Run one study of transfer learning and write report.md, "
         "figures and results.json (every number a mean ± std over seeded splits).",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("study", choices=STUDIES)
-    parser.add_argument("--sources", nargs="+", default=None,
+    parser.add_argument("--source", nargs="+", default=None, metavar="SOURCE",
                         help="sources (default: layers every offline one, else mobilenet)")
-    parser.add_argument("--targets", nargs="+", default=list(studies.OFFLINE_TARGETS),
-                        help="datasets: named ones or folders (default: the offline ones that are installed; "
-                             "tradeoff: animal_mnist)")
-    parser.add_argument("--image-size", type=int, default=None, help="pixels (default 64; --full 128)")
-    parser.add_argument("--train-per-class", type=int, default=None, help="train images per class (default 20)")
-    parser.add_argument("--test-per-class", type=int, default=None, help="test images per class (default 20)")
+    cli.add_alias(parser, "--sources", "source", nargs="+")
+    parser.add_argument("--image-size", type=int, default=None, help="input size in pixels (default 64; --full 128)")
+    cli.add_dataset_options(parser, ("20; --full 50", "20; --full 50"), several=True)
     parser.add_argument("--seeds", type=int, default=None, help="seeded splits per number (default 3; --full 5)")
-    parser.add_argument("--seed", type=int, default=0, help="the first seed (the others follow it)")
     parser.add_argument("--shots", type=int, nargs="+", default=None,
                         help="fne: training images per class of the curve (default 1 5 10 25 50)")
     parser.add_argument("--layer-step", type=int, default=None, help="layers: every Nth fne layer (default 3; "
                         "--full 1); the last layer is always in")
     parser.add_argument("--epochs", type=int, default=None, help="tradeoff: epochs of training, after 2 "
                         "epochs of the new head for fine-tuning; early stopping with patience 3 (default 8)")
-    parser.add_argument("--methods", nargs="+", choices=list(studies.TRADEOFF_METHODS),
-                        default=list(studies.TRADEOFF_METHODS), help="tradeoff: the methods (default: all)")
+    parser.add_argument("--methods", nargs="+", choices=list(experiments.TRADEOFF_METHODS),
+                        default=list(experiments.TRADEOFF_METHODS), help="tradeoff: the methods (default: all)")
     parser.add_argument("--full", action="store_true", help="the whole grid: every layer, 128 px, 50 images "
                         "per class, 5 seeds, 20 epochs")
-    parser.add_argument("--output-dir", default=None, help="study folder (default runs/study-<name>-<time>)")
-    parser.add_argument("--cache-dir", default="runs/feature_cache", help="feature cache shared with the fne job")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    cli.add_verbose(parser)
+    cli.add_output_options(parser, "study-<name>", cache=True, seed=False)
+    parser.add_argument("--seed", type=int, default=0, help="the first seed (the others follow it; default 0)")
+    return parser
+
+
+def parse_args(argv=None):
+    parser = make_parser()
     args = parser.parse_args(argv)
     args.command = "python -m keras_tl.study " + shlex.join(sys.argv[1:] if argv is None else argv)
     for name, (quick, full) in DEFAULTS.items():
         if getattr(args, name) is None:
             setattr(args, name, full if args.full else quick)
-    if args.sources is None:
-        args.sources = list(OFFLINE_SOURCES) if args.study == "layers" else ["mobilenet"]
-    if args.study == "tradeoff" and args.targets == parser.get_default("targets"):
-        args.targets = ["animal_mnist"]
+    if args.source is None:
+        args.source = list(OFFLINE_SOURCES) if args.study == "layers" else ["mobilenet"]
+    if args.dataset is None:
+        args.dataset = ["animal_mnist"] if args.study == "tradeoff" else list(experiments.OFFLINE_TARGETS)
     cli.check_options(parser, args, image_size=cli.AT_LEAST_ONE, train_per_class=cli.AT_LEAST_ONE,
                       test_per_class=cli.AT_LEAST_ONE, seeds=cli.AT_LEAST_ONE, shots=cli.AT_LEAST_ONE,
                       layer_step=cli.AT_LEAST_ONE, epochs=cli.AT_LEAST_ONE)
-    for name in args.sources:
+    for name in args.source:
         sources.get_source(name)  # an unknown source is an error now, with the close matches
     return args
 
@@ -78,16 +77,16 @@ def parse_args(argv=None):
 def run(args):
     """Run the study; write report.md, figures and results.json; return the results."""
     verbose = not args.quiet
-    targets, missing = studies.available_targets(args.targets)
+    targets, missing = experiments.available_targets(args.dataset)
     if not targets:
         raise ValueError("None of the targets is available: " + "; ".join(f"{k}: {v}" for k, v in missing.items()))
     run_dir = runs.make_run_dir(args.output_dir, f"study-{args.study}")  # only once there is something to run
     seeds = list(range(args.seed, args.seed + args.seeds))
     if verbose:
-        print(f"Study {args.study}: sources {', '.join(args.sources)}; targets {', '.join(targets)}"
+        print(f"Study {args.study}: sources {', '.join(args.source)}; targets {', '.join(targets)}"
               + (f" (missing: {', '.join(missing)})" if missing else "")
               + f"; {args.image_size} px; seeds {seeds}; output {run_dir}", flush=True)
-    study = {"layers": layers_study, "fne": fne_study, "tradeoff": tradeoff_study}[args.study]
+    study = {"layers": report_layers, "fne": report_fne, "tradeoff": report_tradeoff}[args.study]
     results, sections = study(args, targets, seeds, run_dir, verbose)
     settings = {key: value for key, value in vars(args).items() if key not in ("quiet", "verbose")}
     runs.write_json(run_dir / "results.json", {"study": args.study, "settings": settings, "seeds": seeds,
@@ -97,21 +96,21 @@ def run(args):
     return results
 
 
-# ----------------------------------------------------------------------------- the three studies
+# ----------------------------------------------------------------------------- the three studies' reports
 
 
-def layers_study(args, targets, seeds, run_dir, verbose):
+def report_layers(args, targets, seeds, run_dir, verbose):
     results, sections = {}, []
-    for source in args.sources:
+    for source in args.source:
         results[source] = {}
         for target in targets:
-            pool = studies.pool_features(source, target, args.image_size, args.train_per_class, args.test_per_class,
+            pool = experiments.pool_features(source, target, args.image_size, args.train_per_class, args.test_per_class,
                                          args.cache_dir, verbose=verbose)
             chosen = sorted(set(pool.layers[::args.layer_step] + pool.layers[-1:]), key=pool.layers.index)
-            results[source][target] = studies.layer_study(pool, chosen, args.train_per_class,
+            results[source][target] = experiments.layer_study(pool, chosen, args.train_per_class,
                                                           args.test_per_class, seeds, verbose=verbose)
         figure = f"figures/layers_{source}.png"
-        studies.plot_layers({t: r["layers"] for t, r in results[source].items()},
+        plots.plot_layers({t: r["layers"] for t, r in results[source].items()},
                             {t: r["fne"] for t, r in results[source].items()}, path=run_dir / figure,
                             title=f"{source}: one linear SVM per layer ({args.image_size} px)")
         rows = [[target, f"{layer} ({entry['depth']:.2f})", entry["dimensions"], mean_std(entry)]
@@ -128,14 +127,14 @@ def layers_study(args, targets, seeds, run_dir, verbose):
     return results, sections
 
 
-def fne_study(args, targets, seeds, run_dir, verbose):
+def report_fne(args, targets, seeds, run_dir, verbose):
     results, sections = {}, []
-    for source in args.sources:
+    for source in args.source:
         results[source] = {}
         for target in targets:
-            pool = studies.pool_features(source, target, args.image_size, max(args.train_per_class, *args.shots),
+            pool = experiments.pool_features(source, target, args.image_size, max(args.train_per_class, *args.shots),
                                          args.test_per_class, args.cache_dir, verbose=verbose)
-            result = results[source][target] = studies.fne_study(pool, args.train_per_class, args.test_per_class,
+            result = results[source][target] = experiments.fne_study(pool, args.train_per_class, args.test_per_class,
                                                                  args.shots, seeds, verbose=verbose)
             figure = f"figures/shots_{source}_{target}.png"
             plots.plot_few_shot(result["shots"], path=run_dir / figure,
@@ -144,20 +143,20 @@ def fne_study(args, targets, seeds, run_dir, verbose):
                              ["method"] + [str(shot) for shot in args.shots],
                              [[name] + [mean_std(curve[shot]) for shot in args.shots]
                               for name, curve in result["shots"].items()], figure))
-        methods = list(studies.FNE_METHODS)
+        methods = list(experiments.FNE_METHODS)
         sections.insert(0, (f"{source}: FNE against single-layer baselines ({args.train_per_class} train images "
                             "per class)", ["method"] + targets,
                             [[name] + [mean_std(results[source][t]["methods"][name]) for t in targets]
                              for name in methods], None))
         sections.insert(1, (f"{source}: the FNE's post-processing, ablated (all layers)", ["post-processing"] + targets,
                             [[name] + [mean_std(results[source][t]["ablation"][name]) for t in targets]
-                             for name in studies.ABLATION], None))
+                             for name in experiments.ABLATION], None))
     return results, sections
 
 
-def tradeoff_study(args, targets, seeds, run_dir, verbose):
+def report_tradeoff(args, targets, seeds, run_dir, verbose):
     results, sections = {}, []
-    source = args.sources[0]
+    source = args.source[0]
     # finished runs, kept per setting: a rerun with other settings trains anew instead of reusing them
     parts = run_dir / "parts" / (f"{source}-{args.image_size}px-{args.train_per_class}+{args.test_per_class}"
                                  f"-per-class-{args.epochs}-epochs")
@@ -173,16 +172,16 @@ def tradeoff_study(args, targets, seeds, run_dir, verbose):
                     if part.exists():
                         per_seed.append(json.loads(part.read_text()))
                     else:
-                        per_seed.append(studies.tradeoff_run(method, source, target, args.image_size,
+                        per_seed.append(experiments.tradeoff_run(method, source, target, args.image_size,
                                                              args.train_per_class, args.test_per_class, seed,
                                                              epochs=args.epochs))
                         runs.write_json(part, per_seed[-1])
                     progress.update(1)
-                results[target][method] = {key: studies.summary([entry[key] for entry in per_seed])
+                results[target][method] = {key: experiments.summary([entry[key] for entry in per_seed])
                                            for key in per_seed[0] if isinstance(per_seed[0][key], (int, float))}
                 results[target][method]["energy_method"] = per_seed[0]["energy_method"]
             figure = f"figures/tradeoff_{target}.png"
-            studies.plot_tradeoff(results[target], path=run_dir / figure,
+            plots.plot_tradeoff(results[target], path=run_dir / figure,
                                   title=f"{source} on {target}: accuracy against wall time")
             rows = [[method, mean_std(entry["accuracy"]), mean_std(entry["network_epochs"], ".1f"),
                      mean_std(entry["wall_seconds"], ".1f"),
@@ -221,7 +220,7 @@ def write_report(run_dir, args, targets, missing, seeds, sections, fits=(0, 0)):
 
     ``fits``: ``(SVM fits, those stopped at liblinear's pass cap)``, said under the settings."""
     lines = [f"# Study: {args.study}", "", f"Command: `{args.command}`", "",
-             f"Sources: {', '.join(args.sources)}. Targets: {', '.join(targets)}. Images: {args.image_size} px; "
+             f"Sources: {', '.join(args.source)}. Targets: {', '.join(targets)}. Images: {args.image_size} px; "
              f"{args.train_per_class} train and {args.test_per_class} test images per class (fewer where a class "
              f"has fewer). Every number: mean ± std over {len(seeds)} seeded split(s), seeds {seeds}.", ""]
     lines += [f"Not available here, skipped: {name} ({reason})." for name, reason in missing.items()]
@@ -231,9 +230,9 @@ def write_report(run_dir, args, targets, missing, seeds, sections, fits=(0, 0)):
                   "last pass)."]
     if args.study == "tradeoff":
         lines += ["", f"Energy: measured by codecarbon when installed, else process CPU seconds x "
-                      f"{studies.WATTS_PER_CPU_CORE:g} W (an assumed power per busy core). images/s: images "
+                      f"{experiments.WATTS_PER_CPU_CORE:g} W (an assumed power per busy core). images/s: images "
                       "passed through the network (training images x epochs, plus test) per wall second.", ""]
-        lines += [f"- {name}: {studies.TRADEOFF_METHODS[name]}" for name in args.methods]
+        lines += [f"- {name}: {experiments.TRADEOFF_METHODS[name]}" for name in args.methods]
     for title, headers, rows, figure in sections:
         lines += ["", f"## {title}", "", markdown_table(headers, rows)]
         if figure:
@@ -245,4 +244,4 @@ def write_report(run_dir, args, targets, missing, seeds, sections, fits=(0, 0)):
 
 
 def main(argv=None):
-    return cli.run_cli(parse_args, run, argv)
+    return cli.run_cli(parse_args, run, argv, make_parser=make_parser)

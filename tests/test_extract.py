@@ -1,72 +1,10 @@
+"""Feature extraction (keras_tl.extract): in-graph pooling, the resumable cache, ten-crop, and the one
+FeatureExtractor object with its feature info, pipeline and cache key."""
 import keras
 import numpy as np
 import pytest
-from sklearn.exceptions import NotFittedError
 
-from keras_tl import data, extract, fne, sources
-
-
-def test_fne_layer_standardises_and_discretises_hand_computed_vectors():
-    train = np.array([[0.0, 1.0, 2.0], [2.0, 1.0, 4.0], [4.0, 1.0, 0.0]], dtype="float32")
-    layer = fne.FullNetworkEmbedding()
-    layer.adapt(train)
-    std = np.sqrt(8 / 3)  # population std of (0, 2, 4) and of (2, 4, 0)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer.mean), [2, 1, 2])
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer.std), [std, 0, std], rtol=1e-6)
-    # z = (x - mean) / std: feature 1 has no spread, so it is 0 whatever comes in.
-    probe = np.array([[2 + 0.2 * std, 7.0, 2 - 0.2 * std],     # z = 0.2, 0, -0.2
-                      [2 - 0.3 * std, 1.0, 2 + 0.1 * std],     # z = -0.3, 0, 0.1
-                      [2 + 0.15 * std, 1.0, 2 - 0.25 * std]],  # exactly on the thresholds: 0
-                     dtype="float32")
-    expected = [[1, 0, 0], [-1, 0, 0], [0, 0, 0]]
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(probe)), expected)
-    standardise = fne.FullNetworkEmbedding(discretize=False)
-    standardise.adapt(train)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(standardise(probe))[:2],
-                               [[0.2, 0, -0.2], [-0.3, 0, 0.1]], atol=1e-5)
-
-
-def test_thresholds_are_configurable_and_checked():
-    layer = fne.FullNetworkEmbedding(lower=-1.0, upper=1.0)
-    layer.adapt(np.array([[0.0], [2.0]]))  # mean 1, std 1
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(np.array([[0.5], [2.5], [-0.5]]))), [[0], [1], [-1]])
-    with pytest.raises(ValueError, match="lower threshold must be below"):
-        fne.FullNetworkEmbedding(lower=0.5, upper=0.1)
-    with pytest.raises(ValueError, match="2-D array"):
-        fne.FullNetworkEmbedding().adapt(np.zeros((3, 2, 2)))
-
-
-def test_fne_layer_round_trips_through_a_keras_file(tmp_path):
-    rng = np.random.default_rng(0)
-    train = rng.normal(size=(50, 6)).astype("float32") * [1, 2, 3, 0, 5, 6]
-    layer = fne.FullNetworkEmbedding(lower=-0.3, upper=0.2)
-    layer.adapt(train)
-    inputs = keras.Input((6,))
-    model = keras.Model(inputs, layer(inputs))
-    model.save(tmp_path / "fne.keras")
-    loaded = keras.saving.load_model(tmp_path / "fne.keras")
-    restored = loaded.layers[-1]
-    assert isinstance(restored, fne.FullNetworkEmbedding) and restored.is_adapted
-    assert (restored.lower, restored.upper, restored.discretize) == (-0.3, 0.2, True)
-    probe = rng.normal(size=(20, 6)).astype("float32")
-    np.testing.assert_array_equal(loaded.predict(probe, verbose=0), model.predict(probe, verbose=0))
-    assert set(np.unique(model.predict(probe, verbose=0))) <= {-1.0, 0.0, 1.0}
-
-
-def test_sklearn_transformer_adapts_on_fit_and_refuses_before():
-    transformer = fne.FNETransformer()
-    with pytest.raises(NotFittedError):
-        transformer.transform(np.zeros((2, 3)))
-    fitted = transformer.fit(np.array([[0.0, 1.0], [2.0, 3.0]]))
-    np.testing.assert_array_equal(fitted.transform(np.array([[2.0, 0.0]])), [[1, -1]])
-    with pytest.raises(ValueError, match="X has 3 features, but FNETransformer is expecting 2 features"):
-        fitted.transform(np.zeros((1, 3)))
-
-
-@pytest.fixture(scope="module")
-def tiny_mobilenet():
-    keras.utils.set_random_seed(0)
-    return sources.get_source("mobilenet").build(weights=None, image_size=48)
+from keras_tl import data, extract, sources
 
 
 def test_in_graph_pooling_equals_numpy_pooling_of_full_maps(tiny_mobilenet):
@@ -104,7 +42,7 @@ def test_features_are_cached_and_an_interrupted_run_resumes(tiny_mobilenet, tmp_
                 raise KeyboardInterrupt
             yield batch
 
-    parts = ["mobilenet", "test-set"]
+    parts = "mobilenet-test-set"  # the cache key
     seen.clear()
     with pytest.raises(KeyboardInterrupt):
         extract.extract_features(extractor, image_set, interrupted, tmp_path, parts, chunk_size=4, verbose=False)

@@ -1,4 +1,4 @@
-"""Studies: the course's claims about transfer learning, measured as mean ± std over seeded splits.
+"""Experiments: the course's claims about transfer learning, measured as mean ± std over seeded splits.
 
 Three experiments, each a function that returns plain dicts (the job ``python -m keras_tl.study``
 turns them into a report):
@@ -12,8 +12,9 @@ turns them into a report):
 - :func:`tradeoff_study`: feature extraction against fine-tuning against training from scratch,
   with and without augmentation, with the cost of each.
 
-Features are extracted once per source and target from a *pool* of images, through the jobs'
-feature cache (the same cache entries as ``python -m keras_tl.fne``); every seed then draws its own
+Features are extracted once per source and target from a *pool* of images, through the
+:class:`~keras_tl.extract.FeatureExtractor` and its cache (the same cache entries as
+``python -m keras_tl.fne``); every seed then draws its own
 stratified train/test split from that pool (:func:`split_pool`), so the spread over seeds measures
 how much a result depends on which images were drawn.
 """
@@ -22,16 +23,15 @@ import time
 import warnings
 
 import keras
-import matplotlib.ticker
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import Normalizer
 
-from keras_tl import augment, classify, data, extract, plots, recipe, sources
+from keras_tl import augment, classify, data, extract, recipe, sources
 from keras_tl.messages import progress_bar
-from keras_tl.fne import DEFAULT_THRESHOLDS, FNETransformer, postprocessor
+from keras_tl.full_network_embedding import DEFAULT_THRESHOLDS, FNETransformer, postprocessor
 
 OFFLINE_TARGETS = ("animal_mnist", "fashion_mnist", "openclipart")
 WATTS_PER_CPU_CORE = 15.0  # energy estimate without codecarbon: CPU seconds x this power
@@ -81,31 +81,18 @@ def pool_features(source_name, target, image_size, train_per_class, test_per_cla
     """Extract (or read from the cache) the ``fne`` features of a pool: the target's first seeded
     ``train_per_class`` train and ``test_per_class`` test images per class (fewer where a class has fewer).
 
-    The cache entries are those of the fne job with the same source, target, size and images.
+    The cache entries are those of the fne job with the same source, layers, size and images.
     """
-    source = sources.get_source(source_name)
     dataset = data.load_dataset(target, seed=0, train_per_class=train_per_class,
                                 test_per_class=test_per_class, verbose=verbose)
-    model = source.build(weights="imagenet", image_size=image_size)
-    names = sources.layer_names(model, "fne")
-    extractor = extract.build_extractor(model, names)
-    parts = []
-    for split in ("train", "test"):
-        image_set = getattr(dataset, split)
-
-        def pipeline(subset):
-            return data.make_pipeline(subset, image_size, source.preprocess_input, batch_size)
-
-        cache_parts = [source.name, "imagenet", False, names, dataset.name, image_set.fingerprint(), image_size, split]
-        features, _ = extract.extract_features(extractor, image_set, pipeline, cache_dir, cache_parts, verbose=verbose)
-        parts.append(np.asarray(features))
-    offsets = np.cumsum([0] + [entry["channels"] for entry in sources.feature_info(model, names)])
-    positions = [layer.name for layer in model.layers]
-    return Pool(source.name, dataset.name, np.concatenate(parts), np.concatenate([dataset.train.labels,
-                                                                                   dataset.test.labels]),
-                list(dataset.class_names), names,
-                {name: np.arange(offsets[i], offsets[i + 1]) for i, name in enumerate(names)},
-                {name: positions.index(name) / (len(positions) - 1) for name in names})
+    extractor = extract.FeatureExtractor(source_name, "fne", image_size, batch_size=batch_size)
+    parts = [np.asarray(extractor.extract(image_set, cache_dir, verbose=verbose)[0])
+             for image_set in (dataset.train, dataset.test)]
+    info = extractor.feature_info
+    return Pool(extractor.source.name, dataset.name, np.concatenate(parts),
+                np.concatenate([dataset.train.labels, dataset.test.labels]), list(dataset.class_names),
+                extractor.layers, {entry["name"]: extractor.columns([entry["name"]]) for entry in info},
+                {entry["name"]: entry["depth"] for entry in info})
 
 
 def split_pool(labels, train_per_class, test_per_class, seed):
@@ -143,7 +130,7 @@ class GlobalDiscretizer(FNETransformer):
         return self
 
 
-POSTPROCESSING = {
+ABLATION_STEPS = {  # the post-processing steps the studies compare: name -> a new scikit-learn step
     "l2": lambda: postprocessor("l2"),
     "none": lambda: postprocessor("none"),
     "standardise": lambda: postprocessor("standardise"),
@@ -154,14 +141,14 @@ POSTPROCESSING = {
 
 
 def svm_accuracy(pool, layers, post, train, test, seed=0):
-    """Test accuracy of a LinearSVC on ``pool``'s ``layers`` after the ``post`` step of :data:`POSTPROCESSING`,
+    """Test accuracy of a LinearSVC on ``pool``'s ``layers`` after the ``post`` step of :data:`ABLATION_STEPS`,
     and whether liblinear converged within :data:`classify.SVM_MAX_ITER` passes.
 
     With fewer training images than features the SVM is fitted in the span of the training rows
     (:class:`classify.RowSpace`: the same classifier, much cheaper on raw 11,000-wide features).
     """
     columns = pool.select(layers)
-    classifier = classify.make_classifier(POSTPROCESSING[post](), seed=seed, row_space=len(train) < len(columns))
+    classifier = classify.make_classifier(ABLATION_STEPS[post](), seed=seed, row_space=len(train) < len(columns))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # counted instead, from n_iter_
         classifier.fit(pool.features[train][:, columns], pool.labels[train])
@@ -222,7 +209,7 @@ def fne_study(pool, train_per_class, test_per_class, shots, seeds, verbose=False
 
 TRADEOFF_METHODS = {  # name: what it is, for the report
     "extraction": "FNE features of the frozen ImageNet network + linear SVM",
-    "fine-tune": "ImageNet network, new head, then every layer at lr/10 (keras_tl.fine_tune)",
+    "fine-tune": "ImageNet network, new head, then every layer at lr/10 (keras_tl.fine_tune_model)",
     "fine-tune+aug": "the same, with flip, zoom, rotation and translation",
     "scratch": "the same network with random weights, every layer trains",
     "scratch+aug": "the same, with augmentation",
@@ -289,15 +276,9 @@ def tradeoff_run(method, source_name, target, image_size, train_per_class, test_
 
 
 def _extraction(source, image_size, splits, seed, batch_size):
-    model = source.build(weights="imagenet", image_size=image_size)
-    names = sources.layer_names(model, "fne")
-    extractor = extract.build_extractor(model, names)
-
-    def pipeline(subset):
-        return data.make_pipeline(subset, image_size, source.preprocess_input, batch_size)
-
-    train_x, _ = extract.extract_features(extractor, splits["train"], pipeline, verbose=False)
-    test_x, _ = extract.extract_features(extractor, splits["test"], pipeline, verbose=False)
+    extractor = extract.FeatureExtractor(source, "fne", image_size, batch_size=batch_size)
+    train_x, _ = extractor.extract(splits["train"], verbose=False)
+    test_x, _ = extractor.extract(splits["test"], verbose=False)
     classifier = classify.make_classifier(postprocessor("fne"), seed=seed).fit(train_x, splits["train"].labels)
     accuracy = float(accuracy_score(splits["test"].labels, classifier.predict(test_x)))
     svm = classifier.named_steps["svm"]
@@ -305,56 +286,13 @@ def _extraction(source, image_size, splits, seed, batch_size):
 
 
 def _fine_tune(method, source, image_size, splits, num_classes, seed, epochs, freeze_epochs, batch_size):
-    train, validation, test = recipe.make_pipelines(source, image_size, splits, num_classes, batch_size, seed=seed)
+    train, validation, test = data.training_pipelines(source, image_size, splits, num_classes, batch_size, seed=seed)
     augmentation = augment.augmentation_layers(seed=seed) if method.endswith("+aug") else None
-    model, stages = recipe.fine_tune(source.name, train, validation, num_classes=num_classes, image_size=image_size,
-                                     augmentation=augmentation, verbose=0, epochs=epochs,
-                                     freeze_epochs=freeze_epochs, from_scratch=method.startswith("scratch"),
-                                     seed=seed)
-    accuracy = float(np.mean(recipe.predict_classes(model, test) == splits["test"].labels))
+    model, stages = recipe.fine_tune_model(source.name, train, validation, num_classes=num_classes,
+                                           image_size=image_size, augmentation=augmentation, verbose=0, epochs=epochs,
+                                           freeze_epochs=freeze_epochs, from_scratch=method.startswith("scratch"),
+                                           seed=seed)
+    accuracy = float(np.mean(classify.predict_classes(model, test) == splits["test"].labels))
     network_epochs = sum(stage["epochs_trained_now"] for stage in stages.values())
     images = network_epochs * len(splits["train"]) + len(splits["test"])
     return accuracy, int(list(stages.values())[-1]["trainable"]), images, network_epochs
-
-
-# ----------------------------------------------------------------------------- figures
-
-
-def plot_layers(curves, fne, path=None, title="Accuracy of single layers", ax=None):
-    """Accuracy (mean ± std) against relative depth, one curve per target, the FNE as a dashed line.
-
-    ``curves`` maps a target to ``layer_study(...)["layers"]``; ``fne`` maps it to the FNE's summary.
-    """
-    figure, axes = plots._axes(ax, (7, 4.5))
-    for target, layers in curves.items():
-        entries = sorted(layers.values(), key=lambda entry: entry["depth"])
-        line = axes.errorbar([entry["depth"] for entry in entries], [entry["mean"] for entry in entries],
-                             yerr=[entry["std"] for entry in entries], marker="o", capsize=3, label=target)
-        axes.axhline(fne[target]["mean"], color=line[0].get_color(), linestyle="--", label=f"{target}: FNE")
-    axes.set_xlabel("relative depth of the layer (0 = input, 1 = last layer)")
-    axes.set_ylabel("test accuracy")
-    axes.set_title(title)
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize="small")
-    return plots.finish_figure(figure, path)
-
-
-def plot_tradeoff(results, cost="wall_seconds", path=None, title="Accuracy against cost", ax=None):
-    """Accuracy against a cost (log scale), one point (mean ± std on both axes) per method.
-
-    ``results`` maps a method to ``{"accuracy": summary, cost: summary, ...}``.
-    """
-    figure, axes = plots._axes(ax, (6.5, 4.5))
-    for method, entry in results.items():
-        axes.errorbar(entry[cost]["mean"], entry["accuracy"]["mean"], xerr=entry[cost]["std"],
-                      yerr=entry["accuracy"]["std"], marker="o", capsize=3, linestyle="none", label=method)
-    axes.set_xscale("log")
-    axes.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1, 2, 5)))  # 5, 10, 20, 50, ...
-    axes.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-    axes.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    axes.set_xlabel(cost.replace("_", " ") + " (log scale)")
-    axes.set_ylabel("test accuracy")
-    axes.set_title(title)
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize="small")
-    return plots.finish_figure(figure, path)

@@ -1,0 +1,210 @@
+"""The Full-Network Embedding (FNE): standardise every feature, then discretise it to {-1, 0, 1}.
+
+Garcia-Gasulla et al. 2018, "On the Behavior of Convolutional Nets for Feature Extraction" (JAIR)
+and "An Out-of-the-box Full-network Embedding for Convolutional Neural Networks" (ICBK):
+
+1. take the activations of *every* conv layer (spatially averaged) and of the FC layers
+   (:mod:`keras_tl.extract` does this step);
+2. standardise each feature with the mean and standard deviation of the training set;
+3. discretise to {-1, 0, 1}: below -0.25 is -1 (unusually low), above 0.15 is 1 (unusually high).
+
+Steps 2-3 in two forms that give the same numbers:
+
+- :class:`FullNetworkEmbedding`: a Keras layer that learns its statistics with ``adapt()``, like
+  ``keras.layers.Normalization``, and saves inside a ``.keras`` model;
+- :class:`FNETransformer`: a scikit-learn transformer (``mean_``, ``std_``) for pipelines with a
+  ``LinearSVC``; :meth:`FNETransformer.to_layer` turns a fitted one into the Keras layer.
+
+A linear SVM on the embedding is compared with the classic single-layer baseline: the last conv
+layer, average pooled and L2-normalised (:func:`postprocessor` names these choices).
+
+``reference="hpai"`` follows HPAI-BSC's ``fne`` package where it differs cheaply: unbiased
+standard deviation and ``torch.bucketize`` boundaries (a value equal to ``lower`` becomes -1).
+``docs/fne.md`` tabulates every difference.
+"""
+import keras
+import numpy as np
+from keras import ops
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.preprocessing import Normalizer
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+DEFAULT_THRESHOLDS = (-0.25, 0.15)
+POSTPROCESSING = ("none", "l2", "standardise", "fne")
+REFERENCES = ("keras_tl", "hpai")
+
+
+def _check_thresholds(lower, upper):
+    if not lower < upper:
+        raise ValueError(f"The lower threshold must be below the upper one; got lower={lower}, upper={upper}.")
+
+
+def _check_reference(reference):
+    if reference not in REFERENCES:
+        raise ValueError(f"Unknown FNE reference {reference!r}; choose from {', '.join(REFERENCES)}.")
+
+
+def _ddof(reference, count):
+    """Delta degrees of freedom of the std: 1 (unbiased) for the HPAI reference, when there are 2+ samples."""
+    return 1 if reference == "hpai" and count > 1 else 0
+
+
+@keras.saving.register_keras_serializable(package="keras_tl")
+class FullNetworkEmbedding(keras.layers.Layer):
+    """Standardise each feature with train-set statistics, then discretise to {-1, 0, 1}.
+
+    Used like ``keras.layers.Normalization``: call ``adapt(train_features)`` once, then apply it.
+    The mean, standard deviation and the number of samples adapted on are non-trainable weights,
+    so they are saved with the model. A feature with zero standard deviation maps to 0.
+
+    Args:
+        lower, upper: discretisation thresholds (paper: -0.25 and 0.15). Values below ``lower``
+            become -1, above ``upper`` become 1, the rest 0.
+        discretize: False stops after standardisation (the "standardise" ablation).
+        reference: "keras_tl" (population std, strict thresholds) or "hpai" (unbiased std, a value
+            equal to ``lower`` becomes -1, as ``torch.bucketize`` does); see ``docs/fne.md``.
+    """
+
+    def __init__(self, lower=DEFAULT_THRESHOLDS[0], upper=DEFAULT_THRESHOLDS[1], discretize=True,
+                 reference="keras_tl", **kwargs):
+        super().__init__(**kwargs)
+        _check_thresholds(lower, upper)
+        _check_reference(reference)
+        self.lower, self.upper, self.discretize = float(lower), float(upper), bool(discretize)
+        self.reference = reference
+
+    def build(self, input_shape):
+        features = input_shape[-1]
+        self.mean = self.add_weight(name="mean", shape=(features,), initializer="zeros", trainable=False)
+        self.std = self.add_weight(name="std", shape=(features,), initializer="ones", trainable=False)
+        self.count = self.add_weight(name="count", shape=(), initializer="zeros", trainable=False)
+
+    @property
+    def is_adapted(self):
+        return self.built and float(ops.convert_to_numpy(self.count)) > 0
+
+    def adapt(self, data):
+        """Compute the per-feature mean and standard deviation of ``data`` (population, or unbiased for "hpai").
+
+        ``data`` is what ``keras.layers.Normalization.adapt`` takes: a 2-D array (samples, features)
+        or a ``tf.data.Dataset`` of such batches. Sums run in float64 batch by batch, so a large
+        feature matrix (or a memory map) needs no second copy in memory.
+        """
+        total = squares = None
+        count = 0
+        for batch in _batches(data):
+            if batch.ndim != 2:
+                raise ValueError(f"adapt() expects 2-D batches (samples, features); got shape {batch.shape}.")
+            if not self.built:
+                self.build(batch.shape)
+            width = int(self.mean.shape[0])
+            if batch.shape[1] != width:
+                raise ValueError(f"adapt() got data of shape {batch.shape}, but this layer was built for "
+                                 f"inputs of shape (None, {width}); make a new layer for another width.")
+            total = batch.sum(axis=0) if total is None else total + batch.sum(axis=0)
+            squares = np.square(batch).sum(axis=0) if squares is None else squares + np.square(batch).sum(axis=0)
+            count += batch.shape[0]
+        if not count:
+            raise ValueError("adapt() got no samples; give a non-empty 2-D array or dataset of batches.")
+        mean = total / count
+        variance = np.maximum(squares / count - np.square(mean), 0.0) * count / (count - _ddof(self.reference, count))
+        self.set_statistics(mean, np.sqrt(variance), count)
+
+    def set_statistics(self, mean, std, count):
+        """Set the learned statistics directly (for example from a fitted :class:`FNETransformer`)."""
+        if not self.built:
+            self.build((None, len(mean)))
+        self.mean.assign(np.asarray(mean, dtype="float32"))
+        self.std.assign(np.asarray(std, dtype="float32"))
+        self.count.assign(float(count))
+
+    def call(self, inputs):
+        mean, std = ops.convert_to_tensor(self.mean), ops.convert_to_tensor(self.std)
+        has_spread = ops.greater(std, 0.0)
+        standardised = ops.where(has_spread, (inputs - mean) / ops.where(has_spread, std, 1.0), 0.0)
+        if not self.discretize:
+            return standardised
+        high = ops.cast(ops.greater(standardised, self.upper), standardised.dtype)
+        below = ops.less_equal if self.reference == "hpai" else ops.less
+        low = ops.cast(below(standardised, self.lower), standardised.dtype)
+        return high - low
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "lower": self.lower, "upper": self.upper, "discretize": self.discretize,
+                "reference": self.reference}
+
+
+def _batches(data, rows=4096):
+    """Float64 numpy batches of ``data``: chunks of ``rows`` rows of an array, or a dataset's batches."""
+    if hasattr(data, "as_numpy_iterator"):  # a tf.data.Dataset
+        for batch in data.as_numpy_iterator():
+            yield np.asarray(batch, dtype=np.float64)
+        return
+    data = data if hasattr(data, "shape") else np.asarray(data)
+    if len(data.shape) != 2:
+        raise ValueError(f"adapt() expects a 2-D array (samples, features); got shape {tuple(data.shape)}.")
+    for start in range(0, data.shape[0], rows):
+        yield np.asarray(ops.convert_to_numpy(data[start:start + rows]), dtype=np.float64)
+
+
+class FNETransformer(TransformerMixin, BaseEstimator):
+    """The FNE's post-processing as a scikit-learn transformer, for pipelines with a classifier.
+
+    ``fit`` learns each feature's mean and population standard deviation (``mean_``, ``std_``) on
+    the training features, so every few-shot repeat uses the statistics of its own training
+    subset; ``transform`` standardises (a feature with ``std_ == 0`` gives 0) and, with
+    ``discretize``, maps to {-1, 0, 1}. float64 input stays float64, float32 stays float32.
+    ``reference="hpai"``: unbiased std and ``torch.bucketize`` boundaries (see :class:`FullNetworkEmbedding`).
+    """
+
+    def __init__(self, lower=DEFAULT_THRESHOLDS[0], upper=DEFAULT_THRESHOLDS[1], discretize=True,
+                 reference="keras_tl"):
+        self.lower = lower
+        self.upper = upper
+        self.discretize = discretize
+        self.reference = reference
+
+    def fit(self, X, y=None):
+        _check_thresholds(self.lower, self.upper)
+        _check_reference(self.reference)
+        X = validate_data(self, X, dtype=[np.float64, np.float32])
+        self.mean_ = X.mean(axis=0, dtype=np.float64).astype(X.dtype)
+        self.std_ = X.std(axis=0, dtype=np.float64, ddof=_ddof(self.reference, X.shape[0])).astype(X.dtype)
+        self.n_samples_seen_ = X.shape[0]
+        return self
+
+    def transform(self, X):
+        check_is_fitted(self, ("mean_", "std_"))
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        has_spread = self.std_ > 0
+        standardised = np.where(has_spread, (X - self.mean_) / np.where(has_spread, self.std_, 1), 0).astype(X.dtype)
+        if not self.discretize:
+            return standardised
+        low = standardised <= self.lower if self.reference == "hpai" else standardised < self.lower
+        return (standardised > self.upper).astype(X.dtype) - low.astype(X.dtype)
+
+    def to_layer(self, name="full_network_embedding"):
+        """A :class:`FullNetworkEmbedding` holding this transformer's statistics (the same numbers, in Keras)."""
+        check_is_fitted(self, ("mean_", "std_"))
+        layer = FullNetworkEmbedding(self.lower, self.upper, self.discretize, self.reference, name=name)
+        layer.set_statistics(self.mean_, self.std_, self.n_samples_seen_)
+        return layer
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+
+def postprocessor(name, thresholds=DEFAULT_THRESHOLDS):
+    """The scikit-learn step for a post-processing choice: none, l2, standardise or fne."""
+    if name == "none":
+        return "passthrough"
+    if name == "l2":
+        return Normalizer(norm="l2")
+    if name in ("standardise", "fne"):
+        return FNETransformer(*thresholds, discretize=name == "fne")
+    raise ValueError(f"Unknown post-processing {name!r}; choose from {', '.join(POSTPROCESSING)}.")
