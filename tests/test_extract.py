@@ -48,7 +48,8 @@ def test_features_are_cached_and_an_interrupted_run_resumes(tiny_mobilenet, tmp_
         extract.extract_features(extractor, image_set, interrupted, tmp_path, parts, chunk_size=4, verbose=False)
     assert (tmp_path / next(p.name for p in tmp_path.glob("*.done"))).read_text() == "6"  # two batches of 3
     seen.clear()
-    resumed, path = extract.extract_features(extractor, image_set, pipeline, tmp_path, parts, chunk_size=4, verbose=False)
+    resumed, path = extract.extract_features(extractor, image_set, pipeline, tmp_path, parts, chunk_size=4,
+                                             verbose=False)
     assert seen == [4]  # only the 4 images after the first 6 were extracted again
     np.testing.assert_allclose(resumed, expected, rtol=1e-5, atol=1e-6)
     assert path.suffix == ".npy" and not list(tmp_path.glob("*.partial.npy")) and not list(tmp_path.glob("*.done"))
@@ -78,3 +79,38 @@ def test_ten_crop_features_average_the_crops(tiny_mobilenet):
     crops = keras.ops.convert_to_numpy(extract.ten_crops(images, 48))
     by_crop = np.stack([extractor.predict(crop, verbose=0) for crop in crops])
     np.testing.assert_allclose(features, by_crop.mean(axis=0), rtol=1e-4, atol=1e-5)
+
+
+def test_feature_extractor_carries_its_feature_info_and_columns(tiny_mobilenet):
+    extractor = extract.FeatureExtractor("mobilenet", ["conv1_relu", "conv_dw_7_relu", "conv_pw_13_relu"],
+                                         image_size=48, weights=None, model=tiny_mobilenet)
+    info = extractor.feature_info
+    assert [(entry["name"], entry["channels"], entry["reduction"]) for entry in info] == [
+        ("conv1_relu", 32, 2), ("conv_dw_7_relu", 512, 16), ("conv_pw_13_relu", 1024, 48)]
+    assert [(entry["columns"].start, entry["columns"].stop) for entry in info] == [(0, 32), (32, 544), (544, 1568)]
+    depths = [entry["depth"] for entry in info]
+    assert depths == sorted(depths) and 0 < depths[0] and depths[-1] == 1.0
+    assert extractor.num_features == 1568
+    np.testing.assert_array_equal(extractor.columns("last"), np.arange(544, 1568))
+    np.testing.assert_array_equal(extractor.columns(["conv1_relu"]), np.arange(32))
+    with pytest.raises(ValueError, match="conv_dw_2_relu are not among this extractor's 3 layers"):
+        extractor.columns(["conv_dw_2_relu"])
+
+
+def test_feature_extractor_extracts_what_the_primitives_do_and_keys_its_cache(tiny_mobilenet, tmp_path):
+    extractor = extract.FeatureExtractor("mobilenet", "last", image_size=48, weights=None, model=tiny_mobilenet,
+                                         batch_size=4)
+    images = _image_set(5)
+    expected = extract.build_extractor(tiny_mobilenet, ["conv_pw_13_relu"]).predict(
+        next(iter(extractor.pipeline(images)))[0], verbose=0)
+    features, path = extractor.extract(images, cache_dir=tmp_path, verbose=False)
+    np.testing.assert_allclose(features[:4], expected, rtol=1e-5, atol=1e-6)
+    assert path.name == extractor.cache_key(images) + ".npy" and features.shape == (5, 1024)
+    # the key changes with what the features depend on: the images, ten crops, the layers, the weights
+    other_images = data.ImageSet(labels=images.labels, images=255 - images.images)
+    keys = {extractor.cache_key(images), extractor.cache_key(other_images), extractor.cache_key(images, ten_crop=True),
+            extract.FeatureExtractor("mobilenet", "conv1_relu", 48, None, model=tiny_mobilenet).cache_key(images),
+            extract.FeatureExtractor("mobilenet", "last", 48, "imagenet", model=tiny_mobilenet).cache_key(images)}
+    assert len(keys) == 5
+    again, again_path = extractor.extract(images, cache_dir=tmp_path, verbose=False)
+    assert again_path == path and np.array_equal(again, features)

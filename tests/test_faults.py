@@ -138,7 +138,7 @@ def test_metrics_json_is_strict_json(tmp_path):
 
 
 @pytest.mark.parametrize("main, argv, message", [
-    (fine_tune.main, ["--lr", "inf"], "--lr must be > 0; got inf."),
+    (fine_tune.main, ["--lr", "inf"], "--learning-rate must be > 0; got inf."),  # --lr: the older name
     (fine_tune.main, ["--image-size", "0"], "--image-size must be at least 1; got 0."),
     (fine_tune.main, ["--train-per-class", "-3"], "--train-per-class must be at least 1; got -3."),
     (fne.main, ["--shots", "5", "0"], "--shots must be at least 1; got 0."),

@@ -19,10 +19,10 @@ TINY = ["--image-size", "32", "--train-per-class", "5", "--test-per-class", "2",
 HEAD_PARAMS = 1024 * 10 + 10  # the new classifier: MobileNet's 1024 features -> 10 classes
 
 
-@pytest.fixture(scope="module")
-def imagenet():
-    """The ImageNet MobileNet at 32x32, to compare trained weights with."""
-    return get_source("mobilenet").build("imagenet", image_size=32)
+@pytest.fixture
+def imagenet(imagenet_mobilenet_32):
+    """The ImageNet MobileNet at 32x32 (shared, conftest.py), to compare trained weights with."""
+    return imagenet_mobilenet_32
 
 
 def base_of(model):
@@ -173,29 +173,22 @@ def test_choose_run_dir_picks_up_the_unfinished_run_with_the_same_settings(tmp_p
         fine_tune.choose_run_dir(str(old), {"mode": "full"})
 
 
-def test_recipe_stages():
-    head, tune = recipe.Recipe(epochs=4, freeze_epochs=2, learning_rate=1e-3, unfreeze="8").stages()
-    assert (head.name, head.epochs, head.learning_rate, head.base_trains) == ("head", 2, 1e-3, False)
-    assert (tune.name, tune.epochs, tune.base_trains) == ("fine_tune", 4, True)
-    assert tune.learning_rate == pytest.approx(1e-4)
-    assert [stage.name for stage in recipe.Recipe(4, 0, 1e-3).stages()] == ["fine_tune"]
-    assert [stage.name for stage in recipe.Recipe(4, 2, 1e-3, from_scratch=True).stages()] == ["scratch"]
-    assert [(stage.name, stage.epochs) for stage in recipe.Recipe(4, 2, 1e-3, unfreeze=None).stages()] == [("head", 4)]
-    with pytest.raises(ValueError, match="learning_rate must be a finite number > 0; got inf"):
-        recipe.Recipe(learning_rate=float("inf"))
-
-
 def test_help_shows_examples(capsys):
     with pytest.raises(SystemExit):
         fine_tune.parse_args(["--help"])
-    assert "python -m keras_tl.fine_tune --mode head" in capsys.readouterr().out
+    # --mode head is now --unfreeze none (the library's unfreeze=None); --mode still works, hidden from --help
+    assert "python -m keras_tl.fine_tune --unfreeze none" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--lr", "0"], "--lr must be > 0"),
+    (["--lr", "0"], "--learning-rate must be > 0"),  # --lr is the older name of --learning-rate
+    (["--learning-rate", "0"], "--learning-rate must be > 0"),
     (["--lr-ratio", "0"], "--lr-ratio must be > 0"),
     (["--mode", "head", "--unfreeze", "4"], "--unfreeze chooses layers for --mode partial"),
     (["--mode", "scratch", "--lora-rank", "2"], "--lora-rank adapts the unfrozen layers"),
+    (["--from-scratch", "--lora-rank", "2"], "--lora-rank adapts the unfrozen layers"),
+    (["--unfreeze", "none", "--lora-rank", "2"], "--unfreeze none trains the head only"),
+    (["--from-scratch", "--unfreeze", "8"], "--from-scratch trains every layer"),
 ])
 def test_bad_options_stop_at_parsing(argv, message, capsys):
     with pytest.raises(SystemExit):

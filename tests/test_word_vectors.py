@@ -78,8 +78,9 @@ def test_doesnt_match_is_gensims(both):
 # ---------------------------------------------------------------------- rows with NaN, infinity or zeros
 def test_rows_with_nan_or_infinity_are_an_error_naming_them(tmp_path, write_file):
     path = write_file(tmp_path / "bad.txt", "a 1 2\nb nan 1\nc 1 inf\nd 0 1\n")
+    # the library names its parameter; the job shows its flag instead (see the job test below)
     message = (r"2 vector\(s\) in bad.txt \(GloVe text\) contain NaN or infinity: 'b', 'c'; fix the file, or load "
-               r"with bad_rows='drop' \(--drop-bad-rows\) to leave them out")
+               r"with bad_rows='drop' to leave them out")
     with pytest.raises(ValueError, match=message):
         WordVectors.load(path)
     with pytest.raises(ValueError, match="bad_rows must be one of error, drop; got 'keep'"):
@@ -164,15 +165,15 @@ def test_unknown_words_and_bad_limits_are_clear_errors():
 
 
 @pytest.fixture
-def small_glove(tmp_path):
+def small_glove(tmp_path, write_file):
     """Four words and one row with NaN."""
-    return _write(tmp_path / "small.txt", "frog 1 0 0\ntoad 0.9 0.1 0\nking 0 1 0\nqueen 0 0.9 0.1\nbad nan 0 0\n")
+    return write_file(tmp_path / "small.txt", "frog 1 0 0\ntoad 0.9 0.1 0\nking 0 1 0\nqueen 0 0.9 0.1\nbad nan 0 0\n")
 
 
 @pytest.mark.filterwarnings("ignore:1 vector:UserWarning")  # --drop-bad-rows warns
 @pytest.mark.parametrize("argv, message", [
     (["neighbors", "frog"], "error: 1 vector(s) in small.txt (GloVe text) contain NaN or infinity: 'bad'; "
-                            "fix the file, or load with bad_rows='drop' (--drop-bad-rows) to leave them out."),
+                            "fix the file, or load with --bad-rows 'drop' to leave them out."),  # was --drop-bad-rows
     (["neighbors", "frgo", "--drop-bad-rows"], "error: 'frgo' is not in the vocabulary (4 words); close words: 'frog'"),
     (["analogy", "king - - man"], "error: Expected an analogy like 'king - man + woman'"),
     (["evaluate", "--analogies", "EMPTY", "--drop-bad-rows"], "empty.txt has no analogy questions"),
@@ -201,11 +202,12 @@ def test_job_refuses_topn_below_one(capsys, topn):
     with pytest.raises(SystemExit) as caught:
         word_embeddings.main(["neighbors", "frog", "--topn", topn])
     err = capsys.readouterr().err
-    assert caught.value.code == 2 and f"error: --topn must be at least 1; got {topn}." in err
+    # --topn is the older name of --top-k: it still works, and the message names the flag of today
+    assert caught.value.code == 2 and f"error: --top-k must be at least 1; got {topn}." in err
 
 
 def test_entry_point_exits_2_with_one_error_line(tmp_path):
     finished = subprocess.run([sys.executable, "-m", "keras_tl.word_embeddings", "neighbors", "frog", "--topn", "0"],
                               capture_output=True, text=True, timeout=60)
-    assert finished.returncode == 2 and "error: --topn must be at least 1; got 0." in finished.stderr
+    assert finished.returncode == 2 and "error: --top-k must be at least 1; got 0." in finished.stderr
     assert "Traceback" not in finished.stderr
