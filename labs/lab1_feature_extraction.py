@@ -81,16 +81,19 @@ print(f"{source.name}: trained at {source.default_size} px, built at {IMAGE_SIZE
 # %% [markdown]
 # ## 3. Which layers? Layer sets
 # `fne` is every ReLU of the network, `last` only the final one. Early layers see edges and
-# colours, late layers object parts: the embedding keeps all of them. `feature_info` reports the
-# channels and the resolution of each layer, read from the model itself.
+# colours, late layers object parts: the embedding keeps all of them. A `FeatureExtractor` of the
+# `fne` layers carries their *feature info*, read from the model itself: the channels, the
+# resolution and the depth of each layer, and the columns it will fill in the feature matrix.
 
 # %%
 fne_layers = keras_tl.layer_names(model, "fne")
 last_layer = keras_tl.layer_names(model, "last")
-info = keras_tl.feature_info(model, fne_layers)
+extractor = keras_tl.FeatureExtractor(source, "fne", image_size=IMAGE_SIZE, model=model)
+info = extractor.feature_info
 for entry in info[::6]:
-    print(f"  {entry['name']:<18} {entry['channels']:>5} channels, 1/{entry['reduction']} resolution")
-print(f"{len(fne_layers)} layers, {keras_tl.feature_size(model, 'fne'):,} features; last layer: {last_layer}")
+    print(f"  {entry['name']:<18} {entry['channels']:>5} channels, 1/{entry['reduction']} resolution, "
+          f"columns {entry['columns'].start}..{entry['columns'].stop - 1}")
+print(f"{len(fne_layers)} layers, {extractor.num_features:,} features; last layer: {last_layer}")
 
 # %% [markdown]
 # ## 4. The target dataset: animal silhouettes
@@ -109,22 +112,14 @@ figure = plots.finish_figure(figure, FIGURES / "samples.png")
 
 # %% [markdown]
 # ## 5. Extract once, pooled inside the graph
-# One model with one output per layer; each 4-D map is averaged over space inside the graph,
-# so the large maps never reach numpy. The columns of each layer follow each other in the order of
-# `fne_layers`, so the widths from `feature_info` tell where each layer's columns are.
+# The extractor is one model with one output per layer; each 4-D map is averaged over space inside
+# the graph, so the large maps never reach numpy. It reads the images through the source's own
+# `preprocess_input`. `extractor.columns(layers)` gives the columns of any of its layers.
 
 # %%
-extractor = keras_tl.build_extractor(model, fne_layers)
-
-
-def pipeline(images):
-    return keras_tl.make_pipeline(images, IMAGE_SIZE, source.preprocess_input, batch_size=32)
-
-
-train_features, _ = keras_tl.extract_features(extractor, dataset.train, pipeline, verbose=False)
-test_features, _ = keras_tl.extract_features(extractor, dataset.test, pipeline, verbose=False)
-ends = np.cumsum([entry["channels"] for entry in info])
-columns = {entry["name"]: slice(end - entry["channels"], end) for entry, end in zip(info, ends)}
+train_features, _ = extractor.extract(dataset.train, verbose=False)
+test_features, _ = extractor.extract(dataset.test, verbose=False)
+columns = {entry["name"]: entry["columns"] for entry in info}
 last_columns = columns[last_layer[0]]
 print(f"features: {train_features.shape}; {last_layer[0]} is columns {last_columns.start}..{last_columns.stop - 1}")
 
@@ -207,8 +202,8 @@ figure = plots.plot_few_shot(curves, FIGURES / "few_shot.png")
 
 # %%
 fne_layer = embedding[0].to_layer()
-outputs = fne_layer(keras.layers.Concatenate()(extractor.outputs))
-embedder = keras.Model(extractor.inputs, outputs, name="mobilenet_fne")
+outputs = fne_layer(keras.layers.Concatenate()(extractor.pooled_model.outputs))
+embedder = keras.Model(extractor.model.inputs, outputs, name="mobilenet_fne")
 embedder.save(RUN_DIR / "mobilenet_fne.keras")
 print(f"saved {embedder.name}: images -> {embedder.output_shape[-1]:,} values in {{-1, 0, 1}}")
 
@@ -247,14 +242,14 @@ print(f"baseline {baseline_accuracy:.3f}, standardised {standardised.score(test_
 # %% [markdown]
 # **Exercise 3 (10 min).** How much of the accuracy came from ImageNet? Build the same network with
 # random weights (`source.build(weights=None, image_size=IMAGE_SIZE)`), extract, and fit the FNE.
-# *Hint*: reuse `build_extractor`, `pipeline` and `extract_features`. *Expected*: random weights
-# still beat chance (0.10) but lose roughly 0.1 to 0.4 of accuracy against ImageNet weights.
+# *Hint*: `keras_tl.FeatureExtractor(source, "fne", image_size=IMAGE_SIZE, weights=None)`.
+# *Expected*: random weights still beat chance (0.10) but lose roughly 0.1 to 0.4 of accuracy
+# against ImageNet weights.
 
 # %% tags=["solution"]
-random_model = source.build(weights=None, image_size=IMAGE_SIZE)
-random_extractor = keras_tl.build_extractor(random_model, fne_layers)
-random_train, _ = keras_tl.extract_features(random_extractor, dataset.train, pipeline, verbose=False)
-random_test, _ = keras_tl.extract_features(random_extractor, dataset.test, pipeline, verbose=False)
+random_extractor = keras_tl.FeatureExtractor(source, "fne", image_size=IMAGE_SIZE, weights=None)
+random_train, _ = random_extractor.extract(dataset.train, verbose=False)
+random_test, _ = random_extractor.extract(dataset.test, verbose=False)
 random_fne = make_pipeline(keras_tl.FNETransformer(), LinearSVC()).fit(random_train, dataset.train.labels)
 print(f"FNE with random weights {random_fne.score(random_test, dataset.test.labels):.3f}, "
       f"with ImageNet weights {fne_accuracy:.3f}")
@@ -271,12 +266,12 @@ for k in shots:
 # %% [markdown]
 # **Exercise 5 (15 min).** Does the FNE need every layer? Keep only the second half of the layers
 # (`fne_layers[len(fne_layers) // 2:]`), select their columns, and fit the FNE.
-# *Hint*: `np.concatenate([np.arange(columns[n].start, columns[n].stop) for n in names])`.
+# *Hint*: `extractor.columns(names)`.
 # *Expected*: within about 0.05 of the full FNE, with about 85% of the columns.
 
 # %% tags=["solution"]
 top_names = fne_layers[len(fne_layers) // 2:]
-top_columns = np.concatenate([np.arange(columns[name].start, columns[name].stop) for name in top_names])
+top_columns = extractor.columns(top_names)
 top_fne = make_pipeline(keras_tl.FNETransformer(), LinearSVC()).fit(train_features[:, top_columns],
                                                                     dataset.train.labels)
 print(f"{len(top_columns):,} of {train_features.shape[1]:,} columns: "

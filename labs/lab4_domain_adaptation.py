@@ -85,14 +85,8 @@ source = keras_tl.get_source("mobilenet")
 IMAGE_SIZE = 48 if SMALL else 64
 model = source.build(image_size=IMAGE_SIZE)
 layers = keras_tl.layer_names(model, "fne")[-8:]
-extractor = keras_tl.build_extractor(model, layers)
-
-
-def pipeline(images):
-    return keras_tl.make_pipeline(images, IMAGE_SIZE, source.preprocess_input, batch_size=32)
-
-
-features = {name: keras_tl.extract_features(extractor, images, pipeline, verbose=False)[0]
+extractor = keras_tl.FeatureExtractor(source, layers, image_size=IMAGE_SIZE, model=model)
+features = {name: extractor.extract(images, verbose=False)[0]
             for name, images in [("source_train", source_train), ("source_test", source_test), ("target", target)]}
 print({name: values.shape for name, values in features.items()})
 
@@ -197,13 +191,13 @@ figure = plots.finish_figure(figure, FIGURES / "accuracy.png")
 #
 # **Exercise 1 (10 min).** A different shift: rotate the test images by 90 degrees instead of
 # inverting them, and repeat steps 2 to 6 for this target. *Hint*: `np.rot90(images, 1, axes=(1, 2))`;
-# reuse `extractor`, `pipeline`, `pca`-style fitting on both domains. *Expected*: a drop of the same
+# reuse `extractor.extract`, `pca`-style fitting on both domains. *Expected*: a drop of the same
 # order (the later layers of MobileNet are not rotation invariant), and CORAL again above
 # per-domain standardisation (small size: 0.24 source only, 0.33 standardised, 0.40 CORAL).
 
 # %% tags=["solution"]
 rotated = dataclasses.replace(dataset.test, images=np.rot90(dataset.test.images, 1, axes=(1, 2)).copy())
-rotated_features, _ = keras_tl.extract_features(extractor, rotated, pipeline, verbose=False)
+rotated_features, _ = extractor.extract(rotated, verbose=False)
 rotated_pca = PCA(COMPONENTS, random_state=0).fit(np.vstack([features["source_train"], rotated_features]))
 rotated_scaler = StandardScaler().fit(rotated_pca.transform(features["source_train"]))
 rotated_train = rotated_scaler.transform(rotated_pca.transform(features["source_train"]))
