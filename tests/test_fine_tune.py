@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_tl import distribute, freezing, recipe, resumable_fit
+from keras_tl import distribute, freezing, resumable_fit
 from keras_tl.jobs import fine_tune
-from keras_tl.sources import get_source
 
 TINY = ["--image-size", "32", "--train-per-class", "5", "--test-per-class", "2", "--batch-size", "8",
         "--epochs", "1", "--quiet"]

