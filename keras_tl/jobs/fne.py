@@ -151,7 +151,8 @@ def evaluate_method(args, features, dataset, layers, post, names, extractor, run
                                                dataset.test.labels, args.shots, args.repeats, args.seed,
                                                verbose=not args.quiet)
     if save_model:
-        method_extractor = extract.FeatureExtractor(source, names, extractor.image_size, model=extractor.model)
+        method_extractor = extract.FeatureExtractor(source, names, extractor.image_size, extractor.weights,
+                                                    extractor.include_top, model=extractor.model)
         export.save_fne_model(export.fne_model(method_extractor, classifier), run_dir, dataset.class_names,
                               source.name, extractor.image_size, f"{layers}:{post}")
     plots.plot_confusion_matrix(result["confusion_matrix"], dataset.class_names,
