@@ -2,8 +2,9 @@
 
 Plain scikit-learn: a ``Pipeline`` of a post-processing step (from
 :mod:`keras_tl.full_network_embedding`) and a ``LinearSVC``, the classifier of the FNE papers.
-Optionally C is chosen by cross-validation on the training set only. The few-shot mode repeats training on seeded subsets of K images per class,
-the "training samples per class" curves of the course slides.
+Optionally C is chosen by cross-validation on the training set only. The few-shot mode repeats
+training on seeded subsets of K images per class, the "training samples per class" curves of the
+course slides.
 """
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, clone

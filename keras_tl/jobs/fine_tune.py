@@ -145,6 +145,11 @@ def read_mode(parser, args):
     args.unfreeze = args.unfreeze or "all"
 
 
+def mix_alpha_of(args):
+    """``--mix-alpha``, or the usual alpha of the ``--mix`` method when it is not given."""
+    return args.mix_alpha or MIX_ALPHA.get(args.mix, 0.0)
+
+
 def describe_training(args):
     """What trains, in a few words: "from scratch", "the head only", "all layers" or "unfreeze <spec>"."""
     if args.from_scratch:
@@ -227,7 +232,7 @@ def build_model(args, source, image_size, num_classes, settings, strategy):
 def print_plan(say, args, run_dir, resuming, source, image_size, dataset, sizes, tuned, targets, augmentation,
                strategy, batch_size, stages):
     """What the run will do, before it starts (the design notes' convention)."""
-    mix_alpha = args.mix_alpha or MIX_ALPHA.get(args.mix, 0.0)
+    mix_alpha = mix_alpha_of(args)
     say(f"{'Resuming' if resuming else 'Fine-tuning'} in {run_dir}")
     say(f"  source:    {source.name} ({'random' if args.from_scratch else 'ImageNet'} weights), "
         f"{image_size}x{image_size} px, {describe_training(args)}")
@@ -274,9 +279,8 @@ def run(args):
     print_plan(say, args, run_dir, resuming, source, image_size, dataset, sizes, tuned, targets, augmentation,
                strategy, batch_size, settings.stages())
 
-    mix_alpha = args.mix_alpha or MIX_ALPHA.get(args.mix, 0.0)
     train, validation, test = data.training_pipelines(source, image_size, splits, len(dataset.class_names),
-                                                      batch_size, args.mix, mix_alpha, args.seed,
+                                                      batch_size, args.mix, mix_alpha_of(args), args.seed,
                                                       shard=args.strategy == "multi-worker")
     tensorboard = (lambda stage: [keras.callbacks.TensorBoard(str(run_dir / "tensorboard" / stage.name))]
                    ) if args.tensorboard else ()
