@@ -49,6 +49,8 @@ ANIMAL_MNIST_CLASSES = ["bear", "bird", "cat", "cow", "dog", "elephant", "giraff
 FASHION_MNIST_CLASSES = ["t-shirt/top", "trouser", "pullover", "dress", "coat",
                          "sandal", "shirt", "sneaker", "bag", "ankle boot"]
 NAMED_DATASETS = ("animal_mnist", "fashion_mnist", "openclipart")
+MAX_IMAGE_SIZE = 4096  # pixels a side: a batch of 32 such float32 images is already 6 GiB
+MAX_BATCH_SIZE = 4096  # images per batch
 
 
 @dataclasses.dataclass
@@ -69,11 +71,13 @@ class ImageSet:
                         images=None if self.images is None else self.images[indices])
 
     def fingerprint(self):
-        """A short hash of the contents (file names and sizes, or pixels) and labels, for caches."""
+        """A short hash of the contents and labels, for caches: file names, sizes and modification
+        times (so a file edited in place, even to the same size, changes it), or the pixels."""
         digest = hashlib.sha1(self.labels.astype(np.int64).tobytes())
         if self.paths is not None:
             for path in self.paths:
-                digest.update(f"{path}:{os.path.getsize(path)}\n".encode())
+                status = os.stat(path)
+                digest.update(f"{path}:{status.st_size}:{status.st_mtime_ns}\n".encode())
         else:
             digest.update(np.ascontiguousarray(self.images).tobytes())
         return digest.hexdigest()[:12]
@@ -92,17 +96,45 @@ class ImageDataset:
     test: ImageSet
     skipped: list = dataclasses.field(default_factory=list)
 
+    def class_counts(self):
+        """``{class: (train images, test images)}``."""
+        counts = [np.bincount(image_set.labels, minlength=len(self.class_names)) for image_set in (self.train,
+                                                                                                  self.test)]
+        return {name: (int(counts[0][index]), int(counts[1][index])) for index, name in enumerate(self.class_names)}
+
     def summary(self):
         skipped = f"; {len(self.skipped)} unreadable file(s) skipped" if self.skipped else ""
-        return (f"{self.name}: {len(self.class_names)} classes, "
-                f"{len(self.train)} train and {len(self.test)} test images{skipped}")
+        train, test = zip(*self.class_counts().values())
+        return (f"{self.name}: {len(self.class_names)} classes, {len(self.train)} train and {len(self.test)} test "
+                f"images (per class: {_span(train)} train, {_span(test)} test){skipped}")
+
+    def warn_degenerate_classes(self, stacklevel=3):
+        """Warn, naming them with their counts, about classes left with no train or no test image.
+
+        A class with no train image is never predicted; one with no test image is left out of
+        the accuracy, which is then an accuracy over the other classes only.
+        """
+        empty = {name: counts for name, counts in self.class_counts().items() if 0 in counts}
+        if empty:
+            shown = ", ".join(f"{name} ({train} train, {test} test)" for name, (train, test) in empty.items())
+            warnings.warn(f"{self.name}: {len(empty)} class(es) with no train or no test image after splitting: "
+                          f"{shown}. Accuracy then leaves them out or never predicts them; use more images per "
+                          f"class or another split.", stacklevel=stacklevel)
+
+
+def _span(values):
+    """``"3"`` or ``"2-5"``: the smallest and the largest of ``values``."""
+    return f"{min(values)}" if min(values) == max(values) else f"{min(values)}-{max(values)}"
 
 
 # ----------------------------------------------------------------------------- splits
 
 
-def stratified_split(labels, test_fraction, seed):
-    """Seeded stratified split of indices into (train, test): every class keeps its share."""
+def stratified_split(labels, test_fraction, seed, parameter="test_fraction"):
+    """Seeded stratified split of indices into (train, test): every class keeps its share.
+
+    ``parameter``: the name of the fraction where the caller's user set it, for the error message.
+    """
     from sklearn.model_selection import train_test_split
 
     labels = np.asarray(labels)
@@ -112,7 +144,7 @@ def stratified_split(labels, test_fraction, seed):
     if min(held_out, len(labels) - held_out) < classes:
         raise ValueError(f"Holding out {test_fraction:g} of {len(labels)} images leaves {held_out} held out and "
                          f"{len(labels) - held_out} kept, but each part needs an image of each of the {classes} "
-                         f"classes: change the fraction (validation_fraction= for fine-tuning) or use more images.")
+                         f"classes: change {parameter}= or use more images.")
     if counts[counts > 0].min() < 2:
         raise ValueError(f"A stratified split needs at least 2 images per class; class {int(np.argmin(counts))} "
                          f"has {int(counts[counts > 0].min())}.")
@@ -131,7 +163,7 @@ def per_class_subset(labels, per_class, seed):
 
 def split_validation(image_set, fraction, seed):
     """Hold a stratified ``fraction`` of a train set out for validation: returns (train, validation)."""
-    train, validation = stratified_split(image_set.labels, fraction, seed)
+    train, validation = stratified_split(image_set.labels, fraction, seed, parameter="validation_fraction")
     return image_set.subset(train), image_set.subset(validation)
 
 
@@ -300,11 +332,18 @@ def warn_unreadable(bad, stacklevel=2):
 
 
 def image_files(folder):
-    """The image files under ``folder`` (recursively, sorted); hidden files and folders are left out."""
+    """The image files under ``folder`` (recursively, sorted); hidden files and folders are left out.
+
+    A link that leads nowhere (broken, or a loop) is left out with a warning that names it.
+    """
     folder = pathlib.Path(folder)
-    return sorted(str(path) for path in folder.rglob("*")
-                  if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
-                  and not any(part.startswith(".") for part in path.relative_to(folder).parts))
+    candidates = [path for path in folder.rglob("*") if path.suffix.lower() in IMAGE_EXTENSIONS
+                  and not any(part.startswith(".") for part in path.relative_to(folder).parts)]
+    dangling = sorted(str(path) for path in candidates if path.is_symlink() and not path.exists())
+    if dangling:
+        warnings.warn(f"Leaving out {len(dangling)} link(s) under {folder} that lead to no file (broken or a loop): "
+                      + ", ".join(dangling[:3]) + (", ..." if len(dangling) > 3 else ""), stacklevel=3)
+    return sorted(str(path) for path in candidates if path.is_file())
 
 
 def _class_files(root, class_names=None):
@@ -346,6 +385,11 @@ def _read_split_list(path):
     if without_class:
         raise ValueError(f"{path} has {len(without_class)} line(s) with no class folder, e.g. {without_class[:3]}: "
                          f"expected one class/file path per line, like bar/1.jpg.")
+    escaping = [entry for entry in entries if entry.startswith("/") or ".." in entry.split("/")
+                or ":" in entry.split("/")[0]]
+    if escaping:
+        raise ValueError(f"{path} has {len(escaping)} line(s) that leave the dataset folder, e.g. {escaping[:3]}: "
+                         f"expected class/file paths inside it, like bar/1.jpg (no absolute paths, no '..').")
     return entries
 
 
@@ -509,7 +553,8 @@ def load_dataset(spec="animal_mnist", *, test_fraction=0.2, seed=0, train_per_cl
     elif not root.is_dir():
         raise FileNotFoundError(f"{OPENCLIPART_DIR} not found: apt-get install openclipart-png."
                                 if spec == "openclipart" else
-                                f"Dataset {spec!r} is neither a folder nor one of {', '.join(NAMED_DATASETS)}.")
+                                f"Dataset {spec!r} is neither a folder nor one of {', '.join(NAMED_DATASETS)}."
+                                + messages.did_you_mean(spec, NAMED_DATASETS))
     elif (root / "train-images-idx3-ubyte.gz").is_file():
         dataset = _fashion_mnist(root)
     else:
@@ -525,10 +570,19 @@ def load_dataset(spec="animal_mnist", *, test_fraction=0.2, seed=0, train_per_cl
         dataset.train = dataset.train.subset(per_class_subset(dataset.train.labels, train_per_class, seed))
     if test_per_class:
         dataset.test = dataset.test.subset(per_class_subset(dataset.test.labels, test_per_class, seed))
+    dataset.warn_degenerate_classes()
     return dataset
 
 
 # ----------------------------------------------------------------------------- pipelines
+
+
+def check_sizes(image_size=None, batch_size=None):
+    """A ``ValueError`` for an image or batch size that would exhaust memory (or is below 1), before any work."""
+    for name, value, largest in (("image_size", image_size, MAX_IMAGE_SIZE), ("batch_size", batch_size,
+                                                                              MAX_BATCH_SIZE)):
+        if value is not None and not 1 <= value <= largest:
+            raise ValueError(f"{name}={value} is outside 1..{largest}.")
 
 
 def make_pipeline(image_set, image_size, preprocess=None, batch_size=32, shuffle=False, seed=0):
@@ -540,6 +594,7 @@ def make_pipeline(image_set, image_size, preprocess=None, batch_size=32, shuffle
     ``image_size`` pixels; then ``preprocess`` (the source's ``preprocess_input``) is applied to whole
     batches, and the next batches are prefetched.
     """
+    check_sizes(image_size=image_size, batch_size=batch_size)
     import tensorflow as tf
 
     autotune = tf.data.AUTOTUNE

@@ -28,6 +28,7 @@ from keras import ops
 
 from keras_tl import data, sources
 from keras_tl.messages import progress_bar
+from keras_tl.runs import check_free_space
 
 TEN_CROP_SCALE = 256 / 224  # resize to 256 px, crop 224 px: the usual ImageNet evaluation ratio
 
@@ -177,6 +178,7 @@ class FeatureCache:
                 reason = str(error)
             self._set_aside(self.partial, reason)
             done = 0
+        check_free_space(self.folder, 4 * int(np.prod(self.shape)) + 4096)  # float32, and the .npy header
         return np.lib.format.open_memmap(self.partial, mode="w+", dtype=np.float32, shape=self.shape), done
 
     def mark_done(self, rows):

@@ -30,11 +30,15 @@ from sklearn.preprocessing import Normalizer
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 DEFAULT_THRESHOLDS = (-0.25, 0.15)
+MAX_THRESHOLD = 10.0  # thresholds are in standard deviations: beyond +-10 every feature maps to 0
 POSTPROCESSING = ("none", "l2", "standardise", "fne")
 REFERENCES = ("keras_tl", "hpai")
 
 
 def _check_thresholds(lower, upper):
+    if not all(np.isfinite(value) and abs(value) <= MAX_THRESHOLD for value in (lower, upper)):
+        raise ValueError(f"The thresholds are in standard deviations and must lie within -{MAX_THRESHOLD:g} .. "
+                         f"{MAX_THRESHOLD:g}; got lower={lower}, upper={upper}.")
     if not lower < upper:
         raise ValueError(f"The lower threshold must be below the upper one; got lower={lower}, upper={upper}.")
 
@@ -86,28 +90,25 @@ class FullNetworkEmbedding(keras.layers.Layer):
     def adapt(self, data):
         """Compute the per-feature mean and standard deviation of ``data`` (population, or unbiased for "hpai").
 
-        ``data`` is what ``keras.layers.Normalization.adapt`` takes: a 2-D array (samples, features)
-        or a ``tf.data.Dataset`` of such batches. Sums run in float64 batch by batch, so a large
-        feature matrix (or a memory map) needs no second copy in memory.
+        ``data`` is what ``keras.layers.Normalization.adapt`` takes: a 2-D array (samples, features),
+        a list or tuple of such batches, or a batched ``tf.data.Dataset``; as in ``Normalization``, a
+        dataset of ``(features, labels)`` tuples is used for its features and the labels are ignored.
+        One pass in float64, batch by batch (:func:`_add_batch`), so a large feature matrix (or a
+        memory map) needs no second copy in memory, and the std stays exact when the mean is far above it.
         """
-        total = squares = None
-        count = 0
+        count, mean, squared_deviations = 0, 0.0, 0.0
         for batch in _batches(data):
-            if batch.ndim != 2:
-                raise ValueError(f"adapt() expects 2-D batches (samples, features); got shape {batch.shape}.")
             if not self.built:
                 self.build(batch.shape)
             width = int(self.mean.shape[0])
             if batch.shape[1] != width:
                 raise ValueError(f"adapt() got data of shape {batch.shape}, but this layer was built for "
                                  f"inputs of shape (None, {width}); make a new layer for another width.")
-            total = batch.sum(axis=0) if total is None else total + batch.sum(axis=0)
-            squares = np.square(batch).sum(axis=0) if squares is None else squares + np.square(batch).sum(axis=0)
-            count += batch.shape[0]
+            if len(batch):
+                count, mean, squared_deviations = _add_batch(count, mean, squared_deviations, batch)
         if not count:
             raise ValueError("adapt() got no samples; give a non-empty 2-D array or dataset of batches.")
-        mean = total / count
-        variance = np.maximum(squares / count - np.square(mean), 0.0) * count / (count - _ddof(self.reference, count))
+        variance = squared_deviations / (count - _ddof(self.reference, count))
         self.set_statistics(mean, np.sqrt(variance), count)
 
     def set_statistics(self, mean, std, count):
@@ -137,17 +138,54 @@ class FullNetworkEmbedding(keras.layers.Layer):
                 "reference": self.reference}
 
 
+def _add_batch(count, mean, squared_deviations, batch):
+    """The count, mean and sum of squared deviations from the mean (M2) of the samples so far and ``batch``.
+
+    Chan, Golub & LeVeque (1979), "Updating Formulae and a Pairwise Algorithm for Computing Sample
+    Variances": Welford's update generalised to batches. Each batch's M2 is summed around the batch's
+    own mean, so no large squares cancel (a sum of squares minus the squared mean loses the std when
+    the mean is 1e7 times the std); the two parts are joined with ``delta**2 * n_a * n_b / n``.
+    The first batch is added to ``(0, 0.0, 0.0)``.
+    """
+    batch_count = batch.shape[0]
+    batch_mean = batch.mean(axis=0)
+    batch_squared_deviations = np.square(batch - batch_mean).sum(axis=0)
+    total = count + batch_count
+    delta = batch_mean - mean
+    mean = mean + delta * (batch_count / total)
+    joined = np.square(delta) * (count * batch_count / total)
+    return total, mean, squared_deviations + batch_squared_deviations + joined
+
+
 def _batches(data, rows=4096):
-    """Float64 numpy batches of ``data``: chunks of ``rows`` rows of an array, or a dataset's batches."""
-    if hasattr(data, "as_numpy_iterator"):  # a tf.data.Dataset
-        for batch in data.as_numpy_iterator():
-            yield np.asarray(batch, dtype=np.float64)
-        return
-    data = data if hasattr(data, "shape") else np.asarray(data)
-    if len(data.shape) != 2:
-        raise ValueError(f"adapt() expects a 2-D array (samples, features); got shape {tuple(data.shape)}.")
-    for start in range(0, data.shape[0], rows):
-        yield np.asarray(ops.convert_to_numpy(data[start:start + rows]), dtype=np.float64)
+    """Float64 numpy batches of ``data``, each checked to be 2-D (samples, features).
+
+    ``data`` is a 2-D array (cut into chunks of ``rows`` rows), a list or tuple of 2-D batches, or a
+    ``tf.data.Dataset`` of batches or of ``(features, labels, ...)`` tuples, of which the features are used.
+    """
+    is_dataset = hasattr(data, "as_numpy_iterator")
+    if is_dataset:
+        batches, source = (_features(element) for element in data.as_numpy_iterator()), "tf.data.Dataset"
+    elif isinstance(data, (list, tuple)) and data and np.ndim(data[0]) == 2:
+        batches, source = data, f"{type(data).__name__} of batches"
+    else:
+        data = data if hasattr(data, "shape") else np.asarray(data)
+        if len(data.shape) != 2:
+            raise ValueError(f"adapt() expects a 2-D array (samples, features), a list of 2-D batches or a batched "
+                             f"tf.data.Dataset; got an array of shape {tuple(data.shape)}.")
+        batches, source = (data[start:start + rows] for start in range(0, data.shape[0], rows)), "array"
+    for number, batch in enumerate(batches, start=1):
+        batch = np.asarray(ops.convert_to_numpy(batch), dtype=np.float64)
+        if batch.ndim != 2:
+            hint = " (batch the dataset first, e.g. dataset.batch(256))" if is_dataset and batch.ndim == 1 else ""
+            raise ValueError(f"adapt() expects 2-D batches (samples, features); batch {number} of the {source} has "
+                             f"shape {batch.shape}{hint}.")
+        yield batch
+
+
+def _features(element):
+    """The features of a dataset element: the element itself, or the first item of ``(features, labels, ...)``."""
+    return element[0] if isinstance(element, tuple) else element
 
 
 class FNETransformer(TransformerMixin, BaseEstimator):

@@ -2,13 +2,17 @@
 
 Files are written to a temporary name in the same folder and renamed when complete, so an
 interrupted run never leaves a half-written file behind (``os.replace`` is atomic on POSIX).
+A job holds its run folder's lock (:func:`locked_run_dir`) while it writes there, so two runs
+never write into one folder.
 """
 import contextlib
 import datetime
+import errno
 import json
 import math
 import os
 import pathlib
+import shutil
 import tempfile
 
 import numpy as np
@@ -66,6 +70,55 @@ def write_array(path, array):
     with atomic_path(path) as tmp:
         np.save(tmp, np.asarray(array))
     return pathlib.Path(path)
+
+
+@contextlib.contextmanager
+def locked_run_dir(run_dir):
+    """Hold ``run_dir``'s lock (``.lock``, an operating-system file lock) for the block.
+
+    A second run on the same folder fails at once with a ``ValueError`` naming the running one.
+    The lock belongs to the process: it goes with it when the process ends, however it ends, so
+    a lock left by a killed run never blocks the next one.
+    """
+    from filelock import FileLock, Timeout
+
+    run_dir = pathlib.Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    owner = run_dir / ".lock.owner"
+    lock = FileLock(str(run_dir / ".lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        holder = owner.read_text().strip() if owner.is_file() else "another process"
+        raise ValueError(f"{run_dir} is in use by a run that is still going ({holder}); wait for it to end, "
+                         f"or choose another output_dir=.") from None
+    try:
+        owner.write_text(f"process {os.getpid()}, started {datetime.datetime.now():%Y-%m-%d %H:%M:%S}\n")
+        yield run_dir
+    finally:
+        owner.unlink(missing_ok=True)
+        lock.release()
+
+
+def check_free_space(folder, needed_bytes):
+    """Raise ``OSError(ENOSPC)`` naming ``folder`` when it has less than ``needed_bytes`` free.
+
+    For files written through a memory map: a full disk there is a bus error, not an exception.
+    """
+    free = shutil.disk_usage(folder).free
+    if free < needed_bytes:
+        raise OSError(errno.ENOSPC, f"No space left on device: {folder} needs {readable_size(needed_bytes)}, "
+                                    f"{readable_size(free)} are free", str(folder))
+
+
+def readable_size(count):
+    """``count`` bytes as people write it: ``100 bytes``, ``20.0 KiB``, ``1.5 GiB``."""
+    if count < 1024:
+        return f"{count} bytes"
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        count /= 1024
+        if count < 1024 or unit == "TiB":
+            return f"{count:,.1f} {unit}"
 
 
 def make_run_dir(output_dir, job):

@@ -19,6 +19,7 @@ import keras
 
 from keras_tl import offline
 from keras_tl.offline import WeightsUnavailableError, efficientnet_lite, mobilenet, squeezenet
+from keras_tl.data import MAX_IMAGE_SIZE
 from keras_tl.messages import did_you_mean, unknown_layer_error
 
 LAYER_SETS = ("fne", "conv", "fc", "last")
@@ -58,6 +59,9 @@ class Source:
 
     def input_shape(self, image_size=None):
         size = self.default_size if image_size is None else int(image_size)
+        if size > MAX_IMAGE_SIZE:
+            raise ValueError(f"image_size={size} is above {MAX_IMAGE_SIZE} pixels, more than memory holds for "
+                             f"{self.name}; its training size is {self.default_size}.")
         if size < self.min_size:
             raise ValueError(f"Image size {size} is below {self.name}'s minimum of {self.min_size} pixels; "
                              f"use image_size={self.min_size} or more (its training size is {self.default_size}).")
@@ -192,7 +196,8 @@ def layer_names(model, layer_set="fne"):
     valid = [layer.name for layer in model.layers]
     for name in requested:
         if name not in valid:
-            raise unknown_layer_error(name, valid, model.name, f" Layer sets: {', '.join(LAYER_SETS)}.")
+            raise unknown_layer_error(name, valid, model.name, f" Layer sets: {', '.join(LAYER_SETS)}."
+                                      + did_you_mean(name, LAYER_SETS, cutoff=0.6))
     return requested
 
 

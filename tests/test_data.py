@@ -312,3 +312,52 @@ def test_one_file_linked_into_two_classes_is_left_out_with_one_warning(tmp_path)
     assert len(caught) == 1 and "(in cat, dog)" in str(caught[0].message)
     paths = sorted(os.path.relpath(path, root) for path in [*dataset.train.paths, *dataset.test.paths])
     assert paths == ["cat/1.png", "cat/2.png", "dog/0.png", "dog/1.png", "dog/2.png"]
+
+
+# ---------------------------------------------------------------------- untrusted split lists, links, degenerate splits
+@pytest.mark.parametrize("entry", ["../outside/0.png", "/etc/passwd", "bar/../../0.png", "C:/x/0.png"])
+def test_split_list_entries_that_leave_the_dataset_folder_are_an_error(tmp_path, entry):
+    root = tmp_path / "mit"
+    _class_tree(root / "Images", classes=("bar", "kitchen"), per_class=2)
+    (root / "TrainImages.txt").write_text(f"bar/0.png\n{entry}\nkitchen/0.png\n")
+    (root / "TestImages.txt").write_text("bar/1.png\nkitchen/1.png\n")
+    with pytest.raises(ValueError, match="line.s. that leave the dataset folder.*no absolute paths, no '..'"):
+        data.load_dataset(root)
+
+
+def test_links_that_lead_nowhere_are_named_in_a_warning(tmp_path):
+    root = _class_tree(tmp_path / "photos", per_class=3)
+    (root / "cat" / "loop.png").symlink_to(root / "cat" / "loop.png")
+    (root / "cat" / "gone.png").symlink_to(tmp_path / "deleted.png")
+    with pytest.warns(UserWarning, match=r"Leaving out 2 link\(s\) .* that lead to no file .*gone.png, .*loop.png"):
+        dataset = data.load_dataset(root)
+    assert len(dataset.train) + len(dataset.test) == 6
+
+
+def test_classes_left_without_a_train_or_test_image_are_a_warning_and_counts_are_in_the_summary():
+    dataset = data.ImageDataset("tiny", ["cat", "dog", "cow"], data.ImageSet(labels=np.array([0, 0, 1, 2])),
+                                data.ImageSet(labels=np.array([0, 1, 1])))
+    assert dataset.class_counts() == {"cat": (2, 1), "dog": (1, 2), "cow": (1, 0)}
+    assert dataset.summary() == "tiny: 3 classes, 4 train and 3 test images (per class: 1-2 train, 0-2 test)"
+    with pytest.warns(UserWarning, match=r"1 class\(es\) with no train or no test image .*: cow \(1 train, 0 test\)"):
+        dataset.warn_degenerate_classes()
+
+
+def test_unknown_dataset_names_suggest_the_close_ones():
+    with pytest.raises(FileNotFoundError, match="Did you mean animal_mnist"):
+        data.load_dataset("animal_mnst")
+
+
+def test_the_split_error_names_the_fraction_its_caller_set():
+    with pytest.raises(ValueError, match="change test_fraction= or use more images"):
+        data.stratified_split(np.repeat([0, 1, 2], 2), 0.2, seed=0)
+    with pytest.raises(ValueError, match="change validation_fraction= or use more images"):
+        data.split_validation(data.ImageSet(labels=np.repeat([0, 1, 2], 2)), 0.2, seed=0)
+
+
+@pytest.mark.parametrize("sizes, message", [({"image_size": 100_000}, "image_size=100000 is outside 1..4096"),
+                                            ({"batch_size": 0}, "batch_size=0 is outside 1..4096")])
+def test_sizes_that_would_exhaust_memory_are_refused_before_any_work(sizes, message):
+    with pytest.raises(ValueError, match=message):
+        data.make_pipeline(data.ImageSet(labels=np.zeros(1, int), images=np.zeros((1, 4, 4), np.uint8)),
+                           **{"image_size": 8, "batch_size": 1, **sizes})

@@ -1,5 +1,8 @@
 """Feature extraction (keras_tl.extract): in-graph pooling, the resumable cache, ten-crop, and the one
 FeatureExtractor object with its feature info, pipeline and cache key."""
+import os
+import pathlib
+
 import keras
 import numpy as np
 import pytest
@@ -114,3 +117,40 @@ def test_feature_extractor_extracts_what_the_primitives_do_and_keys_its_cache(ti
     assert len(keys) == 5
     again, again_path = extractor.extract(images, cache_dir=tmp_path, verbose=False)
     assert again_path == path and np.array_equal(again, features)
+
+
+def test_an_image_edited_in_place_with_the_same_size_is_extracted_again(tiny_mobilenet, tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "photos"
+    for label in ("cat", "dog"):
+        for index in range(2):
+            (folder / label).mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (16, 16), (200 * index, 100, 50)).save(folder / label / f"{index}.bmp")
+    images = data.load_dataset(folder, test_fraction=0.5, verbose=False).train
+    extractor = extract.FeatureExtractor("mobilenet", "conv1_relu", image_size=48, weights=None, model=tiny_mobilenet)
+    before, first_path = extractor.extract(images, cache_dir=tmp_path / "cache", verbose=False)
+    before = np.array(before)
+    edited = pathlib.Path(images.paths[0])
+    size = edited.stat().st_size
+    Image.new("RGB", (16, 16), (0, 0, 0)).save(edited)  # a BMP of the same size: only the pixels change
+    assert edited.stat().st_size == size
+    os.utime(edited, ns=(edited.stat().st_atime_ns, edited.stat().st_mtime_ns + 1_000_000_000))
+    after, second_path = extractor.extract(images, cache_dir=tmp_path / "cache", verbose=False)
+    assert second_path != first_path and not np.allclose(after[0], before[0])  # extracted again, not reused
+    np.testing.assert_allclose(after, extractor.extract(images, verbose=False)[0], rtol=1e-5, atol=1e-6)
+
+
+def test_a_full_disk_under_the_cache_is_an_error_before_the_memory_map(tiny_mobilenet, tmp_path, monkeypatch):
+    import errno
+    import shutil
+
+    from keras_tl import runs
+
+    monkeypatch.setattr(runs.shutil, "disk_usage", lambda folder: shutil._ntuple_diskusage(10**9, 10**9 - 100, 100))
+    extractor = extract.FeatureExtractor("mobilenet", "last", image_size=48, weights=None, model=tiny_mobilenet)
+    with pytest.raises(OSError) as caught:
+        extractor.extract(_image_set(4), cache_dir=tmp_path / "cache", verbose=False)
+    assert caught.value.errno == errno.ENOSPC
+    assert f"{tmp_path / 'cache'} needs 20.0 KiB, 100 bytes are free" in str(caught.value)
+    assert not list((tmp_path / "cache").glob("*.partial.npy"))

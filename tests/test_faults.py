@@ -144,6 +144,10 @@ def test_metrics_json_is_strict_json(tmp_path):
     (fne.main, ["--shots", "5", "0"], "--shots must be at least 1; got 0."),
     (fne.main, ["--image-size", "0"], "--image-size must be at least 1; got 0."),
     (fne.main, ["--thresholds", "0.2", "-0.2"], "--thresholds LOW HIGH needs LOW < HIGH"),
+    (fine_tune.main, ["--image-size", "1000000"], "--image-size must be at most 4096; got 1000000."),
+    (fne.main, ["--image-size", "1000000"], "--image-size must be at most 4096; got 1000000."),
+    (fne.main, ["--batch-size", "100000"], "--batch-size must be at most 4096; got 100000."),
+    (fne.main, ["--thresholds", "1e300", "1e308"], "--thresholds must lie within -10.0 .. 10.0; got 1e+300."),
 ])
 def test_bad_numbers_stop_before_any_work(main, argv, message, capsys):
     with pytest.raises(SystemExit) as stopped:
@@ -231,3 +235,47 @@ def test_jobs_finish_on_a_folder_with_damaged_jpegs_naming_each_once(job, tmp_pa
     for path in bad:
         assert warned.count(str(path)) == 1  # each bad file named once
     assert metrics["test_images"] + (metrics.get("train_images") or 0) <= 16
+
+
+@pytest.mark.parametrize("where", ["feature cache", "run folder"])
+def test_a_full_disk_is_one_error_line_and_exit_2(where, tmp_path, capsys, monkeypatch):
+    import errno
+    import shutil
+
+    if where == "feature cache":
+        monkeypatch.setattr(runs.shutil, "disk_usage", lambda folder: shutil._ntuple_diskusage(10**9, 10**9, 4096))
+    else:
+        real_write_json = runs.write_json
+
+        def disk_full_at_metrics(path, data):
+            if path.name == "metrics.json":
+                raise OSError(errno.ENOSPC, "No space left on device", str(path))
+            return real_write_json(path, data)
+
+        monkeypatch.setattr(runs, "write_json", disk_full_at_metrics)
+    run_dir = tmp_path / "run"
+    code = fne.main(["--train-per-class", "2", "--test-per-class", "1", "--image-size", "32", "--quiet",
+                     "--output-dir", str(run_dir), "--cache-dir", str(tmp_path / "cache")])
+    error = capsys.readouterr().err
+    assert code == 2 and error.count("\n") == 1 and error.startswith("error: No space left on device")
+    assert "Nothing was half-written" in error and "Traceback" not in error
+    assert str(tmp_path / ("cache" if where == "feature cache" else "run")) in error
+    assert not list(tmp_path.rglob("*.part*")) and not list(tmp_path.rglob("*.partial.npy"))
+    assert not (run_dir / "metrics.json").exists()
+
+
+def test_a_split_list_that_escapes_the_dataset_folder_is_one_error_line(tmp_path, capsys):
+    from PIL import Image
+
+    root = tmp_path / "mit"
+    for label in ("bar", "kitchen"):
+        (root / "Images" / label).mkdir(parents=True)
+        for index in range(2):
+            Image.new("RGB", (8, 8), (index * 90, 0, 0)).save(root / "Images" / label / f"{index}.png")
+    (root / "TrainImages.txt").write_text("bar/0.png\n../../../etc/hostname\nkitchen/0.png\n")
+    (root / "TestImages.txt").write_text("bar/1.png\nkitchen/1.png\n")
+    code = fne.main(["--dataset", str(root), "--image-size", "32", "--quiet", "--output-dir", str(tmp_path / "run"),
+                     "--cache-dir", str(tmp_path / "cache")])
+    error = capsys.readouterr().err
+    assert code == 2 and error.count("\n") == 1 and "leave the dataset folder" in error
+    assert "../../../etc/hostname" in error

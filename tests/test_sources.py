@@ -49,6 +49,13 @@ def test_unknown_source_and_layer_names_suggest_close_matches():
     model = sources.get_source("mobilenet").build(weights=None, image_size=32)
     with pytest.raises(ValueError, match="conv_pw_13_relu"):
         sources.layer_names(model, "conv_pw_13_rel")
+    with pytest.raises(ValueError, match="Layer sets: fne, conv, fc, last. Did you mean fne?"):
+        sources.layer_names(model, "fnee")  # a mistyped layer set
+
+
+def test_image_sizes_that_would_exhaust_memory_are_refused():
+    with pytest.raises(ValueError, match="image_size=1000000 is above 4096 pixels"):
+        sources.get_source("mobilenet").input_shape(1_000_000)
 
 
 def test_image_size_below_the_minimum_is_refused():

@@ -9,12 +9,15 @@ sets ``learning_rate``), and a library error that names a parameter (``unfreeze=
 with the job's flag instead (``--unfreeze 'x'``), see :func:`flags_in_message`.
 """
 import argparse
+import errno
 import importlib
 import math
 import os
 import re
 import sys
 import warnings
+
+from keras_tl.data import MAX_BATCH_SIZE, MAX_IMAGE_SIZE
 
 # name: (what it does, whether TensorFlow is imported before its arguments are read)
 JOBS = {
@@ -29,6 +32,7 @@ JOBS = {
 USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, NotADirectoryError, IsADirectoryError,
                ModuleNotFoundError)
 INTERRUPTED_EXIT = 130
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 _PARAMETER = re.compile(r"(?<![\w.-])([a-z][a-z0-9_]*)=(?!=)(?=(.?))")
 
 
@@ -71,12 +75,25 @@ def run_cli(parse_args, job, argv=None, resumable=True, make_parser=None):
         message = str(error) if make_parser is None else flags_in_message(str(error), make_parser())
         print(f"error: {message}", file=sys.stderr)
         return 2
+    except OSError as error:
+        if error.errno not in DISK_FULL:
+            raise
+        print(f"error: {disk_full_message(error)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("\ninterrupted: " + ("finished work is kept; run the same command again to resume." if resumable
                                   else "stopped before the end; start it again to run it from the beginning."),
               file=sys.stderr)
         return INTERRUPTED_EXIT
     return 0
+
+
+def disk_full_message(error):
+    """One line for a full disk or quota: what could not be written, and what to do."""
+    where = error.filename or "a file"
+    text = error.strerror or os.strerror(error.errno)
+    return (f"{text} (writing {where}). Nothing was half-written; free some space or choose another "
+            f"--output-dir / --cache-dir, then run the same command again.")
 
 
 def flag_names(parser):
@@ -177,15 +194,30 @@ FRACTION_OR_ZERO = Rule(lambda value: 0 <= value < 1, "must be at least 0 and be
 UP_TO_ONE = Rule(lambda value: 0 < value <= 1, "must be > 0 and at most 1")
 
 
+def at_most(largest):
+    """The :class:`Rule` of an upper bound (sizes that would exhaust memory)."""
+    return Rule(lambda value: value <= largest, f"must be at most {largest}")
+
+
+def within(lowest, highest):
+    """The :class:`Rule` of a closed range."""
+    return Rule(lambda value: lowest <= value <= highest, f"must lie within {lowest} .. {highest}")
+
+
+IMAGE_SIZE = (AT_LEAST_ONE, at_most(MAX_IMAGE_SIZE))
+BATCH_SIZE = (AT_LEAST_ONE, at_most(MAX_BATCH_SIZE))
+
+
 def check_options(parser, args, **rules):
     """Stop with ``parser.error`` (exit 2, one line) at the first option outside its :class:`Rule`.
 
-    ``rules`` maps an option's ``dest`` to its rule; None values (not given) pass, lists are
-    checked item by item, and NaN or infinite numbers never pass.
+    ``rules`` maps an option's ``dest`` to its rule (or a tuple of rules, checked in turn); None
+    values (not given) pass, lists are checked item by item, and NaN or infinite numbers never pass.
     """
     flags = flag_names(parser)
-    for dest, rule in rules.items():
+    for dest, dest_rules in rules.items():
         value = getattr(args, dest)
-        for item in value if isinstance(value, (list, tuple)) else [value]:
-            if item is not None and not (math.isfinite(item) and rule.test(item)):
-                parser.error(f"{flags[dest]} {rule.phrase}; got {item}.")
+        for rule in dest_rules if isinstance(dest_rules, tuple) else (dest_rules,):
+            for item in value if isinstance(value, (list, tuple)) else [value]:
+                if item is not None and not (math.isfinite(item) and rule.test(item)):
+                    parser.error(f"{flags[dest]} {rule.phrase}; got {item}.")

@@ -115,10 +115,10 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     cli.fill_defaults(args, {"train_per_class": 200, "test_per_class": 100, "image_size": 96},
                       when=args.dataset == parser.get_default("dataset"))
-    cli.check_options(parser, args, image_size=cli.AT_LEAST_ONE, train_per_class=cli.AT_LEAST_ONE,
+    cli.check_options(parser, args, image_size=cli.IMAGE_SIZE, train_per_class=cli.AT_LEAST_ONE,
                       test_per_class=cli.AT_LEAST_ONE, validation_fraction=cli.FRACTION, lora_rank=cli.NOT_NEGATIVE,
                       lora_alpha=cli.POSITIVE, dropout=cli.FRACTION_OR_ZERO, epochs=cli.AT_LEAST_ONE,
-                      freeze_epochs=cli.NOT_NEGATIVE, patience=cli.AT_LEAST_ONE, batch_size=cli.AT_LEAST_ONE,
+                      freeze_epochs=cli.NOT_NEGATIVE, patience=cli.AT_LEAST_ONE, batch_size=cli.BATCH_SIZE,
                       learning_rate=cli.POSITIVE, lr_ratio=cli.UP_TO_ONE, lr_groups=cli.AT_LEAST_ONE,
                       zoom=cli.FRACTION_OR_ZERO, rotation=cli.FRACTION_OR_ZERO, translation=cli.FRACTION_OR_ZERO,
                       mix_alpha=cli.POSITIVE)
@@ -270,29 +270,30 @@ def run(args):
     run_dir, resuming = choose_run_dir(args.output_dir, settings_of(args))
     if args.strategy == "multi-worker" and not distribute.is_chief(strategy):
         run_dir = runs.make_run_dir(run_dir / f"worker-{strategy.cluster_resolver.task_id}", "fine_tune")
-    sizes = {split: len(image_set) for split, image_set in splits.items()}
-    batch_size = distribute.global_batch_size(args.batch_size, strategy)
-    runs.write_json(run_dir / "config.json", {
-        "settings": settings_of(args), "image_size": image_size, "global_batch_size": batch_size, "sizes": sizes,
-        "class_names": dataset.class_names, "stages": [dataclasses.asdict(stage) for stage in settings.stages()],
-        "layers_tuned": tuned, "strategy": distribute.describe(strategy), "keras": keras.__version__})
-    print_plan(say, args, run_dir, resuming, source, image_size, dataset, sizes, tuned, targets, augmentation,
-               strategy, batch_size, settings.stages())
+    with runs.locked_run_dir(run_dir):  # a second run on this folder stops here with one error line
+        sizes = {split: len(image_set) for split, image_set in splits.items()}
+        batch_size = distribute.global_batch_size(args.batch_size, strategy)
+        runs.write_json(run_dir / "config.json", {
+            "settings": settings_of(args), "image_size": image_size, "global_batch_size": batch_size, "sizes": sizes,
+            "class_names": dataset.class_names, "stages": [dataclasses.asdict(stage) for stage in settings.stages()],
+            "layers_tuned": tuned, "strategy": distribute.describe(strategy), "keras": keras.__version__})
+        print_plan(say, args, run_dir, resuming, source, image_size, dataset, sizes, tuned, targets, augmentation,
+                   strategy, batch_size, settings.stages())
 
-    train, validation, test = data.training_pipelines(source, image_size, splits, len(dataset.class_names),
-                                                      batch_size, args.mix, mix_alpha_of(args), args.seed,
-                                                      shard=args.strategy == "multi-worker")
-    tensorboard = (lambda stage: [keras.callbacks.TensorBoard(str(run_dir / "tensorboard" / stage.name))]
-                   ) if args.tensorboard else ()
-    results = recipe.run_stages(model, base, settings, train, validation, run_dir, targets, tensorboard, strategy,
-                                verbose=(1 if sys.stdout.isatty() else 2) if not args.quiet else 0)
-    with runs.atomic_path(run_dir / "layers.txt") as temporary:
-        temporary.write_text(freezing.trainable_report(model, expand_nested=True) + "\n")
-    metrics = evaluate_and_save(args, model, test, dataset, results, run_dir, source, sizes)
-    metrics["cost"] = cost_of(results, sizes, time.perf_counter() - started, full_fine_tune_params)
-    runs.write_json(run_dir / "metrics.json", metrics)
-    print_summary(results, metrics, run_dir)
-    return metrics
+        train, validation, test = data.training_pipelines(source, image_size, splits, len(dataset.class_names),
+                                                          batch_size, args.mix, mix_alpha_of(args), args.seed,
+                                                          shard=args.strategy == "multi-worker")
+        tensorboard = (lambda stage: [keras.callbacks.TensorBoard(str(run_dir / "tensorboard" / stage.name))]
+                       ) if args.tensorboard else ()
+        results = recipe.run_stages(model, base, settings, train, validation, run_dir, targets, tensorboard, strategy,
+                                    verbose=(1 if sys.stdout.isatty() else 2) if not args.quiet else 0)
+        with runs.atomic_path(run_dir / "layers.txt") as temporary:
+            temporary.write_text(freezing.trainable_report(model, expand_nested=True) + "\n")
+        metrics = evaluate_and_save(args, model, test, dataset, results, run_dir, source, sizes)
+        metrics["cost"] = cost_of(results, sizes, time.perf_counter() - started, full_fine_tune_params)
+        runs.write_json(run_dir / "metrics.json", metrics)
+        print_summary(results, metrics, run_dir)
+        return metrics
 
 
 def evaluate_and_save(args, model, test, dataset, results, run_dir, source, sizes):

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 
 from keras_tl import classify, data, export, extract, messages, plots, runs, sources
-from keras_tl.full_network_embedding import DEFAULT_THRESHOLDS, POSTPROCESSING, postprocessor
+from keras_tl.full_network_embedding import DEFAULT_THRESHOLDS, MAX_THRESHOLD, POSTPROCESSING, postprocessor
 from keras_tl.jobs import cli
 
 EXAMPLES = """examples:
@@ -57,8 +57,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     cli.fill_defaults(args, BUILTIN_DEFAULTS, when=args.dataset == parser.get_default("dataset"))
     cli.check_options(parser, args, train_per_class=cli.AT_LEAST_ONE, test_per_class=cli.AT_LEAST_ONE,
-                      image_size=cli.AT_LEAST_ONE, batch_size=cli.AT_LEAST_ONE, c=cli.POSITIVE, shots=cli.AT_LEAST_ONE,
-                      repeats=cli.AT_LEAST_ONE)
+                      image_size=cli.IMAGE_SIZE, batch_size=cli.BATCH_SIZE, c=cli.POSITIVE, shots=cli.AT_LEAST_ONE,
+                      repeats=cli.AT_LEAST_ONE, thresholds=cli.within(-MAX_THRESHOLD, MAX_THRESHOLD))
     if not args.thresholds[0] < args.thresholds[1]:
         parser.error(f"--thresholds LOW HIGH needs LOW < HIGH; got {args.thresholds[0]} {args.thresholds[1]}.")
     for method in args.methods:
@@ -92,27 +92,30 @@ def run(args):
                                          model=model)
 
     run_dir = runs.make_run_dir(args.output_dir, "fne")
-    runs.write_json(run_dir / "config.json", {**vars(args), "image_size": image_size, "layers": method_layers,
-                                              "run_dir": run_dir, "dataset_summary": dataset.summary()})
-    if verbose:
-        print(f"Source: {source.name} ({args.weights} weights, top {'on' if args.include_top else 'off'}), "
-              f"{image_size}x{image_size} px; {len(all_layers)} layers, {extractor.num_features:,} features per image")
-        print(f"Data: {dataset.summary()}")
-        print(f"Methods: {', '.join(args.methods)}; output: {run_dir}", flush=True)
-    features, timings = extract_splits(args, extractor, dataset, run_dir)
-    exported = next((method for method in methods if method[1] == "fne"), methods[-1])
-    results = {f"{layers}:{post}": evaluate_method(args, features, dataset, layers, post, method_layers[layers],
-                                                   extractor, run_dir, save_model=(layers, post) == exported)
-               for layers, post in methods}
-    images_per_second = (len(dataset.train) + len(dataset.test)) / max(sum(timings.values()), 1e-9)
-    if args.shots:
-        plots.plot_few_shot({name: result["few_shot"] for name, result in results.items()},
-                            path=run_dir / "figures" / "few_shot.png", title=f"{source.name} on {dataset.name}")
-    metrics = {"methods": results, "extraction_seconds": timings, "extraction_images_per_second": images_per_second,
-               "train_images": len(dataset.train), "test_images": len(dataset.test), "skipped_files": dataset.skipped}
-    runs.write_json(run_dir / "metrics.json", metrics)
-    print_summary(results, images_per_second, run_dir, args.shots, dataset.skipped)
-    return metrics
+    with runs.locked_run_dir(run_dir):  # a second run on this folder stops here with one error line
+        runs.write_json(run_dir / "config.json", {**vars(args), "image_size": image_size, "layers": method_layers,
+                                                  "run_dir": run_dir, "dataset_summary": dataset.summary()})
+        if verbose:
+            print(f"Source: {source.name} ({args.weights} weights, top {'on' if args.include_top else 'off'}), "
+                  f"{image_size}x{image_size} px; {len(all_layers)} layers, {extractor.num_features:,} features "
+                  "per image")
+            print(f"Data: {dataset.summary()}")
+            print(f"Methods: {', '.join(args.methods)}; output: {run_dir}", flush=True)
+        features, timings = extract_splits(args, extractor, dataset, run_dir)
+        exported = next((method for method in methods if method[1] == "fne"), methods[-1])
+        results = {f"{layers}:{post}": evaluate_method(args, features, dataset, layers, post, method_layers[layers],
+                                                       extractor, run_dir, save_model=(layers, post) == exported)
+                   for layers, post in methods}
+        images_per_second = (len(dataset.train) + len(dataset.test)) / max(sum(timings.values()), 1e-9)
+        if args.shots:
+            plots.plot_few_shot({name: result["few_shot"] for name, result in results.items()},
+                                path=run_dir / "figures" / "few_shot.png", title=f"{source.name} on {dataset.name}")
+        metrics = {"methods": results, "extraction_seconds": timings, "extraction_images_per_second": images_per_second,
+                   "train_images": len(dataset.train), "test_images": len(dataset.test),
+                   "skipped_files": dataset.skipped}
+        runs.write_json(run_dir / "metrics.json", metrics)
+        print_summary(results, images_per_second, run_dir, args.shots, dataset.skipped)
+        return metrics
 
 
 def extract_splits(args, extractor, dataset, run_dir):

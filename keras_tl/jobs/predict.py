@@ -43,7 +43,7 @@ def make_parser():
 def parse_args(argv=None):
     parser = make_parser()
     args = parser.parse_args(argv)
-    cli.check_options(parser, args, top_k=cli.AT_LEAST_ONE, batch_size=cli.AT_LEAST_ONE)
+    cli.check_options(parser, args, top_k=cli.AT_LEAST_ONE, batch_size=cli.BATCH_SIZE)
     return args
 
 

@@ -66,7 +66,7 @@ def parse_args(argv=None):
         args.source = list(OFFLINE_SOURCES) if args.study == "layers" else ["mobilenet"]
     if args.dataset is None:
         args.dataset = ["animal_mnist"] if args.study == "tradeoff" else list(experiments.OFFLINE_TARGETS)
-    cli.check_options(parser, args, image_size=cli.AT_LEAST_ONE, train_per_class=cli.AT_LEAST_ONE,
+    cli.check_options(parser, args, image_size=cli.IMAGE_SIZE, train_per_class=cli.AT_LEAST_ONE,
                       test_per_class=cli.AT_LEAST_ONE, seeds=cli.AT_LEAST_ONE, shots=cli.AT_LEAST_ONE,
                       layer_step=cli.AT_LEAST_ONE, epochs=cli.AT_LEAST_ONE)
     for name in args.source:
@@ -81,19 +81,20 @@ def run(args):
     if not targets:
         raise ValueError("None of the targets is available: " + "; ".join(f"{k}: {v}" for k, v in missing.items()))
     run_dir = runs.make_run_dir(args.output_dir, f"study-{args.study}")  # only once there is something to run
-    seeds = list(range(args.seed, args.seed + args.seeds))
-    if verbose:
-        print(f"Study {args.study}: sources {', '.join(args.source)}; targets {', '.join(targets)}"
-              + (f" (missing: {', '.join(missing)})" if missing else "")
-              + f"; {args.image_size} px; seeds {seeds}; output {run_dir}", flush=True)
-    study = {"layers": report_layers, "fne": report_fne, "tradeoff": report_tradeoff}[args.study]
-    results, sections = study(args, targets, seeds, run_dir, verbose)
-    settings = {key: value for key, value in vars(args).items() if key not in ("quiet", "verbose")}
-    runs.write_json(run_dir / "results.json", {"study": args.study, "settings": settings, "seeds": seeds,
-                                               "targets": targets, "missing_targets": missing, "results": results})
-    write_report(run_dir, args, targets, missing, seeds, sections, svm_fits(results))
-    print(f"Report: {run_dir / 'report.md'}")
-    return results
+    with runs.locked_run_dir(run_dir):  # a second run on this folder stops here with one error line
+        seeds = list(range(args.seed, args.seed + args.seeds))
+        if verbose:
+            print(f"Study {args.study}: sources {', '.join(args.source)}; targets {', '.join(targets)}"
+                  + (f" (missing: {', '.join(missing)})" if missing else "")
+                  + f"; {args.image_size} px; seeds {seeds}; output {run_dir}", flush=True)
+        study = {"layers": report_layers, "fne": report_fne, "tradeoff": report_tradeoff}[args.study]
+        results, sections = study(args, targets, seeds, run_dir, verbose)
+        settings = {key: value for key, value in vars(args).items() if key not in ("quiet", "verbose")}
+        runs.write_json(run_dir / "results.json", {"study": args.study, "settings": settings, "seeds": seeds,
+                                                   "targets": targets, "missing_targets": missing, "results": results})
+        write_report(run_dir, args, targets, missing, seeds, sections, svm_fits(results))
+        print(f"Report: {run_dir / 'report.md'}")
+        return results
 
 
 # ----------------------------------------------------------------------------- the three studies' reports
