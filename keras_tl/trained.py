@@ -16,6 +16,8 @@ import dataclasses
 import json
 import os
 import pathlib
+import reprlib
+import zipfile
 
 import numpy as np
 
@@ -98,19 +100,91 @@ def run_kind(run_dir):
 
 
 def load_run(run_dir):
-    """The :class:`TrainedModel` of a finished ``fine_tune`` or ``fne`` run folder."""
-    import keras
+    """The :class:`TrainedModel` of a finished ``fine_tune`` or ``fne`` run folder.
 
+    The folder may come from anyone, so its files are checked: one ``ValueError`` names the file
+    and the field that is missing or wrong, and ``model.keras`` is read with Keras's safe mode on.
+    """
     import keras_tl
 
     keras_tl.register_custom_objects()  # also when TensorFlow imported Keras before keras_tl's import hook ran
     run_dir = pathlib.Path(run_dir)
     kind = run_kind(run_dir)
-    if kind == "fne":
-        info = json.loads((run_dir / "model.json").read_text())
-        source_name, image_size, classes = info["source"], info["image_size"], info["class_names"]
-    else:
-        config = json.loads((run_dir / "config.json").read_text())
-        source_name, image_size, classes = config["settings"]["source"], config["image_size"], config["class_names"]
-    model = keras.models.load_model(run_dir / "model.keras", compile=False)
-    return TrainedModel(model, kind, list(classes), sources.get_source(source_name), int(image_size), run_dir)
+    info_path = run_dir / ("model.json" if kind == "fne" else "config.json")
+    source, image_size, classes = read_run_info(info_path, kind)
+    model_path = run_dir / "model.keras"
+    model = load_keras_model(model_path)
+    outputs = getattr(model, "output_shape", None)
+    if not (isinstance(outputs, tuple) and len(outputs) == 2):
+        raise ValueError(f"{model_path} should be a classifier with one output of shape (batch, classes); "
+                         f"its output shape is {outputs}.")
+    if outputs[1] != len(classes):
+        raise ValueError(f"{info_path} lists {len(classes)} class_names, but the model in {model_path} has "
+                         f"{outputs[1]} outputs; the two files are from different runs.")
+    return TrainedModel(model, kind, classes, source, image_size, run_dir)
+
+
+def read_run_info(path, kind):
+    """The checked ``(source, image_size, class_names)`` of an fne run's ``model.json`` or a fine_tune run's
+    ``config.json``."""
+    try:
+        info = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON ({error}); it is damaged. Give another run folder.") from None
+    source_field = ("source",) if kind == "fne" else ("settings", "source")
+    source_name = _field(info, path, source_field)
+    image_size = _field(info, path, ("image_size",))
+    classes = _field(info, path, ("class_names",))
+    try:
+        source = sources.get_source(source_name)
+    except ValueError as error:
+        raise ValueError(f"{path}, field {'.'.join(source_field)}: {error}") from None
+    if not (isinstance(image_size, int) and not isinstance(image_size, bool)
+            and source.min_size <= image_size <= data.MAX_IMAGE_SIZE):
+        raise ValueError(f"{path}, field image_size: expected a whole number of pixels from {source.min_size} "
+                         f"({source.name}'s minimum) to {data.MAX_IMAGE_SIZE}; got {reprlib.repr(image_size)}.")
+    if not (isinstance(classes, list) and all(isinstance(name, str) for name in classes)):
+        raise ValueError(f"{path}, field class_names: expected a list of class names (strings); "
+                         f"got {reprlib.repr(classes)}.")
+    repeated = sorted({name for name in classes if classes.count(name) > 1})
+    if repeated:
+        raise ValueError(f"{path}, field class_names: each class should be named once; "
+                         f"{', '.join(map(repr, repeated))} appear more than once.")
+    return source, image_size, classes
+
+
+def _field(info, path, keys):
+    """``info[keys[0]][keys[1]]...``; a ``ValueError`` naming the file and the first key that is missing."""
+    value = info
+    for depth, key in enumerate(keys):
+        if not isinstance(value, dict) or key not in value:
+            raise ValueError(f"{path} has no field {'.'.join(keys[:depth + 1])}; it is damaged or not written by "
+                             f"keras_tl. Give another run folder.")
+        value = value[key]
+    return value
+
+
+def load_keras_model(path):
+    """``keras.models.load_model(path)`` with safe mode on (no code from the file runs); a file that cannot
+    be loaded is one ``ValueError``."""
+    import keras
+
+    try:
+        return keras.models.load_model(path, compile=False, safe_mode=True)
+    except Exception as error:  # whatever a damaged or hostile file makes Keras raise
+        if not zipfile.is_zipfile(path):
+            reason = "not a complete zip archive: it was cut short or overwritten"
+        else:
+            reason = f"{type(error).__name__}: {_first_sentence(error)}"
+        raise ValueError(f"{path} cannot be loaded as a Keras model ({reason}); it is damaged, from another "
+                         f"version, or refused by Keras's safe mode (it would run code). Rerun the job that "
+                         f"wrote it, or give another run folder.") from None
+
+
+def _first_sentence(error):
+    """What went wrong, in at most 200 characters: Keras's errors go on with a whole model config."""
+    text = str(error).strip()
+    if "Exception encountered: " in text:  # Keras wraps the cause of a failed layer in a longer message
+        text = text.partition("Exception encountered: ")[2]
+    first_line = text.splitlines()[0] if text else "no details"
+    return first_line.split(". ")[0][:200]

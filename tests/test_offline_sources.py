@@ -241,6 +241,62 @@ def test_torch_reader_honours_offsets_and_strides_of_non_contiguous_tensors(monk
     np.testing.assert_array_equal(stored_transposed[2:].reshape(2, 3), [[0, 3, 1], [4, 2, 5]])  # what a reshape gives
 
 
+def test_torch_reader_reads_views_that_end_on_the_last_element_broadcast_or_are_scalars(monkeypatch):
+    storage = np.arange(6, dtype="float32")
+    data = legacy_torch_bytes(monkeypatch, {"corner": (storage, "<f4", 1, (2, 2), (1, 3)),  # reads 1, 2, 4, 5
+                                            "repeated": (storage, "<f4", 5, (3, 2), (0, 0)),  # expand() of one value
+                                            "scalar": (storage, "<f4", 5, (), ())})
+    monkeypatch.undo()
+    state = torch_pickle.read_legacy_torch_file(data)
+    np.testing.assert_array_equal(state["corner"], [[1, 4], [2, 5]])
+    np.testing.assert_array_equal(state["repeated"], np.full((3, 2), 5))
+    assert state["scalar"].shape == () and state["scalar"] == 5
+
+
+@pytest.mark.parametrize("offset, shape, strides, message", [
+    (3, (1,), (1,), r"offset 3, shape \(1,\), strides \(1,\)\) in a storage of 3 elements reads element 3, past"),
+    (4, (), (), r"reads element 4, past the end of its storage"),
+    (0, (2, 2), (2, 1), r"shape \(2, 2\), strides \(2, 1\)\) in a storage of 3 elements reads element 3"),
+    (0, (2,), (5,), r"reads element 5"),
+    (2, (3,), (-1,), r"should be integers of 0 or more"),
+    (-1, (1,), (1,), r"should be integers of 0 or more"),
+    (0, (True,), (1,), r"should be integers of 0 or more"),
+    (0, (3,), (1.0,), r"should be integers of 0 or more"),
+    (0, (3,), (), r"shape and strides should have as many entries as the tensor has axes"),
+])
+def test_torch_reader_refuses_views_outside_their_storage(monkeypatch, offset, shape, strides, message):
+    data = legacy_torch_bytes(monkeypatch, {"kernel": ([1, 2, 3], "<f4", offset, shape, strides)})
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match=rf"^Tensor 'kernel' \(.*{message}"):
+        torch_pickle.read_legacy_torch_file(data)
+
+
+def test_torch_reader_refuses_truncated_storages(monkeypatch):
+    data = legacy_torch_bytes(monkeypatch, {"kernel": (np.arange(4), "<f4", 0, (4,), (1,))})
+    monkeypatch.undo()
+    assert torch_pickle.read_legacy_torch_file(data)["kernel"].tolist() == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match=r"Storage '0' should hold 4 elements of 4 bytes \(16 bytes\); the file has "
+                                         r"12: it is truncated"):
+        torch_pickle.read_legacy_torch_file(data[:-4])
+    with pytest.raises(ValueError, match=r"The file ends before storage '0' \(4 elements\); it is truncated"):
+        torch_pickle.read_legacy_torch_file(data[:-16 - 4])
+    with pytest.raises(ValueError, match=r"Storage '0' holds -1 elements; the state dict expects 4"):
+        torch_pickle.read_legacy_torch_file(data[:-24] + np.int64(-1).tobytes() + data[-16:])
+
+
+def test_torch_reader_refuses_a_storage_list_or_type_that_does_not_match_the_tensors(monkeypatch):
+    data = legacy_torch_bytes(monkeypatch, {"kernel": ([1, 2], "<f4", 0, (2,), (1,))})
+    monkeypatch.undo()
+    listed, values = pickle.dumps(["0"], protocol=2), data[-16:]
+    assert data.endswith(listed + values)
+    with pytest.raises(ValueError, match=r"Tensor 'kernel' uses a storage that is not in the file's list"):
+        torch_pickle.read_legacy_torch_file(data.replace(listed + values, pickle.dumps([], protocol=2)))
+    with pytest.raises(ValueError, match=r"Storage '1' is in the file's list of storages, but no tensor uses it"):
+        torch_pickle.read_legacy_torch_file(data.replace(listed, pickle.dumps(["1"], protocol=2)))
+    with pytest.raises(pickle.UnpicklingError, match=r"unsupported persistent id .*OrderedDict"):  # not a storage type
+        torch_pickle.read_legacy_torch_file(data.replace(b"ctorch\nFloatStorage\n", b"ccollections\nOrderedDict\n"))
+
+
 def test_pickles_may_build_arrays_but_nothing_else():
     class Evil:
         def __reduce__(self):

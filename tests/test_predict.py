@@ -1,6 +1,7 @@
 """Use what you trained: the exported FNE model, load_run, and ``python -m keras_tl.predict`` on both run kinds."""
 import csv
 import json
+import shutil
 import subprocess
 import sys
 
@@ -104,6 +105,21 @@ def test_a_folder_that_is_not_a_finished_run_is_one_error(fine_tune_run, photos,
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 3 and all(line.startswith("error: ") for line in errors)
     assert "metrics.json, model.keras missing" in errors[1] and "neither an image file nor a folder" in errors[2]
+
+
+def test_a_truncated_model_keras_of_a_real_run_is_one_error(fine_tune_run, photos, tmp_path, capsys):
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    for name in ("config.json", "metrics.json"):
+        shutil.copy(fine_tune_run / name, damaged / name)
+    model_bytes = (fine_tune_run / "model.keras").read_bytes()
+    (damaged / "model.keras").write_bytes(model_bytes[:len(model_bytes) // 2])
+    with pytest.raises(ValueError, match=r"model.keras cannot be loaded as a Keras model \(not a complete zip"):
+        trained.load_run(damaged)
+    assert predict.main([str(damaged), str(photos / "flower.png"), "--quiet"]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 1 and errors[0].startswith(f"error: {damaged / 'model.keras'} cannot be loaded")
+    assert "not found" not in errors[0]
 
 
 def test_explain_needs_a_fine_tune_run(fne_run, photos, capsys):

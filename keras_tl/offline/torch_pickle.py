@@ -15,7 +15,9 @@ pickle leaves to the loader. :class:`_StateDictUnpickler` maps those names onto 
 stand-ins below, so no PyTorch is needed and nothing else can be built.
 
 The strides matter: a tensor saved after a ``permute`` (as converted TensorFlow kernels are) is
-not contiguous, and reshaping its storage would scramble it silently.
+not contiguous, and reshaping its storage would scramble it silently. They are also untrusted: a
+crafted file could point a view past the end of its storage, so every view and every storage's
+length is checked before any array is built from it.
 """
 import collections
 import dataclasses
@@ -52,15 +54,39 @@ class _Tensor:
     shape: tuple
     strides: tuple
 
-    def to_numpy(self):
+    def to_numpy(self, name):
+        """A contiguous copy of the tensor (``name``: its key in the state dict), in its own axis order."""
+        self._check_view(name)
         itemsize = self.storage.values.itemsize
         view = as_strided(self.storage.values[self.offset:], shape=tuple(self.shape),
                           strides=tuple(step * itemsize for step in self.strides), writeable=False)
-        return np.array(view, order="C")  # a contiguous copy, in the tensor's own axis order
+        return np.array(view, order="C")
+
+    def _check_view(self, name):
+        """A ``ValueError`` unless every element the view reads lies inside the storage."""
+        if self.storage.values is None:
+            raise ValueError(f"Tensor {name!r} uses a storage that is not in the file's list of storages.")
+        size = self.storage.values.size
+        recipe = (f"Tensor {name!r} (offset {self.offset!r}, shape {self.shape!r}, strides {self.strides!r}) "
+                  f"in a storage of {size} elements")
+        if not (_is_count(self.offset) and isinstance(self.shape, (tuple, list))
+                and isinstance(self.strides, (tuple, list)) and all(map(_is_count, [*self.shape, *self.strides]))):
+            raise ValueError(f"{recipe}: offset, shape and strides should be integers of 0 or more.")
+        if len(self.shape) != len(self.strides):
+            raise ValueError(f"{recipe}: shape and strides should have as many entries as the tensor has axes.")
+        if 0 not in self.shape:
+            last = self.offset + sum((length - 1) * step for length, step in zip(self.shape, self.strides))
+            if last >= size:
+                raise ValueError(f"{recipe} reads element {last}, past the end of its storage; the file is "
+                                 f"damaged or crafted.")
+
+
+def _is_count(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _rebuild_tensor_v2(storage, offset, shape, strides, requires_grad=False, backward_hooks=None, metadata=None):
-    return _Tensor(storage, offset, tuple(shape), tuple(strides))
+    return _Tensor(storage, offset, shape, strides)  # checked in to_numpy, where the tensor's name is known
 
 
 class _StateDictUnpickler(RestrictedUnpickler):
@@ -74,8 +100,9 @@ class _StateDictUnpickler(RestrictedUnpickler):
 
     def persistent_load(self, saved_id):
         kind, dtype, key, _device, size, view = saved_id
-        if kind != "storage" or view is not None:
-            raise pickle.UnpicklingError(f"unsupported persistent id {saved_id!r} (storage views are not handled)")
+        if kind != "storage" or view is not None or not isinstance(dtype, np.dtype):
+            raise pickle.UnpicklingError(f"unsupported persistent id {saved_id!r} (expected a storage of one of the "
+                                         f"types {', '.join(STORAGE_DTYPES)}; storage views are not handled)")
         return self.storages.setdefault(key, _Storage(dtype, size))
 
 
@@ -100,9 +127,18 @@ def read_legacy_torch_file(data):
     state_dict = unpickler.load()
     storage_keys = _PlainUnpickler(file).load()
     for key in storage_keys:
+        if key not in unpickler.storages:
+            raise ValueError(f"Storage {key!r} is in the file's list of storages, but no tensor uses it.")
         storage = unpickler.storages[key]
-        count = int(np.frombuffer(file.read(8), "<i8")[0])
-        if count != storage.size:
-            raise ValueError(f"Storage {key} holds {count} elements; the state dict expects {storage.size}.")
-        storage.values = np.frombuffer(file.read(count * storage.dtype.itemsize), storage.dtype)
-    return {name: tensor.to_numpy() for name, tensor in state_dict.items()}
+        count_bytes = file.read(8)
+        if len(count_bytes) != 8:
+            raise ValueError(f"The file ends before storage {key!r} ({storage.size} elements); it is truncated.")
+        count = int.from_bytes(count_bytes, "little", signed=True)
+        if count < 0 or count != storage.size:
+            raise ValueError(f"Storage {key!r} holds {count} elements; the state dict expects {storage.size}.")
+        raw = file.read(count * storage.dtype.itemsize)
+        if len(raw) != count * storage.dtype.itemsize:
+            raise ValueError(f"Storage {key!r} should hold {count} elements of {storage.dtype.itemsize} bytes "
+                             f"({count * storage.dtype.itemsize} bytes); the file has {len(raw)}: it is truncated.")
+        storage.values = np.frombuffer(raw, storage.dtype)
+    return {name: tensor.to_numpy(name) for name, tensor in state_dict.items()}
