@@ -104,7 +104,36 @@ class VectorFormatError(ValueError):
         self.path = pathlib.Path(path)
         self.line = line
         where = f"{self.path}, line {line}" if line else str(self.path)
-        super().__init__(f"{where}: {message}")
+        self.message = f"{where}: {message}"
+        # ValueError's __init__, not super(): in UndecodableVectorFileError the next class is UnicodeDecodeError,
+        # whose __init__ takes five arguments.
+        ValueError.__init__(self, self.message)
+
+    def __str__(self):
+        return self.message
+
+
+class TruncatedVectorFileError(VectorFormatError, EOFError):
+    """A word2vec file with fewer vectors than its header announces.
+
+    Also an ``EOFError``, which is what gensim's ``load_word2vec_format`` raises, so code written for
+    gensim still catches it.
+    """
+
+
+class UndecodableVectorFileError(VectorFormatError, UnicodeDecodeError):
+    """Bytes that are not UTF-8, under ``unicode_errors="strict"``.
+
+    Also the ``UnicodeDecodeError`` that gensim raises, with its ``encoding``, ``object``, ``start``,
+    ``end`` and ``reason``; ``str()`` is this toolkit's message, naming the file, the line and the bytes.
+    """
+
+    def __init__(self, path, line, decode_error, context=""):
+        bad = decode_error.object[decode_error.start:decode_error.end]
+        super().__init__(path, line, f"{context}the byte(s) {bad!r} at column {decode_error.start + 1} are not "
+                                     f"UTF-8; load with unicode_errors='replace' or 'ignore' to accept them")
+        UnicodeDecodeError.__init__(self, decode_error.encoding, decode_error.object, decode_error.start,
+                                    decode_error.end, decode_error.reason)
 
 
 class WordVectors:
@@ -227,8 +256,8 @@ class WordVectors:
                 words, vectors = _read_text_vectors(handle, file, path, wanted, unicode_errors, dimension=dimension,
                                                     first_line=2, progress=progress)
                 if len(words) < wanted:
-                    raise VectorFormatError(path, None, f"the header announces {count:,} vectors but the file "
-                                                        f"has only {len(words):,}.")
+                    raise TruncatedVectorFileError(path, None, f"the header announces {count:,} vectors but the file "
+                                                               f"has only {len(words):,}.")
         kind = "binary" if binary else "text"
         return cls(words, vectors, source=f"{path.name} (word2vec {kind})", bad_rows=bad_rows)
 
@@ -281,24 +310,36 @@ class WordVectors:
 
     # ------------------------------------------------------------------ similarities
     def similarity(self, word1, word2):
-        """Cosine similarity of two words."""
-        return float(self.get_vector(word1, norm=True) @ self.get_vector(word2, norm=True))
+        """Cosine similarity of two words; exactly 1.0 for a word and itself.
+
+        The float32 dot product of a unit vector with itself is 1 only up to rounding (gensim gives
+        1 - 6e-8), so the same word is answered directly. A word with an all-zero vector has cosine 0
+        with every word, itself included.
+        """
+        row1, row2 = self.get_index(word1), self.get_index(word2)
+        if row1 == row2 and self.norms[row1] > 0:
+            return 1.0
+        return float(self._unit_vectors[row1] @ self._unit_vectors[row2])
 
     def distance(self, word1, word2):
-        """Cosine distance, ``1 - similarity`` (gensim's ``distance``)."""
+        """Cosine distance, ``1 - similarity`` (gensim's ``distance``); exactly 0.0 for a word and itself."""
         return 1.0 - self.similarity(word1, word2)
 
     def distances(self, word_or_vector, other_words=()):
         """``1 - cos`` from a word (or a vector) to each of ``other_words``, or to every word when none
-        are given: a 1-D array, as gensim's ``distances``."""
+        are given: a 1-D array, as gensim's ``distances``. A word is exactly 0 from itself."""
+        query_row = None
         if isinstance(word_or_vector, str):
-            query = self.get_vector(word_or_vector, norm=True)
+            query_row = self.get_index(word_or_vector)
+            query = self._unit_vectors[query_row]
         else:
             query = _unit(np.asarray(word_or_vector, dtype=np.float32))
         other_words = _word_list(other_words)
-        others = self._unit_vectors[[self.get_index(word) for word in other_words]] if other_words \
-            else self._unit_vectors
-        return 1.0 - others @ query
+        other_rows = [self.get_index(word) for word in other_words] if other_words else slice(None)
+        distances = 1.0 - self._unit_vectors[other_rows] @ query
+        if query_row is not None and self.norms[query_row] > 0:
+            distances[np.arange(len(self))[other_rows] == query_row] = 0.0
+        return distances
 
     def pairwise_distances(self, words, metric="cosine"):
         """The square matrix of distances between every two of ``words``.
@@ -309,7 +350,9 @@ class WordVectors:
         rows = [self.get_index(word) for word in words]
         if metric == "cosine":
             unit = self._unit_vectors[rows]
-            return np.clip(1.0 - unit @ unit.T, 0.0, 2.0)
+            distances = np.clip(1.0 - unit @ unit.T, 0.0, 2.0)
+            distances[np.equal.outer(rows, rows) & (self.norms[rows] > 0)] = 0.0  # a word to itself, as distance()
+            return distances
         if metric == "euclidean":
             vectors = self.vectors[rows]
             return np.linalg.norm(vectors[:, None, :] - vectors[None, :, :], axis=-1)
@@ -722,15 +765,6 @@ def _first_few(items, n=5):
     return ", ".join(items[:n]) + (", ..." if len(items) > n else "")
 
 
-def _decode(raw, unicode_errors):
-    try:
-        return raw.decode("utf-8", unicode_errors)
-    except UnicodeDecodeError as error:
-        raise ValueError(f"the byte(s) {raw[error.start:error.end]!r} at column {error.start + 1} are not UTF-8; "
-                         f"load with unicode_errors='replace' or 'ignore' to accept "
-                         f"them") from None
-
-
 def _read_header(handle, path):
     """The ``count dimension`` header of a word2vec file."""
     line = handle.readline()
@@ -774,11 +808,19 @@ def _read_text_vectors(handle, file, path, limit, unicode_errors, dimension, fir
 
 
 def _split_line(raw, path, line_number, unicode_errors):
-    """The space-separated fields of one line of a text vector file; ``[]`` for a blank line."""
+    """The space-separated fields of one line of a text vector file; ``[]`` for a blank line.
+
+    A line that starts with a space is an error: its first field, the word, would be empty. Stripping
+    the space is not safe, because the word itself may be a space (``"  0.1 0.2"`` is the word " "),
+    which cannot be told apart from indentation; gensim's reader would return the empty word.
+    """
     try:
-        line = _decode(raw, unicode_errors).rstrip()
-    except ValueError as error:
-        raise VectorFormatError(path, line_number, str(error)) from None
+        line = raw.decode("utf-8", unicode_errors).rstrip()
+    except UnicodeDecodeError as error:
+        raise UndecodableVectorFileError(path, line_number, error) from None
+    if line.startswith(" "):
+        raise VectorFormatError(path, line_number, f"the line starts with a space, so its word would be empty; "
+                                                   f"expected 'word v1 v2 ... vd', got {line[:40]!r}.")
     return line.split(" ") if line else []
 
 
@@ -816,12 +858,16 @@ def _read_binary_vectors(handle, path, count, wanted, dimension, unicode_errors,
                 word += byte
             data = handle.read(4 * dimension) if byte else b""
             if len(data) < 4 * dimension:
-                raise VectorFormatError(path, None, f"the header announces {count:,} vectors but the file ends "
-                                                    f"inside vector {entry + 1}.")
+                raise TruncatedVectorFileError(path, None, f"the header announces {count:,} vectors but the file "
+                                                           f"ends inside vector {entry + 1}.")
+            word = bytes(word).lstrip(b"\n")
+            if not word:
+                raise VectorFormatError(path, None, f"vector {entry + 1} has an empty word (the entry starts with "
+                                                    f"a space); expected the word, a space and {dimension} float32.")
             try:
-                words.append(_decode(bytes(word).lstrip(b"\n"), unicode_errors))
-            except ValueError as error:
-                raise VectorFormatError(path, None, f"vector {entry + 1}: {error}") from None
+                words.append(word.decode("utf-8", unicode_errors))
+            except UnicodeDecodeError as error:
+                raise UndecodableVectorFileError(path, None, error, context=f"vector {entry + 1}: ") from None
             vectors[entry] = np.frombuffer(data, dtype="<f4")
             if (entry + 1) % _LINES_PER_UPDATE == 0:
                 bar.update(entry + 1 - bar.n)

@@ -142,3 +142,51 @@ def test_unknown_reference_names_the_choices():
 @parametrize_with_checks([fne.FNETransformer(reference="hpai")])
 def test_hpai_setting_is_a_scikit_learn_estimator(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize("reference, ddof", [("keras_tl", 0), ("hpai", 1)])
+def test_adapt_std_stays_exact_when_the_mean_is_far_above_the_spread(reference, ddof):
+    import tensorflow as tf
+
+    features = 1e7 + np.random.default_rng(3).normal(size=(1000, 3))  # float64, mean / std = 1e7
+    expected = features.std(axis=0, ddof=ddof)
+    transformer_std = fne.FNETransformer(reference=reference).fit(features).std_
+    for data in (features, tf.data.Dataset.from_tensor_slices(features).batch(64)):
+        layer = fne.FullNetworkEmbedding(reference=reference)
+        layer.adapt(data)
+        std = keras.ops.convert_to_numpy(layer.std)
+        # A sum of squares minus the squared mean gave a relative error of 0.6 here.
+        np.testing.assert_allclose(std, expected, rtol=1e-6)
+        np.testing.assert_allclose(std, transformer_std, rtol=1e-6)
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(layer.mean), features.mean(axis=0), rtol=1e-7)
+
+
+def test_adapt_takes_the_features_of_a_labelled_dataset_and_a_list_of_batches():
+    import tensorflow as tf
+
+    rng = np.random.default_rng(4)
+    features, labels = rng.normal(3.0, 2.0, size=(50, 4)), rng.integers(0, 2, size=50)
+    reference = fne.FullNetworkEmbedding()
+    reference.adapt(features)
+    labelled = tf.data.Dataset.from_tensor_slices((features, labels)).batch(16)
+    weighted = tf.data.Dataset.from_tensor_slices((features, labels, np.ones(50))).batch(16)
+    for data in (labelled, weighted, [features[:7], features[7:30], features[30:]], (features[:25], features[25:])):
+        layer = fne.FullNetworkEmbedding()
+        layer.adapt(data)
+        for name in ("mean", "std", "count"):
+            np.testing.assert_allclose(keras.ops.convert_to_numpy(getattr(layer, name)),
+                                       keras.ops.convert_to_numpy(getattr(reference, name)), rtol=1e-6)
+
+
+def test_adapt_names_the_shape_of_a_batch_that_is_not_2d():
+    import tensorflow as tf
+
+    features = np.zeros((6, 3))
+    unbatched = tf.data.Dataset.from_tensor_slices((features, np.zeros(6)))
+    with pytest.raises(ValueError, match=r"batch 1 of the tf.data.Dataset has shape \(3,\) \(batch the dataset"):
+        fne.FullNetworkEmbedding().adapt(unbatched)
+    with pytest.raises(ValueError, match=r"expects 2-D batches .*batch 2 of the list of batches has shape \(6,\)"):
+        fne.FullNetworkEmbedding().adapt([features, np.zeros(6)])
+    with pytest.raises(ValueError, match=r"a list of 2-D batches or a batched tf.data.Dataset; got an array of "
+                                         r"shape \(2, 6, 3\)"):
+        fne.FullNetworkEmbedding().adapt(np.stack([features, features]))

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from keras_tl.jobs import word_embeddings
-from keras_tl.word_vectors import UnknownWordError, VectorFormatError, WordVectors, read_analogy_questions
+from keras_tl.word_vectors import (TruncatedVectorFileError, UndecodableVectorFileError, UnknownWordError,
+                                   VectorFormatError, WordVectors, read_analogy_questions)
 
 BOM = b"\xef\xbb\xbf"
 
@@ -73,6 +74,26 @@ def test_doesnt_match_is_gensims(both):
     ours, theirs = both
     for words in (["w0", "w1", "w2", "w3"], [f"w{i}" for i in range(10, 20)]):
         assert ours.doesnt_match(words) == theirs.doesnt_match(words)
+
+
+def test_a_word_is_exactly_similar_to_itself_and_other_values_are_unchanged():
+    rng = np.random.default_rng(1)
+    words = [f"w{i}" for i in range(20)] + ["zero"]
+    vectors = np.vstack([rng.normal(size=(20, 50)), np.zeros((1, 50))])
+    with pytest.warns(UserWarning, match="all-zero vector"):
+        word_vectors = WordVectors(words, vectors)
+    unit = word_vectors.get_normed_vectors()
+    assert any(float(row @ row) != 1.0 for row in unit[:20])  # what rounding gives without the special case
+    for word in words[:20]:
+        assert word_vectors.similarity(word, word) == 1.0 and word_vectors.distance(word, word) == 0.0
+        assert word_vectors.distances(word)[word_vectors.get_index(word)] == 0.0
+    assert word_vectors.similarity("zero", "zero") == 0.0  # no direction: cosine 0, itself included
+    assert word_vectors.similarity("w1", "w2") == float(unit[1] @ unit[2])
+    to_some = word_vectors.distances("w3", ["w4", "w3", "w5", "w3"])
+    np.testing.assert_array_equal(to_some, [1.0 - unit[4] @ unit[3], 0.0, 1.0 - unit[5] @ unit[3], 0.0])
+    matrix = word_vectors.pairwise_distances(["w6", "w7", "w6", "zero"])
+    np.testing.assert_array_equal(np.diag(matrix), [0.0, 0.0, 0.0, 1.0])
+    assert matrix[0, 2] == matrix[2, 0] == 0.0 and matrix[0, 1] == np.clip(1.0 - unit[6] @ unit[7], 0.0, 2.0)
 
 
 # ---------------------------------------------------------------------- rows with NaN, infinity or zeros
@@ -143,6 +164,45 @@ def test_gzipped_vector_files_load(tmp_path, write_file):
     assert WordVectors.load_glove(tmp_path / "glove.txt.gz", limit=2).index_to_key == ["the", "café"]
     with pytest.raises(VectorFormatError, match="the name ends in .gz but the file is not gzip"):
         WordVectors.load(write_file(tmp_path / "plain.txt.gz", body))
+
+
+# ---------------------------------------------------------------------- files: the exceptions gensim's users catch
+def test_a_truncated_word2vec_file_is_an_eof_error_as_in_gensim(tmp_path, write_file):
+    cut_short = b"2 2\na " + struct.pack("<2f", 1, 2) + b"\nb " + struct.pack("<f", 1)
+    cut_binary = write_file(tmp_path / "cut.bin", cut_short)
+    with pytest.raises(EOFError, match="cut.bin: the header announces 2 vectors but the file ends inside vector 2"):
+        WordVectors.load(cut_binary)
+    short_text = write_file(tmp_path / "short.txt", "3 2\na 1 2\nb 3 4\n")
+    with pytest.raises(EOFError, match="short.txt: the header announces 3 vectors but the file has only 2") as caught:
+        WordVectors.load(short_text)
+    assert isinstance(caught.value, TruncatedVectorFileError) and isinstance(caught.value, VectorFormatError)
+
+
+def test_bytes_that_are_not_utf8_are_a_unicode_decode_error_with_the_toolkit_message(tmp_path, write_file):
+    path = write_file(tmp_path / "latin1.txt", b"the 1 0\ncaf\xe9 0 1\n")
+    with pytest.raises(UnicodeDecodeError) as caught:
+        WordVectors.load_glove(path, unicode_errors="strict")
+    error = caught.value
+    assert isinstance(error, UndecodableVectorFileError) and isinstance(error, VectorFormatError)
+    assert str(error) == (f"{path}, line 2: the byte(s) b'\\xe9' at column 4 are not UTF-8; load with "
+                          f"unicode_errors='replace' or 'ignore' to accept them")
+    assert (error.line, error.encoding, error.object, error.start, error.end) == (2, "utf-8", b"caf\xe9 0 1\n", 3, 4)
+    binary = write_file(tmp_path / "latin1.bin", b"1 2\ncaf\xe9 " + struct.pack("<2f", 1, 2))
+    with pytest.raises(UnicodeDecodeError, match=r"latin1.bin: vector 1: the byte\(s\) b'\\xe9' at column 4"):
+        WordVectors.load(binary)
+
+
+def test_a_line_starting_with_a_space_is_an_error_naming_the_line(tmp_path, write_file):
+    message = "line {}: the line starts with a space, so its word would be empty"
+    with pytest.raises(VectorFormatError, match=message.format(2)):
+        WordVectors.load_glove(write_file(tmp_path / "glove.txt", "a 1 2\n 1 2\n"))
+    with pytest.raises(VectorFormatError, match=message.format(3)):
+        WordVectors.load(write_file(tmp_path / "word2vec.txt", "2 2\na 1 2\n 1 2\n"))
+    binary = write_file(tmp_path / "space.bin", b"2 2\na " + struct.pack("<2f", 1, 2) + b" " + struct.pack("<2f", 3, 4))
+    with pytest.raises(VectorFormatError, match="vector 2 has an empty word"):
+        WordVectors.load(binary)
+    blank_lines = write_file(tmp_path / "blank.txt", "a 1 2\n   \nb 3 4\n")  # only spaces: a blank line, skipped
+    assert WordVectors.load_glove(blank_lines).index_to_key == ["a", "b"]
 
 
 # ---------------------------------------------------------------------- errors the library and the job report
