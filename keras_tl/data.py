@@ -9,6 +9,10 @@ Datasets are found by name (see ``datasets/`` for each page) or by path:
 - ``animal_mnist``: 10k silhouettes of 10 animals, from the PyPI package ``animal-mnist``;
 - ``fashion_mnist``: the Debian package ``dataset-fashion-mnist`` (idx files);
 - ``openclipart``: the Debian package ``openclipart-png`` (top-level category folders);
+- ``tfds:NAME`` or ``tfds:NAME:TRAIN/TEST``: a TensorFlow Datasets dataset (see :mod:`keras_tl.tfds_datasets`);
+- ``NAME:PATH``: a course dataset as published (``cub200:~/data/CUB_200_2011``, ``dtd:PATH:N``, ...), with
+  its own split; see :mod:`keras_tl.course_datasets` for the names. A folder in one of those layouts is
+  recognised by its marker files without the NAME too;
 - a folder with ``train/<class>/`` and ``test/<class>/``;
 - a folder with ``TrainImages.txt`` and ``TestImages.txt`` (MIT-67 style lists of ``class/file``
   paths, relative to ``Images/`` when that folder exists);
@@ -534,7 +538,7 @@ def _fashion_mnist(root):
 
 
 def load_dataset(spec="animal_mnist", *, test_fraction=0.2, seed=0, train_per_class=None, test_per_class=None,
-                 min_images_per_class=40, cache_dir=None, verbose=True):
+                 min_images_per_class=40, cache_dir=None, verbose=True, tfds_data_dir=None):
     """Find a dataset by name or path (see the module docstring) and return an :class:`ImageDataset`.
 
     ``train_per_class``/``test_per_class`` keep a seeded subset of each class (quick runs).
@@ -543,20 +547,38 @@ def load_dataset(spec="animal_mnist", *, test_fraction=0.2, seed=0, train_per_cl
     a progress bar unless ``verbose`` is false): unreadable ones are skipped with one warning and
     listed in ``dataset.skipped``. Before any decoding, an empty folder, an empty class folder and a
     single class are errors that say what was expected.
+    ``"NAME:PATH"`` reads a course dataset in its published layout and split (:mod:`keras_tl.course_datasets`);
+    a folder in such a layout is recognised, and the dataset is named after its layout (``cub200``).
+    ``"tfds:NAME"`` reads TensorFlow Datasets from ``tfds_data_dir`` (:mod:`keras_tl.tfds_datasets`).
     """
+    from keras_tl import course_datasets
+
     spec = os.fspath(spec)
     root = OPENCLIPART_DIR if spec == "openclipart" else pathlib.Path(spec)
-    if spec == "animal_mnist":
+    if spec.startswith("tfds:"):
+        from keras_tl import tfds_datasets
+
+        dataset = tfds_datasets.load_tfds_dataset(spec, data_dir=tfds_data_dir, test_fraction=test_fraction,
+                                                  seed=seed, cache_dir=cache_dir, verbose=verbose)
+    elif spec == "animal_mnist":
         dataset = _animal_mnist(test_fraction, seed)
     elif spec == "fashion_mnist":
         dataset = _fashion_mnist(FASHION_MNIST_DIR)
+    elif course := course_datasets.parse_spec(spec):
+        dataset = course_datasets.load(*course, test_fraction=test_fraction, seed=seed, cache_dir=cache_dir,
+                                       verbose=verbose)
     elif not root.is_dir():
         raise FileNotFoundError(f"{OPENCLIPART_DIR} not found: apt-get install openclipart-png."
                                 if spec == "openclipart" else
-                                f"Dataset {spec!r} is neither a folder nor one of {', '.join(NAMED_DATASETS)}."
-                                + messages.did_you_mean(spec, NAMED_DATASETS))
+                                f"Dataset {spec!r} is neither a folder nor one of {', '.join(NAMED_DATASETS)} "
+                                f"(nor NAME:PATH, NAME one of {', '.join(course_datasets.LOADERS)})."
+                                + messages.did_you_mean(spec, NAMED_DATASETS
+                                                        + tuple(f"{name}:PATH" for name in course_datasets.LOADERS)))
     elif (root / "train-images-idx3-ubyte.gz").is_file():
         dataset = _fashion_mnist(root)
+    elif layout := course_datasets.recognise(root):
+        dataset = course_datasets.load(layout, spec, test_fraction=test_fraction, seed=seed, cache_dir=cache_dir,
+                                       verbose=verbose)
     else:
         if (root / "TrainImages.txt").is_file() and (root / "TestImages.txt").is_file():
             splits = _split_lists(root)

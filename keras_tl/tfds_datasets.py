@@ -1,0 +1,175 @@
+"""TensorFlow Datasets as a source: ``load_dataset("tfds:NAME")`` and ``"tfds:NAME:TRAIN/TEST"``.
+
+NAME is the dataset as tfds names it (``oxford_flowers102``, ``name/config``, ``name:1.2.0``);
+TRAIN and TEST are tfds split expressions (https://www.tensorflow.org/datasets/splits), such as
+``train+validation``, ``train[:80%]``. Without them the train split is ``train`` plus
+``validation`` where the dataset has one (the Full-Network Embedding paper's Flowers-102 protocol:
+train = train + validation), and the test split is ``test``. ``tfds:NAME:TRAIN`` alone, or a
+dataset without a ``test`` split, gets a seeded stratified split of TRAIN.
+
+The data are read from ``data_dir`` (else ``$TFDS_DATA_DIR``, else ``~/tensorflow_datasets``); a
+dataset that is not there is downloaded and prepared, as ``tfds.load(download=True)`` does.
+
+Each encoded image (read with ``tfds.decode.SkipDecoding()``, never decoded here) is written once
+as a file under the keras_tl cache (:func:`keras_tl.data.decode_cache_file`'s folder), so the images
+get the decode check, pipeline and feature cache of every folder dataset and memory stays flat in
+the number of images. A split's ``complete.json`` (written last) lists its files; a later call
+reads only that list. Class names are the ``label`` ClassLabel's names.
+
+``tensorflow-datasets`` is optional: ``pip install tensorflow-datasets`` (or ``pip install -e '.[tfds]'``).
+"""
+import errno
+import io
+import json
+import os
+import pathlib
+import re
+import urllib.parse
+
+from keras_tl import data, messages, runs
+
+PREFIX = "tfds:"
+VERSION = re.compile(r"[\d*]+\.[\d*]+\.[\d*]+")  # tfds's "name:1.2.0"
+MANIFEST = "complete.json"
+
+
+def import_tfds():
+    """``tensorflow_datasets``, or a ``ModuleNotFoundError`` that says how to install it."""
+    try:
+        import tensorflow_datasets as tfds
+    except ModuleNotFoundError as error:
+        if error.name != "tensorflow_datasets":
+            raise
+        raise ModuleNotFoundError("tfds:NAME datasets need the package tensorflow-datasets: pip install "
+                                  "tensorflow-datasets (or pip install -e '.[tfds]').") from None
+    return tfds
+
+
+def parse_spec(spec):
+    """``(name, train, test)`` of ``"tfds:NAME[:TRAIN[/TEST]]"``; ``train``/``test`` are None when not given."""
+    name, _, splits = spec[len(PREFIX):].partition(":")
+    version, _, after = splits.partition(":")
+    if VERSION.fullmatch(version):  # the colon belonged to NAME:VERSION
+        name, splits = f"{name}:{version}", after
+    train, slash, test = splits.partition("/")
+    if not name or (splits and not train) or (slash and not test) or "/" in test:
+        raise ValueError(f"Dataset {spec!r} is not tfds:NAME or tfds:NAME:TRAIN/TEST (TRAIN and TEST tfds split "
+                         f"expressions), e.g. tfds:oxford_flowers102:train+validation/test.")
+    return name, train or None, test or None
+
+
+def tfds_data_dir(data_dir=None):
+    """Where tfds datasets are read: ``data_dir``, else ``$TFDS_DATA_DIR``, else ``~/tensorflow_datasets``."""
+    return pathlib.Path(data_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets").expanduser()
+
+
+def load_tfds_dataset(spec, *, data_dir=None, test_fraction=0.2, seed=0, cache_dir=None, verbose=True):
+    """The tfds dataset of ``spec`` (see the module docstring) as an :class:`keras_tl.data.ImageDataset`.
+
+    ``test_fraction`` and ``seed`` make the split of a dataset without a test split; ``cache_dir``
+    holds the decode-check verdicts and, beside them, the exported images (see
+    :func:`keras_tl.data.decode_cache_file`); ``verbose`` shows progress bars.
+    """
+    tfds = import_tfds()
+    name, train, test = parse_spec(spec)
+    builder = _builder(tfds, name, tfds_data_dir(data_dir))
+    features = builder.info.features
+    if not (isinstance(_feature(features, "image"), tfds.features.Image)
+            and isinstance(_feature(features, "label"), tfds.features.ClassLabel)):
+        raise ValueError(f"tfds dataset {name!r} has the features {', '.join(features.keys())}; an image "
+                         f"classification dataset needs an 'image' Image and a 'label' ClassLabel feature.")
+    available = set(builder.info.splits.keys())
+    if train is None:
+        train = "train+validation" if "validation" in available else "train"
+        test = "test" if "test" in available else None
+    expressions = {"train": train, "test": test} if test else {"all": train}
+    for expression in expressions.values():
+        _check_split(tfds, expression, available, spec)
+    folder = data.decode_cache_file(cache_dir).parent / "tfds" / builder.info.full_name
+    class_names = features["label"].names
+    exported = {split: _export(tfds, builder, expression, folder / urllib.parse.quote(expression, safe="+"),
+                               class_names, verbose)
+                for split, expression in expressions.items()}
+    present = [label for label in class_names if any(files[label] for files in exported.values())]
+    splits = {split: {label: files[label] for label in present} for split, files in exported.items()}
+    return data._file_dataset(name, folder, splits, test_fraction, seed, 1, cache_dir, verbose)
+
+
+def _feature(features, key):
+    return features[key] if key in features.keys() else None
+
+
+def _builder(tfds, name, data_dir):
+    """The tfds builder of ``name`` in ``data_dir``, downloaded and prepared first where it is not there."""
+    try:
+        builder = tfds.builder(name, data_dir=os.fspath(data_dir))
+    except tfds.core.DatasetNotFoundError:
+        raise ValueError(f"No tfds dataset named {name!r} (the catalogue: https://www.tensorflow.org/datasets/catalog)."
+                         + messages.did_you_mean(name, tfds.list_builders(with_community_datasets=False))) from None
+    if not builder.is_prepared():
+        try:
+            builder.download_and_prepare()
+        except OSError as error:  # requests' and urllib's network errors are OSErrors
+            if error.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise FileNotFoundError(
+                f"tfds dataset {name!r} is not in {builder.data_path} and could not be downloaded "
+                f"({type(error).__name__}: the machine may be offline). On a machine with internet, run "
+                f"tfds build {name} --data_dir DIR (or load it there once), then copy DIR/{builder.name} into "
+                f"{data_dir} here, or point tfds_data_dir= (or $TFDS_DATA_DIR) at a shared copy.") from None
+    return builder
+
+
+def _check_split(tfds, expression, splits, spec):
+    """A ``ValueError`` for a split expression that tfds cannot parse or that names a split the dataset lacks."""
+    try:
+        tfds.core.ReadInstruction.from_spec(expression)
+    except ValueError as error:
+        raise ValueError(f"Split {expression!r} of dataset {spec!r} is not a tfds split expression "
+                         f"({str(error).splitlines()[-1]}); expected e.g. train, train+validation or train[:80%].") \
+            from None
+    for name in (part.split("[")[0].strip() for part in expression.split("+")):
+        if name not in splits | {"all"}:
+            raise ValueError(f"Dataset {spec!r} has no split {name!r}; its splits are {', '.join(sorted(splits))}."
+                             + messages.did_you_mean(name, splits))
+
+
+def _export(tfds, builder, expression, folder, class_names, verbose):
+    """``{class: [files]}`` of one split expression: each encoded image written once as
+    ``folder/<label>/<index>.<format>``, and the list in ``folder/complete.json``, written last.
+
+    An interrupted export resumes: files already written (atomically) are kept.
+    """
+    manifest = folder / MANIFEST
+    if manifest.is_file():
+        return {label: [str(folder / name) for name in names]
+                for label, names in json.loads(manifest.read_text()).items()}
+    examples = builder.as_dataset(split=expression, shuffle_files=False,
+                                  decoders={"image": tfds.decode.SkipDecoding()})
+    count = int(examples.cardinality())
+    bar = messages.progress_bar(count if count >= 0 else None, f"Exporting {builder.name} {expression}",
+                                verbose=verbose)
+    files = {label: [] for label in class_names}
+    with bar:
+        for index, example in enumerate(tfds.as_numpy(examples)):
+            encoded, label = example["image"], int(example["label"])
+            name = f"{label:04d}/{index:07d}{_extension(encoded)}"
+            if not (folder / name).is_file():
+                with runs.atomic_path(folder / name) as tmp:
+                    tmp.write_bytes(encoded)
+            files[class_names[label]].append(name)
+            bar.update()
+    runs.write_json(manifest, files)
+    return {label: [str(folder / name) for name in names] for label, names in files.items()}
+
+
+def _extension(encoded):
+    """``.jpeg``, ``.png``, ... as Pillow reads the header of ``encoded``; ``.unknown`` when it cannot
+    (the decode check then reports the file)."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(encoded)) as image:
+            return f".{image.format.lower()}"
+    except Exception:  # Pillow raises many types for bad data: all mean "not an image it knows"
+        return ".unknown"
