@@ -13,6 +13,11 @@ Target: fne >= 0.9x bare, and fne's memory flat in the number of images. The net
 one in-memory batch (no input pipeline) is timed too, to separate the cost of pooling 27 maps
 from the pipeline's share of the 2 cores.
 
+Replicas: ``fne`` with 1 and with 2 replicas (``FeatureExtractor(strategy=...)``, ``--batch-size``
+images per replica), side by side in one fresh process: two GPUs where there are, else two
+logical devices of the one GPU or of the CPU (then both replicas share the same cores, so expect
+no gain: the row shows what splitting costs).
+
     python bench/bench_fne_extraction.py [--images 512] [--image-size 128] [--rounds 3]
 """
 import argparse
@@ -99,6 +104,38 @@ def memory_worker(args):
                       "dims": int(features.shape[1])}))
 
 
+def replicas_worker(args):
+    """fne with 1 and 2 replicas in one process, interleaved over rounds; the best round of each counts."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if len(gpus) < 2:  # two logical devices of one, before the runtime starts
+        limit = 16 * 1024 if gpus else None  # MiB each; a logical GPU needs a memory limit
+        tf.config.set_logical_device_configuration((gpus or tf.config.list_physical_devices("CPU"))[0],
+                                                   [tf.config.LogicalDeviceConfiguration(memory_limit=limit)] * 2)
+    kind = "gpu" if gpus else "cpu"
+    devices = [f"/{kind}:0", f"/{kind}:1"]
+    from keras_tl import data, extract, sources
+
+    image_set = data.load_dataset("animal_mnist", seed=0).train.subset(range(args.images))
+    extractors = {}
+    for replicas, strategy in ((1, tf.distribute.OneDeviceStrategy(devices[0])),
+                               (2, tf.distribute.MirroredStrategy(devices))):
+        with strategy.scope():
+            model = sources.get_source("mobilenet").build(weights="imagenet", image_size=args.image_size)
+        extractors[replicas] = extract.FeatureExtractor("mobilenet", "fne", args.image_size, batch_size=args.batch_size,
+                                                        model=model, strategy=strategy)
+        extractors[replicas].extract(image_set.subset(range(2 * args.batch_size)), verbose=False)  # warm-up
+    best = {}
+    for _ in range(args.rounds):
+        for replicas, extractor in extractors.items():
+            started = time.perf_counter()
+            extractor.extract(image_set, verbose=False)
+            best[replicas] = max(best.get(replicas, 0.0), len(image_set) / (time.perf_counter() - started))
+    where = f"{len(gpus)} GPU(s)" if len(gpus) >= 2 else f"2 logical devices of one {kind.upper()}"
+    print(json.dumps({"devices": where, "1": best[1], "2": best[2]}))
+
+
 def _run(args, *extra):
     command = [sys.executable, __file__, "--image-size", str(args.image_size), "--batch-size",
                str(args.batch_size), "--rounds", str(args.rounds), *extra]
@@ -116,9 +153,12 @@ def main():
     args = parser.parse_args()
     if args.worker == "speed":
         return speed_worker(args)
+    if args.worker == "replicas":
+        return replicas_worker(args)
     if args.worker:
         return memory_worker(args)
     speed = _run(args, "--worker", "speed", "--images", str(args.images))
+    replicas = _run(args, "--worker", "replicas", "--images", str(args.images))
     memory = {(method, images): _run(args, "--worker", method, "--images", str(images))["peak_mib"]
               for method in ("bare", "fne", "naive") for images in (args.memory_images, 2 * args.memory_images)}
     small, large = args.memory_images, 2 * args.memory_images
@@ -132,6 +172,11 @@ def main():
     in_memory = [name for name in speed if "in-memory" in name]
     for name in in_memory:
         print(f"| {name} | {speed[name]:.1f} | {speed[name] / speed[in_memory[0]]:.2f} | | |")
+    print(f"\nfne with 1 and 2 replicas ({replicas['devices']}, {args.batch_size} images per replica), "
+          "side by side in one process\n")
+    print("| replicas | images/s | x 1 replica |\n|---|---|---|")
+    for count in ("1", "2"):
+        print(f"| {count} | {replicas[count]:.1f} | {replicas[count] / replicas['1']:.2f} |")
 
 
 if __name__ == "__main__":

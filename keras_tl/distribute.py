@@ -11,6 +11,10 @@ replicas (all-reduce) and every copy takes the same step. What the code must do:
 - with several machines, let each worker read a different part of the data
   (:func:`shard_by_data`) and let only the chief write the run's files (:func:`is_chief`).
 
+Work that needs no exchange between workers (feature extraction, :mod:`keras_tl.extract`) needs
+no multi-worker strategy: each worker (:func:`worker_shard`) or Slurm array task
+(:func:`slurm_array_shard`) does its own part with the devices of its machine.
+
 Strategies (``--strategy``):
 
 - ``default``: no distribution, one device (``tf.distribute.get_strategy()``);
@@ -211,3 +215,39 @@ def set_mixed_precision(enabled):
                          "GPU TensorFlow can use; on a CPU float16 is slower. Leave it off here.")
     keras.mixed_precision.set_global_policy("mixed_float16")
 
+
+
+def worker_shard():
+    """``(index, workers)``: this worker's place among the cluster's workers (:func:`cluster_resolver`),
+    the chief first (worker 0 when no chief is named, as in :func:`is_chief`).
+
+    For work without any exchange between workers, such as feature extraction: each worker does
+    part ``index`` of ``workers`` with the devices of its own machine. Call it before TensorFlow
+    lists devices: in Slurm the resolver sets ``CUDA_VISIBLE_DEVICES`` of this task.
+    """
+    resolver = cluster_resolver()
+    spec = resolver.cluster_spec().as_dict()
+    tasks = [(kind, index) for kind in ("chief", "worker") for index in range(len(spec.get(kind, [])))]
+    return tasks.index((resolver.task_type, resolver.task_id)), len(tasks)
+
+
+def slurm_array_shard():
+    """``(index, tasks)`` of this Slurm array task (``sbatch --array``), or None outside an array.
+
+    From ``SLURM_ARRAY_TASK_ID`` and ``SLURM_ARRAY_TASK_COUNT``, counted from ``SLURM_ARRAY_TASK_MIN``
+    (an array may start at 1) in steps of ``SLURM_ARRAY_TASK_STEP``; an array with gaps is an error.
+    """
+    if os.environ.get("SLURM_ARRAY_TASK_ID") is None:
+        return None
+    names = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_STEP")
+    values = {name: os.environ.get(name, {"SLURM_ARRAY_TASK_MIN": "0", "SLURM_ARRAY_TASK_STEP": "1"}.get(name, ""))
+              for name in names}
+    if not all(value.isdigit() for value in values.values()):
+        raise ValueError("A Slurm array task needs whole numbers in "
+                         + ", ".join(f"{name}={value!r}" for name, value in values.items()) + ".")
+    task, count, first, step = (int(values[name]) for name in names)
+    index, off_step = divmod(task - first, max(step, 1))
+    if off_step or not 0 <= index < count:
+        raise ValueError(f"Slurm array task {task} is not one of {count} evenly spaced tasks from {first}; "
+                         "use a range without gaps (sbatch --array=0-N).")
+    return index, count

@@ -15,11 +15,32 @@ Its primitives, for work by hand:
   for each other instead of writing the same file;
 - :func:`ten_crops`: the ten-crop evaluation of Krizhevsky et al. 2012;
 - :func:`keras_function`: compile a function for the current backend (TensorFlow or JAX).
+
+At scale (``strategy=``, ``shard=``):
+
+- **several devices of one machine**: with a ``tf.distribute`` strategy (``mirrored`` over the
+  GPUs, see :mod:`keras_tl.distribute`) the model is built in ``strategy.scope()``, the pipeline
+  gives global batches of ``batch_size x replicas``, and every replica computes the features of
+  its ``batch_size`` images (``strategy.run``; the parts are gathered back in order). No gradient
+  is exchanged, so the features are those of one device; the cache key leaves the strategy out.
+- **parts, for Slurm arrays and several machines**: ``extract(..., shard=(I, N))`` extracts only
+  the I-th of N contiguous parts of the images (:func:`shard_rows`: the boundaries are multiples
+  of ``batch_size``, so every batch holds the images it holds in one run) into its own cache
+  entry ``<key>.rows-<start>-<stop>.npy``, with its own lock: the parts of one key are written
+  at the same time by different processes. A later ``extract`` of the whole set assembles the
+  entry from every finished part (whatever N was) and extracts only the rows no part holds; the
+  parts are deleted once the whole entry is in place. Extraction needs no exchange between
+  machines, so several machines (``--strategy multi-worker`` in the fne job) are parts too: each
+  worker extracts part ``task / workers`` with the devices of its own machine, and the chief
+  waits for the others' parts (:meth:`FeatureExtractor.wait_for_parts`), then assembles the whole.
 """
+import contextlib
 import hashlib
 import json
 import os
 import pathlib
+import re
+import time
 import warnings
 
 import keras
@@ -67,8 +88,12 @@ class FeatureExtractor:
         image_size: input size in pixels (default: the source's training size).
         weights: ``"imagenet"`` or None (random weights, a sanity baseline).
         include_top: keep the ImageNet classifier, so the ``fc`` layers can be features.
-        batch_size: images per batch of the pipeline.
-        model: an already built model of ``source`` to use instead of building one.
+        batch_size: images per batch of the pipeline, per replica with a ``strategy``.
+        model: an already built model of ``source`` to use instead of building one (with a
+            ``strategy``, built inside ``strategy.scope()``).
+        strategy: a ``tf.distribute`` strategy of this machine's devices (e.g. from
+            :func:`keras_tl.distribute.make_strategy`), or None for one device. The features are
+            the same; the cache key does not depend on it.
 
     ``feature_info`` lists, per layer in column order, its ``name``, ``channels``, ``reduction``,
     ``depth`` (its position among the network's layers, 0 at the input, 1 at the last) and
@@ -77,17 +102,29 @@ class FeatureExtractor:
     >>> extractor = FeatureExtractor("mobilenet", "fne", image_size=128)
     >>> train_x, _ = extractor.extract(dataset.train, cache_dir="runs/feature_cache")
     >>> train_x[:, extractor.columns("last")]      # the last layer's columns
+    >>> extractor.extract(dataset.train, "runs/feature_cache", shard=(0, 2))   # the first half only
+
+    After each :meth:`extract`, ``last_counts`` says how many images the network computed
+    (``images_extracted``) and how many came from the cache (``images_from_cache``).
     """
 
     def __init__(self, source, layers="fne", image_size=None, weights="imagenet", include_top=False,
-                 batch_size=32, model=None):
+                 batch_size=32, model=None, strategy=None):
         self.source = sources.get_source(source)
         self.image_size = int(image_size or self.source.default_size)
         self.weights, self.include_top, self.batch_size = weights, include_top, batch_size
-        self.model = model if model is not None else self.source.build(weights=weights, include_top=include_top,
-                                                                       image_size=self.image_size)
-        self.layers = sources.layer_names(self.model, layers)
-        self.pooled_model = build_extractor(self.model, self.layers)
+        self.strategy = _local_strategy(strategy)
+        with self.strategy.scope() if self.strategy is not None else contextlib.nullcontext():
+            if model is None:
+                model = self.source.build(weights=weights, include_top=include_top, image_size=self.image_size)
+            elif self.strategy is not None and not all(self.strategy.extended.variable_created_in_scope(weight.value)
+                                                       for weight in model.weights):
+                raise ValueError(f"model= {model.name!r} was built outside the strategy's scope; build it inside "
+                                 "`with strategy.scope():` so each replica holds a copy of its weights.")
+            self.model = model
+            self.layers = sources.layer_names(self.model, layers)
+            self.pooled_model = build_extractor(self.model, self.layers)
+        self.last_counts = None
         positions = [layer.name for layer in self.model.layers]
         self.feature_info, start = [], 0
         for entry in sources.feature_info(self.model, self.layers):
@@ -106,10 +143,16 @@ class FeatureExtractor:
                              f"make a FeatureExtractor with layers= that include them.")
         return np.concatenate([np.arange(by_name[name].start, by_name[name].stop) for name in names])
 
+    @property
+    def global_batch_size(self):
+        """Images per batch of the pipeline: ``batch_size`` per replica of the strategy."""
+        replicas = self.strategy.num_replicas_in_sync if self.strategy is not None else 1
+        return self.batch_size * replicas
+
     def pipeline(self, image_set, image_size=None):
         """Batches of ``image_set`` for the network: decoded, RGB, resized, the source's ``preprocess_input``."""
         return data.make_pipeline(image_set, image_size or self.image_size, self.source.preprocess_input,
-                                  self.batch_size)
+                                  self.global_batch_size)
 
     def cache_key(self, image_set, ten_crop=False):
         """The file-name-safe key of the cache entry of ``image_set``'s features (the one definition)."""
@@ -118,14 +161,89 @@ class FeatureExtractor:
         digest = hashlib.sha1(json.dumps(parts, default=str).encode()).hexdigest()[:16]
         return f"{self.source.name}-{self.weights}-{digest}"
 
-    def extract(self, image_set, cache_dir=None, ten_crop=False, verbose=True):
+    def extract(self, image_set, cache_dir=None, ten_crop=False, verbose=True, shard=None):
         """``(features, cache file)``: the (N, num_features) float32 features of ``image_set`` (see
         :func:`extract_features`); with ``ten_crop`` each image is resized to 256/224 of the input
-        size and its ten crops are averaged."""
+        size and its ten crops are averaged.
+
+        With ``shard=(I, N)`` only the rows of part I of N (:func:`shard_rows`) are extracted, into
+        their own cache entry, and returned; a later call without ``shard`` uses every finished part.
+        """
         size = int(round(self.image_size * TEN_CROP_SCALE)) if ten_crop else self.image_size
         key = self.cache_key(image_set, ten_crop) if cache_dir is not None else None
-        return extract_features(self.pooled_model, image_set, lambda subset: self.pipeline(subset, size), cache_dir,
-                                key, ten_crop=ten_crop, verbose=verbose)
+        counts = self.last_counts = {"images_extracted": 0, "images_from_cache": 0}
+
+        def extract_rows(images, entry_key):
+            return extract_features(self.pooled_model, images, lambda subset: self.pipeline(subset, size), cache_dir,
+                                    entry_key, ten_crop=ten_crop, verbose=verbose, strategy=self.strategy,
+                                    counts=counts)
+
+        if shard is None:
+            return extract_rows(image_set, key)
+        if cache_dir is None:
+            raise ValueError(f"shard={shard!r} extracts a part of the features into the cache, for a later run "
+                             "to join; give cache_dir= too.")
+        start, stop = shard_rows(len(image_set), shard, self.batch_size)
+        whole = FeatureCache(cache_dir, key, (len(image_set), self.num_features))
+        with whole.lock():  # waits while a run assembles the whole entry, then reads it
+            finished = whole.load_final()
+        if finished is not None or start == stop:
+            counts["images_from_cache"] = stop - start
+            rows = finished[start:stop] if finished is not None else np.zeros((0, self.num_features), np.float32)
+            return rows, whole.final if finished is not None else None
+        return extract_rows(image_set.subset(np.arange(start, stop)), part_key(key, start, stop))
+
+    def wait_for_parts(self, image_set, count, cache_dir, ten_crop=False, timeout=None, poll_seconds=5,
+                       verbose=True):
+        """Wait until every part of ``shard=(I, count)`` of ``image_set`` is finished in ``cache_dir`` (or
+        the whole entry is); return the parts still missing after ``timeout`` seconds (None: no limit).
+
+        A part still missing then is extracted by the next :meth:`extract` of the whole set.
+        """
+        whole = FeatureCache(cache_dir, self.cache_key(image_set, ten_crop), (len(image_set), self.num_features))
+        parts = {index: shard_rows(len(image_set), (index, count), self.batch_size) for index in range(count)}
+        started, announced = time.monotonic(), False
+        while True:
+            missing = [index for index, (start, stop) in parts.items() if start < stop
+                       and not whole.part(start, stop).final.is_file()]
+            if not missing or whole.final.is_file():
+                return []
+            if timeout is not None and time.monotonic() - started >= timeout:
+                return missing
+            if verbose and not announced:
+                print(f"  features: waiting for part(s) {', '.join(f'{index}/{count}' for index in missing)}",
+                      flush=True)
+                announced = True
+            time.sleep(poll_seconds)
+
+
+def shard_rows(size, shard, batch_size):
+    """``(start, stop)``: the rows of part ``I`` of ``N`` (``shard=(I, N)``) of ``size`` images.
+
+    The parts are contiguous and cover the images; every boundary is a multiple of ``batch_size``,
+    so each batch of a part holds the images it holds when all are extracted in one run.
+    """
+    index, count = shard
+    if not (isinstance(index, int) and isinstance(count, int) and 0 <= index < count):
+        raise ValueError(f"shard={shard!r} is not (I, N) with 0 <= I < N: part I of N parts.")
+    batches = -(-size // batch_size)
+    return (min(index * batches // count * batch_size, size),
+            min((index + 1) * batches // count * batch_size, size))
+
+
+def part_key(key, start, stop):
+    """The cache key of the part of entry ``key`` that holds rows ``start..stop-1``."""
+    return f"{key}.rows-{start}-{stop}"
+
+
+def _local_strategy(strategy):
+    """``strategy``, checked: extraction spreads over the devices of one machine (several machines: shards)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is not None and resolver.task_type is not None:
+        raise ValueError(f"strategy={type(strategy).__name__} spans several machines; extraction needs no "
+                         "exchange between them: let each extract its part with shard=(I, N) and its own "
+                         "devices (a mirrored strategy), then join the parts with one extract() of the whole set.")
+    return strategy
 
 
 class FeatureCache:
@@ -133,13 +251,15 @@ class FeatureCache:
     ``<key>.done`` (images finished) while it is written; ``<key>.lock`` held by the writer.
 
     A damaged entry (a final or partial array of the wrong shape, an unreadable ``.done``) is
-    reported, set aside as ``*.damaged`` and rebuilt, never silently reused.
+    reported, set aside as ``*.damaged`` and rebuilt, never silently reused. The parts of an
+    entry (:meth:`part`, written by ``shard=`` runs) are entries of their own, named
+    ``<key>.rows-<start>-<stop>``.
     """
 
     def __init__(self, cache_dir, key, shape):
         self.folder = pathlib.Path(cache_dir)
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.shape = tuple(shape)
+        self.key, self.shape = key, tuple(shape)
         self.final = self.folder / f"{key}.npy"
         self.partial = self.folder / f"{key}.partial.npy"
         self.done_marker = self.folder / f"{key}.done"
@@ -195,6 +315,22 @@ class FeatureCache:
         os.replace(self.partial, self.final)
         self.done_marker.unlink(missing_ok=True)
 
+    def part(self, start, stop):
+        """The entry of rows ``start..stop-1`` of this one."""
+        return FeatureCache(self.folder, part_key(self.key, start, stop), (stop - start,) + self.shape[1:])
+
+    def finished_parts(self):
+        """``[(start, stop, features)]``: the sound finished parts of this entry in the folder, by start."""
+        pattern = re.compile(re.escape(self.key) + r"\.rows-(\d+)-(\d+)\.npy")
+        found = []
+        for path in sorted(self.folder.glob(f"{self.key}.rows-*.npy")):
+            match = pattern.fullmatch(path.name)
+            if match and int(match[1]) < int(match[2]) <= self.shape[0]:
+                features = self.part(int(match[1]), int(match[2])).load_final()
+                if features is not None:
+                    found.append((int(match[1]), int(match[2]), features))
+        return sorted(found, key=lambda part: part[:2])
+
     def _read_done(self):
         if not (self.done_marker.is_file() and self.partial.is_file()):
             return 0
@@ -212,39 +348,93 @@ class FeatureCache:
 
 
 def extract_features(extractor, image_set, pipeline_factory, cache_dir=None, cache_key=None,
-                     ten_crop=False, chunk_size=256, verbose=True):
+                     ten_crop=False, chunk_size=256, verbose=True, strategy=None, counts=None):
     """Features of every image of ``image_set`` as a (N, D) float32 array (a read-only memory map when
     cached) and the cache file (None without a cache).
 
-    ``extractor`` is a model from :func:`build_extractor`; ``pipeline_factory(image_subset)``
-    returns batches for it. With ``cache_dir``, the features go to ``<cache_key>.npy`` there,
-    written through a memory map; every ``chunk_size`` images the number of finished images is
-    saved. A rerun with the same key reads the file; an interrupted run starts after the last
-    finished chunk; a second run on the same entry waits for the first and reuses its file.
-    :class:`FeatureExtractor` derives the key from everything the features depend on.
+    ``extractor`` is a model from :func:`build_extractor` (built in ``strategy.scope()`` when a
+    ``strategy`` spreads the batches over replicas); ``pipeline_factory(image_subset)`` returns
+    batches for it. With ``cache_dir``, the features go to ``<cache_key>.npy`` there, written
+    through a memory map; every ``chunk_size`` images the number of finished images is saved. A
+    rerun with the same key reads the file; an interrupted run starts after the last finished
+    chunk; a second run on the same entry waits for the first and reuses its file. Rows that
+    finished parts of the entry hold (:meth:`FeatureCache.part`) are copied from them, and the
+    parts deleted once the entry is whole. :class:`FeatureExtractor` derives the key from
+    everything the features depend on. ``counts`` (a dict), when given, gets
+    ``images_extracted`` and ``images_from_cache`` of this call added.
     """
     size = len(image_set)
     feature_dim = sum(int(output.shape[-1]) for output in extractor.outputs)
     compute = _pooled_features(extractor, ten_crop)
+    extracted = 0
     if cache_dir is None:
         features = np.zeros((size, feature_dim), dtype=np.float32)
-        _fill(features, 0, compute, image_set, pipeline_factory, verbose)
-        return features, None
-    if cache_key is None:
+        with progress_bar(size, "features", verbose=verbose) as progress:
+            _fill(features, 0, size, compute, image_set, pipeline_factory, progress, strategy)
+        extracted, cache_file = size, None
+    elif cache_key is None:
         raise ValueError("extract_features() with cache_dir= needs cache_key=: the name of the cache entry.")
-    cache = FeatureCache(cache_dir, cache_key, (size, feature_dim))
-    with cache.lock():
-        finished = cache.load_final()
-        if finished is not None:
-            if verbose:
-                print(f"  features: reusing cache {cache.final}", flush=True)
-            return finished, cache.final
-        features, done = cache.open_partial()
-        if done and verbose:
-            print(f"  features: resuming at image {done} of {size} from {cache.partial}", flush=True)
-        _fill(features, done, compute, image_set, pipeline_factory, verbose, cache, chunk_size)
-        cache.finish(features)
-    return np.load(cache.final, mmap_mode="r"), cache.final
+    else:
+        cache = FeatureCache(cache_dir, cache_key, (size, feature_dim))
+        with cache.lock():
+            features = cache.load_final()
+            if features is not None:
+                if verbose:
+                    print(f"  features: reusing cache {cache.final}", flush=True)
+            else:
+                extracted = _fill_entry(cache, compute, image_set, pipeline_factory, verbose, strategy, chunk_size)
+                features = np.load(cache.final, mmap_mode="r")
+        cache_file = cache.final
+    if counts is not None:
+        counts["images_extracted"] += extracted
+        counts["images_from_cache"] += size - extracted
+    return features, cache_file
+
+
+def _fill_entry(cache, compute, image_set, pipeline_factory, verbose, strategy, chunk_size):
+    """Write the whole entry, under its lock: resume the partial array, copy the rows finished parts
+    hold, extract the others; then rename it final and delete the parts. Returns the rows extracted."""
+    size, extracted = len(image_set), 0
+    features, done = cache.open_partial()
+    if done and verbose:
+        print(f"  features: resuming at image {done} of {size} from {cache.partial}", flush=True)
+    parts = cache.finished_parts()
+    if parts and verbose:
+        print(f"  features: joining {len(parts)} finished part(s): rows "
+              + ", ".join(f"{start}-{stop - 1}" for start, stop, _ in parts), flush=True)
+    with progress_bar(size, "features", verbose=verbose, initial=done) as progress:
+        for start, stop, part in _segments(done, size, parts):
+            if part is None:
+                _fill(features, start, stop, compute, image_set, pipeline_factory, progress, strategy, cache,
+                      chunk_size)
+                extracted += stop - start
+            else:
+                for row in range(start, stop, chunk_size):  # in chunks: memory stays flat
+                    end = min(row + chunk_size, stop)
+                    features[row:end] = part[2][row - part[0]:end - part[0]]
+                    features.flush()
+                    cache.mark_done(end)
+                    progress.update(end - row)
+    cache.finish(features)
+    for start, stop, _ in parts:  # the whole entry holds their rows now (their empty .lock files stay)
+        cache.part(start, stop).final.unlink(missing_ok=True)
+    return extracted
+
+
+def _segments(row, size, parts):
+    """``[(start, stop, part or None)]`` from ``row`` to ``size``: the rows to copy from a finished part
+    (the one reaching furthest where several overlap) and, between them, the rows to extract."""
+    segments = []
+    while row < size:
+        covering = [part for part in parts if part[0] <= row < part[1]]
+        if covering:
+            part = max(covering, key=lambda part: part[1])
+            segments.append((row, part[1], part))
+        else:
+            stop = min([part[0] for part in parts if part[0] > row], default=size)
+            segments.append((row, stop, None))
+        row = segments[-1][1]
+    return segments
 
 
 def _pooled_features(extractor, ten_crop):
@@ -263,33 +453,40 @@ def _pooled_features(extractor, ten_crop):
     return pooled_features
 
 
-def _fill(features, done, compute, image_set, pipeline_factory, verbose, cache=None, chunk_size=256):
-    """Write the features of images ``done..N-1`` into ``features``, saving progress every ``chunk_size``."""
-    size = len(image_set)
-    row = saved = done
-    with progress_bar(size, "features", verbose=verbose, initial=done) as progress:
-        for batch in _feature_batches(compute, pipeline_factory(image_set.subset(np.arange(done, size)))):
-            features[row:row + len(batch)] = batch
-            row += len(batch)
-            progress.update(len(batch))
-            if cache is not None and (row - saved >= chunk_size or row == size):
-                features.flush()
-                cache.mark_done(row)
-                saved = row
+def _fill(features, start, stop, compute, image_set, pipeline_factory, progress, strategy=None, cache=None,
+          chunk_size=256):
+    """Write the features of images ``start..stop-1`` into those rows of ``features``; with a
+    ``cache``, save the number of finished rows every ``chunk_size``."""
+    row = saved = start
+    for batch in _feature_batches(compute, pipeline_factory(image_set.subset(np.arange(start, stop))), strategy):
+        features[row:row + len(batch)] = batch
+        row += len(batch)
+        progress.update(len(batch))
+        if cache is not None and (row - saved >= chunk_size or row == stop):
+            features.flush()
+            cache.mark_done(row)
+            saved = row
 
 
-def _feature_batches(compute, batches):
+def _feature_batches(compute, batches, strategy=None):
     """Yield ``compute(images)`` as numpy, batch by batch, compiled for the current backend.
 
     On TensorFlow a ``tf.data`` pipeline is read inside the compiled step (``next(iterator)`` in
     the graph, as Keras's ``predict`` does): handing each batch through Python instead costs about
-    a third of the speed on a 2-core CPU (bench/bench_fne_extraction.py).
+    a third of the speed on a 2-core CPU (bench/bench_fne_extraction.py). With a ``strategy`` each
+    global batch is split across the replicas, each computes its share (``strategy.run``), and
+    the shares are gathered back in order (an uneven last batch gives some replicas fewer images).
     """
     if keras.config.backend() == "tensorflow":
         import tensorflow as tf
 
         if isinstance(batches, tf.data.Dataset):
-            step = tf.function(lambda iterator: compute(next(iterator)[0]), reduce_retracing=True)
+            if strategy is None:
+                step = tf.function(lambda iterator: compute(next(iterator)[0]), reduce_retracing=True)
+            else:
+                batches = strategy.experimental_distribute_dataset(batches)
+                step = tf.function(lambda iterator: strategy.gather(
+                    strategy.run(compute, args=(next(iterator)[0],)), axis=0), reduce_retracing=True)
             iterator = iter(batches)
             while True:
                 try:

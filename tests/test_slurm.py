@@ -50,3 +50,26 @@ def test_two_tasks_see_one_cluster(tmp_path):
     clusters = [line["cluster"] for line in lines]
     assert clusters[0] == clusters[1] and len(clusters[0]["worker"]) == 2
     assert {address.rsplit(":", 1)[1] for address in clusters[0]["worker"]} == {"8888", "8889"}
+
+
+ARRAY_TASK = """
+import json
+from keras_tl import distribute
+print(json.dumps(distribute.slurm_array_shard()))
+"""
+
+
+def test_array_tasks_each_find_their_part(tmp_path):
+    """sbatch --array=1-2: each task reads its part of 2 from Slurm (counted from the first id)."""
+    script = tmp_path / "task.py"
+    script.write_text(ARRAY_TASK)
+    job = subprocess.run(["sbatch", "--parsable", "--wait", "--job-name=keras-tl-array-test", "--array=1-2",
+                          "--cpus-per-task=1", "--mem=1G", "--time=00:10:00", f"--output={tmp_path}/task-%a.out",
+                          f"--chdir={ROOT}", "--wrap", f"{sys.executable} {script}"],
+                         capture_output=True, text=True, timeout=600)
+    logs = {task: (tmp_path / f"task-{task}.out").read_text() if (tmp_path / f"task-{task}.out").exists() else ""
+            for task in (1, 2)}
+    assert job.returncode == 0, f"{job.stderr}\n{logs}"
+    parts = {task: json.loads(next(line for line in log.splitlines() if line.startswith("[")))
+             for task, log in logs.items()}
+    assert parts == {1: [0, 2], 2: [1, 2]}

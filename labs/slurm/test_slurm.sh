@@ -72,7 +72,7 @@ export KERAS_TL_LAB_SMALL=1
 # name | command that submits and prints the job id | output to check (JOB replaced by the id)
 submit() { sbatch --parsable --cpus-per-task=1 --mem=2G "$@"; }
 declare -A OUTPUT
-for lab in 1 2 3 4; do
+for lab in 1 2 3 4 5; do
     job=$(submit "labs/slurm/lab$lab.sbatch")
     OUTPUT[$job]="runs/lab$lab-slurm-$job/results.json"
 done
@@ -82,6 +82,33 @@ OUTPUT[$job]="runs/fine_tune-slurm-$job/metrics.json"
 job=$(sed '/--gres/d; /--mixed-precision/s/ --mixed-precision//' labs/slurm/multi_node.sbatch \
       | submit --nodes=1 --ntasks-per-node=2 /dev/stdin $tiny)
 OUTPUT[$job]="runs/fine_tune-slurm-$job/metrics.json"
+# fne in parts: the 2-task array, the merge after it, one single run in its own cache, and a last
+# job that checks the merged run against the single one (features bit-identical, same accuracies).
+fne_tiny="--train-per-class 4 --test-per-class 2 --image-size 32 --batch-size 8 --weights none --quiet"
+fne_cache="runs/fne-array-cache-$(date +%s)"
+array=$(sed '/--gres/d' labs/slurm/fne_array.sbatch | submit /dev/stdin $fne_tiny --cache-dir "$fne_cache")
+merged="runs/fne-slurm-$array" single="runs/fne-single-$array"
+merge=$(submit --dependency="afterok:$array" --kill-on-invalid-dep=yes --output=runs/slurm-%j.out \
+        --wrap ".venv/bin/python -m keras_tl.fne $fne_tiny --cache-dir $fne_cache --output-dir $merged")
+one=$(submit --output=runs/slurm-%j.out \
+      --wrap ".venv/bin/python -m keras_tl.fne $fne_tiny --cache-dir $fne_cache-single --output-dir $single")
+cat > "$STATE/compare_fne.py" <<'PY'
+import json, pathlib, sys
+import numpy as np
+merged, single = (pathlib.Path(name) for name in sys.argv[1:3])
+metrics = {run: json.loads((run / "metrics.json").read_text()) for run in (merged, single)}
+parts = [json.loads((merged / f"part-{index}-of-2" / "metrics.json").read_text()) for index in range(2)]
+assert [part["shard"] for part in parts] == ["0/2", "1/2"] and sum(part["images_extracted"] for part in parts) == 60
+assert metrics[merged]["images_extracted"] == 0 and metrics[merged]["images_from_cache"] == 60
+for split in ("train", "test"):
+    assert np.array_equal(np.load(merged / "features" / f"{split}.npy"), np.load(single / "features" / f"{split}.npy"))
+assert ({name: method["accuracy"] for name, method in metrics[merged]["methods"].items()}
+        == {name: method["accuracy"] for name, method in metrics[single]["methods"].items()})
+(merged / "same_as_single_run.txt").write_text("features bit-identical, accuracies equal\n")
+PY
+job=$(submit --dependency="afterok:$merge:$one" --kill-on-invalid-dep=yes --output=runs/slurm-%j.out \
+      --wrap ".venv/bin/python $STATE/compare_fne.py $merged $single")
+OUTPUT[$job]="$merged/same_as_single_run.txt"
 
 deadline=$((SECONDS + TIMEOUT))
 while squeue -h | grep -q .; do
