@@ -1,6 +1,6 @@
 """Experiments: the course's claims about transfer learning, measured as mean ± std over seeded splits.
 
-Three experiments, each a function that returns plain dicts (the job ``python -m keras_tl.study``
+Four experiments, each a function that returns plain dicts (the job ``python -m keras_tl.study``
 turns them into a report):
 
 - :func:`layer_study`: a linear SVM on each single layer's pooled, L2-normalised features,
@@ -10,7 +10,9 @@ turns them into a report):
 - :func:`fne_study`: the FNE against single-layer baselines, against the number of training
   images per class, and the ablation of its two post-processing steps;
 - :func:`tradeoff_study`: feature extraction against fine-tuning against training from scratch,
-  with and without augmentation, with the cost of each.
+  with and without augmentation, with the cost of each;
+- :func:`paper_study`: the FNE paper's tables (fc6, fc7 and the FNE of VGG16 per course dataset,
+  over its published splits), next to the paper's numbers (:data:`PAPER_RESULTS`).
 
 Features are extracted once per source and target from a *pool* of images, through the
 :class:`~keras_tl.extract.FeatureExtractor` and its cache (the same cache entries as
@@ -19,6 +21,7 @@ stratified train/test split from that pool (:func:`split_pool`), so the spread o
 how much a result depends on which images were drawn.
 """
 import dataclasses
+import pathlib
 import time
 import warnings
 
@@ -29,7 +32,7 @@ from sklearn.metrics import accuracy_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import Normalizer
 
-from keras_tl import augment, classify, data, extract, recipe, sources
+from keras_tl import augment, classify, course_datasets, data, extract, recipe, sources
 from keras_tl.messages import progress_bar
 from keras_tl.full_network_embedding import DEFAULT_THRESHOLDS, FNETransformer, postprocessor
 
@@ -40,12 +43,12 @@ WATTS_PER_CPU_CORE = 15.0  # energy estimate without codecarbon: CPU seconds x t
 # ----------------------------------------------------------------------------- targets, pools, splits
 
 
-def available_targets(names):
+def available_targets(names, tfds_data_dir=None):
     """``(available, missing)``: the targets that load here, and ``{name: reason}`` for the others."""
     available, missing = [], {}
     for name in names:
         try:
-            data.load_dataset(name, train_per_class=1, test_per_class=1, verbose=False)
+            data.load_dataset(name, train_per_class=1, test_per_class=1, verbose=False, tfds_data_dir=tfds_data_dir)
         except (FileNotFoundError, ValueError) as error:
             missing[name] = str(error).splitlines()[0]
         else:
@@ -77,17 +80,22 @@ class Pool:
 
 
 def pool_features(source_name, target, image_size, train_per_class, test_per_class, cache_dir=None, batch_size=32,
-                  verbose=False):
+                  verbose=False, strategy=None, tfds_data_dir=None):
     """Extract (or read from the cache) the ``fne`` features of a pool: the target's first seeded
     ``train_per_class`` train and ``test_per_class`` test images per class (fewer where a class has fewer).
 
-    The cache entries are those of the fne job with the same source, layers, size and images.
+    The cache entries are those of the fne job with the same source, layers, size and images;
+    ``strategy`` spreads the extraction over this machine's devices (see :mod:`keras_tl.extract`).
     """
     dataset = data.load_dataset(target, seed=0, train_per_class=train_per_class,
-                                test_per_class=test_per_class, verbose=verbose)
-    extractor = extract.FeatureExtractor(source_name, "fne", image_size, batch_size=batch_size)
-    parts = [np.asarray(extractor.extract(image_set, cache_dir, verbose=verbose)[0])
-             for image_set in (dataset.train, dataset.test)]
+                                test_per_class=test_per_class, verbose=verbose, tfds_data_dir=tfds_data_dir)
+    extractor = extract.FeatureExtractor(source_name, "fne", image_size, batch_size=batch_size, strategy=strategy)
+    return extracted_pool(extractor, dataset, cache_dir, verbose)
+
+
+def extracted_pool(extractor, dataset, cache_dir=None, verbose=False):
+    """The :class:`Pool` of ``dataset``'s train then test images, extracted by ``extractor`` (with its cache)."""
+    parts = [extractor.extract(image_set, cache_dir, verbose=verbose)[0] for image_set in (dataset.train, dataset.test)]
     info = extractor.feature_info
     return Pool(extractor.source.name, dataset.name, np.concatenate(parts),
                 np.concatenate([dataset.train.labels, dataset.test.labels]), list(dataset.class_names),
@@ -248,7 +256,7 @@ class CostMeter:
 
 
 def tradeoff_run(method, source_name, target, image_size, train_per_class, test_per_class, seed, epochs=8,
-                 freeze_epochs=2, batch_size=16):
+                 freeze_epochs=2, batch_size=16, tfds_data_dir=None):
     """One method on one seeded split: test accuracy and cost (wall and CPU seconds, images per second,
     trainable parameters, energy, epochs the network trained: early stopping may end a stage sooner).
     Fine-tuning and scratch hold out a fifth of train for validation; extraction trains its SVM on
@@ -258,7 +266,7 @@ def tradeoff_run(method, source_name, target, image_size, train_per_class, test_
     keras.utils.set_random_seed(seed)
     source = sources.get_source(source_name)
     dataset = data.load_dataset(target, seed=seed, train_per_class=train_per_class, test_per_class=test_per_class,
-                                verbose=False)
+                                verbose=False, tfds_data_dir=tfds_data_dir)
     train_set, validation_set = data.split_validation(dataset.train, 0.2, seed)
     splits = {"train": train_set, "validation": validation_set, "test": dataset.test}
     with CostMeter() as meter:
@@ -296,3 +304,123 @@ def _fine_tune(method, source, image_size, splits, num_classes, seed, epochs, fr
     network_epochs = sum(stage["epochs_trained_now"] for stage in stages.values())
     images = network_epochs * len(splits["train"]) + len(splits["test"])
     return accuracy, int(list(stages.values())[-1]["trainable"]), images, network_epochs
+
+
+# ----------------------------------------------------------------------------- the FNE paper's tables
+
+# The FNE paper's tables: Garcia-Gasulla et al., "An Out-of-the-box Full-network Embedding for
+# Convolutional Neural Networks", IEEE ICBK 2018 (arXiv:1705.07706), its results tables: accuracy (%)
+# of VGG16's fc6 and fc7 (each L2-normalised, linear SVM) and of the FNE, per dataset, as
+# {"mit67": {"fc6": ..., "fc7": ..., "fne": ...}, ...}. Only numbers read in the paper belong here:
+# the stored copy of the paper available when this was written held its opening only, not its
+# tables, so none is filled in yet and every paper cell prints "—" (add a dataset's numbers here, with
+# the table they come from, and the report and its verdicts use them).
+PAPER_RESULTS = {}
+PAPER_ALIASES = {"oxford_flowers102": "flowers102", "caltech_birds2011": "cub200", "oxford_iiit_pet": "oxford_pets"}
+SLIDES_FC7_GAIN = 4.2  # the course slides: the FNE's average gain over fc7 on tasks close to ImageNet (points)
+PAPER_COLUMNS = {"fc6": "l2", "fc7": "l2", "fne": "fne"}  # column: post-processing (:data:`ABLATION_STEPS`)
+PAPER_SETTING = {"source": "vgg16", "weights": "imagenet", "image_size": 224, "train_per_class": None,
+                 "test_per_class": None}
+
+
+def paper_key(spec, dataset_name):
+    """The name a dataset has in :data:`PAPER_RESULTS`: NAME of ``NAME:PATH`` (``tfds:NAME``: NAME,
+    in the course's spelling), else the loaded dataset's name (a folder's name)."""
+    name, separator, rest = str(spec).partition(":")
+    if separator and name == "tfds":
+        name = rest.split(":")[0]
+    elif not (separator and len(name) > 1 and name.replace("_", "").isalnum()):
+        name = dataset_name
+    return PAPER_ALIASES.get(name, name)
+
+
+def paper_runs(spec, seeds, verbose=False, tfds_data_dir=None):
+    """``[(dataset spec, seed)]``: the loads whose accuracies make one number of the paper's tables.
+
+    ``dtd:PATH`` (or a DTD folder) is DTD's 10 published splits (``dtd:PATH:1`` .. ``dtd:PATH:10``); a
+    dataset whose split is drawn from the seed (a folder of class folders, caltech101, cats_vs_dogs:
+    seeds 0 and 1 give different test sets) is one load per seed; any other has one published split: one load.
+    """
+    name, _, path = str(spec).partition(":")
+    if course_datasets.parse_spec(spec) is None and course_datasets.recognise(spec) == "dtd":
+        name, path = "dtd", str(spec)
+    if name == "dtd" and (":" not in path or pathlib.Path(path).expanduser().exists()):  # no split number given
+        return [(f"dtd:{path}:{split}", seeds[0]) for split in course_datasets.DTD_SPLITS]
+    if len(seeds) > 1:
+        tests = [data.load_dataset(spec, seed=seed, verbose=verbose, tfds_data_dir=tfds_data_dir).test.fingerprint()
+                 for seed in seeds[:2]]
+        if tests[0] != tests[1]:
+            return [(spec, seed) for seed in seeds]
+    return [(spec, seeds[0])]
+
+
+def paper_extractor(source_name, image_size=None, weights="imagenet", batch_size=32, strategy=None):
+    """The FNE's extractor for the paper's tables: every ``fne`` layer of ``source_name``, with its
+    fully connected top when ``image_size`` is its training size (VGG16: 13 conv layers, fc6 and fc7).
+    ``strategy`` spreads the extraction over this machine's devices (see :mod:`keras_tl.extract`)."""
+    source = sources.get_source(source_name)
+    size = int(image_size or source.default_size)
+    return extract.FeatureExtractor(source, "fne", size, weights=weights, include_top=size == source.default_size,
+                                    batch_size=batch_size, strategy=strategy)
+
+
+def paper_baselines(extractor):
+    """``{"fc6": layer, "fc7": layer}``: the last two of the extractor's layers. For VGG16 with its top
+    these are ``fc1`` and ``fc2`` (the paper's fc6 and fc7); for a network without fully connected
+    layers, or built without its top, its last two conv activations stand in."""
+    return dict(zip(("fc6", "fc7"), extractor.layers[-2:]))
+
+
+def paper_study(extractor, spec, seeds, train_per_class=None, test_per_class=None, cache_dir=None, verbose=False,
+                tfds_data_dir=None):
+    """The paper's three numbers for one dataset: fc6 and fc7 (L2) and the FNE, each a linear SVM
+    fitted on train and scored on test, as :func:`summary` over :func:`paper_runs` (with ``unconverged``);
+    ``runs``: the ``[dataset spec, seed]`` of each."""
+    baselines = paper_baselines(extractor)
+    layers = {"fc6": [baselines["fc6"]], "fc7": [baselines["fc7"]], "fne": "fne"}
+    fits = {column: [] for column in PAPER_COLUMNS}
+    runs = paper_runs(spec, seeds, verbose, tfds_data_dir)
+    for run_spec, seed in runs:
+        dataset = data.load_dataset(run_spec, seed=seed, train_per_class=train_per_class,
+                                    test_per_class=test_per_class, verbose=verbose, tfds_data_dir=tfds_data_dir)
+        pool = extracted_pool(extractor, dataset, cache_dir, verbose)
+        train, test = np.arange(len(dataset.train)), np.arange(len(dataset.train), len(pool.labels))
+        for column, post in PAPER_COLUMNS.items():
+            fits[column].append(svm_accuracy(pool, layers[column], post, train, test, seed=seed))
+        if verbose:
+            print(f"  {run_spec} (seed {seed}): " + ", ".join(f"{column} {fits[column][-1][0]:.3f}"
+                                                           for column in PAPER_COLUMNS), flush=True)
+    key = paper_key(spec, dataset.name)
+    return {"dataset": key, "runs": [list(run) for run in runs], "layers": baselines,
+            "paper_percent": PAPER_RESULTS.get(key, {}),
+            **{column: {**summary([accuracy for accuracy, _ in entries]),
+                        "unconverged": sum(not done for _, done in entries)} for column, entries in fits.items()}}
+
+
+def paper_setting_differences(source, weights, image_size, train_per_class, test_per_class):
+    """How a run's setting differs from the paper's (:data:`PAPER_SETTING`), as short phrases; [] if the same."""
+    given = {"source": sources.get_source(source).name, "weights": str(weights),
+             "image_size": int(image_size or sources.get_source(source).default_size),
+             "train_per_class": train_per_class, "test_per_class": test_per_class}
+    phrases = {"source": f"{given['source']}, not VGG16", "weights": "random weights",
+               "image_size": f"{given['image_size']} px, not 224", "train_per_class": f"{train_per_class} train images "
+               "per class", "test_per_class": f"{test_per_class} test images per class"}
+    return [phrases[name] for name, value in PAPER_SETTING.items() if given[name] != value]
+
+
+def paper_verdict(result, differences=()):
+    """One line: the FNE's gain over fc7 here and in the paper, and whether it is reproduced.
+
+    Reproduced: the gain has the paper's sign. Not comparable: the setting differs from the
+    paper's (``differences``, from :func:`paper_setting_differences`) or the paper has no number.
+    """
+    gain = 100 * (result["fne"]["mean"] - result["fc7"]["mean"])
+    paper = result["paper_percent"]
+    paper_gain = paper["fne"] - paper["fc7"] if {"fne", "fc7"} <= set(paper) else None
+    line = (f"FNE beats fc7 by {gain:+.1f} points" if gain > 0 else f"FNE does not beat fc7 ({gain:+.1f} points)")
+    line += f" (paper: {'—' if paper_gain is None else f'{paper_gain:+.1f}'})"
+    if differences:
+        return f"{line}: not comparable at this size ({'; '.join(differences)})"
+    if paper_gain is None:
+        return f"{line}: not comparable, no paper number (the slides' average gain: +{SLIDES_FC7_GAIN})"
+    return f"{line}: {'reproduced' if (gain > 0) == (paper_gain > 0) else 'not reproduced'}"

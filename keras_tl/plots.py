@@ -198,3 +198,32 @@ def plot_tradeoff(results, cost="wall_seconds", path=None, title="Accuracy again
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")
     return finish_figure(figure, path)
+
+
+def plot_against_paper(ours, paper, path=None, title="Ours against the paper", ax=None):
+    """Grouped bars per dataset: each method's accuracy here (mean ± std, solid) beside the paper's (hatched).
+
+    ``ours`` maps a dataset to ``{method: {"mean", "std"}}`` (fractions); ``paper`` maps it to
+    ``{method: percent}``; a method the paper has no number for gets no hatched bar.
+    """
+    datasets = list(ours)
+    methods = list(dict.fromkeys(method for entry in ours.values() for method in entry))
+    width = 0.8 / (2 * len(methods))
+    figure, axes = _axes(ax, (max(6.0, 1.6 * len(datasets) + 2), 4.5))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for index, method in enumerate(methods):
+        offsets = np.arange(len(datasets)) - 0.4 + (2 * index + 0.5) * width
+        colour = colours[index % len(colours)]
+        axes.bar(offsets, [100 * ours[d][method]["mean"] for d in datasets], width,
+                 yerr=[100 * ours[d][method]["std"] for d in datasets], capsize=3, color=colour,
+                 label=f"{method} (ours)")
+        known = [position for position, d in enumerate(datasets) if method in paper.get(d, {})]
+        axes.bar(offsets[known] + width, [paper[datasets[position]][method] for position in known], width,
+                 color="white", edgecolor=colour, hatch="//", label=f"{method} (paper)" if known else None)
+    axes.set_xticks(np.arange(len(datasets)), datasets)
+    axes.set_ylabel("test accuracy (%)")
+    axes.set_ylim(0, 100)
+    axes.set_title(title)
+    axes.grid(alpha=0.3, axis="y")
+    axes.legend(fontsize="small", ncols=len(methods), loc="upper center", bbox_to_anchor=(0.5, -0.1))
+    return finish_figure(figure, path)

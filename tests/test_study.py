@@ -114,3 +114,62 @@ def test_no_available_target_is_one_error_line_and_leaves_no_folder(tmp_path, ca
     assert study.main(["fne", "--targets", str(tmp_path / "missing"), "--quiet", "--output-dir", str(run_dir)]) == 2
     assert capsys.readouterr().err.startswith("error: None of the targets is available:")
     assert not run_dir.exists()
+
+
+# ----------------------------------------------------------------------------- the FNE paper's tables
+
+
+def test_paper_study_on_course_layouts(tmp_path, cache_dir, monkeypatch):
+    """The paper study on tiny replicas: one published split (mit67 and DTD's split 3), a seeded split
+    (caltech101); the paper's numbers (here stand-ins, set for the test) beside ours, one verdict each."""
+    from replicas import write_replica
+
+    specs = {name: f"{name}:{write_replica(name, tmp_path / name, classes=2)['path']}"
+             for name in ("mit67", "dtd", "caltech101")}
+    assert [spec for spec, _ in experiments.paper_runs(specs["dtd"], [0, 1])] == [
+        f"{specs['dtd']}:{split}" for split in range(1, 11)]  # dtd:PATH: its 10 published splits
+    specs["dtd"] += ":3"
+    monkeypatch.setitem(experiments.PAPER_RESULTS, "mit67", {"fc6": 11.1, "fc7": 22.2, "fne": 33.3})  # not the paper's
+    run_dir = tmp_path / "run"
+    assert study.main(["paper", "--source", "mobilenet", "--weights", "none", "--image-size", "32", "--seeds", "2",
+                       "--train-per-class", "2", "--test-per-class", "2", "--quiet", "--cache-dir", str(cache_dir),
+                       "--dataset", *specs.values(), "--output-dir", str(run_dir)]) == 0
+    results = json.loads((run_dir / "results.json").read_text())["results"]["mobilenet"]
+    runs = {name: results[spec]["runs"] for name, spec in specs.items()}
+    assert runs == {"mit67": [[specs["mit67"], 0]], "dtd": [[specs["dtd"], 0]],
+                    "caltech101": [[specs["caltech101"], 0], [specs["caltech101"], 1]]}  # a seeded split: 2 seeds
+    for name, spec in specs.items():
+        result = results[spec]
+        assert result["dataset"] == name and result["layers"] == {"fc6": "conv_dw_13_relu", "fc7": "conv_pw_13_relu"}
+        assert all(len(result[column]["values"]) == len(runs[name]) for column in ("fc6", "fc7", "fne"))
+        assert all(0 <= value <= 1 for value in accuracies(result))
+        assert result["verdict"].endswith("not comparable at this size (mobilenet, not VGG16; random weights; 32 px, "
+                                          "not 224; 2 train images per class; 2 test images per class)")
+    assert results[specs["mit67"]]["paper_percent"] == {"fc6": 11.1, "fc7": 22.2, "fne": 33.3}
+    report = (run_dir / "report.md").read_text()
+    assert "| dataset | fc6 L2 | fc7 L2 | FNE |" in report
+    mit67 = results[specs["mit67"]]
+    assert (f"| mit67 | {100 * mit67['fc6']['mean']:.1f} (11.1) | {100 * mit67['fc7']['mean']:.1f} (22.2) | "
+            f"{100 * mit67['fne']['mean']:.1f} (33.3) |") in report  # one split: one number, the paper's beside it
+    caltech101 = results[specs["caltech101"]]["fne"]
+    assert f"| {100 * caltech101['mean']:.1f} ± {100 * caltech101['std']:.1f} (—) |" in report  # two seeds
+    verdicts = [line for line in report.splitlines() if "not comparable at this size" in line]
+    assert [line.split(" | ")[0] for line in verdicts] == ["| mit67", "| dtd", "| caltech101"]
+    assert "(paper: +11.1)" in verdicts[0] and "(paper: —)" in verdicts[1]
+    assert (run_dir / "figures" / "paper_mobilenet.png").stat().st_size > 0
+
+
+def test_paper_verdicts_compare_the_fne_gain_over_fc7_in_the_papers_setting():
+    def result(fc7, fne, paper):
+        return {"fc7": {"mean": fc7}, "fne": {"mean": fne}, "paper_percent": paper}
+
+    assert experiments.paper_setting_differences("VGG16", "imagenet", None, None, None) == []
+    paper = {"fc6": 50.0, "fc7": 52.0, "fne": 55.0}
+    assert experiments.paper_verdict(result(0.60, 0.65, paper)) == (
+        "FNE beats fc7 by +5.0 points (paper: +3.0): reproduced")
+    assert experiments.paper_verdict(result(0.60, 0.58, paper)).endswith("(paper: +3.0): not reproduced")
+    assert "no paper number" in experiments.paper_verdict(result(0.60, 0.65, {}))
+    assert experiments.paper_verdict(result(0.60, 0.65, paper), ["64 px, not 224"]).endswith(
+        "not comparable at this size (64 px, not 224)")
+    assert experiments.paper_key("tfds:oxford_flowers102", "x") == "flowers102"
+    assert experiments.paper_key("/data/my_folder", "my_folder") == "my_folder"

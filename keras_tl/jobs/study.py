@@ -1,30 +1,36 @@
-"""The study job, ``python -m keras_tl.study {layers,fne,tradeoff}``: the course's claims, measured here.
+"""The study job, ``python -m keras_tl.study {layers,fne,tradeoff,paper}``: the course's claims, measured here.
 
 Each study runs the experiment of :mod:`keras_tl.experiments` on every offline target that is
 installed, repeats it over ``--seeds`` seeded splits, and writes ``report.md`` (tables of
 mean ± std), ``figures/*.png`` and ``results.json`` into its folder. Features come from the
 feature cache shared with the fne job, and each finished tradeoff run is kept in ``parts/``,
-so the same command run again resumes instead of starting over.
+so the same command run again resumes instead of starting over. ``paper`` redoes the FNE paper's
+tables (fc6, fc7 and the FNE per course dataset, mean ± std over its published splits) with the
+paper's numbers beside ours.
 """
 import argparse
 import json
 import shlex
 import sys
 
-from keras_tl import classify, experiments, messages, plots, runs, sources
+from keras_tl import classify, distribute, experiments, messages, plots, runs, sources
 from keras_tl.jobs import cli
 from keras_tl.offline import OFFLINE_SOURCES
 
-STUDIES = ("layers", "fne", "tradeoff")
+STUDIES = ("layers", "fne", "tradeoff", "paper")
 DEFAULTS = {  # quick on a 2-core CPU / --full, for a GPU or a Slurm job
     "image_size": (64, 128), "train_per_class": (20, 50), "test_per_class": (20, 50), "seeds": (3, 5),
     "shots": ([1, 5, 10, 25, 50], [1, 5, 10, 25, 50, 100]), "epochs": (8, 20), "layer_step": (3, 1),
+}
+PAPER_DEFAULTS = {  # the paper study: VGG16's training size (224 px: with fc6 and fc7); --full: every image
+    "image_size": (224, 224), "train_per_class": (20, None), "test_per_class": (20, None), "seeds": (3, 5),
 }
 EXAMPLES = """examples:
   python -m keras_tl.study layers                  # every offline source, every 3rd layer, each offline target
   python -m keras_tl.study fne --dataset animal_mnist ~/data/flowers
   python -m keras_tl.study tradeoff --seeds 5
   python -m keras_tl.study layers --full           # every layer, larger images and sets (GPU or Slurm)
+  python -m keras_tl.study paper --dataset mit67:~/data/mit67 dtd:~/data/dtd --full   # the FNE paper's tables
 """
 
 
@@ -35,9 +41,10 @@ def make_parser():
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("study", choices=STUDIES)
     parser.add_argument("--source", nargs="+", default=None, metavar="SOURCE",
-                        help="sources (default: layers every offline one, else mobilenet)")
+                        help="sources (default: layers every offline one, paper vgg16, else mobilenet)")
     cli.add_alias(parser, "--sources", "source", nargs="+")
-    parser.add_argument("--image-size", type=int, default=None, help="input size in pixels (default 64; --full 128)")
+    parser.add_argument("--image-size", type=int, default=None, help="input size in pixels (default 64; --full 128; "
+                        "paper 224, where VGG16 keeps its fc layers)")
     cli.add_dataset_options(parser, ("20; --full 50", "20; --full 50"), several=True)
     parser.add_argument("--seeds", type=int, default=None, help="seeded splits per number (default 3; --full 5)")
     parser.add_argument("--shots", type=int, nargs="+", default=None,
@@ -48,8 +55,11 @@ def make_parser():
                         "epochs of the new head for fine-tuning; early stopping with patience 3 (default 8)")
     parser.add_argument("--methods", nargs="+", choices=list(experiments.TRADEOFF_METHODS),
                         default=list(experiments.TRADEOFF_METHODS), help="tradeoff: the methods (default: all)")
+    parser.add_argument("--weights", choices=("imagenet", "none"), default="imagenet",
+                        help="paper: the source's weights, imagenet or none (random: a quick check; default imagenet)")
     parser.add_argument("--full", action="store_true", help="the whole grid: every layer, 128 px, 50 images "
-                        "per class, 5 seeds, 20 epochs")
+                        "per class, 5 seeds, 20 epochs; paper: the paper's setting, 224 px and every image")
+    cli.add_scale_options(parser)
     cli.add_output_options(parser, "study-<name>", cache=True, seed=False)
     parser.add_argument("--seed", type=int, default=0, help="the first seed (the others follow it; default 0)")
     return parser
@@ -59,11 +69,12 @@ def parse_args(argv=None):
     parser = make_parser()
     args = parser.parse_args(argv)
     args.command = "python -m keras_tl.study " + shlex.join(sys.argv[1:] if argv is None else argv)
-    for name, (quick, full) in DEFAULTS.items():
+    for name, (quick, full) in {**DEFAULTS, **(PAPER_DEFAULTS if args.study == "paper" else {})}.items():
         if getattr(args, name) is None:
             setattr(args, name, full if args.full else quick)
     if args.source is None:
-        args.source = list(OFFLINE_SOURCES) if args.study == "layers" else ["mobilenet"]
+        args.source = list(OFFLINE_SOURCES) if args.study == "layers" else ["vgg16" if args.study == "paper"
+                                                                            else "mobilenet"]
     if args.dataset is None:
         args.dataset = ["animal_mnist"] if args.study == "tradeoff" else list(experiments.OFFLINE_TARGETS)
     cli.check_options(parser, args, image_size=cli.IMAGE_SIZE, train_per_class=cli.AT_LEAST_ONE,
@@ -71,13 +82,16 @@ def parse_args(argv=None):
                       layer_step=cli.AT_LEAST_ONE, epochs=cli.AT_LEAST_ONE)
     for name in args.source:
         sources.get_source(name)  # an unknown source is an error now, with the close matches
+    if args.strategy == "multi-worker":
+        parser.error("--strategy multi-worker: a study extracts on one machine (mirrored: all its GPUs); for "
+                     "several machines, see python -m keras_tl.fne --strategy multi-worker.")
     return args
 
 
 def run(args):
     """Run the study; write report.md, figures and results.json; return the results."""
     verbose = not args.quiet
-    targets, missing = experiments.available_targets(args.dataset)
+    targets, missing = experiments.available_targets(args.dataset, args.tfds_data_dir)
     if not targets:
         raise ValueError("None of the targets is available: " + "; ".join(f"{k}: {v}" for k, v in missing.items()))
     run_dir = runs.make_run_dir(args.output_dir, f"study-{args.study}")  # only once there is something to run
@@ -87,7 +101,8 @@ def run(args):
             print(f"Study {args.study}: sources {', '.join(args.source)}; targets {', '.join(targets)}"
                   + (f" (missing: {', '.join(missing)})" if missing else "")
                   + f"; {args.image_size} px; seeds {seeds}; output {run_dir}", flush=True)
-        study = {"layers": report_layers, "fne": report_fne, "tradeoff": report_tradeoff}[args.study]
+        study = {"layers": report_layers, "fne": report_fne, "tradeoff": report_tradeoff,
+                 "paper": report_paper}[args.study]
         results, sections = study(args, targets, seeds, run_dir, verbose)
         settings = {key: value for key, value in vars(args).items() if key not in ("quiet", "verbose")}
         runs.write_json(run_dir / "results.json", {"study": args.study, "settings": settings, "seeds": seeds,
@@ -97,7 +112,7 @@ def run(args):
         return results
 
 
-# ----------------------------------------------------------------------------- the three studies' reports
+# ----------------------------------------------------------------------------- the four studies' reports
 
 
 def report_layers(args, targets, seeds, run_dir, verbose):
@@ -106,7 +121,9 @@ def report_layers(args, targets, seeds, run_dir, verbose):
         results[source] = {}
         for target in targets:
             pool = experiments.pool_features(source, target, args.image_size, args.train_per_class, args.test_per_class,
-                                         args.cache_dir, verbose=verbose)
+                                         args.cache_dir, verbose=verbose,
+                                         strategy=distribute.make_strategy(args.strategy),
+                                         tfds_data_dir=args.tfds_data_dir)
             chosen = sorted(set(pool.layers[::args.layer_step] + pool.layers[-1:]), key=pool.layers.index)
             results[source][target] = experiments.layer_study(pool, chosen, args.train_per_class,
                                                           args.test_per_class, seeds, verbose=verbose)
@@ -134,7 +151,9 @@ def report_fne(args, targets, seeds, run_dir, verbose):
         results[source] = {}
         for target in targets:
             pool = experiments.pool_features(source, target, args.image_size, max(args.train_per_class, *args.shots),
-                                         args.test_per_class, args.cache_dir, verbose=verbose)
+                                         args.test_per_class, args.cache_dir, verbose=verbose,
+                                         strategy=distribute.make_strategy(args.strategy),
+                                         tfds_data_dir=args.tfds_data_dir)
             result = results[source][target] = experiments.fne_study(pool, args.train_per_class, args.test_per_class,
                                                                  args.shots, seeds, verbose=verbose)
             figure = f"figures/shots_{source}_{target}.png"
@@ -175,7 +194,7 @@ def report_tradeoff(args, targets, seeds, run_dir, verbose):
                     else:
                         per_seed.append(experiments.tradeoff_run(method, source, target, args.image_size,
                                                              args.train_per_class, args.test_per_class, seed,
-                                                             epochs=args.epochs))
+                                                             epochs=args.epochs, tfds_data_dir=args.tfds_data_dir))
                         runs.write_json(part, per_seed[-1])
                     progress.update(1)
                 results[target][method] = {key: experiments.summary([entry[key] for entry in per_seed])
@@ -192,6 +211,46 @@ def report_tradeoff(args, targets, seeds, run_dir, verbose):
             sections.append((f"{source} on {target}: extraction against fine-tuning against scratch "
                              f"(up to {args.epochs} epochs)", headers, rows, figure))
     return results, sections
+
+
+def report_paper(args, targets, seeds, run_dir, verbose):
+    """The FNE paper's table per source: dataset | fc6 L2 | fc7 L2 | FNE, each "ours (paper)" in %, and a verdict."""
+    results, sections = {}, []
+    weights = None if args.weights == "none" else args.weights
+    for source in args.source:
+        extractor = experiments.paper_extractor(source, args.image_size, weights,
+                                                strategy=distribute.make_strategy(args.strategy))
+        differences = experiments.paper_setting_differences(source, weights, args.image_size, args.train_per_class,
+                                                            args.test_per_class)
+        results[source] = {}
+        for target in targets:
+            result = experiments.paper_study(extractor, target, seeds, args.train_per_class, args.test_per_class,
+                                             args.cache_dir, verbose=verbose, tfds_data_dir=args.tfds_data_dir)
+            result["verdict"] = experiments.paper_verdict(result, differences)
+            results[source][target] = result
+        chosen = list(results[source].values())
+        layers = chosen[0]["layers"]
+        figure = f"figures/paper_{source}.png"
+        ours = {r["dataset"]: {name: r[column] for column, name in PAPER_HEADERS.items()} for r in chosen}
+        paper = {r["dataset"]: {PAPER_HEADERS[column]: value for column, value in r["paper_percent"].items()}
+                 for r in chosen}
+        plots.plot_against_paper(ours, paper, path=run_dir / figure, title=f"{source}: ours against the FNE paper")
+        rows = [[r["dataset"], *[paper_cell(r, column) for column in PAPER_HEADERS]] for r in chosen]
+        sections.append((f"{source}: the FNE paper's table, accuracy % as ours (paper); fc6 = {layers['fc6']}, "
+                         f"fc7 = {layers['fc7']}", ["dataset", *PAPER_HEADERS.values()], rows, figure))
+        sections.append((f"{source}: verdicts", ["dataset", "splits", "verdict"],
+                         [[r["dataset"], len(r["runs"]), r["verdict"]] for r in chosen], None))
+    return results, sections
+
+
+PAPER_HEADERS = {"fc6": "fc6 L2", "fc7": "fc7 L2", "fne": "FNE"}  # experiments.PAPER_COLUMNS, as the table names them
+
+
+def paper_cell(result, column):
+    """``ours (paper)`` in %: mean ± std over several splits, one number for one; "—" without a paper number."""
+    entry, paper = result[column], result["paper_percent"].get(column)
+    ours = f"{100 * entry['mean']:.1f}" + (f" ± {100 * entry['std']:.1f}" if len(entry["values"]) > 1 else "")
+    return f"{ours} ({'—' if paper is None else f'{paper:.1f}'})"
 
 
 # ----------------------------------------------------------------------------- the report
@@ -222,8 +281,9 @@ def write_report(run_dir, args, targets, missing, seeds, sections, fits=(0, 0)):
     ``fits``: ``(SVM fits, those stopped at liblinear's pass cap)``, said under the settings."""
     lines = [f"# Study: {args.study}", "", f"Command: `{args.command}`", "",
              f"Sources: {', '.join(args.source)}. Targets: {', '.join(targets)}. Images: {args.image_size} px; "
-             f"{args.train_per_class} train and {args.test_per_class} test images per class (fewer where a class "
-             f"has fewer). Every number: mean ± std over {len(seeds)} seeded split(s), seeds {seeds}.", ""]
+             f"{args.train_per_class or 'all'} train and {args.test_per_class or 'all'} test images per class "
+             "(fewer where a class has fewer)." + ("" if args.study == "paper" else f" Every number: mean ± std over "
+                                                   f"{len(seeds)} seeded split(s), seeds {seeds}."), ""]
     lines += [f"Not available here, skipped: {name} ({reason})." for name, reason in missing.items()]
     if fits[0]:
         lines += [f"Linear SVMs (LinearSVC, C=1): {fits[0]} fits, of which {fits[1]} stopped at "
@@ -234,6 +294,16 @@ def write_report(run_dir, args, targets, missing, seeds, sections, fits=(0, 0)):
                       f"{experiments.WATTS_PER_CPU_CORE:g} W (an assumed power per busy core). images/s: images "
                       "passed through the network (training images x epochs, plus test) per wall second.", ""]
         lines += [f"- {name}: {experiments.TRADEOFF_METHODS[name]}" for name in args.methods]
+    if args.study == "paper":
+        lines += ["", "The FNE paper (Garcia-Gasulla et al., ICBK 2018, arXiv:1705.07706): a linear SVM on fc6 and on "
+                      "fc7 (each L2-normalised) against one on the FNE (every conv and fc layer, standardised and "
+                      "discretised at the default thresholds). Here a number is the mean ± std over a dataset's "
+                      "published splits (DTD: its 10) or, where the split is drawn from the seed, over the seeds "
+                      f"{seeds}; "
+                      "a dataset with one published split gives one number. In brackets: the paper's number, or "
+                      "— where it is not recorded (keras_tl.experiments.PAPER_RESULTS). Verdict: the FNE's gain "
+                      "over fc7 against the paper's; comparable only in the paper's setting (--full: VGG16 with "
+                      "ImageNet weights, 224 px, every image)."]
     for title, headers, rows, figure in sections:
         lines += ["", f"## {title}", "", markdown_table(headers, rows)]
         if figure:
