@@ -4,20 +4,32 @@ Loads a finished ``fine_tune`` or ``fne`` run (:func:`keras_tl.trained.load_run`
 images with the run's own size and preprocessing, and prints each file's top classes: softmax
 probabilities for a fine-tuned network, linear-SVM decision scores for an FNE run.
 ``--output-dir`` writes them as ``predictions.csv`` there; ``--explain`` saves a Grad-CAM figure per
-image (fine-tuned runs) there, else in ``RUN_DIR/explain``.
+image (fine-tuned runs) there, else in ``RUN_DIR/explain``. ``--tta flip|ten-crop`` averages the
+scores over views of each image (:mod:`keras_tl.test_time_augmentation`).
+
+``--interpret`` is the error analysis (:mod:`keras_tl.interpret`) instead: the run's own test
+split (or ``--dataset``, ``--split``), the most confused pairs and the per-class accuracy as
+tables, and in ``--output-dir`` (else ``RUN_DIR/interpret``) ``top_losses.png``,
+``per_class_accuracy.png``, ``confusion_matrix.png``, ``confused_pairs.csv`` and ``mislabelled.csv``.
 """
 import argparse
 import csv
+import dataclasses
 import pathlib
 
-from keras_tl import data, gradcam, plots, runs, trained
+from keras_tl import data, gradcam, interpret, plots, runs, trained
 from keras_tl.jobs import cli
 from keras_tl.messages import format_table
+from keras_tl.test_time_augmentation import KINDS as TTA_KINDS
+from keras_tl.test_time_augmentation import tta_model
 
 EXAMPLES = """examples:
   python -m keras_tl.predict runs/fine_tune-20260101-120000 photo.jpg          # top 5 classes
   python -m keras_tl.predict runs/fne-20260101-120000 ~/photos --top-k 3 --output-dir runs/photos
   python -m keras_tl.predict runs/fine_tune-20260101-120000 photo.jpg --explain  # + Grad-CAM figures
+  python -m keras_tl.predict runs/fine_tune-20260101-120000 photo.jpg --tta flip # averaged with the mirror image
+  python -m keras_tl.predict runs/fine_tune-20260101-120000 --interpret          # error analysis on its test split
+  python -m keras_tl.predict runs/fne-20260101-120000 --interpret --dataset ~/data/flowers --split all
 """
 
 
@@ -26,14 +38,29 @@ def make_parser():
         prog="python -m keras_tl.predict", description="Predict the classes of new images with a finished "
         "fine_tune or fne run.", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", metavar="RUN_DIR", help="the run folder of a finished fine_tune or fne run")
-    parser.add_argument("images", metavar="IMAGE_OR_FOLDER", nargs="+",
-                        help="image files, or folders searched for images (hidden files left out)")
+    parser.add_argument("images", metavar="IMAGE_OR_FOLDER", nargs="*",
+                        help="image files, or folders searched for images (hidden files left out); "
+                             "none with --interpret")
     parser.add_argument("--top-k", type=int, default=5, help="classes shown per image (default 5)")
     parser.add_argument("--explain", action="store_true", help="fine_tune runs: save a Grad-CAM figure per "
                         "image in --output-dir, else RUN_DIR/explain")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--tta", choices=TTA_KINDS, default="none",
+                        help="test-time augmentation: average the scores over the image and its mirror image "
+                             "(flip) or over ten crops (ten-crop); default none")
+    analysis = parser.add_argument_group("error analysis (--interpret)")
+    analysis.add_argument("--interpret", action="store_true", help="which labelled images the run gets wrong: "
+                          "the run's own test split, or --dataset")
+    analysis.add_argument("--dataset", default=None, help="--interpret on this dataset (a name or folder) "
+                          "instead of the run's own")
+    analysis.add_argument("--split", choices=interpret.SPLITS, default=None,
+                          help="--interpret on this split of the dataset: test (default), train or all")
+    analysis.add_argument("--top-losses", type=int, default=9, metavar="N",
+                          help="--interpret: images in top_losses.png, and rows of each kind in mislabelled.csv "
+                               "(default 9)")
     parser.add_argument("--output-dir", default=None, metavar="DIR",
-                        help="also write predictions.csv (and the --explain figures) into this folder")
+                        help="also write predictions.csv (and the --explain figures) into this folder; "
+                             "--interpret: its figures and CSV files (default RUN_DIR/interpret)")
     parser.add_argument("--out", default=None, help=argparse.SUPPRESS)  # older: the CSV file itself
     parser.add_argument("--quiet", action="store_true", help="no plan and no progress bar")
     cli.add_verbose(parser)
@@ -43,7 +70,16 @@ def make_parser():
 def parse_args(argv=None):
     parser = make_parser()
     args = parser.parse_args(argv)
-    cli.check_options(parser, args, top_k=cli.AT_LEAST_ONE, batch_size=cli.BATCH_SIZE)
+    cli.check_options(parser, args, top_k=cli.AT_LEAST_ONE, batch_size=cli.BATCH_SIZE, top_losses=cli.AT_LEAST_ONE)
+    if args.interpret and (args.images or args.explain or args.out):
+        parser.error("--interpret takes its labelled images from the run's dataset (or --dataset); give no "
+                     + ("IMAGE_OR_FOLDER" if args.images else "--explain" if args.explain else "--out") + ".")
+    if not args.interpret:
+        if args.dataset or args.split:
+            parser.error(f"{'--dataset' if args.dataset else '--split'} chooses the images of --interpret; "
+                         f"add --interpret, or give IMAGE_OR_FOLDER alone.")
+        if not args.images:
+            parser.error("the following arguments are required: IMAGE_OR_FOLDER (or --interpret)")
     return args
 
 
@@ -64,7 +100,12 @@ def image_files(names):
 
 
 def run(args):
-    """Predict every readable image; print the table, write the CSV and figures; return the rows."""
+    """Predict every readable image; print the table, write the CSV and figures; return the rows.
+
+    With ``--interpret``: the error analysis (:func:`interpret_run`) instead.
+    """
+    if args.interpret:
+        return interpret_run(args)
     model = trained.load_run(args.run_dir)
     if args.explain and model.kind != "fine_tune":
         raise ValueError(f"--explain (Grad-CAM) needs a fine_tune run; {args.run_dir} is an {model.kind} run.")
@@ -77,9 +118,11 @@ def run(args):
         raise ValueError("None of the images can be read (see the warning); give readable image files.")
     if not args.quiet:
         print(f"Run: {model.run_dir} ({model.kind}, {model.source.name}, {model.image_size}x{model.image_size} px, "
-              f"{len(model.classes)} classes); predicting {len(files)} image(s)", flush=True)
+              f"{len(model.classes)} classes); predicting {len(files)} image(s)"
+              + (f" with {args.tta} TTA" if args.tta != "none" else ""), flush=True)
+    scorer = dataclasses.replace(model, model=tta_model(model.model, args.tta))
     top = [entry for start in range(0, len(files), args.batch_size)
-           for entry in model.top_k(files[start:start + args.batch_size], args.top_k)]
+           for entry in scorer.top_k(files[start:start + args.batch_size], args.top_k)]
     print_table(files, top, model.score_name)
     output_dir = pathlib.Path(args.output_dir) if args.output_dir else None
     csv_path = args.out or (output_dir / "predictions.csv" if output_dir else None)
@@ -94,6 +137,41 @@ def run(args):
         shown = ", ".join(sorted(bad)[:3]) + (", ..." if len(bad) > 3 else "")
         print(f"Skipped {len(bad)} unreadable file(s): {shown}")
     return {path: entry for path, entry in zip(files, top)}
+
+
+def interpret_run(args):
+    """The error analysis: print its plan and tables, write its figures and CSV files; return the
+    :class:`keras_tl.interpret.Interpretation`."""
+    verbose = not args.quiet
+    split = args.split or "test"
+    model = trained.load_run(args.run_dir)
+    dataset = interpret.run_dataset(args.run_dir, args.dataset, verbose=verbose)
+    image_set = interpret.split_of(dataset, split)
+    output_dir = pathlib.Path(args.output_dir) if args.output_dir else model.run_dir / "interpret"
+    if verbose:
+        images = f"{args.dataset}'s {split}" if args.dataset else f"the run's own {split}"
+        print(f"Run: {model.run_dir} ({model.kind}, {model.source.name}, {model.image_size}x{model.image_size} px, "
+              f"{len(model.classes)} classes); interpreting {len(image_set)} images ({images} split"
+              + (f", {args.tta} TTA)" if args.tta != "none" else ")"), flush=True)
+    result = interpret.Interpretation(model, image_set, dataset.class_names, args.tta, args.batch_size, verbose)
+    result.plot_top_losses(args.top_losses, path=output_dir / "top_losses.png")
+    result.plot_per_class_accuracy(path=output_dir / "per_class_accuracy.png")
+    result.plot_confusion_matrix(path=output_dir / "confusion_matrix.png")
+    result.write_most_confused(output_dir / "confused_pairs.csv")
+    result.write_csv(output_dir / "mislabelled.csv", args.top_losses)
+    confused = result.most_confused()
+    print("Most confused (true -> predicted):")
+    print(format_table(confused, ["true", "predicted", "images"]) if confused else "  no mistakes")
+    counts = result.confusion_matrix().sum(axis=1)
+    print("Per-class accuracy:")
+    print(format_table([[name, int(counts[result.classes.index(name)]), accuracy]
+                        for name, accuracy in result.per_class_accuracy().items()],
+                       ["class", "images", "accuracy"]))
+    print(f"Accuracy: {result.accuracy:.4f} on {len(result.files)} images"
+          + (f" with {args.tta} TTA" if args.tta != "none" else ""))
+    print(f"Error analysis: {output_dir} (top_losses.png, per_class_accuracy.png, confusion_matrix.png, "
+          f"confused_pairs.csv, mislabelled.csv)")
+    return result
 
 
 def print_table(files, top, score_name):
