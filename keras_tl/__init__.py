@@ -48,9 +48,14 @@ _PUBLIC = {
     "plot_distance_matrix": "plots", "plot_word_map": "plots", "plot_grad_cam": "plots", "plot_layers": "plots",
     "plot_tradeoff": "plots",
     "load_run": "trained", "TrainedModel": "trained", "grad_cam": "gradcam", "fne_model": "export",
+    "Interpretation": "interpret", "tta_model": "test_time_augmentation",
+    "plot_filters": "visualize", "plot_feature_maps": "visualize", "top_images": "visualize",
+    "plot_top_images": "visualize", "maximize_activation": "visualize", "maximize_channels": "visualize",
+    "plot_maximized": "visualize", "plot_feature_in_context": "visualize",
+    "lr_find": "lr_finder", "plot_lr_find": "lr_finder", "check": "setup_check",
 }
 _RENAMED = {"fine_tune": "fine_tune_model"}  # old public names whose name now belongs to a command's module
-_CUSTOM_OBJECT_MODULES = ("full_network_embedding", "freezing", "optimizers", "domain")
+_CUSTOM_OBJECT_MODULES = ("full_network_embedding", "freezing", "optimizers", "domain", "schedules")
 
 __all__ = sorted(_PUBLIC)
 

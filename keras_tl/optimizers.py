@@ -18,7 +18,7 @@ multiplies ``learning_rate`` there, so it is right for any of them and needs no 
 import keras
 from keras import ops
 
-from keras_tl.freezing import nested_layers
+from keras_tl import freezing  # the module: it may still be loading (it imports Keras, whose hook imports this)
 from keras_tl.messages import unknown_layer_error
 
 OPTIMIZERS = ("adam", "sgd")
@@ -59,14 +59,20 @@ class LayerwiseSGD(LayerwiseLearningRates, keras.optimizers.SGD):
 
 
 def make_optimizer(name="adam", learning_rate=1e-3, multipliers=None, **kwargs):
-    """An ``adam`` or ``sgd`` optimizer (SGD gets momentum 0.9) with optional layer-wise multipliers."""
-    if not learning_rate > 0:
-        raise ValueError(f"The learning rate must be > 0; got {learning_rate}.")
+    """An ``adam`` or ``sgd`` optimizer (SGD gets momentum 0.9) with optional layer-wise multipliers.
+
+    ``learning_rate``: a number, or a ``LearningRateSchedule`` (:mod:`keras_tl.schedules`) whose rate
+    the multipliers scale at every step.
+    """
+    if not isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+        if not learning_rate > 0:
+            raise ValueError(f"The learning rate must be > 0; got {learning_rate}.")
+        learning_rate = float(learning_rate)
     if name == "adam":
-        return LayerwiseAdam(learning_rate=float(learning_rate), multipliers=multipliers, **kwargs)
+        return LayerwiseAdam(learning_rate=learning_rate, multipliers=multipliers, **kwargs)
     if name == "sgd":
         kwargs.setdefault("momentum", 0.9)
-        return LayerwiseSGD(learning_rate=float(learning_rate), multipliers=multipliers, **kwargs)
+        return LayerwiseSGD(learning_rate=learning_rate, multipliers=multipliers, **kwargs)
     raise ValueError(f"Unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}.")
 
 
@@ -76,7 +82,7 @@ def layer_multipliers(model, factors):
     Layers are looked up in ``model`` and in the models nested in it; an unknown name is an error
     that lists the closest names.
     """
-    layers = {layer.name: layer for layer in nested_layers(model)}
+    layers = {layer.name: layer for layer in freezing.nested_layers(model)}
     multipliers = {}
     for name, factor in factors.items():
         if name not in layers:

@@ -40,7 +40,7 @@ import tempfile
 import keras
 import numpy as np
 
-from keras_tl import freezing, lora, optimizers
+from keras_tl import freezing, lora, optimizers, schedules
 from keras_tl.messages import describe_layers
 from keras_tl.resumable_fit import RestartLoRA, fit_stage
 
@@ -91,7 +91,8 @@ class Recipe:
     ``learning_rate / 10`` (``unfreeze=None``: the head stage only, ``epochs`` long). With
     ``from_scratch`` there is one stage, every layer training at ``learning_rate`` from the start.
     ``lr_ratio < 1`` gives discriminative rates over ``lr_groups`` groups; ``lora_rank > 0`` trains
-    LoRA factors instead of the unfrozen Conv2D/Dense kernels.
+    LoRA factors instead of the unfrozen Conv2D/Dense kernels. ``schedule``: each stage's rate over
+    its own steps, ``"constant"``, ``"one-cycle"`` or ``"cosine"`` (:mod:`keras_tl.schedules`).
     """
 
     epochs: int = 4
@@ -108,6 +109,7 @@ class Recipe:
     from_scratch: bool = False
     jit_compile: object = "auto"
     seed: int = 0
+    schedule: str = "constant"
 
     def __post_init__(self):
         for name in ("epochs", "patience", "lr_groups"):
@@ -120,6 +122,8 @@ class Recipe:
             raise ValueError(f"learning_rate must be a finite number > 0; got {self.learning_rate}.")
         if not 0 < self.lr_ratio <= 1:
             raise ValueError(f"lr_ratio must be > 0 and at most 1; got {self.lr_ratio}.")
+        if self.schedule not in schedules.SCHEDULES:
+            raise ValueError(f"schedule={self.schedule!r} is not one of {', '.join(schedules.SCHEDULES)}.")
 
     @property
     def unfrozen(self):
@@ -155,9 +159,10 @@ def build_model(model_or_source, num_classes, recipe, image_size=None, augmentat
     return base, model, targets
 
 
-def compile_stage(model, base, stage, recipe, targets=()):
+def compile_stage(model, base, stage, recipe, targets=(), steps_per_epoch=None):
     """Set what trains in ``stage`` (frozen base, the recipe's ``unfreeze`` choice, LoRA on ``targets``)
-    and compile ``model`` at the stage's learning rate (layer-wise with ``lr_ratio``); return the rate groups.
+    and compile ``model`` at the stage's learning rate (layer-wise with ``lr_ratio``; with the recipe's
+    ``schedule`` over the stage's ``epochs x steps_per_epoch`` steps); return the rate groups.
 
     Keras reads ``trainable`` flags in ``compile``: every change of flags needs this recompile.
     """
@@ -170,9 +175,20 @@ def compile_stage(model, base, stage, recipe, targets=()):
     multipliers, groups = {}, []
     if stage.base_trains and recipe.lr_ratio < 1:
         multipliers, groups = optimizers.layer_groups_multipliers(model, base, recipe.lr_groups, recipe.lr_ratio)
-    model.compile(optimizer=optimizers.make_optimizer(recipe.optimizer, stage.learning_rate, multipliers),
+    rate = stage.learning_rate if recipe.schedule == "constant" else schedules.make_schedule(
+        recipe.schedule, stage.learning_rate, stage.epochs * steps_of(steps_per_epoch))
+    model.compile(optimizer=optimizers.make_optimizer(recipe.optimizer, rate, multipliers),
                   loss="categorical_crossentropy", metrics=["accuracy"], jit_compile=recipe.jit_compile)
     return groups
+
+
+def steps_of(steps_per_epoch):
+    """``steps_per_epoch`` as a whole number (a ``tf.data`` cardinality is a tensor); an error when unknown."""
+    steps = -1 if steps_per_epoch is None else int(steps_per_epoch)
+    if steps < 1:
+        raise ValueError(f"A learning-rate schedule needs the number of batches per epoch; got {steps_per_epoch} "
+                         f"(an infinite or unknown-length dataset); give steps_per_epoch= or a finite tf.data.Dataset.")
+    return steps
 
 
 def run_stages(model, base, recipe, train, validation, run_dir, targets=(), callbacks=(), strategy=None, verbose=1):
@@ -186,10 +202,12 @@ def run_stages(model, base, recipe, train, validation, run_dir, targets=(), call
     results = {}
     for number, stage in enumerate(stages, 1):
         with scope():
-            groups = compile_stage(model, base, stage, recipe, targets)
+            steps = None if recipe.schedule == "constant" else train.cardinality()  # a schedule's length
+            groups = compile_stage(model, base, stage, recipe, targets, steps_per_epoch=steps)
         counts = freezing.parameter_counts(model)
         say(f"Stage {number}/{len(stages)} {stage.name}: {counts['trainable']:,} of {counts['total']:,} "
-            f"parameters train, lr {stage.learning_rate:g}", flush=True)
+            f"parameters train, lr {stage.learning_rate:g}"
+            + ("" if recipe.schedule == "constant" else f" at the peak of its {recipe.schedule} schedule"), flush=True)
         for layers, factor in groups:
             say(f"  lr x {factor:.3g}: {describe_layers(layers)}")
         stage_callbacks = [RestartLoRA(recipe.seed)] if recipe.lora_rank and stage.base_trains else []

@@ -12,8 +12,8 @@
 # option of `python -m keras_tl.fine_tune`.
 #
 # **Slide topics**: training from scratch and overfitting, data augmentation (mixup, CutMix),
-# feature extraction against fine-tuning, BatchNormalization when fine-tuning, discriminative
-# (layer-wise) learning rates, LoRA.
+# feature extraction against fine-tuning, the learning-rate range test, BatchNormalization when
+# fine-tuning, discriminative (layer-wise) learning rates, LoRA.
 
 # %% [markdown]
 # ## Introduction
@@ -44,7 +44,7 @@ import keras  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_tl import augment, data, freezing, lora, optimizers, plots, runs  # noqa: E402
+from keras_tl import augment, data, freezing, lora, lr_finder, optimizers, plots, runs  # noqa: E402
 from keras_tl.messages import format_table  # noqa: E402
 from keras_tl.sources import get_source  # noqa: E402
 
@@ -180,8 +180,24 @@ print(freezing.parameter_counts(model))
 # A new head starts random; if the base were trainable now, the head's large and noisy first
 # gradients would flow into the pretrained features and wreck them.
 
+# %% [markdown]
+# **How large a learning rate?** The range test (Smith 2015; fastai's `lr_find`): train one batch
+# per rate while the rate grows from 1e-7 to 10, until the loss shoots up. A good rate lies where
+# the loss falls fastest, before its minimum. The test puts every weight back afterwards. Its
+# suggestion is a heuristic: compare it with the 3e-3 used below (`python -m keras_tl.fine_tune
+# --learning-rate find` trains with it).
+
 # %%
 model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="categorical_crossentropy", metrics=["accuracy"], jit_compile=False)
+found = lr_finder.lr_find(model, train, steps=50 if SMALL else 100)
+results["lr_find_suggestion"] = found.suggestion
+print(f"lr_find suggests {found.suggestion:.2g} ({found.rule} rule); we train the head at 3e-3")
+figure = lr_finder.plot_lr_find(found, path=FIGURES / "lr_find.png")
+
+# %% [markdown]
+# The model and its optimizer are exactly as before the test, so stage 1 trains the compiled model.
+
+# %%
 histories["feature extraction"] = model.fit(train, validation_data=validation, epochs=EPOCHS, verbose=0).history
 results["feature_extraction"] = test_accuracy(model)
 after_stage_1 = model.get_weights()

@@ -10,6 +10,9 @@ The job loads the data, holds out a validation part of train, builds the model u
 ``tf.distribute`` strategy, runs the stages (resumable: a killed run started again with the same
 command goes on from its last finished epoch), evaluates once on the test set and writes the run
 folder: ``config.json``, ``metrics.json``, ``model.keras``, ``layers.txt``, per-stage logs and figures.
+The test accuracy is reported plain and with test-time augmentation (``--tta``, default ``flip``: the
+mean probabilities of each image and its mirror image, which the default training flips too; use
+``--tta none`` for tasks where a mirror image means something else, such as text).
 """
 import argparse
 import dataclasses
@@ -21,15 +24,20 @@ import time
 
 import keras
 
-from keras_tl import augment, classify, data, distribute, freezing, messages, optimizers, plots, recipe, runs
+from keras_tl import (augment, classify, data, distribute, freezing, lr_finder, messages, optimizers, plots, recipe,
+                      runs, schedules, setup_check)
 from keras_tl.jobs import cli
 from keras_tl.sources import get_source
+from keras_tl.test_time_augmentation import KINDS as TTA_KINDS
+from keras_tl.test_time_augmentation import tta_model
 
 MODES = ("head", "partial", "full", "scratch")  # the older --mode, still read: what each means in --unfreeze
 MODE_UNFREEZE = {"head": "none", "full": "all", "scratch": "all"}
+FIND = "find"  # --learning-rate find: the rate lr_find suggests
 DEFAULT_UNFREEZE = "8"  # --mode partial: the top 8 layers with weights (MobileNet: its last two blocks)
 MIX_ALPHA = {"mixup": 0.2, "cutmix": 1.0}  # the papers' usual choices for ImageNet
-NOT_SETTINGS = ("output_dir", "quiet", "tensorboard", "verbose")  # options that may change when a run resumes
+# options that may change when a run resumes
+NOT_SETTINGS = ("output_dir", "quiet", "tensorboard", "verbose", "tta", "check")
 
 EXAMPLES = """examples:
   python -m keras_tl.fine_tune                      # MobileNet on Animal-MNIST, every layer, a few minutes on a CPU
@@ -61,6 +69,8 @@ def make_parser():
                                    "else all"))
     what.add_argument("--validation-fraction", type=float, default=0.2,
                       help="share of the train images held out for validation (default 0.2)")
+    what.add_argument("--check", action="store_true", help="check the set-up first (input scale, BatchNorm, "
+                      "class balance, test images copied from train, tiny images): a table and check.json")
     how = parser.add_argument_group("what trains")
     how.add_argument("--unfreeze", default=None, metavar="all|none|N|LAYER|BLOCKS",
                      help="what trains after the head stage: all (default, like fastai's fine_tune), none (the "
@@ -82,9 +92,13 @@ def make_parser():
     fit.add_argument("--patience", type=int, default=3, help="early stopping patience in epochs (default 3)")
     fit.add_argument("--batch-size", type=int, default=32, help="images per replica per step (default 32)")
     fit.add_argument("--optimizer", choices=optimizers.OPTIMIZERS, default="adam")
-    fit.add_argument("--learning-rate", type=float, default=1e-3, help="learning rate of the head stage; "
-                     "fine_tune uses a tenth (default 1e-3)")
-    cli.add_alias(fit, "--lr", "learning_rate", type=float)
+    fit.add_argument("--learning-rate", type=learning_rate_or_find, default=1e-3, metavar="RATE|find",
+                     help="learning rate of the head stage; fine_tune uses a tenth (default 1e-3); find: run the "
+                          "range test lr_find on the first stage and use its suggestion (figures/lr_find.png)")
+    cli.add_alias(fit, "--lr", "learning_rate", type=learning_rate_or_find)
+    fit.add_argument("--schedule", choices=schedules.SCHEDULES, default="constant",
+                     help="each stage's rate over its steps: constant (default), one-cycle (Smith & Topin 2018) or "
+                          "cosine (with a 10%% warm-up)")
     fit.add_argument("--lr-ratio", type=float, default=1.0, help="discriminative rates: the bottom layer group "
                      "learns at this fraction of the head's rate (default 1: one rate for all)")
     fit.add_argument("--lr-groups", type=int, default=3, help="layer groups of the base for --lr-ratio (default 3)")
@@ -105,6 +119,8 @@ def make_parser():
     hardware.add_argument("--jit-compile", action="store_true", help="compile the train step with XLA")
     out = parser.add_argument_group("output")
     out.add_argument("--tensorboard", action="store_true", help="write TensorBoard logs into the run folder")
+    out.add_argument("--tta", choices=TTA_KINDS, default="flip", help="test-time augmentation of the second "
+                     "test score (test_accuracy_tta): flip (default), ten-crop or none")
     cli.add_output_options(out, "fine_tune")
     return parser
 
@@ -119,7 +135,8 @@ def parse_args(argv=None):
                       test_per_class=cli.AT_LEAST_ONE, validation_fraction=cli.FRACTION, lora_rank=cli.NOT_NEGATIVE,
                       lora_alpha=cli.POSITIVE, dropout=cli.FRACTION_OR_ZERO, epochs=cli.AT_LEAST_ONE,
                       freeze_epochs=cli.NOT_NEGATIVE, patience=cli.AT_LEAST_ONE, batch_size=cli.BATCH_SIZE,
-                      learning_rate=cli.POSITIVE, lr_ratio=cli.UP_TO_ONE, lr_groups=cli.AT_LEAST_ONE,
+                      learning_rate=() if args.learning_rate == FIND else cli.POSITIVE, lr_ratio=cli.UP_TO_ONE,
+                      lr_groups=cli.AT_LEAST_ONE,
                       zoom=cli.FRACTION_OR_ZERO, rotation=cli.FRACTION_OR_ZERO, translation=cli.FRACTION_OR_ZERO,
                       mix_alpha=cli.POSITIVE)
     read_mode(parser, args)
@@ -129,7 +146,20 @@ def parse_args(argv=None):
         parser.error("--lora-rank adapts the unfrozen layers of a pretrained base; "
                      + ("--from-scratch trains every weight itself." if args.from_scratch
                         else "--unfreeze none trains the head only."))
+    if args.learning_rate == FIND and args.lora_rank and args.freeze_epochs == 0:
+        parser.error("--learning-rate find runs on the first stage, which adds LoRA here; give --freeze-epochs 1 "
+                     "or more (it then runs on the head stage) or a rate.")
     return args
+
+
+def learning_rate_or_find(text):
+    """``--learning-rate``: a number, or ``find`` (the range test of :mod:`keras_tl.lr_finder`)."""
+    if text.strip().lower() == FIND:
+        return FIND
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or {FIND}; got {text!r}") from None
 
 
 def read_mode(parser, args):
@@ -187,12 +217,48 @@ def choose_run_dir(output_dir, settings):
 
 def recipe_of(args):
     """The :class:`keras_tl.recipe.Recipe` that the training options describe."""
-    return recipe.Recipe(epochs=args.epochs, freeze_epochs=args.freeze_epochs, learning_rate=args.learning_rate,
+    learning_rate = recipe.Recipe.learning_rate if args.learning_rate == FIND else args.learning_rate  # found later
+    return recipe.Recipe(epochs=args.epochs, freeze_epochs=args.freeze_epochs, learning_rate=learning_rate,
                          lr_ratio=args.lr_ratio, lr_groups=args.lr_groups,
                          unfreeze=None if args.unfreeze == "none" else args.unfreeze, freeze_bn=args.freeze_bn,
                          lora_rank=args.lora_rank, lora_alpha=args.lora_alpha, optimizer=args.optimizer,
                          patience=args.patience, from_scratch=args.from_scratch,
-                         jit_compile=True if args.jit_compile else "auto", seed=args.seed)
+                         jit_compile=True if args.jit_compile else "auto", seed=args.seed, schedule=args.schedule)
+
+
+def compile_first_stage(model, base, settings, targets, strategy):
+    """Set what trains in the first stage and compile it at a constant rate, for lr_find and ``--check``
+    (the stage compiles again itself; LoRA, which is added once, is left to it)."""
+    first = settings.stages()[0]
+    if not (first.base_trains and settings.lora_rank):
+        with strategy.scope():
+            recipe.compile_stage(model, base, first, dataclasses.replace(settings, schedule="constant"), targets)
+
+
+def find_learning_rate(args, model, base, settings, targets, train, run_dir, strategy, say):
+    """``--learning-rate find``: the recipe with the rate lr_find suggests for its first stage.
+
+    The test's record goes to ``lr_find.json`` (and its curve to ``figures/lr_find.png``); a resumed
+    run reads the suggestion from there instead of testing again.
+    """
+    record_path = run_dir / "lr_find.json"
+    if record_path.is_file():
+        record = json.loads(record_path.read_text())
+        say(f"lr_find: suggestion {record['suggestion']:.3g} ({record['rule']} rule), from {record_path}")
+    else:
+        first = settings.stages()[0]
+        say(f"lr_find (Smith 2015) on the {first.name} stage: one batch per rate, from {lr_finder.START:g} up to "
+            f"{lr_finder.END:g} or until the loss diverges", flush=True)
+        compile_first_stage(model, base, settings, targets, strategy)
+        with strategy.scope():
+            result = lr_finder.lr_find(model, train, verbose=not args.quiet)
+        lr_finder.plot_lr_find(result, path=run_dir / "figures" / "lr_find.png")
+        record = {**result.as_dict(), "stage": first.name,
+                  "learning_rate": settings.learning_rate * result.suggestion / first.learning_rate}
+        runs.write_json(record_path, record)
+        say(f"lr_find: suggestion {result.suggestion:.3g} ({result.rule} rule; a heuristic), curve in "
+            f"{run_dir / 'figures' / 'lr_find.png'}")
+    return dataclasses.replace(settings, learning_rate=record["learning_rate"])
 
 
 def check_environment(args):
@@ -207,7 +273,8 @@ def check_environment(args):
 def load_splits(args, strategy):
     """The dataset and its train / validation (held out from train) / test image sets."""
     dataset = data.load_dataset(args.dataset, seed=args.seed, train_per_class=args.train_per_class,
-                                test_per_class=args.test_per_class, verbose=not args.quiet)
+                                test_per_class=args.test_per_class, verbose=not args.quiet,
+                                tfds_data_dir=args.tfds_data_dir)
     train_set, validation_set = data.split_validation(dataset.train, args.validation_fraction, args.seed)
     batch_size = distribute.global_batch_size(args.batch_size, strategy)
     if batch_size > len(train_set):
@@ -273,8 +340,13 @@ def run(args):
     with runs.locked_run_dir(run_dir):  # a second run on this folder stops here with one error line
         sizes = {split: len(image_set) for split, image_set in splits.items()}
         batch_size = distribute.global_batch_size(args.batch_size, strategy)
+        if args.learning_rate == FIND:  # first: the plan and config.json show the rates it finds
+            settings = find_learning_rate(args, model, base, settings, targets, data.training_pipelines(
+                source, image_size, splits, len(dataset.class_names), batch_size, args.mix, mix_alpha_of(args),
+                args.seed)[0], run_dir, strategy, say)
         runs.write_json(run_dir / "config.json", {
-            "settings": settings_of(args), "image_size": image_size, "global_batch_size": batch_size, "sizes": sizes,
+            "settings": settings_of(args), "learning_rate": settings.learning_rate, "image_size": image_size,
+            "global_batch_size": batch_size, "sizes": sizes,
             "class_names": dataset.class_names, "stages": [dataclasses.asdict(stage) for stage in settings.stages()],
             "layers_tuned": tuned, "strategy": distribute.describe(strategy), "keras": keras.__version__})
         print_plan(say, args, run_dir, resuming, source, image_size, dataset, sizes, tuned, targets, augmentation,
@@ -283,6 +355,10 @@ def run(args):
         train, validation, test = data.training_pipelines(source, image_size, splits, len(dataset.class_names),
                                                           batch_size, args.mix, mix_alpha_of(args), args.seed,
                                                           shard=args.strategy == "multi-worker")
+        if args.check:
+            compile_first_stage(model, base, settings, targets, strategy)
+            setup_check.check(model, dataset, source, pipeline=train, path=run_dir / "check.json",
+                              verbose=not args.quiet)
         tensorboard = (lambda stage: [keras.callbacks.TensorBoard(str(run_dir / "tensorboard" / stage.name))]
                        ) if args.tensorboard else ()
         results = recipe.run_stages(model, base, settings, train, validation, run_dir, targets, tensorboard, strategy,
@@ -305,6 +381,9 @@ def evaluate_and_save(args, model, test, dataset, results, run_dir, source, size
                     for index, row in enumerate(result.pop("history"))]
     predicted = classify.predict_classes(model, test)
     evaluation = classify.evaluate_predictions(dataset.test.labels, predicted, dataset.class_names)
+    tta_accuracy = None if args.tta == "none" else classify.evaluate_predictions(
+        dataset.test.labels, classify.predict_classes(tta_model(model, args.tta), test),
+        dataset.class_names)["accuracy"]
     with runs.atomic_path(run_dir / "model.keras") as temporary:
         model.save(temporary)
     title = f"{source.name} ({describe_training(args)}) on {dataset.name}"
@@ -312,7 +391,8 @@ def evaluate_and_save(args, model, test, dataset, results, run_dir, source, size
     plots.plot_confusion_matrix(evaluation["confusion_matrix"], dataset.class_names,
                                 path=run_dir / "figures" / "confusion_matrix.png",
                                 title=f"{title}: test accuracy {evaluation['accuracy']:.3f}")
-    return {"test_accuracy": evaluation["accuracy"], "test_images": sizes["test"], "stages": results,
+    return {"test_accuracy": evaluation["accuracy"], "test_accuracy_tta": tta_accuracy, "tta": args.tta,
+            "test_images": sizes["test"], "stages": results,
             "history": history, "confusion_matrix": evaluation["confusion_matrix"], "report": evaluation["report"],
             "class_names": dataset.class_names, "skipped_files": dataset.skipped}
 
@@ -337,7 +417,9 @@ def print_summary(results, metrics, run_dir):
     cost = metrics["cost"]
     speed = (f"{cost['train_images_per_second']:.0f} train images/s" if cost["train_seconds"]
              else "no epoch trained now")
-    print(f"Test accuracy: {metrics['test_accuracy']:.4f} on {metrics['test_images']} images")
+    print(f"Test accuracy: {metrics['test_accuracy']:.4f} on {metrics['test_images']} images"
+          + (f"; {metrics['test_accuracy_tta']:.4f} with {metrics['tta']} TTA"
+             if metrics["test_accuracy_tta"] is not None else ""))
     if metrics["skipped_files"]:
         print(f"Skipped {len(metrics['skipped_files'])} unreadable file(s), listed in metrics.json")
     print(f"Cost: {cost['wall_seconds']:.0f} s wall, {speed}; {cost['trainable_params']:,} of "
