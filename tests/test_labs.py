@@ -39,6 +39,16 @@ EXPECTED = {
         "check": lambda r: r["in_domain"] > r["source_only"] + 0.2 and r["coral"] > r["source_only"]
                            and r["covariance_gap_after"] < r["covariance_gap_before"],
     },
+    "lab5_looking_inside": {
+        "figures": ["filters.png", "feature_maps.png", "top_images.png", "maximized.png", "feature_in_context.png",
+                    "top_losses.png", "per_class_accuracy.png"],
+        "check": lambda r: r["first_layer_filters"] == 32 and r["top_images_sorted"] and r["ascent_improved"] >= 0.5
+                           and abs(sum(r["feature_codes"].values()) - 1) < 1e-6
+                           and r["fine_tuned_accuracy"] > r["raw_pixel_accuracy"] and r["fine_tuned_accuracy"] > 0.3
+                           and r["check_errors"]["correct"] == 0
+                           and min(r["check_errors"][name] for name in ("raw_pixels", "scaled_twice",
+                                                                         "batchnorm_training")) >= 1,
+    },
 }
 
 

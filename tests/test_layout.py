@@ -19,7 +19,8 @@ PACKAGE = pathlib.Path(keras_tl.__file__).parent
 ROOT = PACKAGE.parent
 # entry module -> the job it starts: `python -m keras_tl.<entry>`
 ENTRY_MODULES = {"fne.py": "fne", "fine_tune.py": "fine_tune", "word_embeddings.py": "word_embeddings",
-                 "predict.py": "predict", "study.py": "study", "offline/__main__.py": "offline"}
+                 "predict.py": "predict", "study.py": "study", "offline/__main__.py": "offline",
+                 "inspect.py": "inspect", "download.py": "download"}
 
 
 def _is_main_guard(node):
@@ -136,7 +137,9 @@ def test_the_public_api_is_listed_and_the_renamed_recipe_says_its_new_name():
 
 @pytest.mark.parametrize("order", ["import keras_tl, keras", "import keras, keras_tl",
                                    "import keras_tl; from keras_tl import tf_logs; tf_logs.import_tensorflow_quietly(); "
-                                   "import keras"])
+                                   "import keras",
+                                   # a custom-object module first: Keras's hook imports the others while it loads
+                                   "import keras_tl.freezing, keras"])
 def test_custom_objects_are_registered_whatever_the_import_order(order):
     code = f"{order}\nassert keras.saving.get_registered_object('keras_tl>FullNetworkEmbedding') is not None"
     finished = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
