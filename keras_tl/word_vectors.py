@@ -47,8 +47,9 @@ unknown word              ``KeyError``                                ``UnknownW
 ``restrict_vocab``        0 means "no limit" in ``most_similar`` and  a positive number of words or None,
                           "no words" in the evaluations;              used by every method
                           ``most_similar_cosmul`` (4.4) ignores it
-``evaluate_word_``        one ``most_similar`` call per question,     one matrix product per batch of questions;
-``analogies``             3CosAdd                                     ``method="3cosmul"``, ``exclude_inputs``,
+``evaluate_word_``        one ``most_similar`` call per question,     one matrix product per batch of questions
+``analogies``             3CosAdd                                     and block of words, a batch per core;
+                                                                      ``method="3cosmul"``, ``exclude_inputs``,
                                                                       ``progress``
 not here                  training, ``save``, ``add_vectors``,        ``pairwise_distances(words, metric)``,
                           ``similar_by_*``, ``rank_by_centrality``    :func:`cluster_words`,
@@ -56,6 +57,7 @@ not here                  training, ``save``, ``add_vectors``,        ``pairwise
 ========================  ==========================================  ==========================================
 """
 import codecs
+import concurrent.futures
 import contextlib
 import gzip
 import importlib.util
@@ -65,6 +67,7 @@ import pathlib
 import warnings
 
 import numpy as np
+import threadpoolctl
 
 from keras_tl import messages
 
@@ -76,7 +79,8 @@ PROJECTIONS = ("pca", "tsne")
 EVALUATION_FILES = ("questions-words.txt", "wordsim353.tsv", "simlex999.txt")
 PACKAGED_NAME = "glove.6B.50d"
 _COSMUL_EPSILON = 1e-6  # gensim's value; Levy & Goldberg (2014) used 0.001
-_BATCH_FLOATS = 2**25  # score-matrix entries per batch of analogy questions (128 MB of float32)
+_BATCH_QUESTIONS = 1024  # analogy questions scored together (see bench/RESULTS.md, "Word analogies")
+_BLOCK_SCORES = 2**20  # scores computed at once, 4 MB of float32 that stay in the cache (1,024 questions x 1,024 words)
 _LINES_PER_UPDATE = 4096  # lines read between two redraws of the progress bar
 
 
@@ -403,19 +407,16 @@ class WordVectors:
                              f"{', '.join(map(repr, pointless))}.")
         if topn < 1:
             return []
-        scores = self._analogy_scores(indices[:, :len(positive)], indices[:, len(positive):], size, method)[0]
-        if exclude_inputs:
-            scores[indices[0][indices[0] < size]] = -np.inf
-        topn = min(int(topn), size)
-        best = np.argpartition(-scores, topn - 1)[:topn]
-        best = best[np.argsort(-scores[best], kind="stable")]
-        return [(self.index_to_key[row], float(scores[row])) for row in best if np.isfinite(scores[row])]
+        scorer = self._analogy_scorer(indices[:, :len(positive)], indices[:, len(positive):], method)
+        rows, scores = top_k_rows(scorer, 1, size, min(int(topn), size), excluded=indices if exclude_inputs else None)
+        return [(self.index_to_key[row], float(score)) for row, score in zip(rows[0], scores[0]) if row >= 0]
 
-    def _analogy_scores(self, positive, negative, size, method):
-        """Scores of the first ``size`` words for a batch of queries, given as rows of word indices.
+    def _analogy_scorer(self, positive, negative, method):
+        """``score_block(start, stop)``: the scores of rows ``start`` to ``stop - 1`` for a batch of
+        queries, given as rows of word indices (for :func:`top_k_rows`).
 
         3CosAdd adds the positive unit vectors and subtracts the negative ones in the order gensim
-        does (so the rounding matches), then ranks by cosine: one matrix product for the batch.
+        does (so the rounding matches), then ranks by cosine: one matrix product per block.
         3CosMul needs the cosine to every input word: one product with all of them, then the
         shifted cosines are multiplied (positive) and divided (negative). Words with an all-zero
         vector score ``-inf``.
@@ -424,21 +425,32 @@ class WordVectors:
         if method == "3cosadd":
             query = unit[positive].sum(axis=1) - unit[negative].sum(axis=1)
             query /= np.maximum(np.linalg.norm(query, axis=1, keepdims=True), np.finfo(np.float32).tiny)
-            scores = query @ unit[:size].T
+
+            def scores_of(words):
+                return query @ words.T
         elif method == "3cosmul":
             terms = np.concatenate([positive, negative], axis=1)
-            shifted = unit[terms.ravel()] @ unit[:size].T
-            shifted += 1.0
-            shifted *= 0.5
-            shifted = shifted.reshape(terms.shape + (size,))
-            scores = np.prod(shifted[:, :positive.shape[1]], axis=1)
-            denominator = np.prod(shifted[:, positive.shape[1]:], axis=1)
-            denominator += _COSMUL_EPSILON
-            scores /= denominator
+            term_vectors = unit[terms.ravel()]
+
+            def scores_of(words):
+                shifted = term_vectors @ words.T
+                shifted += 1.0
+                shifted *= 0.5
+                shifted = shifted.reshape(terms.shape + (len(words),))
+                scores = np.prod(shifted[:, :positive.shape[1]], axis=1)
+                denominator = np.prod(shifted[:, positive.shape[1]:], axis=1)
+                denominator += _COSMUL_EPSILON
+                scores /= denominator
+                return scores
         else:
             raise ValueError(f"Unknown analogy method {method!r}; expected one of {', '.join(ANALOGY_METHODS)}.")
-        scores[:, self._zero_rows[self._zero_rows < size]] = -np.inf
-        return scores
+
+        def score_block(start, stop):
+            scores = scores_of(unit[start:stop])
+            zero_rows = self._zero_rows[(self._zero_rows >= start) & (self._zero_rows < stop)]
+            scores[:, zero_rows - start] = -np.inf
+            return scores
+        return score_block
 
     def _vocabulary_limit(self, restrict_vocab):
         if restrict_vocab is None:
@@ -461,7 +473,8 @@ class WordVectors:
         input words, in any case, are not accepted as the answer unless ``exclude_inputs=False``.
         Words with an all-zero vector count as outside the vocabulary.
 
-        One matrix product answers a whole batch of questions, which is what makes this fast.
+        One matrix product scores a whole batch of questions against a block of words, and each
+        core answers its own batch, which is what makes this fast (bench/bench_word_analogies.py).
 
         Returns ``(score, sections)``: the overall accuracy and one dict per section, then one for
         the ``"Total accuracy"``, with the ``correct`` and ``incorrect`` 4-tuples and the number
@@ -483,7 +496,7 @@ class WordVectors:
         asked = np.array([[ok_vocab[word] for word in question] for _, question, known in entries if known],
                          dtype=np.int64).reshape(-1, 4)
         answers = self._answer_analogies(asked[:, :3], size, method, exclude_inputs, canonical, progress)
-        is_correct = iter(canonical[answers] == asked[:, 3])
+        is_correct = iter((answers >= 0) & (canonical[answers] == asked[:, 3]))
         for section, question, known in entries:
             if known and next(is_correct):
                 section["correct"].append(question)
@@ -545,28 +558,91 @@ class WordVectors:
     def _answer_analogies(self, questions, size, method, exclude_inputs, canonical, progress):
         """The answer row for each ``(a, b, c)`` row of ``questions``: the best word for ``b - a + c``.
 
-        Batches are sized to keep each score matrix near 128 MB. With ``exclude_inputs``, the
-        input rows are masked and the best remaining word is taken, as gensim does; in the rare
-        case that it is a case variant of an input word, gensim's rule (the first of its top 5
-        that is not) is applied to that question alone.
+        Questions are answered in batches, one batch per processor core at a time (threads; numpy
+        releases the GIL in its matrix products and reductions) with BLAS held to one thread
+        meanwhile, so the cores never wait for each other. See :meth:`_answer_batch`.
         """
-        batch = max(1, _BATCH_FLOATS // (size * (1 if method == "3cosadd" else 3)))
-        answers = np.empty(len(questions), dtype=np.int64)
-        with messages.progress_bar(len(questions), "analogies", unit="question", verbose=progress) as bar:
-            for start in range(0, len(questions), batch):
-                inputs = questions[start:start + batch]
-                scores = self._analogy_scores(inputs[:, [1, 2]], inputs[:, [0]], size, method)
-                if exclude_inputs:
-                    np.put_along_axis(scores, inputs, -np.inf, axis=1)
-                best = scores.argmax(axis=1)
-                if exclude_inputs:
-                    for clash in np.flatnonzero((canonical[best][:, None] == inputs).any(axis=1)):
-                        top5 = np.argsort(-scores[clash], kind="stable")[:5]
-                        allowed = [row for row in top5 if canonical[row] not in inputs[clash]]
-                        best[clash] = allowed[0] if allowed else top5[-1]
-                answers[start:start + len(inputs)] = best
-                bar.update(len(inputs))
-        return answers
+        batches = [questions[start:start + _BATCH_QUESTIONS] for start in range(0, len(questions), _BATCH_QUESTIONS)]
+        answers = [np.empty(0, dtype=np.int64)]
+        with messages.progress_bar(len(questions), "analogies", unit="question", verbose=progress) as bar, \
+                threadpoolctl.threadpool_limits(limits=1, user_api="blas"), \
+                concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            for best in pool.map(lambda inputs: self._answer_batch(inputs, size, method, exclude_inputs, canonical),
+                                 batches):
+                answers.append(best)
+                bar.update(len(best))
+        return np.concatenate(answers)
+
+    def _answer_batch(self, inputs, size, method, exclude_inputs, canonical):
+        """The answer rows for one batch of questions, scored block by block (:func:`top_k_rows`), so the
+        batch-by-vocabulary score matrix never exists.
+
+        With ``exclude_inputs``, the input rows are left out and the best remaining word is taken, as
+        gensim does; in the rare case that it is a case variant of an input word, gensim's rule (the
+        first of its top 5 that is not) is applied to those questions alone. -1 where no word is left.
+        """
+        scorer = self._analogy_scorer(inputs[:, [1, 2]], inputs[:, [0]], method)
+        if not exclude_inputs:
+            return top_k_rows(scorer, len(inputs), size, 1)[0][:, 0]
+        best = top_k_rows(scorer, len(inputs), size, 1, excluded=inputs)[0][:, 0]
+        clashes = np.flatnonzero((canonical[best][:, None] == inputs).any(axis=1) & (best >= 0))
+        if len(clashes):
+            clashing = inputs[clashes]
+            scorer = self._analogy_scorer(clashing[:, [1, 2]], clashing[:, [0]], method)
+            top5 = top_k_rows(scorer, len(clashes), size, min(5, size), excluded=clashing)[0]
+            for clash, rows, words in zip(clashes, top5, clashing):
+                rows = rows[rows >= 0]
+                allowed = [row for row in rows if canonical[row] not in words]
+                best[clash] = allowed[0] if allowed else rows[-1]
+        return best
+
+
+def top_k_rows(score_block, n_queries, size, k, excluded=None, block_rows=None):
+    """The ``k`` best of the rows ``0 .. size - 1`` for each of ``n_queries`` queries, best first.
+
+    ``score_block(start, stop)`` returns a new ``(n_queries, stop - start)`` array: the scores of
+    rows ``start`` to ``stop - 1``. The rows are scored ``block_rows`` at a time (by default as many
+    as make 2**20 scores) and each block is merged into a running top ``k``, so only one block of
+    scores exists at a time and it stays in the processor's cache (the score matrix of a batch of
+    questions against 300,000 words would not). ``excluded``: an ``(n_queries, m)`` array of rows
+    never returned for each query (gensim leaves out the input words). Equal scores rank the lower
+    row first, as a stable sort of the whole score matrix does. Returns ``(rows, scores)``, both
+    ``(n_queries, k)``; where fewer than ``k`` rows have a score above ``-inf``, the rest are row
+    -1 with score ``-inf``.
+    """
+    block_rows = block_rows or max(1, _BLOCK_SCORES // n_queries)
+    best_rows = np.full((n_queries, k), -1, dtype=np.int64)
+    best_scores = np.full((n_queries, k), -np.inf, dtype=np.float32)
+    queries = np.arange(n_queries)
+    for start in range(0, size, block_rows):
+        stop = min(start + block_rows, size)
+        scores = score_block(start, stop)
+        if excluded is not None:
+            inside = (excluded >= start) & (excluded < stop)
+            scores[np.nonzero(inside)[0], excluded[inside] - start] = -np.inf
+        if k == 1:  # the common case, fast: a maximum per query, and the position only where it improved
+            block_best = scores.max(axis=1)
+            improved = np.flatnonzero(block_best > best_scores[:, 0])
+            best_rows[improved, 0] = start + scores[improved].argmax(axis=1)
+            best_scores[improved, 0] = block_best[improved]
+            continue
+        rows, block_scores = _block_top_k(scores, min(k, stop - start))
+        rows = np.concatenate([best_rows, rows + start], axis=1)
+        block_scores = np.concatenate([best_scores, block_scores], axis=1)
+        order = np.lexsort((rows, -block_scores), axis=1)[:, :k]  # by score, then by row
+        best_rows, best_scores = rows[queries[:, None], order], block_scores[queries[:, None], order]
+    best_rows[best_scores == -np.inf] = -1
+    return best_rows, best_scores
+
+
+def _block_top_k(scores, k):
+    """The columns of the ``k`` highest scores of each row and those scores, lower columns first among ties."""
+    kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1:k]  # the k-th highest score of each row
+    above, tied = scores > kth, scores == kth
+    wanted_ties = k - above.sum(axis=1, keepdims=True)
+    keep = above | (tied & (np.cumsum(tied, axis=1) <= wanted_ties))  # exactly k per row
+    columns = np.nonzero(keep)[1].reshape(len(scores), k)
+    return columns, np.take_along_axis(scores, columns, axis=1)
 
 
 # ---------------------------------------------------------------------- analogies, clusters and maps

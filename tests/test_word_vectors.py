@@ -10,7 +10,7 @@ import pytest
 
 from keras_tl.jobs import word_embeddings
 from keras_tl.word_vectors import (TruncatedVectorFileError, UndecodableVectorFileError, UnknownWordError,
-                                   VectorFormatError, WordVectors, read_analogy_questions)
+                                   VectorFormatError, WordVectors, read_analogy_questions, top_k_rows)
 
 BOM = b"\xef\xbb\xbf"
 
@@ -94,6 +94,36 @@ def test_a_word_is_exactly_similar_to_itself_and_other_values_are_unchanged():
     matrix = word_vectors.pairwise_distances(["w6", "w7", "w6", "zero"])
     np.testing.assert_array_equal(np.diag(matrix), [0.0, 0.0, 0.0, 1.0])
     assert matrix[0, 2] == matrix[2, 0] == 0.0 and matrix[0, 1] == np.clip(1.0 - unit[6] @ unit[7], 0.0, 2.0)
+
+
+# ---------------------------------------------------------------------- scoring block by block
+@pytest.mark.parametrize("k", [1, 3, 7])
+def test_blocked_top_k_is_the_top_k_of_the_whole_score_matrix(k):
+    """Small integer scores make many exact ties; the lower row must come first, as in a stable sort."""
+    rng = np.random.default_rng(2)
+    scores = rng.integers(-4, 5, size=(9, 50)).astype(np.float32)
+    scores[0, 5:] = -np.inf  # only 5 words can be returned for query 0 (an all-zero vector scores -inf)
+    excluded = rng.integers(0, 50, size=(9, 3))
+    excluded[1] = [0, 49, 49]  # the first and the last row, one twice
+    allowed = scores.copy()
+    np.put_along_axis(allowed, excluded, -np.inf, axis=1)
+    expected_rows = np.argsort(-allowed, axis=1, kind="stable")[:, :k]
+    expected_scores = np.take_along_axis(allowed, expected_rows, axis=1)
+    expected_rows[expected_scores == -np.inf] = -1
+    for block_rows in (1, 4, 7, 16, 50, 64):
+        asked = []
+
+        def score_block(start, stop):
+            asked.append((start, stop))
+            return scores[:, start:stop].copy()
+        rows, top_scores = top_k_rows(score_block, 9, 50, k, excluded=excluded, block_rows=block_rows)
+        assert rows.shape == top_scores.shape == (9, k)
+        np.testing.assert_array_equal(rows, expected_rows)
+        np.testing.assert_array_equal(top_scores, expected_scores)
+        assert max(stop - start for start, stop in asked) == min(block_rows, 50) and asked[-1][1] == 50
+    assert (rows[0] == -1).any() == (k == 7) and not np.isin(rows[1], [0, 49]).any()  # both cases were asked
+    without_exclusions = top_k_rows(lambda start, stop: scores[:, start:stop].copy(), 9, 50, k, block_rows=16)[0]
+    np.testing.assert_array_equal(without_exclusions[1:], np.argsort(-scores[1:], axis=1, kind="stable")[:, :k])
 
 
 # ---------------------------------------------------------------------- rows with NaN, infinity or zeros
