@@ -7,8 +7,11 @@
 2. ``modes``: ``python -m keras_tl.fine_tune`` on its default target (Animal-MNIST) in ``head``,
    ``partial`` and ``full`` mode, same epochs in all (head: all of them with the base frozen): the
    time per epoch of the main stage, the trainable parameters and the test accuracy.
+3. ``--xla``: the same model's training images/s without and with XLA (``jit_compile=True``) on
+   the same in-memory batches, interleaved rounds, median of each, and the seconds the first
+   (compiling) epoch of each took.
 
-    python bench/bench_fine_tune.py [--rounds 3] [--steps 30] [--skip-modes]
+    python bench/bench_fine_tune.py [--rounds 3] [--steps 30] [--skip-modes] [--xla]
 """
 import argparse
 import os
@@ -58,6 +61,38 @@ def pipeline_speed(steps, rounds, image_size=96, batch_size=32):
     return best
 
 
+def xla_speed(steps, rounds, image_size=96, batch_size=32):
+    """Training images/s of the default fine-tuning model without and with XLA, on the same in-memory
+    batches, and the seconds of each one's first epoch (tracing, and XLA's compiling)."""
+    import keras
+    import numpy as np
+
+    from keras_tl import freezing, optimizers, recipe
+    from keras_tl.sources import get_source
+
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-1, 1, (steps * batch_size, image_size, image_size, 3)).astype("float32")
+    labels = np.eye(10, dtype="float32")[rng.integers(0, 10, steps * batch_size)]
+    models, first_epoch = {}, {}
+    for name, jit_compile in (("without XLA", False), ("XLA", True)):
+        keras.utils.set_random_seed(0)
+        base = get_source("mobilenet").build("imagenet", image_size=image_size)
+        freezing.set_trainable(base, "8")
+        models[name] = recipe.build_classifier(base, 10)
+        models[name].compile(optimizer=optimizers.make_optimizer("adam", 1e-4), loss="categorical_crossentropy",
+                             jit_compile=jit_compile)
+        started = time.perf_counter()
+        models[name].fit(images, labels, batch_size=batch_size, epochs=1, verbose=0)
+        first_epoch[name] = time.perf_counter() - started
+    rates = {name: [] for name in models}
+    for _ in range(rounds):
+        for name, model in models.items():
+            started = time.perf_counter()
+            model.fit(images, labels, batch_size=batch_size, epochs=1, verbose=0)
+            rates[name].append(len(images) / (time.perf_counter() - started))
+    return [[name, float(np.median(rates[name])), first_epoch[name]] for name in models]
+
+
 def compare_modes(epochs):
     """The job in head, partial and full mode on its default target; returns one row per mode."""
     from keras_tl.jobs import fine_tune
@@ -81,9 +116,15 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=6, help="epochs per mode in the comparison")
     parser.add_argument("--skip-modes", action="store_true", help="only the pipeline measurement")
+    parser.add_argument("--xla", action="store_true", help="only training without against with XLA")
     args = parser.parse_args()
 
     from keras_tl.messages import format_table
+
+    if args.xla:
+        print(f"{os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f}; median of {args.rounds} rounds")
+        print(format_table(xla_speed(args.steps, args.rounds), ["train step", "images/s", "first epoch s"]))
+        return
 
     speed = pipeline_speed(args.steps, args.rounds)
     ratio = speed["pipeline"] / speed["in-memory"]

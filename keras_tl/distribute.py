@@ -28,6 +28,7 @@ This module is TensorFlow only; with the JAX backend only ``auto`` and ``default
 (for JAX, see ``keras.distribution``).
 """
 import os
+import warnings
 
 import keras
 
@@ -214,6 +215,16 @@ def set_mixed_precision(enabled):
         raise ValueError("Mixed precision runs float16 maths on a GPU's tensor cores, and this machine has no "
                          "GPU TensorFlow can use; on a CPU float16 is slower. Leave it off here.")
     keras.mixed_precision.set_global_policy("mixed_float16")
+
+
+def warn_if_xla_without_gpu(jit_compile):
+    """Warn when XLA (``jit_compile=True``) is asked for and there is no GPU: on this project's 2-core
+    CPU a fine-tuning step ran about 7x slower with it, after 20-75 s of compiling (bench/RESULTS.md,
+    "XLA"). Keras's own ``jit_compile="auto"`` leaves XLA off on a machine without a GPU."""
+    if jit_compile is True and not has_gpu():
+        warnings.warn("jit_compile=True: XLA on a machine without a GPU is slower, not faster (fine-tuning "
+                      "MobileNet on 2 CPU cores: 17 against 123 images/s, after 20-75 s of compiling; "
+                      "bench/RESULTS.md). Leave it off here; it pays on a GPU.", stacklevel=2)
 
 
 

@@ -10,6 +10,7 @@ Its primitives, for work by hand:
 
 - :func:`build_extractor`: one model with one pooled output per layer, so the full conv maps are
   averaged inside the graph and never reach numpy;
+- :func:`feature_step`: the compiled function of one batch, built once and given to every call;
 - :func:`extract_features`: runs it over a dataset with a progress bar, caching to disk so that a
   rerun reuses the features, an interrupted run resumes, and two runs that share the cache wait
   for each other instead of writing the same file;
@@ -47,7 +48,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_tl import data, sources
+from keras_tl import data, engines, sources
 from keras_tl.messages import progress_bar
 from keras_tl.runs import check_free_space
 
@@ -94,6 +95,10 @@ class FeatureExtractor:
         strategy: a ``tf.distribute`` strategy of this machine's devices (e.g. from
             :func:`keras_tl.distribute.make_strategy`), or None for one device. The features are
             the same; the cache key does not depend on it.
+        engine: what runs the network: ``"tensorflow"`` (the default), ``"openvino"`` or
+            ``"onnxruntime"`` (the pooled model converted once, faster on a CPU, see
+            :mod:`keras_tl.engines`), or ``"auto"``; ``engine`` holds the one chosen. The features
+            differ at about 1e-5, so the cache key names the engine.
 
     ``feature_info`` lists, per layer in column order, its ``name``, ``channels``, ``reduction``,
     ``depth`` (its position among the network's layers, 0 at the input, 1 at the last) and
@@ -109,11 +114,13 @@ class FeatureExtractor:
     """
 
     def __init__(self, source, layers="fne", image_size=None, weights="imagenet", include_top=False,
-                 batch_size=32, model=None, strategy=None):
+                 batch_size=32, model=None, strategy=None, engine="tensorflow"):
         self.source = sources.get_source(source)
         self.image_size = int(image_size or self.source.default_size)
         self.weights, self.include_top, self.batch_size = weights, include_top, batch_size
         self.strategy = _local_strategy(strategy)
+        self.engine = engines.resolve_engine(engine, self.strategy)
+        self._engine_run = None  # the pooled model converted for the engine, on first use
         with self.strategy.scope() if self.strategy is not None else contextlib.nullcontext():
             if model is None:
                 model = self.source.build(weights=weights, include_top=include_top, image_size=self.image_size)
@@ -125,6 +132,7 @@ class FeatureExtractor:
             self.layers = sources.layer_names(self.model, layers)
             self.pooled_model = build_extractor(self.model, self.layers)
         self.last_counts = None
+        self._steps = {}  # ten_crop -> its compiled step (feature_step), built on first use
         positions = [layer.name for layer in self.model.layers]
         self.feature_info, start = [], 0
         for entry in sources.feature_info(self.model, self.layers):
@@ -159,6 +167,9 @@ class FeatureExtractor:
         parts = [self.source.name, str(self.weights), bool(self.include_top), self.layers, self.image_size,
                  bool(ten_crop), image_set.fingerprint(), len(image_set), self.num_features]
         digest = hashlib.sha1(json.dumps(parts, default=str).encode()).hexdigest()[:16]
+        if self.engine != "tensorflow":  # TensorFlow's keys stay those of earlier versions
+            digest = hashlib.sha1(json.dumps([digest, self.engine]).encode()).hexdigest()[:16]
+            return f"{self.source.name}-{self.weights}-{self.engine}-{digest}"
         return f"{self.source.name}-{self.weights}-{digest}"
 
     def extract(self, image_set, cache_dir=None, ten_crop=False, verbose=True, shard=None):
@@ -176,7 +187,7 @@ class FeatureExtractor:
         def extract_rows(images, entry_key):
             return extract_features(self.pooled_model, images, lambda subset: self.pipeline(subset, size), cache_dir,
                                     entry_key, ten_crop=ten_crop, verbose=verbose, strategy=self.strategy,
-                                    counts=counts)
+                                    counts=counts, step=self.step(ten_crop))
 
         if shard is None:
             return extract_rows(image_set, key)
@@ -192,6 +203,19 @@ class FeatureExtractor:
             rows = finished[start:stop] if finished is not None else np.zeros((0, self.num_features), np.float32)
             return rows, whole.final if finished is not None else None
         return extract_rows(image_set.subset(np.arange(start, stop)), part_key(key, start, stop))
+
+    def step(self, ten_crop=False):
+        """The compiled step of one batch (:func:`feature_step`), built on first use and reused by every
+        :meth:`extract`: tracing it costs about a second, more than extracting a small set."""
+        if ten_crop not in self._steps:
+            if self.engine == "tensorflow":
+                self._steps[ten_crop] = feature_step(self.pooled_model, ten_crop, self.strategy)
+            else:  # the pooled model converted once (cached on disk), run on the pipeline's batches
+                if self._engine_run is None:
+                    self._engine_run = engines.compile_model(self.pooled_model, self.engine, [
+                        self.source.name, self.weights, self.include_top, self.layers, self.image_size])
+                self._steps[ten_crop] = engines.EngineStep(self._engine_run, self.image_size, ten_crop)
+        return self._steps[ten_crop]
 
     def wait_for_parts(self, image_set, count, cache_dir, ten_crop=False, timeout=None, poll_seconds=5,
                        verbose=True):
@@ -348,7 +372,7 @@ class FeatureCache:
 
 
 def extract_features(extractor, image_set, pipeline_factory, cache_dir=None, cache_key=None,
-                     ten_crop=False, chunk_size=256, verbose=True, strategy=None, counts=None):
+                     ten_crop=False, chunk_size=256, verbose=True, strategy=None, counts=None, step=None):
     """Features of every image of ``image_set`` as a (N, D) float32 array (a read-only memory map when
     cached) and the cache file (None without a cache).
 
@@ -361,16 +385,18 @@ def extract_features(extractor, image_set, pipeline_factory, cache_dir=None, cac
     finished parts of the entry hold (:meth:`FeatureCache.part`) are copied from them, and the
     parts deleted once the entry is whole. :class:`FeatureExtractor` derives the key from
     everything the features depend on. ``counts`` (a dict), when given, gets
-    ``images_extracted`` and ``images_from_cache`` of this call added.
+    ``images_extracted`` and ``images_from_cache`` of this call added. ``step``: the compiled step
+    of ``extractor`` (:func:`feature_step` with the same ``ten_crop`` and ``strategy``), to reuse
+    one across calls; by default a new one is built (and traced) for this call.
     """
     size = len(image_set)
     feature_dim = sum(int(output.shape[-1]) for output in extractor.outputs)
-    compute = _pooled_features(extractor, ten_crop)
+    step = step if step is not None else feature_step(extractor, ten_crop, strategy)
     extracted = 0
     if cache_dir is None:
         features = np.zeros((size, feature_dim), dtype=np.float32)
         with progress_bar(size, "features", verbose=verbose) as progress:
-            _fill(features, 0, size, compute, image_set, pipeline_factory, progress, strategy)
+            _fill(features, 0, size, step, image_set, pipeline_factory, progress, strategy)
         extracted, cache_file = size, None
     elif cache_key is None:
         raise ValueError("extract_features() with cache_dir= needs cache_key=: the name of the cache entry.")
@@ -382,7 +408,7 @@ def extract_features(extractor, image_set, pipeline_factory, cache_dir=None, cac
                 if verbose:
                     print(f"  features: reusing cache {cache.final}", flush=True)
             else:
-                extracted = _fill_entry(cache, compute, image_set, pipeline_factory, verbose, strategy, chunk_size)
+                extracted = _fill_entry(cache, step, image_set, pipeline_factory, verbose, strategy, chunk_size)
                 features = np.load(cache.final, mmap_mode="r")
         cache_file = cache.final
     if counts is not None:
@@ -391,7 +417,7 @@ def extract_features(extractor, image_set, pipeline_factory, cache_dir=None, cac
     return features, cache_file
 
 
-def _fill_entry(cache, compute, image_set, pipeline_factory, verbose, strategy, chunk_size):
+def _fill_entry(cache, step, image_set, pipeline_factory, verbose, strategy, chunk_size):
     """Write the whole entry, under its lock: resume the partial array, copy the rows finished parts
     hold, extract the others; then rename it final and delete the parts. Returns the rows extracted."""
     size, extracted = len(image_set), 0
@@ -405,7 +431,7 @@ def _fill_entry(cache, compute, image_set, pipeline_factory, verbose, strategy, 
     with progress_bar(size, "features", verbose=verbose, initial=done) as progress:
         for start, stop, part in _segments(done, size, parts):
             if part is None:
-                _fill(features, start, stop, compute, image_set, pipeline_factory, progress, strategy, cache,
+                _fill(features, start, stop, step, image_set, pipeline_factory, progress, strategy, cache,
                       chunk_size)
                 extracted += stop - start
             else:
@@ -453,12 +479,12 @@ def _pooled_features(extractor, ten_crop):
     return pooled_features
 
 
-def _fill(features, start, stop, compute, image_set, pipeline_factory, progress, strategy=None, cache=None,
+def _fill(features, start, stop, step, image_set, pipeline_factory, progress, strategy=None, cache=None,
           chunk_size=256):
     """Write the features of images ``start..stop-1`` into those rows of ``features``; with a
     ``cache``, save the number of finished rows every ``chunk_size``."""
     row = saved = start
-    for batch in _feature_batches(compute, pipeline_factory(image_set.subset(np.arange(start, stop))), strategy):
+    for batch in _feature_batches(step, pipeline_factory(image_set.subset(np.arange(start, stop))), strategy):
         features[row:row + len(batch)] = batch
         row += len(batch)
         progress.update(len(batch))
@@ -468,34 +494,50 @@ def _fill(features, start, stop, compute, image_set, pipeline_factory, progress,
             saved = row
 
 
-def _feature_batches(compute, batches, strategy=None):
-    """Yield ``compute(images)`` as numpy, batch by batch, compiled for the current backend.
+def feature_step(extractor, ten_crop=False, strategy=None):
+    """The compiled function of one batch of ``extractor`` (joined pooled outputs; with ``ten_crop``
+    averaged over the crops), for :func:`extract_features`'s ``step=``: build it once, reuse it.
 
-    On TensorFlow a ``tf.data`` pipeline is read inside the compiled step (``next(iterator)`` in
-    the graph, as Keras's ``predict`` does): handing each batch through Python instead costs about
-    a third of the speed on a 2-core CPU (bench/bench_fne_extraction.py). With a ``strategy`` each
-    global batch is split across the replicas, each computes its share (``strategy.run``), and
-    the shares are gathered back in order (an uneven last batch gives some replicas fewer images).
+    On TensorFlow it takes either one batch of images or an iterator of a ``tf.data`` pipeline, whose
+    next batch it reads inside the graph (as Keras's ``predict`` does): handing each batch through
+    Python instead costs about a third of the speed on a 2-core CPU (bench/bench_fne_extraction.py).
+    With a ``strategy`` (an iterator of ``strategy.experimental_distribute_dataset``) each global
+    batch is split across the replicas, each computes its share (``strategy.run``), and the shares
+    are gathered back in order (an uneven last batch gives some replicas fewer images). Every
+    iterator of the same kind of pipeline reuses the one trace.
     """
+    compute = _pooled_features(extractor, ten_crop)
+    if keras.config.backend() != "tensorflow":
+        return keras_function(compute)
+    import tensorflow as tf
+
+    def step(images_or_iterator):
+        if tf.is_tensor(images_or_iterator):
+            return compute(images_or_iterator)
+        if strategy is None:
+            return compute(next(images_or_iterator)[0])
+        return strategy.gather(strategy.run(compute, args=(next(images_or_iterator)[0],)), axis=0)
+
+    return tf.function(step, reduce_retracing=True)
+
+
+def _feature_batches(step, batches, strategy=None):
+    """Yield ``step``'s features (:func:`feature_step`) as numpy, batch by batch: a ``tf.data``
+    pipeline is read inside the compiled step (distributed over the ``strategy``'s replicas)."""
     if keras.config.backend() == "tensorflow":
         import tensorflow as tf
 
         if isinstance(batches, tf.data.Dataset):
-            if strategy is None:
-                step = tf.function(lambda iterator: compute(next(iterator)[0]), reduce_retracing=True)
-            else:
+            if strategy is not None:
                 batches = strategy.experimental_distribute_dataset(batches)
-                step = tf.function(lambda iterator: strategy.gather(
-                    strategy.run(compute, args=(next(iterator)[0],)), axis=0), reduce_retracing=True)
             iterator = iter(batches)
             while True:
                 try:
-                    yield step(iterator).numpy()
+                    yield np.asarray(step(iterator))  # a tensor, or numpy from an engine's step
                 except tf.errors.OutOfRangeError:
                     return
-    compiled = keras_function(compute)
     for images, _ in batches:
-        yield ops.convert_to_numpy(compiled(images))
+        yield ops.convert_to_numpy(step(images))
 
 
 def keras_function(function):

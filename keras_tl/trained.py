@@ -21,7 +21,7 @@ import zipfile
 
 import numpy as np
 
-from keras_tl import data, sources
+from keras_tl import data, engines, sources
 
 SCORE_NAMES = {"fine_tune": "probability", "fne": "svm score"}
 
@@ -29,7 +29,10 @@ SCORE_NAMES = {"fine_tune": "probability", "fne": "svm score"}
 @dataclasses.dataclass
 class TrainedModel:
     """A trained classifier and what it needs: ``classes``, ``source`` (a :class:`~keras_tl.sources.Source`),
-    ``image_size``, ``kind`` ("fine_tune" or "fne") and the Keras ``model`` (which takes preprocessed images)."""
+    ``image_size``, ``kind`` ("fine_tune" or "fne") and the Keras ``model`` (which takes preprocessed images).
+
+    ``engine`` runs :meth:`predict`: ``"tensorflow"``, or ``"openvino"`` / ``"onnxruntime"`` (the model
+    converted once, see :mod:`keras_tl.engines`)."""
 
     model: object
     kind: str
@@ -37,6 +40,8 @@ class TrainedModel:
     source: sources.Source
     image_size: int
     run_dir: pathlib.Path
+    engine: str = "tensorflow"
+    _engine_run: object = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
     @property
     def score_name(self):
@@ -55,7 +60,7 @@ class TrainedModel:
             return np.stack([data.load_image(path, self.image_size) for path in images]).astype("float32")
         import keras
 
-        array = np.asarray(images, dtype="float32")
+        array = np.array(images, dtype="float32")  # a copy: preprocess_input scales its argument in place
         if array.ndim == 3:
             array = array[None] if array.shape[-1] == 3 else array[..., None]
         if array.ndim != 4 or array.shape[-1] not in (1, 3):
@@ -74,7 +79,13 @@ class TrainedModel:
     def predict(self, images, batch_size=32):
         """Scores ``(N, classes)`` of ``images`` (see :meth:`load_images`): probabilities or SVM scores."""
         inputs = self.model_inputs(images)
-        return self.model.predict(inputs, batch_size=batch_size, verbose=0)
+        engine = engines.resolve_engine(self.engine)
+        if engine == "tensorflow":
+            return self.model.predict(inputs, batch_size=batch_size, verbose=0)
+        if self._engine_run is None:
+            self._engine_run = engines.compile_model(self.model, engine, [self.kind, self.source.name, self.image_size])
+        return np.concatenate([self._engine_run(inputs[start:start + batch_size])
+                               for start in range(0, len(inputs), batch_size)])
 
     def top_k(self, images, k=5):
         """The ``k`` best ``(class, score)`` pairs of each image, best first."""

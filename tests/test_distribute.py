@@ -124,6 +124,16 @@ def test_choices_on_a_machine_without_gpu():
         distribute.set_mixed_precision(True)
 
 
+@pytest.mark.skipif(HAS_GPU, reason="checks the warning of a machine without a GPU")
+def test_xla_asked_for_without_a_gpu_warns_and_auto_stays_quiet(recwarn):
+    with pytest.warns(UserWarning, match=r"jit_compile=True: XLA on a machine without a GPU is slower.*17 against"):
+        distribute.warn_if_xla_without_gpu(True)
+    recwarn.clear()
+    distribute.warn_if_xla_without_gpu("auto")  # Keras's auto: XLA stays off on a CPU
+    distribute.warn_if_xla_without_gpu(False)
+    assert len(recwarn) == 0
+
+
 def test_unknown_strategy_and_missing_cluster(monkeypatch):
     with pytest.raises(ValueError, match="Unknown strategy 'mirored'.*mirrored"):
         distribute.make_strategy("mirored")

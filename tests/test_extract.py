@@ -154,3 +154,17 @@ def test_a_full_disk_under_the_cache_is_an_error_before_the_memory_map(tiny_mobi
     assert caught.value.errno == errno.ENOSPC
     assert f"{tmp_path / 'cache'} needs 20.0 KiB, 100 bytes are free" in str(caught.value)
     assert not list((tmp_path / "cache").glob("*.partial.npy"))
+
+
+def test_the_extractor_builds_its_step_once_and_reuses_it_across_calls(tiny_mobilenet):
+    extractor = extract.FeatureExtractor("mobilenet", "last", image_size=48, weights=None, model=tiny_mobilenet,
+                                         batch_size=4)
+    first, _ = extractor.extract(_image_set(6), verbose=False)
+    step = extractor.step()
+    second, _ = extractor.extract(_image_set(6), verbose=False)
+    other_size, _ = extractor.extract(_image_set(3), verbose=False)  # another set: the same pipeline's kind
+    assert extractor.step() is step and np.array_equal(first, second)
+    np.testing.assert_allclose(other_size, first[:3], rtol=1e-3, atol=1e-6)  # batches of 3, not 4
+    if keras.config.backend() == "tensorflow":
+        assert step.experimental_get_tracing_count() == 1
+    assert extractor.step(ten_crop=True) is not step  # ten crops: a step of their own

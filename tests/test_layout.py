@@ -2,6 +2,7 @@
 custom objects registered on import; no forced matplotlib backend; TensorFlow's start-up lines hidden."""
 import ast
 import importlib
+import json
 import pathlib
 import re
 import subprocess
@@ -202,3 +203,47 @@ def _environment():
     return dict(os.environ)
 
 
+
+
+def test_every_job_answers_help_and_option_errors_without_tensorflow_or_pyplot():
+    """Issue 21: a job's options are read before the library, Keras and TensorFlow are imported."""
+    code = ("import contextlib, io, json, sys\n"
+            "from keras_tl.jobs import cli\n"
+            "answers = {}\n"
+            "for job in cli.JOBS:\n"
+            "    for argv in (['--help'], ['--no-such-option']):\n"
+            "        out, err = io.StringIO(), io.StringIO()\n"
+            "        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):\n"
+            "            try:\n"
+            "                code = cli.main(job, argv)\n"
+            "            except SystemExit as stop:\n"
+            "                code = stop.code\n"
+            "        answers[job + ' ' + argv[0]] = [code, out.getvalue(), err.getvalue()]\n"
+            "answers['loaded'] = [name for name in ('tensorflow', 'keras', 'matplotlib.pyplot', 'sklearn')\n"
+            "                     if name in sys.modules]\n"
+            "print(json.dumps(answers))\n")
+    finished = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    answers = json.loads(finished.stdout)
+    assert answers.pop("loaded") == []
+    for job in cli.JOBS:
+        code, out, err = answers[f"{job} --help"]
+        assert code == 0 and f"python -m keras_tl.{job}" in out and err == "", job
+        code, out, err = answers[f"{job} --no-such-option"]
+        errors = [line for line in err.splitlines() if f"python -m keras_tl.{job}: error: " in line]
+        assert code == 2 and out == "" and len(errors) == 1, (job, err)  # an unknown option, or one missing
+
+
+def test_parser_constants_read_from_source_equal_the_imported_modules():
+    """``cli.library_constant`` reads the jobs' constants from the library's source: the imported values."""
+    wanted = sorted({tuple(argument.value for argument in node.args)
+                     for path in (PACKAGE / "jobs").glob("*.py") for node in ast.walk(ast.parse(path.read_text()))
+                     if isinstance(node, ast.Call) and getattr(node.func, "attr", node.func) == "library_constant"
+                     or isinstance(node, ast.Call) and getattr(node.func, "id", None) == "library_constant"})
+    assert ("keras_tl.full_network_embedding", "POSTPROCESSING") in wanted and len(wanted) >= 8
+    code = (f"import sys; from keras_tl.jobs import cli\n"
+            f"print(repr([cli.library_constant(module, name) for module, name in {wanted!r}]))\n"
+            f"assert not any(module in sys.modules for module, _ in {wanted!r})")  # read, not imported
+    finished = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert finished.stdout.strip() == repr([getattr(importlib.import_module(module), name) for module, name in wanted])

@@ -9,17 +9,17 @@ sets ``learning_rate``), and a library error that names a parameter (``unfreeze=
 with the job's flag instead (``--unfreeze 'x'``), see :func:`flags_in_message`.
 """
 import argparse
+import ast
 import errno
 import importlib
+import importlib.util
 import math
 import os
 import re
 import sys
 import warnings
 
-from keras_tl.data import MAX_BATCH_SIZE, MAX_IMAGE_SIZE
-
-# name: (what it does, whether TensorFlow is imported before its arguments are read)
+# name: (what it does, whether TensorFlow is imported (quietly) once its arguments are read)
 JOBS = {
     "fne": ("single layers against the Full-Network Embedding, each with a linear SVM", True),
     "fine_tune": ("fine-tune an ImageNet network: a new head, then part or all of the network", True),
@@ -48,28 +48,55 @@ def list_jobs():
 
 
 def main(job_name, argv=None):
-    """``python -m keras_tl.<job_name>``: import the job quietly, parse ``argv``, run it, return the exit code.
+    """``python -m keras_tl.<job_name>``: import the job, parse ``argv``, run it, return the exit code.
 
-    TensorFlow is imported first with its start-up lines hidden (see :mod:`keras_tl.tf_logs`),
-    unless the job never needs it, Keras runs on another backend, or ``--verbose`` is given.
+    A job module imports only what its options need (argparse, this module, constants read by
+    :func:`library_constant`); the library, Keras and TensorFlow come once the options are read
+    (:func:`run_cli`), so ``--help`` and an option error answer in a moment.
     """
+    job = importlib.import_module(f"keras_tl.jobs.{job_name}")
+    return job.main(sys.argv[1:] if argv is None else list(argv))
+
+
+def start_tensorflow(job, args):
+    """Import TensorFlow with its start-up lines hidden (see :mod:`keras_tl.tf_logs`) before ``job``
+    (a job module's function) runs, unless its job never needs it (:data:`JOBS`), Keras runs on
+    another backend, or ``--verbose`` is given."""
     from keras_tl import tf_logs
 
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if JOBS[job_name][1] and os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
-        tf_logs.import_tensorflow_quietly(verbose=True if "--verbose" in argv else None)
-    job = importlib.import_module(f"keras_tl.jobs.{job_name}")
-    return job.main(argv)
+    job_name = job.__module__.rpartition(".")[2]
+    if JOBS.get(job_name, ("", False))[1] and os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
+        tf_logs.import_tensorflow_quietly(verbose=True if getattr(args, "verbose", False) else None)
+
+
+def library_constant(module, name):
+    """The value of ``name`` in library ``module`` (``"keras_tl.optimizers"``, ``"OPTIMIZERS"``), a literal
+    assigned at its top level, read from its source without importing it (unless it is imported
+    already): a parser needs the library's choices, the module needs Keras, and ``--help`` must not
+    wait for TensorFlow. The library stays the one place each constant is written."""
+    if module in sys.modules:
+        return getattr(sys.modules[module], name)
+    with open(importlib.util.find_spec(module).origin, encoding="utf-8") as source:
+        tree = ast.parse(source.read())
+    for node in tree.body:
+        for target in node.targets if isinstance(node, ast.Assign) else ():
+            if isinstance(target, ast.Name) and target.id == name:
+                return ast.literal_eval(node.value)
+            if isinstance(target, ast.Tuple) and name in [item.id for item in target.elts]:  # START, END = ...
+                return ast.literal_eval(node.value)[[item.id for item in target.elts].index(name)]
+    raise AttributeError(f"{module} assigns no literal {name} at its top level")
 
 
 def run_cli(parse_args, job, argv=None, resumable=True, make_parser=None):
-    """Parse ``argv`` and run ``job(args)``; a user error prints ``error: ...`` and returns 2,
-    Ctrl-C prints one line (saying how to resume, for a ``resumable`` job) and returns 130.
+    """Parse ``argv``, start TensorFlow (:func:`start_tensorflow`) and run ``job(args)``; a user error
+    prints ``error: ...`` and returns 2, Ctrl-C prints one line (saying how to resume, for a
+    ``resumable`` job) and returns 130.
 
     With ``make_parser``, library parameters named in an error (``image_size=``) are shown as the
     job's flags (``--image-size``).
     """
     args = parse_args(argv)
+    start_tensorflow(job, args)
     warnings.formatwarning = _warning_line
     try:
         job(args)
@@ -176,9 +203,7 @@ def add_verbose(parser):
 def add_scale_options(parser, shard=False):
     """``--strategy`` (the ``tf.distribute`` strategy of feature extraction) and, with ``shard``,
     ``--shard I/N`` (extract only part I of N into the cache, for Slurm arrays)."""
-    from keras_tl.distribute import STRATEGIES
-
-    parser.add_argument("--strategy", choices=STRATEGIES, default="auto",
+    parser.add_argument("--strategy", choices=library_constant("keras_tl.distribute", "STRATEGIES"), default="auto",
                         help="tf.distribute strategy of the extraction (default auto: all GPUs of this machine, "
                              "or the CPU)")
     if shard:
@@ -186,6 +211,14 @@ def add_scale_options(parser, shard=False):
                             help="extract only part I of N (0 <= I < N) of every split into the cache, then stop; "
                                  "a run without --shard uses the finished parts and trains (in a Slurm array, "
                                  "default: the array task's part)")
+
+
+def add_engine_option(parser):
+    """``--engine``: what runs the network, for feature extraction or prediction (:mod:`keras_tl.engines`)."""
+    parser.add_argument("--engine", choices=library_constant("keras_tl.engines", "ENGINES"), default="tensorflow",
+                        help="what runs the network: tensorflow (default), openvino or onnxruntime (converted once, "
+                             "faster on a CPU; pip install openvino / onnxruntime tf2onnx), or auto (the fastest "
+                             "installed on a CPU, tensorflow on a GPU)")
 
 
 def parse_shard(text):
@@ -232,8 +265,8 @@ def within(lowest, highest):
     return Rule(lambda value: lowest <= value <= highest, f"must lie within {lowest} .. {highest}")
 
 
-IMAGE_SIZE = (AT_LEAST_ONE, at_most(MAX_IMAGE_SIZE))
-BATCH_SIZE = (AT_LEAST_ONE, at_most(MAX_BATCH_SIZE))
+IMAGE_SIZE = (AT_LEAST_ONE, at_most(library_constant("keras_tl.data", "MAX_IMAGE_SIZE")))
+BATCH_SIZE = (AT_LEAST_ONE, at_most(library_constant("keras_tl.data", "MAX_BATCH_SIZE")))
 
 
 def check_options(parser, args, **rules):

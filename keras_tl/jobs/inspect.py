@@ -11,10 +11,9 @@ import argparse
 import os
 import pathlib
 
-import keras
 import numpy as np
 
-from keras_tl import data, extract, messages, plots, runs, sources, trained, visualize
+from keras_tl import data, messages, runs
 from keras_tl.jobs import cli
 
 EXAMPLES = """examples:
@@ -70,6 +69,8 @@ def load_subject(args):
     A run folder gives its own network (the base of a fine-tuned classifier), source and size;
     ``run`` is then the :class:`~keras_tl.trained.TrainedModel`, else None.
     """
+    from keras_tl import sources, trained, visualize
+
     subject = args.subject or args.source
     if os.path.isdir(subject) or os.sep in subject:
         run = trained.load_run(subject)
@@ -87,6 +88,8 @@ def load_subject(args):
 
 def chosen_layers(network, requested, channels):
     """The layer names (each a conv map with every one of ``channels``): ``requested`` or 4 across the depth."""
+    from keras_tl import sources, visualize
+
     if not requested:
         names = visualize.layers_across_depth(network, 4)
     else:
@@ -112,6 +115,9 @@ def joined_images(dataset):
 
 def run(args):
     """The whole job: load, draw every figure into the run folder, write ``inspect.json``; return its content."""
+    import keras
+    from keras_tl import extract, visualize
+
     keras.utils.set_random_seed(args.seed)
     verbose = not args.quiet
     network, source, image_size, description, trained_run = load_subject(args)
@@ -157,6 +163,8 @@ def run(args):
 
 def draw_top_images(extractor, image_set, class_names, layers, args, cache_dir, figures):
     """One figure per layer, ``top_images_<layer>.png``: a row of top images per channel. Returns their records."""
+    from keras_tl import plots, visualize
+
     import matplotlib.pyplot as plt
 
     records = []

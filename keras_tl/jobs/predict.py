@@ -17,11 +17,12 @@ import csv
 import dataclasses
 import pathlib
 
-from keras_tl import data, gradcam, interpret, plots, runs, trained
+from keras_tl import data, runs
 from keras_tl.jobs import cli
 from keras_tl.messages import format_table
-from keras_tl.test_time_augmentation import KINDS as TTA_KINDS
-from keras_tl.test_time_augmentation import tta_model
+
+TTA_KINDS = cli.library_constant("keras_tl.test_time_augmentation", "KINDS")
+SPLITS = cli.library_constant("keras_tl.interpret", "SPLITS")
 
 EXAMPLES = """examples:
   python -m keras_tl.predict runs/fine_tune-20260101-120000 photo.jpg          # top 5 classes
@@ -45,6 +46,7 @@ def make_parser():
     parser.add_argument("--explain", action="store_true", help="fine_tune runs: save a Grad-CAM figure per "
                         "image in --output-dir, else RUN_DIR/explain")
     parser.add_argument("--batch-size", type=int, default=32)
+    cli.add_engine_option(parser)
     parser.add_argument("--tta", choices=TTA_KINDS, default="none",
                         help="test-time augmentation: average the scores over the image and its mirror image "
                              "(flip) or over ten crops (ten-crop); default none")
@@ -53,7 +55,7 @@ def make_parser():
                           "the run's own test split, or --dataset")
     analysis.add_argument("--dataset", default=None, help="--interpret on this dataset (a name or folder) "
                           "instead of the run's own")
-    analysis.add_argument("--split", choices=interpret.SPLITS, default=None,
+    analysis.add_argument("--split", choices=SPLITS, default=None,
                           help="--interpret on this split of the dataset: test (default), train or all")
     analysis.add_argument("--top-losses", type=int, default=9, metavar="N",
                           help="--interpret: images in top_losses.png, and rows of each kind in mislabelled.csv "
@@ -104,6 +106,9 @@ def run(args):
 
     With ``--interpret``: the error analysis (:func:`interpret_run`) instead.
     """
+    from keras_tl import trained
+    from keras_tl.test_time_augmentation import tta_model
+
     if args.interpret:
         return interpret_run(args)
     model = trained.load_run(args.run_dir)
@@ -120,7 +125,10 @@ def run(args):
         print(f"Run: {model.run_dir} ({model.kind}, {model.source.name}, {model.image_size}x{model.image_size} px, "
               f"{len(model.classes)} classes); predicting {len(files)} image(s)"
               + (f" with {args.tta} TTA" if args.tta != "none" else ""), flush=True)
-    scorer = dataclasses.replace(model, model=tta_model(model.model, args.tta))
+    if args.tta != "none" and args.engine != "tensorflow":
+        raise ValueError(f"engine={args.engine!r} runs the run's own model, without test-time augmentation; "
+                         f"give tta='none' with it, or engine='tensorflow'.")
+    scorer = dataclasses.replace(model, model=tta_model(model.model, args.tta), engine=args.engine)
     top = [entry for start in range(0, len(files), args.batch_size)
            for entry in scorer.top_k(files[start:start + args.batch_size], args.top_k)]
     print_table(files, top, model.score_name)
@@ -142,6 +150,8 @@ def run(args):
 def interpret_run(args):
     """The error analysis: print its plan and tables, write its figures and CSV files; return the
     :class:`keras_tl.interpret.Interpretation`."""
+    from keras_tl import interpret, trained
+
     verbose = not args.quiet
     split = args.split or "test"
     model = trained.load_run(args.run_dir)
@@ -192,6 +202,8 @@ def write_csv(path, files, top, score_name):
 
 def explain(model, files, top, folder):
     """Save ``<folder>/<file stem>_gradcam.png`` for each file: Grad-CAM of its predicted class."""
+    from keras_tl import gradcam, plots
+
     used = set()
     for path, entry in zip(files, top):
         stem = pathlib.Path(path).stem

@@ -15,7 +15,7 @@ import argparse
 import pathlib
 import time
 
-from keras_tl import messages, plots, runs
+from keras_tl import messages, runs
 from keras_tl.jobs import cli
 from keras_tl.word_vectors import (ANALOGY_METHODS, BAD_ROWS, UNICODE_ERRORS, VECTOR_FORMATS, WordVectors,
                                    cluster_words, evaluation_file, parse_analogy, project_words, read_word_pairs,
@@ -73,6 +73,8 @@ def show_odd_one_out(word_vectors, groups, report):
 
 def show_distances(word_vectors, words, metrics, run_dir, report):
     """Print each distance matrix of ``words`` and save it as a heat map."""
+    from keras_tl import plots
+
     for metric in metrics:
         matrix = word_vectors.pairwise_distances(words, metric=metric)
         _heading(f"Pairwise {metric} distances")
@@ -97,6 +99,8 @@ def show_clusters(word_vectors, words, n_clusters, seed, report):
 
 def show_maps(word_vectors, words, projection, seed, run_dir, report, labels=None):
     """Save 2-D maps of ``words`` (PCA, t-SNE or both), coloured by ``labels`` when given."""
+    from keras_tl import plots
+
     methods = ("pca", "tsne") if projection == "both" else (projection,)
     _heading(f"2-D map of {len(words)} words ({', '.join(method.upper() for method in methods)})")
     for method in methods:
