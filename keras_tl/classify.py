@@ -1,24 +1,39 @@
-"""Linear classifiers on extracted features, and the evaluation of any classifier's predictions.
+"""Classifiers on extracted features ("heads"), and the evaluation of any classifier's predictions.
 
 Plain scikit-learn: a ``Pipeline`` of a post-processing step (from
-:mod:`keras_tl.full_network_embedding`) and a ``LinearSVC``, the classifier of the FNE papers.
+:mod:`keras_tl.full_network_embedding`) and a head. The default head is a ``LinearSVC``, the
+classifier of the FNE papers; the others test the course slides' advice, "Linear SVM usually
+enough; kernel likely to overfit; if target data size allows, 1-3 FC layers" (:data:`CLASSIFIERS`).
 Optionally C is chosen by cross-validation on the training set only. The few-shot mode repeats
 training on seeded subsets of K images per class, the "training samples per class" curves of the
 course slides.
 """
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
-from sklearn.svm import LinearSVC
+from sklearn.svm import SVC, LinearSVC
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from keras_tl.data import per_class_subset
-from keras_tl.messages import progress_bar
+from keras_tl.messages import did_you_mean, progress_bar
 
 C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)
 SVM_MAX_ITER = 5000  # liblinear passes over the data before it stops with a ConvergenceWarning
+LOGISTIC_MAX_ITER = 1000  # L-BFGS steps (scikit-learn's default of 100 stops early on 10,000-wide features)
+CLASSIFIERS = {  # the heads make_classifier builds: name -> what it is (a literal: the jobs' parsers read it)
+    "linear-svm": "a linear SVM, one-vs-rest (LinearSVC): the FNE papers' classifier",
+    "logistic": "logistic regression (LogisticRegression, multinomial): linear, with class probabilities",
+    "rbf-svm": "an SVM with a Gaussian kernel (SVC(kernel='rbf'), one-vs-one)",
+    "knn": "a vote of the 5 nearest training images (KNeighborsClassifier, Euclidean distance)",
+    "mlp": "fully connected ReLU layers (EarlyStoppedMLP), early-stopped on a validation part of train",
+}
+WITH_C = ("linear-svm", "logistic", "rbf-svm")  # the heads whose regularisation is C
+LINEAR = ("linear-svm", "logistic")  # the heads whose decision is a linear function of the features
 
 
 class RowSpace(TransformerMixin, BaseEstimator):
@@ -28,7 +43,7 @@ class RowSpace(TransformerMixin, BaseEstimator):
     linear model's weights lie in that span (the representer theorem), and the rotation keeps every
     inner product with a training row. LinearSVC's dual solver therefore takes the very same steps
     on n columns instead of d: the same classifier (decisions equal to about 1e-14), d / n times
-    cheaper per pass. Use it only where n < d, with ``LinearSVC(dual=True)``.
+    cheaper per pass. Use it only where n < d, with a linear head (:data:`LINEAR`).
     """
 
     def fit(self, X, y=None):
@@ -41,19 +56,88 @@ class RowSpace(TransformerMixin, BaseEstimator):
         return validate_data(self, X, dtype=np.float64, reset=False) @ self.components_.T
 
 
-def make_classifier(postprocessing="passthrough", c=1.0, search_c=False, seed=0, folds=3, row_space=False):
-    """``Pipeline([("postprocess", ...), ("svm", LinearSVC(C=c))])``; with ``search_c``, a grid search over C.
+class EarlyStoppedMLP(ClassifierMixin, BaseEstimator):
+    """The slides' "1-3 FC layers": scikit-learn's ``MLPClassifier`` (ReLU, Adam, L2 decay ``alpha``)
+    with one hidden layer per entry of ``hidden_layer_sizes``, stopped when the accuracy on a
+    validation part of the training images has not improved for 10 epochs (Prechelt 1998, "Early
+    stopping - but when?"); the weights of the best epoch are kept.
 
-    The search uses stratified folds of the training data it is fitted on, never the test set.
-    ``row_space``: fit in the span of the training rows (:class:`RowSpace`), for fewer images than features.
+    The validation part is a stratified ``validation_fraction`` of train, and at least one image per
+    class (``MLPClassifier`` alone refuses fewer). With a single image in some class there is
+    nothing to hold out: the network then trains for ``max_iter`` epochs without stopping early.
     """
+
+    def __init__(self, hidden_layer_sizes=(256,), alpha=1e-4, validation_fraction=0.2, max_iter=200, random_state=0):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.alpha = alpha
+        self.validation_fraction = validation_fraction
+        self.max_iter = max_iter
+        self.random_state = random_state
+
+    def fit(self, X, y):
+        counts = np.unique(y, return_counts=True)[1]
+        early = bool(counts.min() >= 2)
+        fraction = max(self.validation_fraction, len(counts) / len(y)) if early else self.validation_fraction
+        self.network_ = MLPClassifier(self.hidden_layer_sizes, alpha=self.alpha, max_iter=self.max_iter,
+                                      early_stopping=early, validation_fraction=fraction,
+                                      random_state=self.random_state).fit(X, y)
+        self.classes_ = self.network_.classes_
+        return self
+
+    def predict(self, X):
+        check_is_fitted(self, "network_")
+        return self.network_.predict(X)
+
+    def predict_proba(self, X):
+        check_is_fitted(self, "network_")
+        return self.network_.predict_proba(X)
+
+
+def check_classifier(classifier):
+    """Raise a ``ValueError`` naming the close matches unless ``classifier`` is one of :data:`CLASSIFIERS`."""
+    if classifier not in CLASSIFIERS:
+        raise ValueError(f"Unknown classifier={classifier!r}; choose from {', '.join(CLASSIFIERS)}."
+                         + did_you_mean(str(classifier), CLASSIFIERS))
+
+
+def _head(classifier, c, seed, dual):
+    """The pipeline's last step, ``(step name, estimator)``; decision scores: ``decision_function``
+    (the SVMs, logistic regression) or ``predict_proba`` (every head but the SVMs)."""
+    if classifier == "linear-svm":
+        return "svm", LinearSVC(C=c, dual=dual, max_iter=SVM_MAX_ITER, random_state=seed)
+    if classifier == "logistic":
+        return "logistic", LogisticRegression(C=c, max_iter=LOGISTIC_MAX_ITER, random_state=seed)
+    if classifier == "rbf-svm":
+        return "rbf_svm", SVC(kernel="rbf", C=c, gamma="scale", random_state=seed)
+    if classifier == "knn":
+        return "knn", KNeighborsClassifier(n_neighbors=5)
+    return "mlp", EarlyStoppedMLP(random_state=seed)
+
+
+def make_classifier(postprocessing="passthrough", c=1.0, search_c=False, seed=0, folds=3, row_space=False,
+                    classifier="linear-svm"):
+    """``Pipeline([("postprocess", ...), (head, ...)])`` with the ``classifier`` of :data:`CLASSIFIERS`
+    (the default ``Pipeline([("postprocess", ...), ("svm", LinearSVC(C=c))])``), seeded by ``seed``;
+    with ``search_c``, a grid search over C.
+
+    ``c`` and ``search_c`` apply to the heads with a C (:data:`WITH_C`). The search uses stratified
+    folds of the training data it is fitted on, never the test set. ``row_space``: fit in the span of
+    the training rows (:class:`RowSpace`), for fewer images than features and a linear head.
+    """
+    check_classifier(classifier)
+    if search_c and classifier not in WITH_C:
+        raise ValueError(f"search_c=True chooses C, and classifier={classifier!r} has none; "
+                         f"use it with {', '.join(WITH_C)}.")
+    if row_space and classifier not in LINEAR:
+        raise ValueError(f"row_space=True keeps a linear head's decisions only, and classifier={classifier!r} is "
+                         f"not linear; use it with {', '.join(LINEAR)}.")
+    step, head = _head(classifier, c, seed, dual=True if row_space else "auto")
     steps = [("postprocess", postprocessing)] + ([("row_space", RowSpace())] if row_space else [])
-    pipeline = Pipeline(steps + [("svm", LinearSVC(C=c, dual=True if row_space else "auto", max_iter=SVM_MAX_ITER,
-                                                   random_state=seed))])
+    pipeline = Pipeline(steps + [(step, head)])
     if not search_c:
         return pipeline
     folds = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    return GridSearchCV(pipeline, {"svm__C": list(C_GRID)}, cv=folds, n_jobs=1)
+    return GridSearchCV(pipeline, {f"{step}__C": list(C_GRID)}, cv=folds, n_jobs=1)
 
 
 def evaluate_predictions(true_labels, predicted, class_names):
@@ -84,7 +168,7 @@ def fit_evaluate(classifier, train_x, train_y, test_x, test_y, class_names):
     classifier.fit(train_x, train_y)
     result = evaluate_predictions(test_y, classifier.predict(test_x), class_names)
     if isinstance(classifier, GridSearchCV):
-        result["chosen_c"] = float(classifier.best_params_["svm__C"])
+        result["chosen_c"] = float(next(iter(classifier.best_params_.values())))  # the one parameter searched
     return result
 
 

@@ -11,6 +11,13 @@ turns them into a report):
   images per class, and the ablation of its two post-processing steps;
 - :func:`tradeoff_study`: feature extraction against fine-tuning against training from scratch,
   with and without augmentation, with the cost of each;
+- :func:`depth_run`: how far features transfer, the first n ImageNet layers kept frozen or
+  fine-tuned under re-initialised layers, against n (Yosinski et al. 2014);
+- :func:`select_study`: transferability scores (LogME, H-score, LEEP, NCE) of every source and
+  layer, ranked against the layers study's linear-SVM accuracies (Kendall's tau), with their cost;
+- :func:`heads_study`: other heads than the linear SVM (logistic, RBF SVM, k-NN, MLP) against the
+  number of training images per class (the slides: "Linear SVM usually enough; kernel likely to
+  overfit; if target data size allows, 1-3 FC layers");
 - :func:`paper_study`: the FNE paper's tables (fc6, fc7 and the FNE of VGG16 per course dataset,
   over its published splits), next to the paper's numbers (:data:`PAPER_RESULTS`).
 
@@ -22,17 +29,20 @@ how much a result depends on which images were drawn.
 """
 import dataclasses
 import pathlib
+import tempfile
 import time
 import warnings
 
 import keras
 import numpy as np
+from scipy.stats import kendalltau
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import Normalizer
 
-from keras_tl import augment, classify, course_datasets, data, extract, recipe, sources
+from keras_tl import (augment, classify, course_datasets, data, extract, freezing, optimizers, recipe,
+                      resumable_fit, sources, transferability)
 from keras_tl.messages import progress_bar
 from keras_tl.full_network_embedding import DEFAULT_THRESHOLDS, FNETransformer, postprocessor
 
@@ -219,9 +229,12 @@ TRADEOFF_METHODS = {  # name: what it is, for the report
     "extraction": "FNE features of the frozen ImageNet network + linear SVM",
     "fine-tune": "ImageNet network, new head, then every layer at lr/10 (keras_tl.fine_tune_model)",
     "fine-tune+aug": "the same, with flip, zoom, rotation and translation",
+    "fine-tune+l2-sp": "fine-tune with L2-SP (alpha 0.1 towards the ImageNet weights, beta 0.01 on the head; "
+                       "keras_tl.l2_sp)",
     "scratch": "the same network with random weights, every layer trains",
     "scratch+aug": "the same, with augmentation",
 }
+TRADEOFF_L2_SP = (0.1, 0.01)  # (alpha, beta) of the fine-tune+l2-sp row: the paper's usual choice
 
 
 class CostMeter:
@@ -299,7 +312,7 @@ def _fine_tune(method, source, image_size, splits, num_classes, seed, epochs, fr
     model, stages = recipe.fine_tune_model(source.name, train, validation, num_classes=num_classes,
                                            image_size=image_size, augmentation=augmentation, verbose=0, epochs=epochs,
                                            freeze_epochs=freeze_epochs, from_scratch=method.startswith("scratch"),
-                                           seed=seed)
+                                           seed=seed, l2_sp=TRADEOFF_L2_SP if method.endswith("+l2-sp") else None)
     accuracy = float(np.mean(classify.predict_classes(model, test) == splits["test"].labels))
     network_epochs = sum(stage["epochs_trained_now"] for stage in stages.values())
     images = network_epochs * len(splits["train"]) + len(splits["test"])
@@ -424,3 +437,308 @@ def paper_verdict(result, differences=()):
     if paper_gain is None:
         return f"{line}: not comparable, no paper number (the slides' average gain: +{SLIDES_FC7_GAIN})"
     return f"{line}: {'reproduced' if (gain > 0) == (paper_gain > 0) else 'not reproduced'}"
+
+
+# ----------------------------------------------------------------------------- depth: how far features transfer
+
+# Yosinski, Clune, Bengio & Lipson, "How transferable are features in deep neural networks?" (NeurIPS
+# 2014), section 4: keep the first n layers of a network trained on task A, re-initialise those above,
+# and train on task B, with the n layers frozen ("AnB") or fine-tuned too ("AnB+"). Their findings:
+# frozen transfer falls off as n grows (the upper layers are specific to A, and cutting between
+# co-adapted layers hurts), while fine-tuned transfer stays at or above training from scratch at every n.
+DEPTH_METHODS = {
+    "AnB": "the first n layers keep their ImageNet weights, frozen; the layers above are re-initialised and train",
+    "AnB+": "the same, with the first n layers fine-tuned too",
+    "scratch": "every layer re-initialised and trained (n = 0): the baseline",
+}
+
+
+def depth_cuts(base, count):
+    """``count`` cut points spread evenly over ``base``'s convolution (and dense) layers, as indices into
+    ``base.layers``: a cut at index n keeps ``base.layers[:n]``, as :func:`keras_tl.freezing.freeze_up_to` slices."""
+    weighted = [index for index, layer in enumerate(base.layers)
+                if layer.weights and not isinstance(layer, keras.layers.BatchNormalization)]
+    return [weighted[round(len(weighted) * part / (count + 1))] for part in range(1, count + 1)]
+
+
+def depth_model(source, pretrained, cut, frozen, num_classes, image_size, seed, dropout=0.2):
+    """``(base, model)`` of one depth run: ``source``'s architecture with fresh, seeded initial weights,
+    its first n layers (n: ``cut``, a layer name or an index into ``base.layers``; 0: none) given the
+    weights of ``pretrained`` (the same architecture with ImageNet weights) and frozen when ``frozen``,
+    then the recipe's head (:func:`keras_tl.recipe.build_classifier`).
+
+    BatchNorm trains as from scratch (batch statistics): the re-initialised layers have no statistics
+    to keep; frozen BN layers run in inference mode anyway (Keras does this for a frozen layer).
+    """
+    keras.utils.set_random_seed(seed)
+    base = source.build(weights=None, image_size=image_size)
+    kept = freezing.find_layer(base, cut)
+    for layer, source_layer in zip(base.layers[:kept], pretrained.layers[:kept]):  # the same architecture
+        layer.set_weights(source_layer.get_weights())
+    freezing.freeze_up_to(base, kept if frozen else 0)  # 0: nothing frozen
+    return base, recipe.build_classifier(base, num_classes, dropout=dropout, bn_inference=False)
+
+
+def depth_run(method, source_name, target, image_size, cut, train_per_class, test_per_class, seed, epochs=6,
+              pretrained=None, batch_size=16, learning_rate=1e-3, patience=3, tfds_data_dir=None):
+    """One :data:`DEPTH_METHODS` run on one seeded split: ``{"accuracy", "layers_kept", "cut_layer",
+    "epochs"}``. Training: Adam at ``learning_rate``, early stopping on a fifth of train held out for
+    validation (the best epoch kept). ``pretrained``: the ImageNet base at ``image_size`` (built when None)."""
+    if method not in DEPTH_METHODS:
+        raise ValueError(f"Unknown depth method {method!r}; choose from {', '.join(DEPTH_METHODS)}.")
+    source = sources.get_source(source_name)
+    pretrained = pretrained or source.build("imagenet", image_size=image_size)
+    dataset = data.load_dataset(target, seed=seed, train_per_class=train_per_class, test_per_class=test_per_class,
+                                verbose=False, tfds_data_dir=tfds_data_dir)
+    train_set, validation_set = data.split_validation(dataset.train, 0.2, seed)
+    num_classes = len(dataset.class_names)
+    train, validation, test = data.training_pipelines(
+        source, image_size, {"train": train_set, "validation": validation_set, "test": dataset.test}, num_classes,
+        batch_size, seed=seed)
+    base, model = depth_model(source, pretrained, 0 if method == "scratch" else cut, method == "AnB", num_classes,
+                              image_size, seed)
+    model.compile(optimizer=optimizers.make_optimizer("adam", learning_rate), loss="categorical_crossentropy",
+                  metrics=["accuracy"])
+    with tempfile.TemporaryDirectory(prefix="keras_tl-depth-") as folder:
+        fitted = resumable_fit.fit_stage(model, folder, epochs, train, validation, patience)
+    kept = freezing.find_layer(base, 0 if method == "scratch" else cut)
+    return {"accuracy": float(np.mean(classify.predict_classes(model, test) == dataset.test.labels)),
+            "layers_kept": kept, "cut_layer": base.layers[kept].name, "epochs": fitted["epochs"]}
+
+
+def depth_verdicts(curves, scratch):
+    """The paper's two effects, each one line: does frozen transfer (AnB) fall off from the first cut to the
+    last, and does fine-tuned transfer (AnB+) stay above scratch at every cut? ``curves``:
+    ``{method: {cut: summary}}`` in cut order; ``scratch``: a :func:`summary`."""
+    frozen, tuned = list(curves["AnB"].values()), curves["AnB+"]
+    falls = frozen[-1]["mean"] < frozen[0]["mean"]
+    below = [cut for cut, entry in tuned.items() if entry["mean"] <= scratch["mean"]]
+    return [f"Frozen transfer (AnB) {'falls off' if falls else 'does not fall off'} with depth: "
+            f"{frozen[0]['mean']:.3f} at the first cut, {frozen[-1]['mean']:.3f} at the last.",
+            "Fine-tuned transfer (AnB+) " + ("stays above scratch at every cut" if not below else
+                                             f"is not above scratch at {', '.join(map(str, below))}")
+            + f" (scratch {scratch['mean']:.3f}; AnB+ from {min(e['mean'] for e in tuned.values()):.3f} "
+              f"to {max(e['mean'] for e in tuned.values()):.3f})."]
+
+
+# ----------------------------------------------------------------------------- select: transferability scores
+
+# Each candidate (a source's single layer, L2-normalised, or its FNE: the layers study's SVMs) is
+# scored on each seed's training images (:mod:`keras_tl.transferability`), and each score's ranking of
+# the candidates is compared with the ranking by the linear SVM's test accuracy (Kendall's tau-b).
+FEATURE_SCORES = {"LogME": transferability.logme, "H-score": transferability.h_score}  # on the SVM's features
+PREDICTION_SCORES = {  # on the source's ImageNet probabilities: one value per source, the same for its layers
+    "LEEP": transferability.leep,
+    "NCE": lambda probabilities, labels: transferability.nce(np.argmax(probabilities, axis=1), labels),
+}
+FNE_CANDIDATE = "FNE"
+
+
+def source_probabilities(source_name, target, train_per_class, test_per_class, cache_dir=None, batch_size=32,
+                         verbose=False, strategy=None, tfds_data_dir=None):
+    """The source's ImageNet class probabilities (N x 1000) for the images of :func:`pool_features`'s pool,
+    in the same order, from the source built with its classifier (``include_top=True``) at its training
+    size, cached like features. A source whose top has no weights here raises
+    :class:`~keras_tl.offline.WeightsUnavailableError` (a FileNotFoundError)."""
+    dataset = data.load_dataset(target, seed=0, train_per_class=train_per_class, test_per_class=test_per_class,
+                                verbose=verbose, tfds_data_dir=tfds_data_dir)
+    extractor = extract.FeatureExtractor(source_name, ["predictions"], include_top=True, batch_size=batch_size,
+                                         strategy=strategy)
+    return np.concatenate([extractor.extract(image_set, cache_dir, verbose=verbose)[0]
+                           for image_set in (dataset.train, dataset.test)])
+
+
+def study_layers(pool, step):
+    """The layers a layers study fits: every ``step``-th ``fne`` layer of ``pool``, and the last one."""
+    return sorted(set(pool.layers[::step] + pool.layers[-1:]), key=pool.layers.index)
+
+
+def select_study(pools, probabilities, layers, train_per_class, test_per_class, seeds, verbose=False):
+    """Transferability scores against the linear SVM on one target, over ``seeds``.
+
+    ``pools``: ``{source: Pool}`` of the target; ``probabilities``: ``{source: its ImageNet
+    probabilities of the pool's images}``, None for a source without them (scored by LogME and
+    H-score only); ``layers``: ``{source: the layers to score}``. The accuracies are
+    :func:`layer_study`'s. Returns ``candidates`` (``"source:layer"`` -> its source, layer, depth,
+    ``accuracy`` and ``scores``, each a :func:`summary`), ``tau`` (per score: Kendall's tau-b between
+    its values and the accuracies over the candidates, a :func:`summary` over the seeds; a seed whose
+    scores are all equal has no tau: ``undefined`` counts them) and ``seconds``: the mean seconds a score
+    (post-processing included) or an SVM fit (``"SVM"``) takes per candidate and seed.
+    """
+    candidates, svm_seconds, fits = {}, 0.0, 0
+    for source, pool in pools.items():
+        started = time.perf_counter()
+        study = layer_study(pool, layers[source], train_per_class, test_per_class, seeds, verbose=verbose)
+        svm_seconds += time.perf_counter() - started
+        fits += (len(layers[source]) + 1) * len(seeds)
+        for name, entry in [*study["layers"].items(), (FNE_CANDIDATE, study["fne"])]:
+            candidates[f"{source}:{name}"] = {"source": source, "layer": name, "accuracy": entry,
+                                              "depth": pool.depth.get(name)}
+    names = [*FEATURE_SCORES, *PREDICTION_SCORES]
+    values = {candidate: {score: [] for score in names} for candidate in candidates}
+    seconds = {score: [] for score in names}
+    for seed in seeds:
+        for source, pool in pools.items():
+            train, _ = split_pool(pool.labels, train_per_class, test_per_class, seed)
+            for score, function in PREDICTION_SCORES.items():
+                started = time.perf_counter()
+                value = None if probabilities.get(source) is None else function(probabilities[source][train],
+                                                                               pool.labels[train])
+                seconds[score].append(time.perf_counter() - started)
+                for layer in [*layers[source], FNE_CANDIDATE]:
+                    values[f"{source}:{layer}"][score].append(value)
+            for layer in [*layers[source], FNE_CANDIDATE]:
+                started = time.perf_counter()
+                columns = pool.select("fne" if layer == FNE_CANDIDATE else [layer])
+                step = ABLATION_STEPS["fne" if layer == FNE_CANDIDATE else "l2"]()
+                features = step.fit_transform(pool.features[train][:, columns], pool.labels[train])
+                shared = time.perf_counter() - started  # the SVM's post-processing, shared by the scores
+                for score, function in FEATURE_SCORES.items():
+                    started = time.perf_counter()
+                    values[f"{source}:{layer}"][score].append(function(features, pool.labels[train]))
+                    seconds[score].append(shared + time.perf_counter() - started)
+    for candidate, entry in candidates.items():
+        entry["scores"] = {score: summary(series) for score, series in values[candidate].items()
+                           if None not in series}
+    tau = {score: _tau_summary([_kendall_tau([values[c][score][index] for c in candidates],
+                                             [candidates[c]["accuracy"]["values"][index] for c in candidates])
+                                for index in range(len(seeds))]) for score in names}
+    return {"candidates": candidates, "tau": tau,
+            "seconds": {"SVM": svm_seconds / fits, **{score: float(np.mean(seconds[score])) for score in names}}}
+
+
+def _kendall_tau(scores, accuracies):
+    """Kendall's tau-b of the candidates that have a score; NaN when the scores (or accuracies) are all equal."""
+    pairs = [(score, accuracy) for score, accuracy in zip(scores, accuracies) if score is not None]
+    if len(pairs) < 2:
+        return float("nan")
+    return float(kendalltau(*zip(*pairs)).statistic)
+
+
+def _tau_summary(values):
+    """:func:`summary` of the defined taus (mean and std None when there is none), ``undefined``: the others."""
+    defined = [value for value in values if np.isfinite(value)]
+    entry = summary(defined) if defined else {"mean": None, "std": None, "values": []}
+    return {**entry, "values": [value if np.isfinite(value) else None for value in values],
+            "undefined": len(values) - len(defined)}
+
+
+def tau_verdict(tau):
+    """One phrase for a mean Kendall's tau (None: no tau, every candidate scored the same)."""
+    if tau is None:
+        return "cannot rank: every candidate scored the same"
+    if tau >= 0.6:
+        return "ranks well"
+    if tau >= 0.3:
+        return "ranks roughly"
+    return "does not rank (tau within ±0.3)" if tau > -0.3 else "ranks backwards"
+
+
+SELECT_NOTES = {
+    "LogME": "LogME (You et al. 2021): the mean log evidence per training image of a Bayesian linear model on the "
+             "features the SVM sees; no training, one SVD per candidate.",
+    "H-score": "H-score (Bao et al. 2019): the between-class variance in units of the feature covariance (its "
+               "pseudo-inverse). Where the centred features span all N - 1 directions of the N training images (a "
+               "layer at least that wide, usually) it is C - 1 (C classes) whatever the layer: it cannot tell those "
+               "apart.",
+    "LEEP": "LEEP (Nguyen et al. 2020): how well the source's ImageNet predictions (at its training size, with its "
+            "classifier) predict the target's classes. One value per source: it ranks sources, not layers, so every "
+            "layer of a source ties.",
+    "NCE": "NCE (Tran et al. 2019): -H(target class given the source's top ImageNet class); one value per source, "
+           "as LEEP.",
+}
+
+
+# ----------------------------------------------------------------------------- heads beyond the linear SVM
+
+# The slides: "Linear SVM usually enough; kernel likely to overfit; if target data size allows, 1-3 FC layers".
+HEAD_FEATURES = {"FNE": ("fne", "fne"), "last conv, L2": ("last", "l2")}  # name: (layers, ABLATION_STEPS post)
+HEAD_BASELINE = "linear-svm"
+
+
+def head_fit(pool, layers, post, head, train, test, seed=0):
+    """One head of :data:`classify.CLASSIFIERS` on ``pool``'s ``layers`` after the ``post`` step of
+    :data:`ABLATION_STEPS`: its test and train accuracy, the seconds its fit took, and whether its
+    solver stopped at its iteration cap (a ``ConvergenceWarning``, counted instead of shown).
+
+    A linear head on fewer images than features is fitted in the span of the training rows
+    (:class:`classify.RowSpace`: the same classifier, cheaper)."""
+    columns = pool.select(layers)
+    classifier = classify.make_classifier(ABLATION_STEPS[post](), seed=seed, classifier=head,
+                                          row_space=head in classify.LINEAR and len(train) < len(columns))
+    train_x, test_x = pool.features[train][:, columns], pool.features[test][:, columns]
+    started = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        classifier.fit(train_x, pool.labels[train])
+    seconds = time.perf_counter() - started
+    return {"test": float(accuracy_score(pool.labels[test], classifier.predict(test_x))),
+            "train": float(accuracy_score(pool.labels[train], classifier.predict(train_x))), "seconds": seconds,
+            "capped": any(issubclass(warning.category, ConvergenceWarning) for warning in caught)}
+
+
+def heads_study(pool, shots, test_per_class, seeds, heads=tuple(classify.CLASSIFIERS), verbose=False):
+    """Each head's test accuracy against training images per class, on the FNE and on the last layer
+    (:data:`HEAD_FEATURES`): ``{features: {head: {shots: summary}}}``, each :func:`summary` with the
+    train accuracy (``train``), the fit seconds (``seconds``) and the fits stopped at their cap
+    (``capped``). Every head sees the same seeded splits, so differences between heads are paired."""
+    results = {features: {head: {} for head in heads} for features in HEAD_FEATURES}
+    fits = len(HEAD_FEATURES) * len(heads) * len(shots) * len(seeds)
+    with progress_bar(fits, f"{pool.source} on {pool.target}: head fits", unit="fit", verbose=verbose) as progress:
+        for features, (layers, post) in HEAD_FEATURES.items():
+            for shot in shots:
+                splits = [split_pool(pool.labels, shot, test_per_class, seed) for seed in seeds]
+                for head in heads:
+                    entries = []
+                    for seed, (train, test) in zip(seeds, splits):
+                        entries.append(head_fit(pool, layers, post, head, train, test, seed=seed))
+                        progress.update(1)
+                    results[features][head][int(shot)] = {
+                        **summary([entry["test"] for entry in entries]),
+                        "train": summary([entry["train"] for entry in entries]),
+                        "seconds": summary([entry["seconds"] for entry in entries]),
+                        "capped": sum(entry["capped"] for entry in entries)}
+    return results
+
+
+def head_gain(curves, head, shot, baseline=HEAD_BASELINE):
+    """:func:`summary` of ``head``'s accuracy minus ``baseline``'s at ``shot``, split by split (paired)."""
+    return summary(np.subtract(curves[head][shot]["values"], curves[baseline][shot]["values"]))
+
+
+def gain_verdict(gain):
+    """"better", "worse" or "tie": a paired gain counts when its mean is larger than its spread over seeds."""
+    if abs(gain["mean"]) <= gain["std"] or gain["mean"] == 0:
+        return "tie"
+    return "better" if gain["mean"] > 0 else "worse"
+
+
+def heads_verdicts(curves, baseline=HEAD_BASELINE):
+    """The slides' three claims against one feature set's ``{head: {shots: summary}}``: ``{claim: (here, holds)}``.
+
+    - "linear SVM usually enough": no head is better (:func:`gain_verdict`) at most shot counts;
+    - "kernel likely to overfit": rbf-svm is worse than the linear SVM at the fewest shots;
+    - "1-3 FC layers if the data allows": the fewest shots from which mlp is better at every larger count.
+    """
+    shots = sorted(curves[baseline])
+    verdicts = {}
+    better = {shot: [head for head in curves if head != baseline
+                     and gain_verdict(head_gain(curves, head, shot, baseline)) == "better"] for shot in shots}
+    beaten = [shot for shot in shots if better[shot]]
+    verdicts["linear SVM usually enough"] = (
+        "no head beats it" if not beaten else "beaten at " + "; ".join(
+            f"{shot} ({', '.join(better[shot])})" for shot in beaten) + " images per class",
+        "holds" if 2 * len(beaten) < len(shots) else "does not hold")
+    if "rbf-svm" in curves:
+        kernel = {shot: gain_verdict(head_gain(curves, "rbf-svm", shot, baseline)) for shot in shots}
+        verdicts["kernel likely to overfit"] = (
+            ", ".join(f"{shot}: {verdict}" for shot, verdict in kernel.items()) + " than the linear SVM",
+            "holds" if kernel[shots[0]] == "worse" else "does not hold")
+    if "mlp" in curves:
+        mlp = [gain_verdict(head_gain(curves, "mlp", shot, baseline)) for shot in shots]
+        start = next((shots[i] for i in range(len(shots)) if all(v == "better" for v in mlp[i:])), None)
+        verdicts["1-3 FC layers if the data allows"] = (
+            f"mlp beats the linear SVM from {start} images per class" if start is not None
+            else f"mlp does not beat the linear SVM up to {shots[-1]} images per class",
+            "holds" if start is not None else "does not hold here")
+    return verdicts

@@ -227,3 +227,52 @@ def plot_against_paper(ours, paper, path=None, title="Ours against the paper", a
     axes.grid(alpha=0.3, axis="y")
     axes.legend(fontsize="small", ncols=len(methods), loc="upper center", bbox_to_anchor=(0.5, -0.1))
     return finish_figure(figure, path)
+
+
+def plot_depth(curves, scratch, path=None, title="Transfer against the number of layers kept", ax=None):
+    """Accuracy (mean ± std) against n, the layers kept from the source: one curve per method (Yosinski
+    et al. 2014's AnB, frozen, and AnB+, fine-tuned), the from-scratch baseline as a dashed line and band.
+
+    ``curves`` maps a method to ``{label: {"layers_kept": n, "mean", "std"}}``; ``scratch`` is a summary.
+    """
+    figure, axes = _axes(ax, (7, 4.5))
+    for method, entries in curves.items():
+        points = sorted(entries.values(), key=lambda entry: entry["layers_kept"])
+        axes.errorbar([entry["layers_kept"] for entry in points], [entry["mean"] for entry in points],
+                      yerr=[entry["std"] for entry in points], marker="o", capsize=3, label=method)
+    axes.axhline(scratch["mean"], color="gray", linestyle="--", label="scratch (n = 0)")
+    axes.axhspan(scratch["mean"] - scratch["std"], scratch["mean"] + scratch["std"], color="gray", alpha=0.15)
+    axes.set_xlabel("n: layers kept from ImageNet (the layers above are re-initialised)")
+    axes.set_ylabel("test accuracy")
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize="small")
+    return finish_figure(figure, path)
+
+
+def plot_rank_correlations(taus, path=None, title="Rank correlation of each score with accuracy", ax=None):
+    """Grouped bars: each score's Kendall's tau with the accuracy (mean ± std over seeds), one bar per target.
+
+    ``taus`` maps a target to ``{score: {"mean", "std"}}`` (:func:`keras_tl.experiments.select_study`'s
+    ``tau``); a score without a tau (``mean`` None: every candidate scored the same) gets an "n/a" mark.
+    """
+    scores = list(dict.fromkeys(score for entry in taus.values() for score in entry))
+    width = 0.8 / max(len(taus), 1)
+    figure, axes = _axes(ax, (max(6.0, 1.5 * len(scores) + 2), 4.5))
+    for index, (target, entry) in enumerate(taus.items()):
+        offsets = np.arange(len(scores)) - 0.4 + (index + 0.5) * width
+        means = [entry[score]["mean"] for score in scores]
+        bars = axes.bar(offsets, [0 if mean is None else mean for mean in means], width, label=target,
+                        yerr=[0 if mean is None else entry[score]["std"] for score, mean in zip(scores, means)],
+                        capsize=3)
+        for offset, mean in zip(offsets, means):
+            if mean is None:
+                axes.text(offset, 0.02, "n/a", ha="center", va="bottom", fontsize=8, color=bars[0].get_facecolor())
+    axes.axhline(0, color="black", linewidth=0.8)
+    axes.set_xticks(np.arange(len(scores)), scores)
+    axes.set_ylim(-1, 1)
+    axes.set_ylabel("Kendall's tau with the SVM's accuracy")
+    axes.set_title(title)
+    axes.grid(alpha=0.3, axis="y")
+    axes.legend(fontsize="small")
+    return finish_figure(figure, path)

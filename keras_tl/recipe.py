@@ -40,7 +40,7 @@ import tempfile
 import keras
 import numpy as np
 
-from keras_tl import freezing, lora, optimizers, schedules
+from keras_tl import freezing, l2_sp, lora, optimizers, schedules
 from keras_tl.messages import describe_layers
 from keras_tl.resumable_fit import RestartLoRA, fit_stage
 
@@ -93,6 +93,7 @@ class Recipe:
     ``lr_ratio < 1`` gives discriminative rates over ``lr_groups`` groups; ``lora_rank > 0`` trains
     LoRA factors instead of the unfrozen Conv2D/Dense kernels. ``schedule``: each stage's rate over
     its own steps, ``"constant"``, ``"one-cycle"`` or ``"cosine"`` (:mod:`keras_tl.schedules`).
+    ``l2_sp=(alpha, beta)``: the L2-SP penalty towards the starting weights (:mod:`keras_tl.l2_sp`).
     """
 
     epochs: int = 4
@@ -110,6 +111,7 @@ class Recipe:
     jit_compile: object = "auto"
     seed: int = 0
     schedule: str = "constant"
+    l2_sp: tuple = None
 
     def __post_init__(self):
         for name in ("epochs", "patience", "lr_groups"):
@@ -124,6 +126,9 @@ class Recipe:
             raise ValueError(f"lr_ratio must be > 0 and at most 1; got {self.lr_ratio}.")
         if self.schedule not in schedules.SCHEDULES:
             raise ValueError(f"schedule={self.schedule!r} is not one of {', '.join(schedules.SCHEDULES)}.")
+        self.l2_sp = l2_sp.check_l2_sp(self.l2_sp)
+        if self.l2_sp and self.from_scratch:
+            raise ValueError("l2_sp= pulls the weights towards their pretrained values; from_scratch=True has none.")
 
     @property
     def unfrozen(self):
@@ -199,6 +204,9 @@ def run_stages(model, base, recipe, train, validation, run_dir, targets=(), call
     scope = strategy.scope if strategy is not None else contextlib.nullcontext
     say = print if verbose else (lambda *_, **__: None)
     stages = recipe.stages()
+    if recipe.l2_sp:  # w0: the weights before any stage, kept in run_dir for a resume (keras_tl.l2_sp)
+        with scope():
+            l2_sp.add_l2_sp(model, base, *recipe.l2_sp, reference_path=pathlib.Path(run_dir) / l2_sp.REFERENCE_FILE)
     results = {}
     for number, stage in enumerate(stages, 1):
         with scope():

@@ -61,3 +61,66 @@ def test_row_space_fit_is_the_same_classifier_on_fewer_columns():
     assert rotated.named_steps["row_space"].transform(test_x).shape == (10, 30)
     np.testing.assert_allclose(rotated.decision_function(test_x), plain.decision_function(test_x), atol=1e-9)
     assert plain.named_steps["svm"].n_iter_ == rotated.named_steps["svm"].n_iter_
+
+
+# ----------------------------------------------------------------------------- heads beyond the linear SVM
+
+
+@pytest.mark.parametrize("name", sorted(classify.CLASSIFIERS))
+def test_every_head_fits_and_predicts_separable_features(name):
+    """Each head of the slides' advice learns 3 well-separated blobs: predictions of the right shape,
+    accuracy twice chance (1/3) or better, scores per class from decision_function or predict_proba."""
+    train_x, train_y = _blobs(12)
+    test_x, test_y = _blobs(6, seed=5)
+    classifier = classify.make_classifier(fne.postprocessor("standardise"), classifier=name, seed=0)
+    assert isinstance(classifier, Pipeline) and classifier.steps[0][0] == "postprocess"
+    classifier.fit(train_x, train_y)
+    predicted = classifier.predict(test_x)
+    assert predicted.shape == (18,) and set(predicted) <= {0, 1, 2}
+    assert np.mean(predicted == test_y) >= 2 / 3
+    scores = getattr(classifier, "decision_function" if name in ("linear-svm", "logistic", "rbf-svm")
+                     else "predict_proba")(test_x)
+    assert scores.shape == (18, 3) and np.mean(scores.argmax(axis=1) == predicted) == 1.0
+
+
+def test_heads_are_seeded_and_c_reaches_the_heads_that_have_one():
+    train_x, train_y = _blobs(12)
+    first, second = (classify.make_classifier(classifier="mlp", seed=3).fit(train_x, train_y) for _ in range(2))
+    np.testing.assert_array_equal(first.predict_proba(train_x), second.predict_proba(train_x))
+    assert classify.make_classifier(classifier="logistic", c=0.25).named_steps["logistic"].C == 0.25
+    assert classify.make_classifier(classifier="rbf-svm", c=4.0).named_steps["rbf_svm"].C == 4.0
+    search = classify.make_classifier(classifier="logistic", search_c=True)
+    result = classify.fit_evaluate(search, train_x, train_y, *_blobs(5, seed=3), ["a", "b", "c"])
+    assert result["chosen_c"] in classify.C_GRID and result["accuracy"] == 1.0
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # max_iter=20: on purpose
+def test_mlp_early_stops_on_at_least_one_validation_image_per_class():
+    """2 images per class: MLPClassifier's 20 % would hold out fewer images than classes; one per class is kept."""
+    train_x, train_y = _blobs(2)
+    mlp = classify.EarlyStoppedMLP(validation_fraction=0.1).fit(train_x, train_y)
+    assert mlp.network_.early_stopping and mlp.network_.validation_fraction == pytest.approx(0.5)
+    assert len(mlp.network_.validation_scores_) == mlp.network_.n_iter_
+    single = classify.EarlyStoppedMLP(max_iter=20).fit(train_x[::2], train_y[::2])  # one image per class
+    assert not single.network_.early_stopping and single.predict(train_x).shape == (6,)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"classifier": "linear_svm"}, "Unknown classifier='linear_svm'; choose from linear-svm, .* Did you mean "
+                                   "linear-svm"),
+    ({"classifier": "knn", "search_c": True}, "search_c=True chooses C, and classifier='knn' has none"),
+    ({"classifier": "mlp", "row_space": True}, "row_space=True keeps a linear head's decisions only"),
+])
+def test_bad_heads_are_refused_by_name(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        classify.make_classifier(**kwargs)
+
+
+def test_row_space_keeps_logistic_regression_decisions():
+    rng = np.random.default_rng(1)
+    train_x, test_x = rng.normal(size=(30, 200)), rng.normal(size=(5, 200))
+    train_y = np.repeat(np.arange(3), 10)
+    plain, rotated = (classify.make_classifier(classifier="logistic", row_space=flag).fit(train_x, train_y)
+                      for flag in (False, True))
+    np.testing.assert_allclose(rotated.decision_function(test_x), plain.decision_function(test_x), atol=1e-2)
+    np.testing.assert_array_equal(rotated.predict(test_x), plain.predict(test_x))  # equal up to L-BFGS's tolerance

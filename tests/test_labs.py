@@ -35,9 +35,11 @@ EXPECTED = {
         "check": lambda r: r["analogy_accuracy"] > 0.2 and r["frozen_glove"] >= r["scratch_embedding"],
     },
     "lab4_domain_adaptation": {
-        "figures": ["domains.png", "pca.png", "accuracy.png"],
+        "figures": ["domains.png", "pca.png", "accuracy.png", "dann_curves.png", "colour_domain.png", "methods.png"],
         "check": lambda r: r["in_domain"] > r["source_only"] + 0.2 and r["coral"] > r["source_only"]
-                           and r["covariance_gap_after"] < r["covariance_gap_before"],
+                           and r["covariance_gap_after"] < r["covariance_gap_before"]
+                           and r["dann_target_mean"] > 0.1 and r["dann_target_std"] >= 0
+                           and set(r["coloured"]) == set(r["inverted"]) >= {"source only", "DANN"},
     },
     "lab5_looking_inside": {
         "figures": ["filters.png", "feature_maps.png", "top_images.png", "maximized.png", "feature_in_context.png",

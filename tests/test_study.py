@@ -173,3 +173,39 @@ def test_paper_verdicts_compare_the_fne_gain_over_fc7_in_the_papers_setting():
         "not comparable at this size (64 px, not 224)")
     assert experiments.paper_key("tfds:oxford_flowers102", "x") == "flowers102"
     assert experiments.paper_key("/data/my_folder", "my_folder") == "my_folder"
+
+
+def test_depth_models_keep_exactly_the_first_n_imagenet_layers(imagenet_mobilenet_32):
+    import keras
+
+    from keras_tl import sources
+
+    source, kept = sources.get_source("mobilenet"), 10  # conv1 .. conv_pw_1_relu: ImageNet; conv_pad_2 up: new
+    imagenet = {layer.name: layer.get_weights() for layer in imagenet_mobilenet_32.layers[1:]}  # not the input
+    for frozen in (False, True):  # AnB+, then AnB (trained below)
+        base, model = experiments.depth_model(source, imagenet_mobilenet_32, kept, frozen, 2, 32, seed=0)
+        below, above = base.layers[:kept], [layer for layer in base.layers[kept:] if layer.weights]
+        for layer in below[1:]:
+            assert all(np.array_equal(ours, theirs) for ours, theirs in zip(layer.get_weights(), imagenet[layer.name]))
+        assert all(not np.array_equal(layer.get_weights()[0], imagenet[layer.name][0])
+                   for layer in above)  # re-initialised (BN scale starts at 1 here, ImageNet's does not)
+        assert all(layer.trainable != frozen for layer in below) and all(layer.trainable for layer in above)
+    before = [layer.get_weights() for layer in base.layers]
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="categorical_crossentropy", jit_compile=False)
+    model.fit(np.random.default_rng(0).normal(size=(8, 32, 32, 3)).astype("float32"),
+              keras.utils.to_categorical(np.arange(8) % 2, 2), batch_size=4, epochs=1, verbose=0)
+    changed = [any(not np.array_equal(a, b) for a, b in zip(layer.get_weights(), start))
+               for layer, start in zip(base.layers, before)]
+    assert not any(changed[:kept]) and any(changed[kept:])  # AnB's ImageNet layers stay as they were
+
+
+def test_depth_study_on_a_tiny_grid(tmp_path):
+    results, report = run_study("depth", tmp_path, "--cuts", "conv_dw_3", "--epochs", "1", "--train-per-class", "5")
+    result = results["results"]["animal_mnist"]
+    for method in ("AnB", "AnB+"):
+        assert list(result[method]) == ["conv_dw_3"] and result[method]["conv_dw_3"]["layers_kept"] == 17
+    assert all(0 <= value <= 1 for value in accuracies(result))
+    assert len(result["verdicts"]) == 2 and result["verdicts"][0].startswith("Frozen transfer (AnB)")
+    assert "| n: layers kept | AnB (frozen) | AnB+ (fine-tuned) |" in report and "| 0 (scratch) |" in report
+    assert (tmp_path / "figures" / "depth_animal_mnist.png").stat().st_size > 0
+    assert len(list((tmp_path / "parts").rglob("*.json"))) == 3  # scratch, AnB and AnB+: kept for a rerun

@@ -22,14 +22,15 @@ import pathlib
 import sys
 import time
 
-import keras
 
-from keras_tl import (augment, classify, data, distribute, freezing, lr_finder, messages, optimizers, plots, recipe,
-                      runs, schedules, setup_check)
+from keras_tl import data, messages, runs
 from keras_tl.jobs import cli
-from keras_tl.sources import get_source
-from keras_tl.test_time_augmentation import KINDS as TTA_KINDS
-from keras_tl.test_time_augmentation import tta_model
+
+TTA_KINDS = cli.library_constant("keras_tl.test_time_augmentation", "KINDS")
+OPTIMIZERS = cli.library_constant("keras_tl.optimizers", "OPTIMIZERS")
+SCHEDULES = cli.library_constant("keras_tl.schedules", "SCHEDULES")
+MIX_METHODS = cli.library_constant("keras_tl.augment", "MIX_METHODS")
+STRATEGIES = cli.library_constant("keras_tl.distribute", "STRATEGIES")
 
 MODES = ("head", "partial", "full", "scratch")  # the older --mode, still read: what each means in --unfreeze
 MODE_UNFREEZE = {"head": "none", "full": "all", "scratch": "all"}
@@ -83,6 +84,9 @@ def make_parser():
     how.add_argument("--lora-rank", type=int, default=0, help="train LoRA factors of this rank instead of the "
                      "unfrozen Conv2D/Dense kernels (partial or full; default 0: off)")
     how.add_argument("--lora-alpha", type=float, default=None, help="LoRA scale alpha (default: the rank)")
+    how.add_argument("--l2-sp", type=float, nargs=2, default=None, metavar=("ALPHA", "BETA"),
+                     help="L2-SP (Li et al. 2018): penalty alpha/2 ||w - w0||^2 towards the ImageNet weights and "
+                          "beta/2 ||w||^2 on the new head (the paper: 0.1 0.01; default: off)")
     how.add_argument("--dropout", type=float, default=0.2, help="dropout before the new classifier (default 0.2)")
     fit = parser.add_argument_group("training")
     fit.add_argument("--epochs", type=int, default=4,
@@ -91,12 +95,12 @@ def make_parser():
                      help="partial/full: epochs of the head stage first (0 skips it; default 2)")
     fit.add_argument("--patience", type=int, default=3, help="early stopping patience in epochs (default 3)")
     fit.add_argument("--batch-size", type=int, default=32, help="images per replica per step (default 32)")
-    fit.add_argument("--optimizer", choices=optimizers.OPTIMIZERS, default="adam")
+    fit.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
     fit.add_argument("--learning-rate", type=learning_rate_or_find, default=1e-3, metavar="RATE|find",
                      help="learning rate of the head stage; fine_tune uses a tenth (default 1e-3); find: run the "
                           "range test lr_find on the first stage and use its suggestion (figures/lr_find.png)")
     cli.add_alias(fit, "--lr", "learning_rate", type=learning_rate_or_find)
-    fit.add_argument("--schedule", choices=schedules.SCHEDULES, default="constant",
+    fit.add_argument("--schedule", choices=SCHEDULES, default="constant",
                      help="each stage's rate over its steps: constant (default), one-cycle (Smith & Topin 2018) or "
                           "cosine (with a 10%% warm-up)")
     fit.add_argument("--lr-ratio", type=float, default=1.0, help="discriminative rates: the bottom layer group "
@@ -109,14 +113,15 @@ def make_parser():
     aug.add_argument("--zoom", type=float, default=0.1, help="random zoom, a fraction of the size (0: off)")
     aug.add_argument("--rotation", type=float, default=0.05, help="random rotation, a fraction of a turn (0: off)")
     aug.add_argument("--translation", type=float, default=0.1, help="random shift, a fraction of the size (0: off)")
-    aug.add_argument("--mix", choices=augment.MIX_METHODS, default="none", help="mixup or CutMix of batches")
+    aug.add_argument("--mix", choices=MIX_METHODS, default="none", help="mixup or CutMix of batches")
     aug.add_argument("--mix-alpha", type=float, default=None, help="Beta(alpha, alpha) of the mix "
                      "(default 0.2 for mixup, 1 for cutmix)")
     hardware = parser.add_argument_group("hardware")
-    hardware.add_argument("--strategy", choices=distribute.STRATEGIES, default="auto",
+    hardware.add_argument("--strategy", choices=STRATEGIES, default="auto",
                           help="tf.distribute strategy (default auto: all GPUs of this machine, or the CPU)")
     hardware.add_argument("--mixed-precision", action="store_true", help="mixed_float16 (GPU only)")
-    hardware.add_argument("--jit-compile", action="store_true", help="compile the train step with XLA")
+    hardware.add_argument("--jit-compile", action="store_true",
+                          help="compile the train step with XLA (on a GPU; on a CPU it is slower)")
     out = parser.add_argument_group("output")
     out.add_argument("--tensorboard", action="store_true", help="write TensorBoard logs into the run folder")
     out.add_argument("--tta", choices=TTA_KINDS, default="flip", help="test-time augmentation of the second "
@@ -217,18 +222,23 @@ def choose_run_dir(output_dir, settings):
 
 def recipe_of(args):
     """The :class:`keras_tl.recipe.Recipe` that the training options describe."""
+    from keras_tl import recipe
+
     learning_rate = recipe.Recipe.learning_rate if args.learning_rate == FIND else args.learning_rate  # found later
     return recipe.Recipe(epochs=args.epochs, freeze_epochs=args.freeze_epochs, learning_rate=learning_rate,
                          lr_ratio=args.lr_ratio, lr_groups=args.lr_groups,
                          unfreeze=None if args.unfreeze == "none" else args.unfreeze, freeze_bn=args.freeze_bn,
                          lora_rank=args.lora_rank, lora_alpha=args.lora_alpha, optimizer=args.optimizer,
                          patience=args.patience, from_scratch=args.from_scratch,
-                         jit_compile=True if args.jit_compile else "auto", seed=args.seed, schedule=args.schedule)
+                         jit_compile=True if args.jit_compile else "auto", seed=args.seed, schedule=args.schedule,
+                         l2_sp=args.l2_sp)
 
 
 def compile_first_stage(model, base, settings, targets, strategy):
     """Set what trains in the first stage and compile it at a constant rate, for lr_find and ``--check``
     (the stage compiles again itself; LoRA, which is added once, is left to it)."""
+    from keras_tl import recipe
+
     first = settings.stages()[0]
     if not (first.base_trains and settings.lora_rank):
         with strategy.scope():
@@ -241,6 +251,8 @@ def find_learning_rate(args, model, base, settings, targets, train, run_dir, str
     The test's record goes to ``lr_find.json`` (and its curve to ``figures/lr_find.png``); a resumed
     run reads the suggestion from there instead of testing again.
     """
+    from keras_tl import lr_finder
+
     record_path = run_dir / "lr_find.json"
     if record_path.is_file():
         record = json.loads(record_path.read_text())
@@ -272,6 +284,8 @@ def check_environment(args):
 
 def load_splits(args, strategy):
     """The dataset and its train / validation (held out from train) / test image sets."""
+    from keras_tl import distribute
+
     dataset = data.load_dataset(args.dataset, seed=args.seed, train_per_class=args.train_per_class,
                                 test_per_class=args.test_per_class, verbose=not args.quiet,
                                 tfds_data_dir=args.tfds_data_dir)
@@ -287,6 +301,8 @@ def load_splits(args, strategy):
 def build_model(args, source, image_size, num_classes, settings, strategy):
     """The base, the classifier around it (:func:`keras_tl.recipe.build_model`), the layers the recipe
     tunes, the LoRA targets and the augmentation layers."""
+    from keras_tl import augment, freezing, recipe
+
     with strategy.scope():
         augmentation = None if args.no_augment else augment.augmentation_layers(
             None if args.flip == "none" else args.flip, args.zoom, args.rotation, args.translation, seed=args.seed)
@@ -299,13 +315,16 @@ def build_model(args, source, image_size, num_classes, settings, strategy):
 def print_plan(say, args, run_dir, resuming, source, image_size, dataset, sizes, tuned, targets, augmentation,
                strategy, batch_size, stages):
     """What the run will do, before it starts (the design notes' convention)."""
+    from keras_tl import distribute
+
     mix_alpha = mix_alpha_of(args)
     say(f"{'Resuming' if resuming else 'Fine-tuning'} in {run_dir}")
     say(f"  source:    {source.name} ({'random' if args.from_scratch else 'ImageNet'} weights), "
         f"{image_size}x{image_size} px, {describe_training(args)}")
     say(f"  trains:    {'the head only' if args.unfreeze == 'none' else messages.describe_layers(tuned)}"
         + (f"; LoRA rank {args.lora_rank} on {len(targets)} layers" if args.lora_rank else "")
-        + ("; BatchNorm frozen" if args.freeze_bn else ""))
+        + ("; BatchNorm frozen" if args.freeze_bn else "")
+        + (f"; L2-SP alpha {args.l2_sp[0]:g}, beta {args.l2_sp[1]:g}" if args.l2_sp else ""))
     say(f"  data:      {dataset.name}, {len(dataset.class_names)} classes: {sizes['train']} train, "
         f"{sizes['validation']} validation (held out from train), {sizes['test']} test images")
     say(f"  batches:   {args.batch_size} per replica x {strategy.num_replicas_in_sync} = {batch_size}; "
@@ -318,10 +337,15 @@ def print_plan(say, args, run_dir, resuming, source, image_size, dataset, sizes,
 
 def run(args):
     """The whole job; returns the metrics dict (also written to ``metrics.json``)."""
+    import keras
+    from keras_tl import distribute, freezing, recipe, setup_check
+    from keras_tl.sources import get_source
+
     started = time.perf_counter()
     say = print if not args.quiet else (lambda *_, **__: None)
     check_environment(args)
     strategy = distribute.make_strategy(args.strategy)  # first: multi-worker must precede any TF operation
+    distribute.warn_if_xla_without_gpu(args.jit_compile)
     distribute.set_mixed_precision(args.mixed_precision)
     keras.utils.set_random_seed(args.seed)
     source = get_source(args.source)
@@ -374,6 +398,9 @@ def run(args):
 
 def evaluate_and_save(args, model, test, dataset, results, run_dir, source, sizes):
     """Test accuracy, ``model.keras`` and the figures; the metrics without their cost."""
+    from keras_tl import classify, plots
+    from keras_tl.test_time_augmentation import tta_model
+
     history = []
     for name, result in results.items():
         first_epoch = len(history) + 1

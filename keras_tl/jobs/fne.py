@@ -17,12 +17,16 @@ import os
 import shutil
 import time
 
-import keras
 import numpy as np
 
-from keras_tl import classify, data, distribute, export, extract, messages, plots, runs, setup_check, sources
-from keras_tl.full_network_embedding import DEFAULT_THRESHOLDS, MAX_THRESHOLD, POSTPROCESSING, postprocessor
+from keras_tl import data, messages, runs
 from keras_tl.jobs import cli
+
+DEFAULT_THRESHOLDS = cli.library_constant("keras_tl.full_network_embedding", "DEFAULT_THRESHOLDS")
+MAX_THRESHOLD = cli.library_constant("keras_tl.full_network_embedding", "MAX_THRESHOLD")
+POSTPROCESSING = cli.library_constant("keras_tl.full_network_embedding", "POSTPROCESSING")
+CLASSIFIERS = cli.library_constant("keras_tl.classify", "CLASSIFIERS")
+WITH_C = cli.library_constant("keras_tl.classify", "WITH_C")
 
 EXAMPLES = """examples:
   python -m keras_tl.fne                                  # MobileNet on Animal-MNIST, baseline vs FNE
@@ -52,7 +56,11 @@ def make_parser():
                              "default: last:l2 fne:fne")
     parser.add_argument("--thresholds", type=float, nargs=2, default=DEFAULT_THRESHOLDS, metavar=("LOW", "HIGH"))
     parser.add_argument("--ten-crop", action="store_true", help="average the features of 10 crops per test image")
-    parser.add_argument("--C", dest="c", type=float, default=1.0, help="LinearSVC regularisation (default 1)")
+    parser.add_argument("--classifier", default="linear-svm", metavar="NAME",
+                        help=f"the head on the features: {', '.join(CLASSIFIERS)} (default linear-svm; only a "
+                             "linear-svm run writes model.keras)")
+    parser.add_argument("--C", dest="c", type=float, default=1.0,
+                        help=f"regularisation of {', '.join(WITH_C)} (default 1)")
     parser.add_argument("--search-c", action="store_true", help="choose C by cross-validation on train only")
     parser.add_argument("--shots", type=int, nargs="+", default=None, metavar="K",
                         help="few-shot mode: train on K images per class")
@@ -60,6 +68,7 @@ def make_parser():
     parser.add_argument("--check", action="store_true", help="check the set-up first (input scale, class balance, "
                         "test images copied from train, tiny images): a table and check.json")
     cli.add_scale_options(parser, shard=True)
+    cli.add_engine_option(parser)
     cli.add_output_options(parser, "fne", cache=True)
     return parser
 
@@ -73,6 +82,11 @@ def parse_args(argv=None):
                       repeats=cli.AT_LEAST_ONE, thresholds=cli.within(-MAX_THRESHOLD, MAX_THRESHOLD))
     if not args.thresholds[0] < args.thresholds[1]:
         parser.error(f"--thresholds LOW HIGH needs LOW < HIGH; got {args.thresholds[0]} {args.thresholds[1]}.")
+    if args.classifier not in CLASSIFIERS:
+        parser.error(f"--classifier {args.classifier!r} is not one of {', '.join(CLASSIFIERS)}."
+                     + messages.did_you_mean(args.classifier, CLASSIFIERS))
+    if args.search_c and args.classifier not in WITH_C:
+        parser.error(f"--search-c chooses C, which only {', '.join(WITH_C)} have; got --classifier {args.classifier}.")
     for method in args.methods:
         layers, _, post = method.rpartition(":")
         if not layers or post not in POSTPROCESSING:
@@ -94,6 +108,8 @@ def choose_scale(args):
     cluster (whose chief also joins the parts and trains); the strategy spreads this process's
     extraction over its own machine's devices.
     """
+    from keras_tl import distribute
+
     if args.strategy == "multi-worker":  # first: in Slurm the resolver sets CUDA_VISIBLE_DEVICES
         index, workers = distribute.worker_shard()
         return distribute.make_strategy("auto"), (index, workers), f"worker {index} of {workers}", index == 0
@@ -108,6 +124,9 @@ def choose_scale(args):
 
 def run(args):
     """The whole job: extract once, train one SVM per method, write the run folder; return the metrics."""
+    import keras
+    from keras_tl import distribute, extract, plots, setup_check, sources
+
     strategy, shard, shard_origin, trains = choose_scale(args)
     keras.utils.set_random_seed(args.seed)
     verbose = not args.quiet
@@ -128,7 +147,7 @@ def run(args):
     all_layers = [layer.name for layer in model.layers
                   if any(layer.name in names for names in method_layers.values())]
     extractor = extract.FeatureExtractor(source, all_layers, image_size, weights, args.include_top, args.batch_size,
-                                         model=model, strategy=strategy)
+                                         model=model, strategy=strategy, engine=args.engine)
 
     run_dir = runs.make_run_dir(args.output_dir, "fne")
     if shard is not None and not trains:
@@ -142,7 +161,8 @@ def run(args):
                   f"{image_size}x{image_size} px; {len(all_layers)} layers, {extractor.num_features:,} features "
                   "per image")
             print(f"Data: {dataset.summary()}")
-            print(f"Extraction: {distribute.describe(strategy)}, batches of {args.batch_size} per replica"
+            print(f"Extraction: {distribute.describe(strategy)}, engine {extractor.engine}, batches of "
+                  f"{args.batch_size} per replica"
                   + (f"; part {shard[0]}/{shard[1]} of the images ({shard_origin}) into {args.cache_dir}"
                      if shard else ""))
             print(f"Methods: {', '.join(args.methods)}; output: {run_dir}", flush=True)
@@ -170,17 +190,19 @@ def run(args):
             counts["images_from_cache"] -= part_counts["images_extracted"]
         exported = next((method for method in methods if method[1] == "fne"), methods[-1])
         results = {f"{layers}:{post}": evaluate_method(args, features, dataset, layers, post, method_layers[layers],
-                                                       extractor, run_dir, save_model=(layers, post) == exported)
+                                                       extractor, run_dir, save_model=(layers, post) == exported
+                                                       and args.classifier == "linear-svm")  # export reads a LinearSVC
                    for layers, post in methods}
         images_per_second = (len(dataset.train) + len(dataset.test)) / max(sum(timings.values()), 1e-9)
         if args.shots:
             plots.plot_few_shot({name: result["few_shot"] for name, result in results.items()},
                                 path=run_dir / "figures" / "few_shot.png", title=f"{source.name} on {dataset.name}")
-        metrics = {"methods": results, "extraction_seconds": timings, "extraction_images_per_second": images_per_second,
+        metrics = {"classifier": args.classifier, "methods": results, "extraction_seconds": timings,
+                   "extraction_images_per_second": images_per_second,
                    "train_images": len(dataset.train), "test_images": len(dataset.test),
                    "skipped_files": dataset.skipped, **counts}
         runs.write_json(run_dir / "metrics.json", metrics)
-        print_summary(results, images_per_second, run_dir, args.shots, dataset.skipped)
+        print_summary(results, images_per_second, run_dir, args.shots, dataset.skipped, args.classifier)
         return metrics
 
 
@@ -205,6 +227,8 @@ def extract_splits(args, extractor, dataset, run_dir):
 
 def extract_part(args, extractor, dataset, shard, verbose):
     """Extract part ``shard`` of the train and test images into the cache; the counts, and each split's rows."""
+    from keras_tl import extract
+
     counts = {"images_extracted": 0, "images_from_cache": 0, "rows": {}}
     for split in ("train", "test"):
         image_set = getattr(dataset, split)
@@ -226,12 +250,15 @@ def evaluate_method(args, features, dataset, layers, post, names, extractor, run
 
     With ``save_model``, also save the method as one Keras model (:mod:`keras_tl.export`).
     """
+    from keras_tl import classify, export, extract, plots
+    from keras_tl.full_network_embedding import postprocessor
+
     source = extractor.source
     selected = extractor.columns(names)
     train_x, test_x = features["train"][:, selected], features["test"][:, selected]
     started = time.perf_counter()
     classifier = classify.make_classifier(postprocessor(post, args.thresholds), c=args.c,
-                                          search_c=args.search_c, seed=args.seed)
+                                          search_c=args.search_c, seed=args.seed, classifier=args.classifier)
     result = classify.fit_evaluate(classifier, train_x, dataset.train.labels, test_x, dataset.test.labels,
                                    dataset.class_names)
     result.update(dimensions=len(selected), layers=len(names), seconds=time.perf_counter() - started)
@@ -251,7 +278,7 @@ def evaluate_method(args, features, dataset, layers, post, names, extractor, run
     return result
 
 
-def print_summary(results, images_per_second, run_dir, shots, skipped):
+def print_summary(results, images_per_second, run_dir, shots, skipped, classifier="linear-svm"):
     """The summary table (and the few-shot table), the files skipped and where the run folder is."""
     rows = [[name, result["layers"], result["dimensions"], result["accuracy"], images_per_second, result["seconds"]]
             for name, result in results.items()]
@@ -263,6 +290,9 @@ def print_summary(results, images_per_second, run_dir, shots, skipped):
     if skipped:
         print(f"Skipped {len(skipped)} unreadable file(s), listed in metrics.json: "
               + ", ".join(str(path) for path, _ in skipped[:3]) + (", ..." if len(skipped) > 3 else ""))
+    if classifier != "linear-svm":
+        print(f"No model.keras: the {classifier} head stays in scikit-learn; python -m keras_tl.predict needs a "
+              "run with --classifier linear-svm.")
     print(f"Run folder: {run_dir}")
 
 
