@@ -15,7 +15,6 @@ one rename, with :data:`RECORD` inside, so ``folder`` is either absent or comple
 complete one is never downloaded again.
 """
 import dataclasses
-import hashlib
 import http.client
 import json
 import os
@@ -174,12 +173,12 @@ def _fetch(remote, path, page, verbose):
     """``(path, its SHA-256)``: the checked download of ``remote``, grown in ``path.part`` (resumed where
     one is left) and renamed when its checksum is right."""
     if path.is_file():  # checked on an earlier run, not installed yet
-        return path, _sha256(path)
+        return path, runs.file_digest(path)
     part = path.with_name(path.name + ".part")
     offset = part.stat().st_size if part.exists() else 0
     if remote.size is None or offset < remote.size:
         _stream(remote.url, part, offset, remote.name, page, verbose)
-    actual = _sha256(part)
+    actual = runs.file_digest(part)
     if remote.sha256 is not None and actual != remote.sha256:
         part.unlink()
         raise ValueError(f"{remote.name}: SHA-256 mismatch (expected {remote.sha256}, got {actual}); the download "
@@ -217,14 +216,6 @@ def _stream(url, part, offset, description, page, verbose):
     if total is not None and part.stat().st_size < total:
         raise ConnectionError(f"The connection closed after {runs.readable_size(part.stat().st_size)} of "
                               f"{runs.readable_size(total)} of {url}. Run the same command again: it resumes.")
-
-
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _install(path, remote, staging):

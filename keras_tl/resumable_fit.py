@@ -12,7 +12,6 @@ by its SHA-256), never from a log row alone; log rows of epochs the backup does 
 dropped before training goes on. The recipe (:mod:`keras_tl.recipe`) runs its stages through here.
 """
 import csv
-import hashlib
 import json
 import os
 import pathlib
@@ -25,7 +24,7 @@ import keras
 import numpy as np
 
 from keras_tl import lora
-from keras_tl.runs import atomic_path, write_json
+from keras_tl.runs import atomic_path, file_digest, write_json
 
 EPOCHS_DONE = "keras_tl_epochs_done"  # the backup file's attribute: how many epochs its weights have trained
 
@@ -111,15 +110,6 @@ def landed_best(stage_dir):
         return None
     digest = file_digest(best_path)
     return next((record for record in records if isinstance(record, dict) and record.get("sha256") == digest), None)
-
-
-def file_digest(path):
-    """The SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class AtomicBackup(keras.callbacks.Callback):

@@ -8,6 +8,7 @@ never write into one folder.
 import contextlib
 import datetime
 import errno
+import hashlib
 import json
 import math
 import os
@@ -129,3 +130,12 @@ def make_run_dir(output_dir, job):
     run_dir = pathlib.Path(output_dir)
     (run_dir / "figures").mkdir(parents=True, exist_ok=True)
     return run_dir
+
+
+def file_digest(path):
+    """The SHA-256 of a file, read in chunks (checksums of downloads, best-model records, duplicate images)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

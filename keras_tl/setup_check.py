@@ -33,7 +33,6 @@ import numpy as np
 
 from keras_tl import data, freezing, runs
 from keras_tl.messages import format_table, progress_bar
-from keras_tl.resumable_fit import file_digest
 
 SEVERITIES = ("error", "warning", "info")
 MAX_CLASS_RATIO = 3.0  # largest / smallest class above this: a warning
@@ -191,7 +190,7 @@ def content_hashes(image_set, verbose=False):
     hashes = []
     with progress_bar(len(image_set.paths), "hashing images", verbose=verbose) as bar:
         for path in image_set.paths:
-            hashes.append(file_digest(path))
+            hashes.append(runs.file_digest(path))
             bar.update(1)
     return hashes
 
