@@ -16,14 +16,22 @@ number of questions the two judge differently (expected: 0).
 
     python bench/bench_word_analogies.py                 # the whole set (gensim takes a few minutes)
     python bench/bench_word_analogies.py --every 10      # every 10th question of each section
+
+The BLAS kernels decide the peak and both times, and the bench prints which ones run. This
+project's machines set ``OPENBLAS_CORETYPE=Haswell`` and ``OPENBLAS_L2_SIZE`` for older OpenBLAS
+builds; a current numpy left to itself picks the CPU's own (AVX-512) kernels:
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/bench_word_analogies.py
 """
 import argparse
 import collections
+import os
 import pathlib
 import tempfile
 import time
 
 import numpy as np
+import threadpoolctl
 from gensim.models import KeyedVectors
 
 from keras_tl import messages
@@ -44,6 +52,9 @@ def main(argv=None):
     questions = pathlib.Path(args.questions) if args.questions else evaluation_file("questions-words.txt")
     print(f"Analogy benchmark: {word_vectors.source}, {len(word_vectors):,} words x {word_vectors.vector_size}; "
           f"questions {questions.name} (every {args.every}), restrict_vocab={args.restrict_vocab:,}, 3CosAdd")
+    kernels = ", ".join(f"{info['internal_api']} {info['version']} ({info.get('architecture', '?')} kernels)"
+                        for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas")
+    print(f"BLAS: {kernels}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(not set)')}")
     peak = _matmul_peak(args.repeats)
     print(f"float32 matrix-product peak (4096 x 4096 sgemm, best of {args.repeats}): {peak / 1e9:.1f} GFLOP/s",
           flush=True)

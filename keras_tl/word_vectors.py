@@ -426,8 +426,12 @@ class WordVectors:
             query = unit[positive].sum(axis=1) - unit[negative].sum(axis=1)
             query /= np.maximum(np.linalg.norm(query, axis=1, keepdims=True), np.finfo(np.float32).tiny)
 
+            buffers = {}  # one score array per block size, filled again block after block (no new 4 MB each time)
+
             def scores_of(words):
-                return query @ words.T
+                if len(words) not in buffers:
+                    buffers[len(words)] = np.empty((len(query), len(words)), dtype=np.float32)
+                return np.matmul(query, words.T, out=buffers[len(words)])
         elif method == "3cosmul":
             terms = np.concatenate([positive, negative], axis=1)
             term_vectors = unit[terms.ravel()]
@@ -546,14 +550,15 @@ class WordVectors:
         """gensim's ``ok_vocab``: the first ``size`` words (upper-cased, the first case variant wins)
         mapped to their rows, and ``canonical``, the row that stands for each of those words.
         Words with an all-zero vector are left out."""
-        ok_vocab = {}
-        for row, word in enumerate(self.index_to_key[:size]):
-            if self.norms[row] > 0:
-                ok_vocab.setdefault(word.upper() if case_insensitive else word, row)
+        keys = self.index_to_key[:size]
+        if case_insensitive:
+            keys = [word.upper() for word in keys]
+        rows = np.flatnonzero(self.norms[:size] > 0).tolist()
+        # built in reverse, so that of several case variants the first row is the one that stays
+        ok_vocab = dict(zip([keys[row] for row in reversed(rows)], reversed(rows)))
         if not case_insensitive:
             return ok_vocab, np.arange(size)
-        words = enumerate(self.index_to_key[:size])
-        return ok_vocab, np.array([ok_vocab.get(word.upper(), row) for row, word in words], dtype=np.int64)
+        return ok_vocab, np.fromiter(map(ok_vocab.get, keys, range(size)), dtype=np.int64, count=size)
 
     def _answer_analogies(self, questions, size, method, exclude_inputs, canonical, progress):
         """The answer row for each ``(a, b, c)`` row of ``questions``: the best word for ``b - a + c``.
@@ -562,11 +567,14 @@ class WordVectors:
         releases the GIL in its matrix products and reductions) with BLAS held to one thread
         meanwhile, so the cores never wait for each other. See :meth:`_answer_batch`.
         """
-        batches = [questions[start:start + _BATCH_QUESTIONS] for start in range(0, len(questions), _BATCH_QUESTIONS)]
+        cores = os.cpu_count() or 1
+        n_batches = -(-len(questions) // _BATCH_QUESTIONS)
+        n_batches = -(-n_batches // cores) * cores  # a multiple of the cores, so no core waits at the end
+        batches = [batch for batch in np.array_split(questions, max(n_batches, 1)) if len(batch)]
         answers = [np.empty(0, dtype=np.int64)]
         with messages.progress_bar(len(questions), "analogies", unit="question", verbose=progress) as bar, \
                 threadpoolctl.threadpool_limits(limits=1, user_api="blas"), \
-                concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+                concurrent.futures.ThreadPoolExecutor(max_workers=cores) as pool:
             for best in pool.map(lambda inputs: self._answer_batch(inputs, size, method, exclude_inputs, canonical),
                                  batches):
                 answers.append(best)
@@ -600,8 +608,9 @@ class WordVectors:
 def top_k_rows(score_block, n_queries, size, k, excluded=None, block_rows=None):
     """The ``k`` best of the rows ``0 .. size - 1`` for each of ``n_queries`` queries, best first.
 
-    ``score_block(start, stop)`` returns a new ``(n_queries, stop - start)`` array: the scores of
-    rows ``start`` to ``stop - 1``. The rows are scored ``block_rows`` at a time (by default as many
+    ``score_block(start, stop)`` returns a ``(n_queries, stop - start)`` array that this function may
+    overwrite and that ``score_block`` may fill again on its next call: the scores of rows ``start``
+    to ``stop - 1``. The rows are scored ``block_rows`` at a time (by default as many
     as make 2**20 scores) and each block is merged into a running top ``k``, so only one block of
     scores exists at a time and it stays in the processor's cache (the score matrix of a batch of
     questions against 300,000 words would not). ``excluded``: an ``(n_queries, m)`` array of rows
@@ -620,10 +629,11 @@ def top_k_rows(score_block, n_queries, size, k, excluded=None, block_rows=None):
         if excluded is not None:
             inside = (excluded >= start) & (excluded < stop)
             scores[np.nonzero(inside)[0], excluded[inside] - start] = -np.inf
-        if k == 1:  # the common case, fast: a maximum per query, and the position only where it improved
-            block_best = scores.max(axis=1)
-            improved = np.flatnonzero(block_best > best_scores[:, 0])
-            best_rows[improved, 0] = start + scores[improved].argmax(axis=1)
+        if k == 1:  # the common case, fast: one argmax per query (first of equal scores), kept where it improved
+            block_rows_best = scores.argmax(axis=1)
+            block_best = scores[queries, block_rows_best]
+            improved = block_best > best_scores[:, 0]
+            best_rows[improved, 0] = start + block_rows_best[improved]
             best_scores[improved, 0] = block_best[improved]
             continue
         rows, block_scores = _block_top_k(scores, min(k, stop - start))
