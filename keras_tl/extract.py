@@ -516,7 +516,15 @@ def feature_step(extractor, ten_crop=False, strategy=None):
             return compute(images_or_iterator)
         if strategy is None:
             return compute(next(images_or_iterator)[0])
-        return strategy.gather(strategy.run(compute, args=(next(images_or_iterator)[0],)), axis=0)
+        return strategy.gather(strategy.run(compute_at_least_one, args=(next(images_or_iterator)[0],)), axis=0)
+
+    def compute_at_least_one(images):
+        # an uneven last global batch can leave a replica without images, and oneDNN's convolutions
+        # fail on an empty batch on some CPUs (AVX-512 ones here): such a replica computes one image
+        # of zeros and returns none of it
+        count = tf.shape(images)[0]
+        missing = tf.concat([[tf.maximum(1 - count, 0)], tf.shape(images)[1:]], axis=0)
+        return compute(tf.concat([images, tf.zeros(missing, images.dtype)], axis=0))[:count]
 
     return tf.function(step, reduce_retracing=True)
 
