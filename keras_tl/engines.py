@@ -37,6 +37,10 @@ REQUIREMENTS = {
     "openvino": (("openvino",), "openvino", "openvino", "openvino", "model.xml"),
     "onnxruntime": (("onnxruntime", "tf2onnx", "onnx"), "onnxruntime tf2onnx onnx", "onnx", "onnx", "model.onnx"),
 }
+# how each engine runs a converted model: float32 throughout (on a CPU with bfloat16 units, AVX512-BF16 or
+# AMX, OpenVINO would otherwise run in bfloat16, and features then differ by about 1e-1: a fifth of the
+# FNE codes flipped, measured); part of the feature cache key (keras_tl.extract.FeatureExtractor.cache_key)
+RUN_OPTIONS = {"openvino": {"INFERENCE_PRECISION_HINT": "f32"}, "onnxruntime": {}}
 FASTEST_FIRST = ("onnxruntime", "openvino")  # on a CPU, bench/RESULTS.md ("peers and limits")
 
 
@@ -134,9 +138,7 @@ def compile_model(model, engine, description=(), cache_folder=None, verbose=True
                 print(f"  engine: converting {model.name} for {engine} into {folder}", flush=True)
             convert(model, engine, folder)
     if engine == "openvino":
-        # float32 throughout: on a CPU with bfloat16 units (AVX512-BF16, AMX) OpenVINO would otherwise run
-        # in bfloat16, and features then differ by about 1e-1 (a fifth of the FNE codes flipped, measured)
-        compiled = modules[0].Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        compiled = modules[0].Core().compile_model(str(path), "CPU", RUN_OPTIONS["openvino"])
         return lambda images: compiled(images)[0]
     session = modules[0].InferenceSession(str(path), providers=["CPUExecutionProvider"])
     input_name = session.get_inputs()[0].name

@@ -65,11 +65,11 @@ def build_extractor(model, names):
     outputs = []
     for name in names:
         output = model.get_layer(name).output
-        if len(output.shape) == 4 and None not in output.shape[1:3]:
+        if len(output.shape) == 4 and None in output.shape[1:3]:
+            output = keras.layers.GlobalAveragePooling2D(name=f"{name}_avg")(output)
+        elif len(output.shape) == 4:
             output = keras.layers.AveragePooling2D(pool_size=output.shape[1:3], name=f"{name}_window")(output)
             output = keras.layers.Flatten(name=f"{name}_avg")(output)
-        elif len(output.shape) == 4:
-            output = keras.layers.GlobalAveragePooling2D(name=f"{name}_avg")(output)
         outputs.append(output)
     return keras.Model(model.inputs, outputs, name=f"{model.name}_features")
 
@@ -176,7 +176,8 @@ class FeatureExtractor:
                  bool(ten_crop), image_set.fingerprint(), len(image_set), self.num_features]
         digest = hashlib.sha1(json.dumps(parts, default=str).encode()).hexdigest()[:16]
         if self.engine != "tensorflow":  # TensorFlow's keys stay those of earlier versions
-            digest = hashlib.sha1(json.dumps([digest, self.engine]).encode()).hexdigest()[:16]
+            run = [digest, self.engine, engines.RUN_OPTIONS[self.engine]]  # another precision: another key
+            digest = hashlib.sha1(json.dumps(run).encode()).hexdigest()[:16]
             return f"{self.source.name}-{self.weights}-{self.engine}-{digest}"
         return f"{self.source.name}-{self.weights}-{digest}"
 
@@ -519,20 +520,20 @@ def feature_step(extractor, ten_crop=False, strategy=None):
         return keras_function(compute)
     import tensorflow as tf
 
+    def compute_on_replica(images):
+        # an uneven last global batch can leave a replica without images, and oneDNN's convolutions
+        # fail on an empty batch on some CPUs (AVX-512 ones here): such a replica computes one image
+        # of zeros and returns none of it
+        def from_one_zero_image():
+            return compute(tf.zeros(tf.concat([[1], tf.shape(images)[1:]], axis=0), images.dtype))[:0]
+        return tf.cond(tf.shape(images)[0] > 0, lambda: compute(images), from_one_zero_image)
+
     def step(images_or_iterator):
         if tf.is_tensor(images_or_iterator):
             return compute(images_or_iterator)
         if strategy is None:
             return compute(next(images_or_iterator)[0])
-        return strategy.gather(strategy.run(compute_at_least_one, args=(next(images_or_iterator)[0],)), axis=0)
-
-    def compute_at_least_one(images):
-        # an uneven last global batch can leave a replica without images, and oneDNN's convolutions
-        # fail on an empty batch on some CPUs (AVX-512 ones here): such a replica computes one image
-        # of zeros and returns none of it
-        count = tf.shape(images)[0]
-        missing = tf.concat([[tf.maximum(1 - count, 0)], tf.shape(images)[1:]], axis=0)
-        return compute(tf.concat([images, tf.zeros(missing, images.dtype)], axis=0))[:count]
+        return strategy.gather(strategy.run(compute_on_replica, args=(next(images_or_iterator)[0],)), axis=0)
 
     return tf.function(step, reduce_retracing=True)
 

@@ -630,10 +630,10 @@ def top_k_rows(score_block, n_queries, size, k, excluded=None, block_rows=None):
             inside = (excluded >= start) & (excluded < stop)
             scores[np.nonzero(inside)[0], excluded[inside] - start] = -np.inf
         if k == 1:  # the common case, fast: one argmax per query (first of equal scores), kept where it improved
-            block_rows_best = scores.argmax(axis=1)
-            block_best = scores[queries, block_rows_best]
+            best_columns = scores.argmax(axis=1)
+            block_best = scores[queries, best_columns]
             improved = block_best > best_scores[:, 0]
-            best_rows[improved, 0] = start + block_rows_best[improved]
+            best_rows[improved, 0] = start + best_columns[improved]
             best_scores[improved, 0] = block_best[improved]
             continue
         rows, block_scores = _block_top_k(scores, min(k, stop - start))
