@@ -18,7 +18,8 @@ to keep in mind:
 
 BatchNormalization is special: a frozen BN layer (``trainable = False``) also runs in inference
 mode, using its moving mean and variance instead of the batch's (Ioffe & Szegedy 2015); see
-:func:`freeze_batchnorm`.
+:func:`freeze_batchnorm`. A BN layer trained from its initial statistics on a short run needs a
+short memory for those moving averages: :func:`shorten_batchnorm_memory`.
 
 >>> freeze_all(base)                      # feature extraction: only a new head trains
 >>> freeze_up_to(base, "conv_dw_12")      # layers before conv_dw_12 frozen, the rest trains
@@ -191,6 +192,24 @@ def freeze_batchnorm(model):
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False
     return model
+
+
+# Keras's BatchNormalization averages its statistics with momentum 0.99: a memory of about 100 steps.
+# A BN layer trained from its initial mean 0 and variance 1 on a short run (a few steps per epoch,
+# weights moving fast) still holds mostly those initial values at the end, so in inference mode
+# (validation, test) it normalises with the wrong statistics and every image gets the same class.
+FRESH_BATCHNORM_MOMENTUM = 0.5
+
+
+def shorten_batchnorm_memory(layers, momentum=FRESH_BATCHNORM_MOMENTUM):
+    """Give the BatchNormalization layers among ``layers`` (re-initialised ones) a moving average of
+    ``momentum``, so their inference statistics follow the last few batches (Ioffe & Szegedy 2015,
+    section 3.1: inference uses population statistics, which the moving average only estimates).
+    Call before ``compile``; returns how many layers changed."""
+    changed = [layer for layer in layers if isinstance(layer, keras.layers.BatchNormalization)]
+    for layer in changed:
+        layer.momentum = momentum
+    return len(changed)
 
 
 def parameter_counts(model):

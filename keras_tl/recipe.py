@@ -26,6 +26,8 @@ small dataset give noisy statistics, and a network normalised with statistics it
 training loses what it learned (Ioffe & Szegedy 2015 for BN; the Keras guide for this rule).
 In Keras 3 writing ``base(x, training=False)`` in a functional model is not enough: ``fit``
 overrides it; :class:`keras_tl.freezing.InferenceMode` makes the call instead.
+From scratch, BN trains on batch statistics and its moving averages get a short memory
+(:func:`keras_tl.freezing.shorten_batchnorm_memory`), so that inference sees this run's statistics.
 
 Keras reads ``trainable`` flags when the model is compiled, so every stage recompiles. Each stage
 is fitted by :func:`keras_tl.resumable_fit.fit_stage`, which writes into the run folder as it goes,
@@ -159,6 +161,8 @@ def build_model(model_or_source, num_classes, recipe, image_size=None, augmentat
 
         base = get_source(model_or_source).build(weights=None if recipe.from_scratch else "imagenet",
                                                  include_top=False, image_size=image_size)
+    if recipe.from_scratch:
+        freezing.shorten_batchnorm_memory(base.layers)  # random BN statistics: follow the batches quickly
     model = build_classifier(base, num_classes, augmentation, dropout, bn_inference=not recipe.from_scratch)
     targets = lora.lora_targets(base, recipe.unfrozen, recipe.freeze_bn) if recipe.lora_rank else []
     return base, model, targets

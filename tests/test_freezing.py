@@ -136,6 +136,21 @@ def test_trainable_batchnorm_does_update_its_statistics():
     assert not np.allclose(moving_mean, model.get_layer("block1_bn").moving_mean.numpy())
 
 
+def test_a_short_batchnorm_memory_catches_up_with_the_data_in_a_few_steps():
+    # Inputs of mean 5 and variance 4: after 8 steps, Keras's momentum 0.99 still holds mostly the initial
+    # mean 0 and variance 1, so inference mode would normalise wrongly; momentum 0.5 has caught up.
+    x = np.random.default_rng(0).normal(5.0, 2.0, size=(64, 4)).astype("float32")
+    layers = {momentum: keras.layers.BatchNormalization() for momentum in (0.99, 0.5)}
+    assert freezing.shorten_batchnorm_memory([layers[0.5], keras.layers.Dense(2)]) == 1  # the BN layer only
+    assert layers[0.5].momentum == freezing.FRESH_BATCHNORM_MOMENTUM == 0.5 and layers[0.99].momentum == 0.99
+    for layer in layers.values():
+        for batch in np.split(x, 8):
+            layer(batch, training=True)
+    np.testing.assert_allclose(layers[0.5].moving_mean.numpy(), x.mean(0), atol=0.6)
+    np.testing.assert_allclose(layers[0.5].moving_variance.numpy(), x.var(0), rtol=0.5)
+    assert np.all(layers[0.99].moving_mean.numpy() < 0.5) and np.all(layers[0.99].moving_variance.numpy() < 1.3)
+
+
 def test_freeze_batchnorm_reaches_into_nested_models():
     base = small_cnn()
     inputs = keras.Input((16, 16, 3))
