@@ -663,6 +663,7 @@ def training_pipelines(source, image_size, splits, num_classes, batch_size=32, m
                        shard=False):
     """tf.data pipelines for train (shuffled, optionally mixed), validation and test of ``splits``;
     labels one-hot for train and validation (mixup and CutMix make soft labels), integers for test.
+    Without a ``"validation"`` split (a fixed schedule) the validation pipeline is None.
 
     ``shard``: split the training data across the workers of a multi-worker strategy.
     """
@@ -677,7 +678,9 @@ def training_pipelines(source, image_size, splits, num_classes, batch_size=32, m
         return make_pipeline(image_set, image_size, source.preprocess_input, batch_size, shuffle=shuffle, seed=seed)
 
     train = augment.mix_batches(pipeline(splits["train"], shuffle=True).map(one_hot), mix, mix_alpha, seed)
-    validation = pipeline(splits["validation"]).map(one_hot)
+    validation = pipeline(splits["validation"]).map(one_hot) if "validation" in splits else None
     if shard:
-        train, validation = distribute.shard_by_data(train), distribute.shard_by_data(validation)
-    return train.prefetch(tf.data.AUTOTUNE), validation.prefetch(tf.data.AUTOTUNE), pipeline(splits["test"])
+        train = distribute.shard_by_data(train)
+        validation = distribute.shard_by_data(validation) if validation is not None else None
+    return (train.prefetch(tf.data.AUTOTUNE), validation.prefetch(tf.data.AUTOTUNE) if validation is not None else None,
+            pipeline(splits["test"]))

@@ -65,6 +65,7 @@ def test_heads_study_on_a_tiny_grid(tmp_path, cache_dir):
                 assert entry["seconds"]["mean"] > 0
     report = (run_dir / "report.md").read_text()
     assert "| head | 2 | 3 | train accuracy at 3 | fit s at 3 | fits at the iteration cap |" in report
+    assert "32 px; 2, 3 train and 2 test images per class" in report  # the shots, not --train-per-class
     assert all(f"| {head} | " in report for head in classify.CLASSIFIERS)
     assert report.count("| claim (slides) | here | holds? |") == 2 and "| kernel likely to overfit |" in report
     assert "Linear SVMs (LinearSVC, C=1)" not in report  # that line counts the other studies' SVM fits
@@ -89,5 +90,6 @@ def test_heads_verdicts_follow_paired_gains():
         "worse", "tie", "tie"]
     verdicts = experiments.heads_verdicts(given)
     assert verdicts["kernel likely to overfit"][1] == "holds"
+    assert verdicts["kernel likely to overfit"][0] == "rbf-svm against the linear SVM: worse at 5, tie at 20, tie at 50"
     assert verdicts["1-3 FC layers if the data allows"] == ("mlp beats the linear SVM from 20 images per class", "holds")
     assert verdicts["linear SVM usually enough"] == ("beaten at 20 (mlp); 50 (mlp) images per class", "does not hold")

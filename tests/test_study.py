@@ -178,7 +178,7 @@ def test_paper_verdicts_compare_the_fne_gain_over_fc7_in_the_papers_setting():
 def test_depth_models_keep_exactly_the_first_n_imagenet_layers(imagenet_mobilenet_32):
     import keras
 
-    from keras_tl import sources
+    from keras_tl import freezing, sources
 
     source, kept = sources.get_source("mobilenet"), 10  # conv1 .. conv_pw_1_relu: ImageNet; conv_pad_2 up: new
     imagenet = {layer.name: layer.get_weights() for layer in imagenet_mobilenet_32.layers[1:]}  # not the input
@@ -190,6 +190,8 @@ def test_depth_models_keep_exactly_the_first_n_imagenet_layers(imagenet_mobilene
         assert all(not np.array_equal(layer.get_weights()[0], imagenet[layer.name][0])
                    for layer in above)  # re-initialised (BN scale starts at 1 here, ImageNet's does not)
         assert all(layer.trainable != frozen for layer in below) and all(layer.trainable for layer in above)
+        momenta = {layer.momentum for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization)}
+        assert momenta == {freezing.FRESH_BATCHNORM_MOMENTUM}  # statistics that follow a short run's batches
     before = [layer.get_weights() for layer in base.layers]
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss="categorical_crossentropy", jit_compile=False)
     model.fit(np.random.default_rng(0).normal(size=(8, 32, 32, 3)).astype("float32"),

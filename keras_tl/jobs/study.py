@@ -64,7 +64,8 @@ def make_parser():
     parser.add_argument("--layer-step", type=int, default=None, help="layers, select: every Nth fne layer (default 3; "
                         "--full 1); the last layer is always in")
     parser.add_argument("--epochs", type=int, default=None, help="tradeoff: epochs of training, after 2 "
-                        "epochs of the new head for fine-tuning; early stopping with patience 3 (default 8)")
+                        "epochs of the new head for fine-tuning; early stopping with patience 3 (default 8); "
+                        "depth: the fixed epochs of every run (default 6; --full 20)")
     parser.add_argument("--methods", nargs="+", choices=list(TRADEOFF_METHODS),
                         default=list(TRADEOFF_METHODS), help="tradeoff: the methods (default: all)")
     parser.add_argument("--cuts", nargs="+", type=layer_or_index, default=None, metavar="LAYER|INDEX",
@@ -264,7 +265,7 @@ def report_depth(args, targets, seeds, run_dir, verbose):
     for cut in cuts:
         freezing.find_layer(pretrained, cut)  # an unknown layer is an error now, with the close names
     parts = run_dir / "parts" / (f"depth-{source.name}-{args.image_size}px-{args.train_per_class}+"
-                                 f"{args.test_per_class}-per-class-{args.epochs}-epochs")
+                                 f"{args.test_per_class}-per-class-{args.epochs}-fixed-epochs")
     grid = [("scratch", 0)] + [(method, cut) for cut in cuts for method in ("AnB", "AnB+")]
     results, sections = {}, []
     with messages.progress_bar(len(targets) * len(grid) * len(seeds), "runs", unit="run", verbose=verbose) as bar:
@@ -292,7 +293,7 @@ def report_depth(args, targets, seeds, run_dir, verbose):
                     for layer, entry in result["AnB"].items()]
             rows.append(["0 (scratch)", mean_std(result["scratch"]), mean_std(result["scratch"])])
             sections.append((f"{source.name} on {target}: the first n layers from ImageNet, frozen (AnB) or fine-tuned "
-                             f"(AnB+), up to {args.epochs} epochs", ["n: layers kept", "AnB (frozen)",
+                             f"(AnB+), {args.epochs} epochs", ["n: layers kept", "AnB (frozen)",
                                                                       "AnB+ (fine-tuned)"], rows, figure))
             sections.append((f"{source.name} on {target}: Yosinski et al. 2014's two effects", ["verdict"],
                              [[line] for line in result["verdicts"]], None))
@@ -470,9 +471,10 @@ def write_report(run_dir, args, targets, missing, seeds, sections, fits=(0, 0)):
     ``fits``: ``(SVM fits, those stopped at liblinear's pass cap)``, said under the settings."""
     from keras_tl import classify, experiments
 
+    train = ", ".join(map(str, sorted(args.shots))) if args.study == "heads" else args.train_per_class or "all"
     lines = [f"# Study: {args.study}", "", f"Command: `{args.command}`", "",
              f"Sources: {', '.join(args.source)}. Targets: {', '.join(targets)}. Images: {args.image_size} px; "
-             f"{args.train_per_class or 'all'} train and {args.test_per_class or 'all'} test images per class "
+             f"{train} train and {args.test_per_class or 'all'} test images per class "
              "(fewer where a class has fewer)." + ("" if args.study == "paper" else f" Every number: mean ± std over "
                                                    f"{len(seeds)} seeded split(s), seeds {seeds}."), ""]
     lines += [f"Not available here, skipped: {name} ({reason})." for name, reason in missing.items()]
