@@ -155,7 +155,9 @@ def test_paper_study_on_course_layouts(tmp_path, cache_dir, monkeypatch):
     assert f"| {100 * caltech101['mean']:.1f} ± {100 * caltech101['std']:.1f} (—) |" in report  # two seeds
     verdicts = [line for line in report.splitlines() if "not comparable at this size" in line]
     assert [line.split(" | ")[0] for line in verdicts] == ["| mit67", "| dtd", "| caltech101"]
-    assert "(paper: +11.1)" in verdicts[0] and "(paper: —)" in verdicts[1]
+    assert "(paper: +11.1; slides' average: +4.2)" in verdicts[0]
+    assert "(paper: —; slides' average: +4.2)" in verdicts[1]
+    assert "+2.9 points over fc6 and +4.2 over fc7" in report  # the slides' numbers beside ours
     assert (run_dir / "figures" / "paper_mobilenet.png").stat().st_size > 0
 
 
@@ -166,8 +168,9 @@ def test_paper_verdicts_compare_the_fne_gain_over_fc7_in_the_papers_setting():
     assert experiments.paper_setting_differences("VGG16", "imagenet", None, None, None) == []
     paper = {"fc6": 50.0, "fc7": 52.0, "fne": 55.0}
     assert experiments.paper_verdict(result(0.60, 0.65, paper)) == (
-        "FNE beats fc7 by +5.0 points (paper: +3.0): reproduced")
-    assert experiments.paper_verdict(result(0.60, 0.58, paper)).endswith("(paper: +3.0): not reproduced")
+        "FNE beats fc7 by +5.0 points (paper: +3.0; slides' average: +4.2): reproduced")
+    assert experiments.paper_verdict(result(0.60, 0.58, paper)).endswith(
+        "(paper: +3.0; slides' average: +4.2): not reproduced")
     assert "no paper number" in experiments.paper_verdict(result(0.60, 0.65, {}))
     assert experiments.paper_verdict(result(0.60, 0.65, paper), ["64 px, not 224"]).endswith(
         "not comparable at this size (64 px, not 224)")

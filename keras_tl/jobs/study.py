@@ -495,7 +495,9 @@ def write_report(run_dir, args, targets, missing, seeds, sections, fits=(0, 0)):
                       f"{seeds}; "
                       "a dataset with one published split gives one number. In brackets: the paper's number, or "
                       "— where it is not recorded (keras_tl.experiments.PAPER_RESULTS). Verdict: the FNE's gain "
-                      "over fc7 against the paper's; comparable only in the paper's setting (--full: VGG16 with "
+                      "over fc7 against the paper's and the slides' (the slides sum the paper up as "
+                      f"+{experiments.SLIDES_FC6_GAIN} points over fc6 and +{experiments.SLIDES_FC7_GAIN} over fc7 "
+                      "on tasks close to ImageNet); comparable only in the paper's setting (--full: VGG16 with "
                       "ImageNet weights, 224 px, every image)."]
     for title, headers, rows, figure in sections:
         lines += ["", f"## {title}", "", markdown_table(headers, rows)]
