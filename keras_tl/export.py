@@ -1,16 +1,18 @@
-"""One Keras model from an FNE run: backbone, pooling, post-processing and the linear SVM together.
+"""One Keras model from an FNE run: backbone, pooling, post-processing and the linear head together.
 
-The FNE job trains a scikit-learn pipeline (post-processing -> ``LinearSVC``) on pooled features.
-:func:`fne_model` joins it to the network that made the features, so the whole classifier is
-one ``.keras`` file that Keras alone can load and serve:
+The FNE job trains a scikit-learn pipeline (post-processing -> a linear head, ``LinearSVC`` or
+``LogisticRegression``) on pooled features. :func:`fne_model` joins it to the network that made
+the features, so the whole classifier is one ``.keras`` file that Keras alone can load and serve:
 
-``images -> backbone -> per-layer global average pooling -> concatenation -> svm_head``
+``images -> backbone -> per-layer global average pooling -> concatenation -> linear_head``
 
-where ``svm_head`` is ``[FullNetworkEmbedding | UnitNormalization] -> Dense``, the Dense layer
-holding the SVM's ``coef_.T`` and ``intercept_``; its outputs are the SVM decision scores
-(Cortes & Vapnik 1995: one-vs-rest, the largest score wins). A binary SVM has one score ``s``
-for the second class; the model returns ``[-s, s]`` so that ``argmax`` picks the class as
-scikit-learn does.
+where ``linear_head`` is ``[FullNetworkEmbedding | UnitNormalization] -> Dense``, the Dense layer
+holding the head's ``coef_.T`` and ``intercept_``. For the SVM its outputs are the decision
+scores (Cortes & Vapnik 1995: one-vs-rest, the largest score wins); for logistic regression a
+softmax makes them its class probabilities (multinomial: ``predict_proba`` is the softmax of the
+decision scores). A binary head has one score ``s`` for the second class; the model returns
+``[-s, s]`` (SVM) or the softmax of ``[0, s]`` (logistic: ``[1 - sigmoid(s), sigmoid(s)]``), so that
+``argmax`` picks the class as scikit-learn does.
 
 The model takes the source's *preprocessed* images (``source.preprocess_input`` of RGB 0..255),
 as a fine-tuned run's ``model.keras`` does; :func:`keras_tl.trained.load_run` applies it.
@@ -19,8 +21,10 @@ size, method) into the run folder.
 """
 import keras
 import numpy as np
+from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.preprocessing import Normalizer
+from sklearn.svm import LinearSVC
 
 from keras_tl import runs
 from keras_tl.full_network_embedding import FNETransformer
@@ -31,10 +35,25 @@ def _fitted_pipeline(classifier):
     return classifier.best_estimator_ if isinstance(classifier, GridSearchCV) else classifier
 
 
-def svm_head(classifier, width, name="svm_head"):
-    """``features -> post-processing -> Dense(SVM)``: a fitted pipeline as a Keras model of ``width`` inputs."""
+SCORES = {LinearSVC: "svm score", LogisticRegression: "probability"}  # what each exported head outputs
+
+
+def head_scores(classifier):
+    """What the exported model of ``classifier`` outputs: "svm score" or "probability"; a ``ValueError``
+    for a head that is not linear (only :data:`SCORES`' heads become a Dense layer)."""
+    head = _fitted_pipeline(classifier).steps[-1][1]
+    if type(head) not in SCORES:
+        raise ValueError(f"Cannot export a {type(head).__name__} head: only a linear one (LinearSVC, "
+                         "LogisticRegression) is a Dense layer; its pipeline stays in scikit-learn.")
+    return SCORES[type(head)]
+
+
+def linear_head(classifier, width, name="linear_head"):
+    """``features -> post-processing -> Dense``: a fitted pipeline with a linear head as a Keras model of
+    ``width`` inputs (decision scores of a LinearSVC, class probabilities of a LogisticRegression)."""
+    probabilities = head_scores(classifier) == "probability"
     pipeline = _fitted_pipeline(classifier)
-    postprocess, svm = pipeline.named_steps["postprocess"], pipeline.named_steps["svm"]
+    postprocess, (step, head) = pipeline.named_steps["postprocess"], pipeline.steps[-1]
     inputs = keras.Input((width,), name="features")
     features = inputs
     if isinstance(postprocess, FNETransformer):
@@ -43,32 +62,34 @@ def svm_head(classifier, width, name="svm_head"):
         features = keras.layers.UnitNormalization(name="l2")(features)
     elif postprocess not in ("passthrough", None):
         raise ValueError(f"Cannot export the post-processing {postprocess!r}: only FNE, standardise, l2 and none.")
-    kernel, bias = svm.coef_.T, svm.intercept_
-    if kernel.shape[1] == 1:  # binary: one score s for classes[1]; outputs [-s, s]
-        kernel, bias = np.concatenate([-kernel, kernel], axis=1), np.concatenate([-bias, bias])
-    dense = keras.layers.Dense(kernel.shape[1], name="svm")
+    kernel, bias = head.coef_.T, head.intercept_
+    if kernel.shape[1] == 1:  # binary: one score s for classes[1]; outputs [-s, s], or softmax([0, s])
+        low = np.zeros_like if probabilities else np.negative
+        kernel, bias = np.concatenate([low(kernel), kernel], axis=1), np.concatenate([low(bias), bias])
+    dense = keras.layers.Dense(kernel.shape[1], activation="softmax" if probabilities else None, name=step)
     outputs = dense(features)
     dense.set_weights([kernel.astype("float32"), bias.astype("float32")])
     return keras.Model(inputs, outputs, name=name)
 
 
-def fne_model(extractor, classifier, name="fne_svm"):
+def fne_model(extractor, classifier, name="fne_classifier"):
     """The whole FNE classifier: the :class:`~keras_tl.extract.FeatureExtractor`'s pooled layers joined,
-    then :func:`svm_head`.
+    then :func:`linear_head`.
 
     ``classifier`` is the fitted pipeline (or grid search) trained on ``extractor``'s features, in
     its column order.
     """
     outputs = extractor.pooled_model.outputs
     joined = keras.layers.Concatenate(name="joined")(outputs) if len(outputs) > 1 else outputs[0]
-    return keras.Model(extractor.model.inputs, svm_head(classifier, extractor.num_features)(joined), name=name)
+    return keras.Model(extractor.model.inputs, linear_head(classifier, extractor.num_features)(joined), name=name)
 
 
-def save_fne_model(model, run_dir, class_names, source, image_size, method):
-    """Write ``model.keras`` and ``model.json`` (what :func:`keras_tl.trained.load_run` needs) atomically."""
+def save_fne_model(model, run_dir, class_names, source, image_size, method, scores="svm score"):
+    """Write ``model.keras`` and ``model.json`` (what :func:`keras_tl.trained.load_run` needs) atomically;
+    ``scores``: what the model outputs (:func:`head_scores`)."""
     with runs.atomic_path(run_dir / "model.keras") as temporary:
         model.save(temporary)
     runs.write_json(run_dir / "model.json", {
         "kind": "fne", "method": method, "class_names": list(class_names), "source": source,
-        "image_size": int(image_size), "scores": "svm decision scores",
+        "image_size": int(image_size), "scores": scores,
         "preprocessing": f"{source} preprocess_input on RGB 0..255, applied before the model"})

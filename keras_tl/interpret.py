@@ -11,11 +11,11 @@ its true and predicted class, its scores and its loss. Then, with fastai's names
   :meth:`~Interpretation.plot_per_class_accuracy`, :meth:`~Interpretation.plot_confusion_matrix`;
 - :meth:`~Interpretation.write_csv`: the likely mislabelled and the most uncertain images, to check by hand.
 
-Scores and losses depend on the run's kind:
+Scores and losses depend on what the run's model outputs (its ``score_name``):
 
-- a ``fine_tune`` run scores with softmax probabilities; the loss is the cross-entropy
-  ``-log p(true class)``, as in training;
-- an ``fne`` run scores with the linear SVM's decision values (no probabilities); the loss is
+- probabilities (a ``fine_tune`` run, or an ``fne`` run with a logistic head): the loss is the
+  cross-entropy ``-log p(true class)``, as in training;
+- an ``fne`` run's linear SVM decision values (no probabilities): the loss is
   the multi-class margin ``max over the other classes of their score - score(true class)``
   (Crammer & Singer 2001): above 0 for a wrong image (how far the predicted class beats the true
   one: "confidently wrong"), below 0 for a right one (how far the true class is ahead).
@@ -129,7 +129,7 @@ class Interpretation:
         self.scores = self._predict(batch_size, verbose)
         self.predicted = np.argmax(self.scores, axis=1)
         true_scores = self.scores[np.arange(len(self.scores)), self.true_labels]
-        if model.kind == "fine_tune":
+        if self.score_name == "probability":
             self.losses = -np.log(np.clip(true_scores, CROSS_ENTROPY_EPSILON, 1.0))
         else:
             others = self.scores.copy()

@@ -7,7 +7,8 @@ input size and its preprocessing, so new images need nothing else.
 - a ``fine_tune`` run (``config.json``, ``metrics.json``, ``model.keras``) scores classes with
   softmax probabilities;
 - an ``fne`` run (``model.json``, ``metrics.json``, ``model.keras``, see :mod:`keras_tl.export`)
-  scores them with the linear SVM's decision values (not probabilities: larger is more likely).
+  scores them with the linear SVM's decision values (not probabilities: larger is more likely),
+  or with probabilities when its head is logistic regression (``model.json``'s ``scores``).
 
 >>> trained = load_run("runs/fine_tune-20260101-120000")
 >>> trained.top_k(["photo.jpg"], k=3)   # [[("cat", 0.91), ("dog", 0.05), ("cow", 0.02)]]
@@ -23,13 +24,14 @@ import numpy as np
 
 from keras_tl import data, engines, sources
 
-SCORE_NAMES = {"fine_tune": "probability", "fne": "svm score"}
+SCORE_NAMES = ("probability", "svm score")  # what a run's model outputs
 
 
 @dataclasses.dataclass
 class TrainedModel:
     """A trained classifier and what it needs: ``classes``, ``source`` (a :class:`~keras_tl.sources.Source`),
-    ``image_size``, ``kind`` ("fine_tune" or "fne") and the Keras ``model`` (which takes preprocessed images).
+    ``image_size``, ``kind`` ("fine_tune" or "fne"), ``score_name`` (what the model outputs: "probability",
+    or "svm score" for an fne run with a linear SVM) and the Keras ``model`` (which takes preprocessed images).
 
     ``engine`` runs :meth:`predict`: ``"tensorflow"``, or ``"openvino"`` / ``"onnxruntime"`` (the model
     converted once, see :mod:`keras_tl.engines`)."""
@@ -40,13 +42,9 @@ class TrainedModel:
     source: sources.Source
     image_size: int
     run_dir: pathlib.Path
+    score_name: str = "probability"
     engine: str = "tensorflow"
     _engine_run: object = dataclasses.field(default=None, init=False, repr=False, compare=False)
-
-    @property
-    def score_name(self):
-        """What the scores are: "probability" (fine_tune) or "svm score" (fne)."""
-        return SCORE_NAMES[self.kind]
 
     def load_images(self, images):
         """``images`` as a float32 RGB batch in 0..255 at the run's size, the way the jobs' pipelines make it.
@@ -123,6 +121,7 @@ def load_run(run_dir):
     kind = run_kind(run_dir)
     info_path = run_dir / ("model.json" if kind == "fne" else "config.json")
     source, image_size, classes = read_run_info(info_path, kind)
+    score_name = read_score_name(info_path) if kind == "fne" else "probability"
     model_path = run_dir / "model.keras"
     model = load_keras_model(model_path)
     outputs = getattr(model, "output_shape", None)
@@ -132,7 +131,7 @@ def load_run(run_dir):
     if outputs[1] != len(classes):
         raise ValueError(f"{info_path} lists {len(classes)} class_names, but the model in {model_path} has "
                          f"{outputs[1]} outputs; the two files are from different runs.")
-    return TrainedModel(model, kind, classes, source, image_size, run_dir)
+    return TrainedModel(model, kind, classes, source, image_size, run_dir, score_name)
 
 
 def read_run_info(path, kind):
@@ -162,6 +161,13 @@ def read_run_info(path, kind):
         raise ValueError(f"{path}, field class_names: each class should be named once; "
                          f"{', '.join(map(repr, repeated))} appear more than once.")
     return source, image_size, classes
+
+
+def read_score_name(path):
+    """What an fne run's model outputs, from its ``model.json``: one of :data:`SCORE_NAMES` (runs written
+    before logistic heads were exported say "svm decision scores": an SVM's)."""
+    scores = json.loads(path.read_text()).get("scores")
+    return scores if scores in SCORE_NAMES else "svm score"
 
 
 def _field(info, path, keys):

@@ -2,9 +2,10 @@
 feature set, and ``study heads`` on a tiny grid."""
 import json
 
+import numpy as np
 import pytest
 
-from keras_tl import classify, experiments
+from keras_tl import classify, experiments, trained
 from keras_tl.jobs import fne, study
 
 TINY_FNE = ["--weights", "none", "--image-size", "32", "--train-per-class", "4", "--test-per-class", "2",
@@ -29,10 +30,14 @@ def test_fne_job_fits_each_head_on_the_cached_features(tmp_path, cache_dir, caps
         result = metrics["methods"]["last:l2"]
         assert sum(map(sum, result["confusion_matrix"])) == 20 and 0 <= result["accuracy"] <= 1
         accuracies[name] = result["accuracy"]
-        assert (run_dir / "model.keras").exists() == (name == "linear-svm")  # only a LinearSVC is exported
+        assert (run_dir / "model.keras").exists() == (name in classify.LINEAR)  # a Dense layer holds a linear head
         out = capsys.readouterr().out
-        assert ("No model.keras: the " + name + " head stays in scikit-learn" in out) == (name != "linear-svm")
+        assert ("No model.keras: the " + name + " head stays in scikit-learn" in out) == (name not in classify.LINEAR)
     assert len(set(accuracies.values())) > 1  # different heads: not all the same classifier
+    logistic, svm = (trained.load_run(tmp_path / name) for name in ("logistic", "linear-svm"))
+    assert (logistic.score_name, svm.score_name) == ("probability", "svm score")
+    images = np.zeros((3, 32, 32, 3), np.float32)
+    np.testing.assert_allclose(logistic.predict(images).sum(axis=1), 1, rtol=1e-5)  # the softmax of the head
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -43,6 +43,34 @@ def photos(tmp_path_factory):
     return folder
 
 
+@pytest.mark.parametrize("classes", [2, 4])
+@pytest.mark.parametrize("classifier", ["linear-svm", "logistic"])
+def test_a_linear_head_exports_as_a_dense_layer_with_scikit_learn_numbers(classifier, classes):
+    from keras_tl import export
+
+    rng = np.random.default_rng(0)
+    train_x, test_x = rng.normal(size=(40, 12)).astype("float32"), rng.normal(size=(9, 12)).astype("float32")
+    labels = np.arange(40) % classes
+    pipeline = classify.make_classifier(postprocessor("fne"), classifier=classifier).fit(train_x, labels)
+    outputs = export.linear_head(pipeline, 12).predict(test_x, verbose=0)
+    if classifier == "logistic":  # class probabilities, also for two classes ([1 - sigmoid(s), sigmoid(s)])
+        assert export.head_scores(pipeline) == "probability"
+        np.testing.assert_allclose(outputs, pipeline.predict_proba(test_x), atol=1e-5)
+    else:  # decision scores; for two classes [-s, s]
+        assert export.head_scores(pipeline) == "svm score"
+        scores = pipeline.decision_function(test_x)
+        np.testing.assert_allclose(outputs, np.stack([-scores, scores], 1) if classes == 2 else scores, atol=1e-5)
+    assert np.array_equal(outputs.argmax(axis=1), pipeline.predict(test_x))
+
+
+def test_a_head_that_is_not_linear_is_refused_by_name():
+    from keras_tl import export
+
+    pipeline = classify.make_classifier(postprocessor("l2"), classifier="knn").fit(np.eye(6), np.arange(6) % 2)
+    with pytest.raises(ValueError, match="Cannot export a KNeighborsClassifier head: only a linear one"):
+        export.linear_head(pipeline, 6)
+
+
 def test_exported_fne_model_gives_the_scikit_learn_scores_and_loads_in_a_fresh_process(fne_run, tmp_path):
     model = trained.load_run(fne_run)
     info = json.loads((fne_run / "model.json").read_text())
@@ -51,7 +79,7 @@ def test_exported_fne_model_gives_the_scikit_learn_scores_and_loads_in_a_fresh_p
     train_x, test_x = np.load(fne_run / "features" / "train.npy"), np.load(fne_run / "features" / "test.npy")
     svm = classify.make_classifier(postprocessor("fne"), seed=0).fit(train_x, dataset.train.labels)
     expected = svm.decision_function(test_x)
-    np.testing.assert_allclose(model.model.get_layer("svm_head").predict(test_x, verbose=0), expected, atol=1e-5)
+    np.testing.assert_allclose(model.model.get_layer("linear_head").predict(test_x, verbose=0), expected, atol=1e-5)
     scores = model.predict(dataset.test.images)  # grey 28x28 arrays, resized and preprocessed as the job did
     np.testing.assert_allclose(scores, expected, atol=1e-4)
     assert np.array_equal(scores.argmax(axis=1), svm.predict(test_x))

@@ -26,6 +26,7 @@ DEFAULT_THRESHOLDS = cli.library_constant("keras_tl.full_network_embedding", "DE
 MAX_THRESHOLD = cli.library_constant("keras_tl.full_network_embedding", "MAX_THRESHOLD")
 POSTPROCESSING = cli.library_constant("keras_tl.full_network_embedding", "POSTPROCESSING")
 CLASSIFIERS = cli.library_constant("keras_tl.classify", "CLASSIFIERS")
+LINEAR = cli.library_constant("keras_tl.classify", "LINEAR")  # the heads that model.keras can hold
 WITH_C = cli.library_constant("keras_tl.classify", "WITH_C")
 
 EXAMPLES = """examples:
@@ -58,7 +59,7 @@ def make_parser():
     parser.add_argument("--ten-crop", action="store_true", help="average the features of 10 crops per test image")
     parser.add_argument("--classifier", default="linear-svm", metavar="NAME",
                         help=f"the head on the features: {', '.join(CLASSIFIERS)} (default linear-svm; only a "
-                             "linear-svm run writes model.keras)")
+                             f"linear head, {' or '.join(LINEAR)}, is written to model.keras)")
     parser.add_argument("--C", dest="c", type=float, default=1.0,
                         help=f"regularisation of {', '.join(WITH_C)} (default 1)")
     parser.add_argument("--search-c", action="store_true", help="choose C by cross-validation on train only")
@@ -191,7 +192,7 @@ def run(args):
         exported = next((method for method in methods if method[1] == "fne"), methods[-1])
         results = {f"{layers}:{post}": evaluate_method(args, features, dataset, layers, post, method_layers[layers],
                                                        extractor, run_dir, save_model=(layers, post) == exported
-                                                       and args.classifier == "linear-svm")  # export reads a LinearSVC
+                                                       and args.classifier in LINEAR)  # a Dense layer holds it
                    for layers, post in methods}
         images_per_second = (len(dataset.train) + len(dataset.test)) / max(sum(timings.values()), 1e-9)
         if args.shots:
@@ -271,7 +272,7 @@ def evaluate_method(args, features, dataset, layers, post, names, extractor, run
                                                     extractor.include_top, model=extractor.model,
                                                     strategy=extractor.strategy)
         export.save_fne_model(export.fne_model(method_extractor, classifier), run_dir, dataset.class_names,
-                              source.name, extractor.image_size, f"{layers}:{post}")
+                              source.name, extractor.image_size, f"{layers}:{post}", export.head_scores(classifier))
     plots.plot_confusion_matrix(result["confusion_matrix"], dataset.class_names,
                                 path=run_dir / "figures" / f"confusion_{layers}_{post}.png".replace(",", "+"),
                                 title=f"{source.name} {layers}:{post}: accuracy {result['accuracy']:.3f}")
@@ -290,9 +291,9 @@ def print_summary(results, images_per_second, run_dir, shots, skipped, classifie
     if skipped:
         print(f"Skipped {len(skipped)} unreadable file(s), listed in metrics.json: "
               + ", ".join(str(path) for path, _ in skipped[:3]) + (", ..." if len(skipped) > 3 else ""))
-    if classifier != "linear-svm":
+    if classifier not in LINEAR:
         print(f"No model.keras: the {classifier} head stays in scikit-learn; python -m keras_tl.predict needs a "
-              "run with --classifier linear-svm.")
+              f"run with a linear head (--classifier {' or '.join(LINEAR)}).")
     print(f"Run folder: {run_dir}")
 
 
