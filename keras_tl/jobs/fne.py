@@ -247,9 +247,8 @@ def extract_part(args, extractor, dataset, shard, verbose):
 
 
 def evaluate_method(args, features, dataset, layers, post, names, extractor, run_dir, save_model=False):
-    """Train and test one LAYERS:POST method's SVM (and its few-shot curve); save its confusion matrix.
-
-    With ``save_model``, also save the method as one Keras model (:mod:`keras_tl.export`).
+    """Train and test one LAYERS:POST method's head (``--classifier``; and its few-shot curve); save its
+    confusion matrix. With ``save_model``, also save the method as one Keras model (:mod:`keras_tl.export`).
     """
     from keras_tl import classify, export, extract, plots
     from keras_tl.full_network_embedding import postprocessor
@@ -283,7 +282,7 @@ def print_summary(results, images_per_second, run_dir, shots, skipped, classifie
     """The summary table (and the few-shot table), the files skipped and where the run folder is."""
     rows = [[name, result["layers"], result["dimensions"], result["accuracy"], images_per_second, result["seconds"]]
             for name, result in results.items()]
-    print(messages.format_table(rows, ["method", "layers", "dims", "accuracy", "extract img/s", "svm s"]))
+    print(messages.format_table(rows, ["method", "layers", "dims", "accuracy", "extract img/s", "fit s"]))
     if shots:
         shot_rows = [[name, count, f"{entry['mean']:.3f} ± {entry['std']:.3f}"]
                      for name, result in results.items() for count, entry in result["few_shot"].items()]
