@@ -63,6 +63,8 @@ def linear_head(classifier, width, name="linear_head"):
     elif postprocess not in ("passthrough", None):
         raise ValueError(f"Cannot export the post-processing {postprocess!r}: only FNE, standardise, l2 and none.")
     kernel, bias = head.coef_.T, head.intercept_
+    if "row_space" in pipeline.named_steps:  # the head was fitted on X @ components_.T: fold the rotation in
+        kernel = pipeline.named_steps["row_space"].components_.T @ kernel
     if kernel.shape[1] == 1:  # binary: one score s for classes[1]; outputs [-s, s], or softmax([0, s])
         low = np.zeros_like if probabilities else np.negative
         kernel, bias = np.concatenate([low(kernel), kernel], axis=1), np.concatenate([low(bias), bias])

@@ -43,15 +43,16 @@ def photos(tmp_path_factory):
     return folder
 
 
-@pytest.mark.parametrize("classes", [2, 4])
+@pytest.mark.parametrize("classes, row_space", [(2, False), (4, False), (4, True)])
 @pytest.mark.parametrize("classifier", ["linear-svm", "logistic"])
-def test_a_linear_head_exports_as_a_dense_layer_with_scikit_learn_numbers(classifier, classes):
+def test_a_linear_head_exports_as_a_dense_layer_with_scikit_learn_numbers(classifier, classes, row_space):
     from keras_tl import export
 
     rng = np.random.default_rng(0)
-    train_x, test_x = rng.normal(size=(40, 12)).astype("float32"), rng.normal(size=(9, 12)).astype("float32")
-    labels = np.arange(40) % classes
-    pipeline = classify.make_classifier(postprocessor("fne"), classifier=classifier).fit(train_x, labels)
+    train_x, test_x = rng.normal(size=(8, 12)).astype("float32"), rng.normal(size=(9, 12)).astype("float32")
+    labels = np.arange(8) % classes  # 8 images, 12 features: the row space (RowSpace) has 8 dimensions
+    pipeline = classify.make_classifier(postprocessor("fne"), classifier=classifier, row_space=row_space)
+    pipeline.fit(train_x, labels)
     outputs = export.linear_head(pipeline, 12).predict(test_x, verbose=0)
     if classifier == "logistic":  # class probabilities, also for two classes ([1 - sigmoid(s), sigmoid(s)])
         assert export.head_scores(pipeline) == "probability"
