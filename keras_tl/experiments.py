@@ -480,7 +480,7 @@ def depth_model(source, pretrained, cut, frozen, num_classes, image_size, seed, 
     for layer, source_layer in zip(base.layers[:kept], pretrained.layers[:kept]):  # the same architecture
         layer.set_weights(source_layer.get_weights())
     freezing.freeze_up_to(base, kept if frozen else 0)  # 0: nothing frozen
-    freezing.shorten_batchnorm_memory(base.layers)  # a frozen BN layer never updates its statistics anyway
+    freezing.shorten_batchnorm_memory(base)
     return base, recipe.build_classifier(base, num_classes, dropout=dropout, bn_inference=False)
 
 

@@ -201,12 +201,14 @@ def freeze_batchnorm(model):
 FRESH_BATCHNORM_MOMENTUM = 0.5
 
 
-def shorten_batchnorm_memory(layers, momentum=FRESH_BATCHNORM_MOMENTUM):
-    """Give the BatchNormalization layers among ``layers`` (re-initialised ones) a moving average of
-    ``momentum``, so their inference statistics follow the last few batches (Ioffe & Szegedy 2015,
-    section 3.1: inference uses population statistics, which the moving average only estimates).
-    Call before ``compile``; returns how many layers changed."""
-    changed = [layer for layer in layers if isinstance(layer, keras.layers.BatchNormalization)]
+def shorten_batchnorm_memory(model, momentum=FRESH_BATCHNORM_MOMENTUM):
+    """Give every BatchNormalization layer of ``model`` (also inside nested models, as
+    :func:`freeze_batchnorm` reaches them) a moving average of ``momentum``, so their inference
+    statistics follow the last few batches (Ioffe & Szegedy 2015, section 3.1: inference uses
+    population statistics, which the moving average only estimates). A frozen BN layer never updates
+    its statistics, so this changes only the ones that train. Call before ``compile``; returns how
+    many layers changed."""
+    changed = [layer for layer in nested_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
     for layer in changed:
         layer.momentum = momentum
     return len(changed)

@@ -162,7 +162,7 @@ def build_model(model_or_source, num_classes, recipe, image_size=None, augmentat
         base = get_source(model_or_source).build(weights=None if recipe.from_scratch else "imagenet",
                                                  include_top=False, image_size=image_size)
     if recipe.from_scratch:
-        freezing.shorten_batchnorm_memory(base.layers)  # random BN statistics: follow the batches quickly
+        freezing.shorten_batchnorm_memory(base)  # random BN statistics: follow the batches quickly
     model = build_classifier(base, num_classes, augmentation, dropout, bn_inference=not recipe.from_scratch)
     targets = lora.lora_targets(base, recipe.unfrozen, recipe.freeze_bn) if recipe.lora_rank else []
     return base, model, targets

@@ -120,8 +120,7 @@ def load_run(run_dir):
     run_dir = pathlib.Path(run_dir)
     kind = run_kind(run_dir)
     info_path = run_dir / ("model.json" if kind == "fne" else "config.json")
-    source, image_size, classes = read_run_info(info_path, kind)
-    score_name = read_score_name(info_path) if kind == "fne" else "probability"
+    source, image_size, classes, score_name = read_run_info(info_path, kind)
     model_path = run_dir / "model.keras"
     model = load_keras_model(model_path)
     outputs = getattr(model, "output_shape", None)
@@ -135,8 +134,10 @@ def load_run(run_dir):
 
 
 def read_run_info(path, kind):
-    """The checked ``(source, image_size, class_names)`` of an fne run's ``model.json`` or a fine_tune run's
-    ``config.json``."""
+    """The checked ``(source, image_size, class_names, score_name)`` of an fne run's ``model.json`` or a
+    fine_tune run's ``config.json``. ``score_name``: one of :data:`SCORE_NAMES`; a fine_tune run's model
+    gives probabilities, an fne run's what its ``scores`` field says (runs written before logistic heads
+    were exported say "svm decision scores": an SVM's)."""
     try:
         info = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -160,14 +161,10 @@ def read_run_info(path, kind):
     if repeated:
         raise ValueError(f"{path}, field class_names: each class should be named once; "
                          f"{', '.join(map(repr, repeated))} appear more than once.")
-    return source, image_size, classes
-
-
-def read_score_name(path):
-    """What an fne run's model outputs, from its ``model.json``: one of :data:`SCORE_NAMES` (runs written
-    before logistic heads were exported say "svm decision scores": an SVM's)."""
-    scores = json.loads(path.read_text()).get("scores")
-    return scores if scores in SCORE_NAMES else "svm score"
+    if kind != "fne":
+        return source, image_size, classes, "probability"
+    scores = info.get("scores")
+    return source, image_size, classes, scores if scores in SCORE_NAMES else "svm score"
 
 
 def _field(info, path, keys):

@@ -141,7 +141,8 @@ def test_a_short_batchnorm_memory_catches_up_with_the_data_in_a_few_steps():
     # mean 0 and variance 1, so inference mode would normalise wrongly; momentum 0.5 has caught up.
     x = np.random.default_rng(0).normal(5.0, 2.0, size=(64, 4)).astype("float32")
     layers = {momentum: keras.layers.BatchNormalization() for momentum in (0.99, 0.5)}
-    assert freezing.shorten_batchnorm_memory([layers[0.5], keras.layers.Dense(2)]) == 1  # the BN layer only
+    model = keras.Sequential([keras.Input((4,)), layers[0.5], keras.layers.Dense(2)])
+    assert freezing.shorten_batchnorm_memory(model) == 1  # the BN layer only
     assert layers[0.5].momentum == freezing.FRESH_BATCHNORM_MOMENTUM == 0.5 and layers[0.99].momentum == 0.99
     for layer in layers.values():
         for batch in np.split(x, 8):
