@@ -69,7 +69,7 @@ import warnings
 import numpy as np
 import threadpoolctl
 
-from keras_tl import messages
+from keras_tl import analogy_search, messages
 
 UNICODE_ERRORS = ("strict", "replace", "ignore")
 VECTOR_FORMATS = ("auto", "glove", "word2vec", "word2vec-binary")
@@ -477,8 +477,10 @@ class WordVectors:
         input words, in any case, are not accepted as the answer unless ``exclude_inputs=False``.
         Words with an all-zero vector count as outside the vocabulary.
 
-        One matrix product scores a whole batch of questions against a block of words, and each
-        core answers its own batch, which is what makes this fast (bench/bench_word_analogies.py).
+        With 3CosAdd, the words and pairs that the questions share are scored once and blocks of
+        words that cannot hold an answer are skipped (:mod:`keras_tl.analogy_search`); otherwise one
+        matrix product scores a batch of questions against a block of words. Each core answers its
+        own part, which is what makes this fast (bench/bench_word_analogies.py).
 
         Returns ``(score, sections)``: the overall accuracy and one dict per section, then one for
         the ``"Total accuracy"``, with the ``correct`` and ``incorrect`` 4-tuples and the number
@@ -563,36 +565,44 @@ class WordVectors:
     def _answer_analogies(self, questions, size, method, exclude_inputs, canonical, progress):
         """The answer row for each ``(a, b, c)`` row of ``questions``: the best word for ``b - a + c``.
 
-        Questions are answered in batches, one batch per processor core at a time (threads; numpy
-        releases the GIL in its matrix products and reductions) with BLAS held to one thread
-        meanwhile, so the cores never wait for each other. See :meth:`_answer_batch`.
+        Questions that share their words and pairs, as those of an analogy set do, are answered by
+        3CosAdd with block-max pruning (:mod:`keras_tl.analogy_search`), one part of the questions per
+        processor core; otherwise in batches of ``_BATCH_QUESTIONS``, each scored against every word
+        block by block (:func:`top_k_rows`). Cores work in threads (numpy releases the GIL in its
+        matrix products and reductions) with BLAS held to one thread meanwhile, so they never wait
+        for each other. See :meth:`_answer_batch`.
         """
         cores = os.cpu_count() or 1
-        n_batches = -(-len(questions) // _BATCH_QUESTIONS)
+        pruned = method == "3cosadd" and len(questions) > 0 and analogy_search.pays_off(questions)
+        n_batches = cores if pruned else -(-len(questions) // _BATCH_QUESTIONS)
         n_batches = -(-n_batches // cores) * cores  # a multiple of the cores, so no core waits at the end
         batches = [batch for batch in np.array_split(questions, max(n_batches, 1)) if len(batch)]
         answers = [np.empty(0, dtype=np.int64)]
         with messages.progress_bar(len(questions), "analogies", unit="question", verbose=progress) as bar, \
                 threadpoolctl.threadpool_limits(limits=1, user_api="blas"), \
                 concurrent.futures.ThreadPoolExecutor(max_workers=cores) as pool:
-            for best in pool.map(lambda inputs: self._answer_batch(inputs, size, method, exclude_inputs, canonical),
-                                 batches):
+            for best in pool.map(lambda inputs: self._answer_batch(inputs, size, method, exclude_inputs, canonical,
+                                                                   pruned), batches):
                 answers.append(best)
                 bar.update(len(best))
         return np.concatenate(answers)
 
-    def _answer_batch(self, inputs, size, method, exclude_inputs, canonical):
-        """The answer rows for one batch of questions, scored block by block (:func:`top_k_rows`), so the
-        batch-by-vocabulary score matrix never exists.
+    def _answer_batch(self, inputs, size, method, exclude_inputs, canonical, pruned):
+        """The answer rows for one batch of questions: by the ``pruned`` search, or scored block by
+        block (:func:`top_k_rows`), so that the batch-by-vocabulary score matrix never exists.
 
         With ``exclude_inputs``, the input rows are left out and the best remaining word is taken, as
         gensim does; in the rare case that it is a case variant of an input word, gensim's rule (the
         first of its top 5 that is not) is applied to those questions alone. -1 where no word is left.
         """
-        scorer = self._analogy_scorer(inputs[:, [1, 2]], inputs[:, [0]], method)
+        if pruned:
+            best = analogy_search.best_3cosadd_rows(self._unit_vectors[:size], inputs, self._zero_rows,
+                                                    exclude_inputs)
+        else:
+            scorer = self._analogy_scorer(inputs[:, [1, 2]], inputs[:, [0]], method)
+            best = top_k_rows(scorer, len(inputs), size, 1, excluded=inputs if exclude_inputs else None)[0][:, 0]
         if not exclude_inputs:
-            return top_k_rows(scorer, len(inputs), size, 1)[0][:, 0]
-        best = top_k_rows(scorer, len(inputs), size, 1, excluded=inputs)[0][:, 0]
+            return best
         clashes = np.flatnonzero((canonical[best][:, None] == inputs).any(axis=1) & (best >= 0))
         if len(clashes):
             clashing = inputs[clashes]

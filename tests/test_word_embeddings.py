@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 import pytest
 
+from keras_tl import analogy_search
 from keras_tl.jobs import word_embeddings
 from keras_tl.word_vectors import (UnknownWordError, VectorFormatError, WordVectors, cluster_words, evaluation_file,
                                    parse_analogy, project_words, read_analogy_questions, section_accuracy)
@@ -150,6 +151,21 @@ def test_analogy_accuracy_matches_gensim_question_by_question(glove, tmp_path):
         assert (ours["section"], ours["correct"], ours["incorrect"]) == (
             theirs["section"], theirs["correct"], theirs["incorrect"])
     assert sections[-1]["skipped"] > 0 and section_accuracy(sections[0]) > 0.5
+
+
+def test_the_google_set_is_answered_by_the_pruned_search_with_every_words_answers(glove, monkeypatch):
+    """The whole set shares its 549 pairs, so the pruned search answers it; scoring every word for
+    every question (pruning off) judges every question the same."""
+    searches = []
+    pruned_search = analogy_search.best_3cosadd_rows
+    monkeypatch.setattr(analogy_search, "best_3cosadd_rows",
+                        lambda *args: searches.append(len(args[1])) or pruned_search(*args))
+    score, sections = glove.evaluate_word_analogies(restrict_vocab=30000)
+    assert sum(searches) == sum(len(s["correct"]) + len(s["incorrect"]) for s in sections[:-1]) > 14000
+    monkeypatch.setattr(analogy_search, "pays_off", lambda questions: False)
+    every_word_score, every_word_sections = glove.evaluate_word_analogies(restrict_vocab=30000)
+    assert score == every_word_score and 0.4 < score < 0.7
+    assert [s["correct"] for s in sections] == [s["correct"] for s in every_word_sections]
 
 
 def test_analogy_case_handling_matches_gensim(tmp_path):

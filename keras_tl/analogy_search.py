@@ -1,0 +1,114 @@
+"""Exact 3CosAdd answers for a whole analogy set, without scoring every word for every question.
+
+3CosAdd answers ``a : b :: c : ?`` with the word ``w`` of largest ``cos(w, b - a + c)``. With unit
+vectors that is the word of largest ``w . (b - a) + w . c`` (Levy & Goldberg 2014, "Linguistic
+regularities in sparse and explicit word representations", section 3): a *pair term* ``w . (b - a)``
+plus a *word term* ``w . c``. An analogy set is built from few words and pairs (the Google set asks
+19,544 questions about 905 words and 550 pairs), so:
+
+1. Two matrix products give every pair's and every word's terms for a chunk of the vocabulary:
+   ``(pairs + words) x vocabulary`` dot products, not ``questions x vocabulary``.
+2. For each block of ``BLOCK_WORDS`` consecutive vocabulary words, the largest pair term plus the
+   largest word term bounds every score in the block (block-max pruning, as in Ding & Suel 2011,
+   "Faster top-k document retrieval using block-max indexes"); so does the same sum over a group of
+   ``BLOCKS_PER_GROUP`` blocks, checked first.
+3. The vocabulary is visited in order, most frequent words first (where most answers are), in
+   chunks that double in size. A group or block whose bound is below a question's best score so far
+   cannot hold its answer and is skipped; the blocks left (1.3 % on the Google set) are scored
+   word by word.
+
+The answers are exact: floating-point rounding is monotone, so each bound also holds for the scores
+as computed, and equal scores go to the lower row, as in :func:`keras_tl.word_vectors.top_k_rows`.
+"""
+import numpy as np
+
+BLOCK_WORDS = 16  # vocabulary words under one bound (smaller: tighter bounds, more of them to check)
+BLOCKS_PER_GROUP = 16  # blocks under one coarser bound, checked before the blocks' own
+FIRST_CHUNK_WORDS = 1024  # scored first, to give every question a best score to beat
+LARGEST_CHUNK_WORDS = 16384  # chunks double up to this size (their terms: a few tens of MB)
+_GROUP_WORDS = BLOCK_WORDS * BLOCKS_PER_GROUP
+
+
+def pays_off(questions):
+    """Whether ``questions`` (rows ``a, b, c``) share enough pairs ``(a, b)`` and words ``c`` for the
+    pruned search: at most a third as many of them as questions. (Their terms cost one dot product
+    each per vocabulary word, as scoring one question does. On the Google set, 549 pairs, the pruned
+    search was 2.8x faster than scoring every word at 9,744 questions, 1.7x at 4,874, and slower at
+    1,955 with 340 words c.)"""
+    distinct_pairs = len(np.unique(questions[:, :2], axis=0))
+    distinct_words = len(np.unique(questions[:, 2]))
+    return distinct_pairs + distinct_words <= len(questions) / 3
+
+
+def best_3cosadd_rows(unit_vectors, questions, unscorable_rows=(), exclude_inputs=True):
+    """The row of ``unit_vectors`` that best answers each question ``a, b, c`` (rows of ``questions``)
+    by 3CosAdd, or -1 where no row is left.
+
+    ``unit_vectors``: the vocabulary searched, one unit-length row per word. ``unscorable_rows``:
+    rows never returned (words with an all-zero vector). With ``exclude_inputs`` the three input rows
+    of a question are not its answer, as in gensim.
+    """
+    questions = np.asarray(questions, dtype=np.int64)
+    pairs, pair_of_question = np.unique(questions[:, :2], axis=0, return_inverse=True)
+    words, word_of_question = np.unique(questions[:, 2], return_inverse=True)
+    pair_of_question, word_of_question = pair_of_question.reshape(-1), word_of_question.reshape(-1)  # 1-D in any numpy
+    pair_vectors = unit_vectors[pairs[:, 1]] - unit_vectors[pairs[:, 0]]
+    word_vectors = unit_vectors[words]
+    unscorable_rows = np.asarray(unscorable_rows, dtype=np.int64)
+    best_scores = np.full(len(questions), -np.inf, dtype=np.float32)
+    best_rows = np.full(len(questions), -1, dtype=np.int64)
+    for start, stop in _chunks(len(unit_vectors)):
+        # terms[i, j]: the term of pair or word j for vocabulary row start + i; padded to whole groups
+        width = -(-(stop - start) // _GROUP_WORDS) * _GROUP_WORDS
+        pair_terms = np.full((width, len(pairs)), -np.inf, dtype=np.float32)
+        word_terms = np.zeros((width, len(words)), dtype=np.float32)
+        np.matmul(unit_vectors[start:stop], pair_vectors.T, out=pair_terms[:stop - start])
+        np.matmul(unit_vectors[start:stop], word_vectors.T, out=word_terms[:stop - start])
+        pair_terms[unscorable_rows[(unscorable_rows >= start) & (unscorable_rows < stop)] - start] = -np.inf
+        pair_terms = pair_terms.reshape(-1, BLOCK_WORDS, len(pairs))  # [block, word of the block, pair]
+        word_terms = word_terms.reshape(-1, BLOCK_WORDS, len(words))
+        pair_bounds, word_bounds = pair_terms.max(axis=1), word_terms.max(axis=1)  # [block, pair or word]
+        pair_bounds = pair_bounds.reshape(-1, BLOCKS_PER_GROUP, len(pairs))  # [group, block of the group, pair]
+        word_bounds = word_bounds.reshape(-1, BLOCKS_PER_GROUP, len(words))
+
+        group_bounds = pair_bounds.max(axis=1)[:, pair_of_question] + word_bounds.max(axis=1)[:, word_of_question]
+        group, question = np.nonzero(group_bounds >= best_scores)
+        pair, word = pair_of_question[question], word_of_question[question]
+        block_bounds = pair_bounds[group, :, pair] + word_bounds[group, :, word]  # [candidate, block of the group]
+        candidate, block_in_group = np.nonzero(block_bounds >= best_scores[question, None])
+        block = group[candidate] * BLOCKS_PER_GROUP + block_in_group
+        question, pair, word = question[candidate], pair[candidate], word[candidate]
+
+        scores = pair_terms[block, :, pair] + word_terms[block, :, word]  # [candidate, word of the block]
+        if exclude_inputs:
+            columns = questions[question] - start - block[:, None] * BLOCK_WORDS
+            is_input = (columns >= 0) & (columns < BLOCK_WORDS)
+            scores[np.nonzero(is_input)[0], columns[is_input]] = -np.inf
+        column = scores.argmax(axis=1)
+        _keep_improvements(best_scores, best_rows, question, scores[np.arange(len(scores)), column],
+                           start + block * BLOCK_WORDS + column)
+    best_rows[best_scores == -np.inf] = -1
+    return best_rows
+
+
+def _chunks(size):
+    """``(start, stop)`` of the vocabulary's chunks: ``FIRST_CHUNK_WORDS``, then doubling up to
+    ``LARGEST_CHUNK_WORDS``."""
+    start, length = 0, FIRST_CHUNK_WORDS
+    while start < size:
+        yield start, min(start + length, size)
+        start, length = start + length, min(2 * length, LARGEST_CHUNK_WORDS)
+
+
+def _keep_improvements(best_scores, best_rows, question, scores, rows):
+    """Where a question's best candidate (``scores`` and ``rows`` listed by ``question``; the lower
+    row among equal scores) beats its best so far, it becomes the best. Candidates come from rows
+    above those seen so far, so an equal score does not replace the best."""
+    chunk_best = np.full_like(best_scores, -np.inf)
+    np.maximum.at(chunk_best, question, scores)
+    is_best = scores == chunk_best[question]
+    chunk_rows = np.full_like(best_rows, np.iinfo(best_rows.dtype).max)
+    np.minimum.at(chunk_rows, question[is_best], rows[is_best])
+    improved = chunk_best > best_scores
+    best_scores[improved] = chunk_best[improved]
+    best_rows[improved] = chunk_rows[improved]
