@@ -73,8 +73,8 @@ def main(argv=None):
         if args.every > 1:
             questions = _every_nth(questions, args.every, pathlib.Path(folder) / questions.name)
         results = {}
-        with unittest.mock.patch.object(analogy_search, "best_3cosadd_rows",
-                                        wraps=analogy_search.best_3cosadd_rows) as pruned_search:
+        with unittest.mock.patch.object(analogy_search, "best_answer_rows",
+                                        wraps=analogy_search.best_answer_rows) as pruned_search:
             word_vectors.evaluate_word_analogies(str(questions), restrict_vocab=args.restrict_vocab)  # (a warm-up)
         default = f"keras_tl (default: {'pruned' if pruned_search.called else 'every word, too few shared'})"
         for name, evaluate, repeats in ((default, word_vectors.evaluate_word_analogies, args.repeats),

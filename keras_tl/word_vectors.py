@@ -78,7 +78,6 @@ ANALOGY_METHODS = ("3cosadd", "3cosmul")
 PROJECTIONS = ("pca", "tsne")
 EVALUATION_FILES = ("questions-words.txt", "wordsim353.tsv", "simlex999.txt")
 PACKAGED_NAME = "glove.6B.50d"
-_COSMUL_EPSILON = 1e-6  # gensim's value; Levy & Goldberg (2014) used 0.001
 _BATCH_QUESTIONS = 1024  # analogy questions scored together (see bench/RESULTS.md, "Word analogies")
 _BLOCK_SCORES = 2**20  # scores computed at once, 4 MB of float32 that stay in the cache (1,024 questions x 1,024 words)
 _LINES_PER_UPDATE = 4096  # lines read between two redraws of the progress bar
@@ -443,7 +442,7 @@ class WordVectors:
                 shifted = shifted.reshape(terms.shape + (len(words),))
                 scores = np.prod(shifted[:, :positive.shape[1]], axis=1)
                 denominator = np.prod(shifted[:, positive.shape[1]:], axis=1)
-                denominator += _COSMUL_EPSILON
+                denominator += analogy_search.COSMUL_EPSILON
                 scores /= denominator
                 return scores
         else:
@@ -477,9 +476,9 @@ class WordVectors:
         input words, in any case, are not accepted as the answer unless ``exclude_inputs=False``.
         Words with an all-zero vector count as outside the vocabulary.
 
-        With 3CosAdd, the words and pairs that the questions share are scored once and blocks of
-        words that cannot hold an answer are skipped (:mod:`keras_tl.analogy_search`); otherwise one
-        matrix product scores a batch of questions against a block of words. Each core answers its
+        The words and pairs that the questions share are scored once and blocks of words that cannot
+        hold an answer are skipped (:mod:`keras_tl.analogy_search`); where a set shares too little,
+        one matrix product scores a batch of questions against a block of words. Each core answers its
         own part, which is what makes this fast (bench/bench_word_analogies.py).
 
         Returns ``(score, sections)``: the overall accuracy and one dict per section, then one for
@@ -565,15 +564,15 @@ class WordVectors:
     def _answer_analogies(self, questions, size, method, exclude_inputs, canonical, progress):
         """The answer row for each ``(a, b, c)`` row of ``questions``: the best word for ``b - a + c``.
 
-        Questions that share their words and pairs, as those of an analogy set do, are answered by
-        3CosAdd with block-max pruning (:mod:`keras_tl.analogy_search`), one part of the questions per
-        processor core; otherwise in batches of ``_BATCH_QUESTIONS``, each scored against every word
+        Questions that share their words and pairs, as those of an analogy set do, are answered with
+        block-max pruning (:mod:`keras_tl.analogy_search`), one part of the questions per processor
+        core; otherwise in batches of ``_BATCH_QUESTIONS``, each scored against every word
         block by block (:func:`top_k_rows`). Cores work in threads (numpy releases the GIL in its
         matrix products and reductions) with BLAS held to one thread meanwhile, so they never wait
         for each other. See :meth:`_answer_batch`.
         """
         cores = os.cpu_count() or 1
-        pruned = method == "3cosadd" and len(questions) > 0 and analogy_search.pays_off(questions)
+        pruned = len(questions) > 0 and analogy_search.pays_off(questions)
         n_batches = cores if pruned else -(-len(questions) // _BATCH_QUESTIONS)
         n_batches = -(-n_batches // cores) * cores  # a multiple of the cores, so no core waits at the end
         batches = [batch for batch in np.array_split(questions, max(n_batches, 1)) if len(batch)]
@@ -596,8 +595,8 @@ class WordVectors:
         first of its top 5 that is not) is applied to those questions alone. -1 where no word is left.
         """
         if pruned:
-            best = analogy_search.best_3cosadd_rows(self._unit_vectors[:size], inputs, self._zero_rows,
-                                                    exclude_inputs)
+            best = analogy_search.best_answer_rows(self._unit_vectors[:size], inputs, method, self._zero_rows,
+                                                   exclude_inputs)
         else:
             scorer = self._analogy_scorer(inputs[:, [1, 2]], inputs[:, [0]], method)
             best = top_k_rows(scorer, len(inputs), size, 1, excluded=inputs if exclude_inputs else None)[0][:, 0]
