@@ -677,10 +677,9 @@ def training_pipelines(source, image_size, splits, num_classes, batch_size=32, m
     def pipeline(image_set, shuffle=False):
         return make_pipeline(image_set, image_size, source.preprocess_input, batch_size, shuffle=shuffle, seed=seed)
 
-    train = augment.mix_batches(pipeline(splits["train"], shuffle=True).map(one_hot), mix, mix_alpha, seed)
-    validation = pipeline(splits["validation"]).map(one_hot) if "validation" in splits else None
-    if shard:
-        train = distribute.shard_by_data(train)
-        validation = distribute.shard_by_data(validation) if validation is not None else None
-    return (train.prefetch(tf.data.AUTOTUNE), validation.prefetch(tf.data.AUTOTUNE) if validation is not None else None,
-            pipeline(splits["test"]))
+    def for_fit(dataset):  # what fit reads: sharded across workers on request, prefetched
+        return (distribute.shard_by_data(dataset) if shard else dataset).prefetch(tf.data.AUTOTUNE)
+
+    train = for_fit(augment.mix_batches(pipeline(splits["train"], shuffle=True).map(one_hot), mix, mix_alpha, seed))
+    validation = for_fit(pipeline(splits["validation"]).map(one_hot)) if "validation" in splits else None
+    return train, validation, pipeline(splits["test"])

@@ -26,7 +26,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.preprocessing import Normalizer
 from sklearn.svm import LinearSVC
 
-from keras_tl import runs
+from keras_tl import runs, trained
 from keras_tl.full_network_embedding import FNETransformer
 
 
@@ -35,7 +35,7 @@ def _fitted_pipeline(classifier):
     return classifier.best_estimator_ if isinstance(classifier, GridSearchCV) else classifier
 
 
-SCORES = {LinearSVC: "svm score", LogisticRegression: "probability"}  # what each exported head outputs
+SCORES = {LinearSVC: trained.SVM_SCORE, LogisticRegression: trained.PROBABILITY}  # what each exported head outputs
 
 
 def head_scores(classifier):
@@ -51,7 +51,7 @@ def head_scores(classifier):
 def linear_head(classifier, width, name="linear_head"):
     """``features -> post-processing -> Dense``: a fitted pipeline with a linear head as a Keras model of
     ``width`` inputs (decision scores of a LinearSVC, class probabilities of a LogisticRegression)."""
-    probabilities = head_scores(classifier) == "probability"
+    probabilities = head_scores(classifier) == trained.PROBABILITY
     pipeline = _fitted_pipeline(classifier)
     postprocess, (step, head) = pipeline.named_steps["postprocess"], pipeline.steps[-1]
     inputs = keras.Input((width,), name="features")
@@ -86,7 +86,7 @@ def fne_model(extractor, classifier, name="fne_classifier"):
     return keras.Model(extractor.model.inputs, linear_head(classifier, extractor.num_features)(joined), name=name)
 
 
-def save_fne_model(model, run_dir, class_names, source, image_size, method, scores="svm score"):
+def save_fne_model(model, run_dir, class_names, source, image_size, method, scores=trained.SVM_SCORE):
     """Write ``model.keras`` and ``model.json`` (what :func:`keras_tl.trained.load_run` needs) atomically;
     ``scores``: what the model outputs (:func:`head_scores`)."""
     with runs.atomic_path(run_dir / "model.keras") as temporary:

@@ -129,7 +129,7 @@ class Interpretation:
         self.scores = self._predict(batch_size, verbose)
         self.predicted = np.argmax(self.scores, axis=1)
         true_scores = self.scores[np.arange(len(self.scores)), self.true_labels]
-        if self.score_name == "probability":
+        if self.score_name == trained.PROBABILITY:
             self.losses = -np.log(np.clip(true_scores, CROSS_ENTROPY_EPSILON, 1.0))
         else:
             others = self.scores.copy()

@@ -24,7 +24,8 @@ import numpy as np
 
 from keras_tl import data, engines, sources
 
-SCORE_NAMES = ("probability", "svm score")  # what a run's model outputs
+PROBABILITY, SVM_SCORE = "probability", "svm score"  # what a run's model outputs
+SCORE_NAMES = (PROBABILITY, SVM_SCORE)
 
 
 @dataclasses.dataclass
@@ -42,7 +43,7 @@ class TrainedModel:
     source: sources.Source
     image_size: int
     run_dir: pathlib.Path
-    score_name: str = "probability"
+    score_name: str = PROBABILITY
     engine: str = "tensorflow"
     _engine_run: object = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
@@ -162,9 +163,9 @@ def read_run_info(path, kind):
         raise ValueError(f"{path}, field class_names: each class should be named once; "
                          f"{', '.join(map(repr, repeated))} appear more than once.")
     if kind != "fne":
-        return source, image_size, classes, "probability"
+        return source, image_size, classes, PROBABILITY
     scores = info.get("scores")
-    return source, image_size, classes, scores if scores in SCORE_NAMES else "svm score"
+    return source, image_size, classes, scores if scores in SCORE_NAMES else SVM_SCORE
 
 
 def _field(info, path, keys):
