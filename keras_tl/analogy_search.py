@@ -36,6 +36,15 @@ LARGEST_CHUNK_WORDS = 16384  # chunks double up to this size (their terms: a few
 _GROUP_WORDS = BLOCK_WORDS * BLOCKS_PER_GROUP
 
 
+def shifted_cosines(rows, vectors):
+    """``s = (cos + 1) / 2`` of every unit row of ``rows`` with every unit row of ``vectors``: the
+    similarities of 3CosMul, shifted into [0, 1] (Levy & Goldberg 2014, section 3)."""
+    shifted = rows @ vectors.T
+    shifted += 1.0
+    shifted *= 0.5
+    return shifted
+
+
 def pays_off(questions):
     """Whether ``questions`` (rows ``a, b, c``) share enough pairs ``(a, b)`` and words ``c`` for the
     pruned search: at most a third as many of them as questions. (Their terms cost about one dot
@@ -110,9 +119,7 @@ def _method_terms(method, unit_vectors, pairs, words):
         set_vectors = unit_vectors[np.concatenate([pairs[:, 1], pairs[:, 0], words])]  # b of each pair, a, then c
 
         def terms_of(rows):
-            shifted = rows @ set_vectors.T
-            shifted += 1.0
-            shifted *= 0.5
+            shifted = shifted_cosines(rows, set_vectors)
             np.maximum(shifted, 0.0, out=shifted)  # a cosine rounded below -1 would make a negative term
             b, a, c = np.split(shifted, [len(pairs), 2 * len(pairs)], axis=1)
             return b / (a + COSMUL_EPSILON), c

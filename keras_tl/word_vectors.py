@@ -436,10 +436,7 @@ class WordVectors:
             term_vectors = unit[terms.ravel()]
 
             def scores_of(words):
-                shifted = term_vectors @ words.T
-                shifted += 1.0
-                shifted *= 0.5
-                shifted = shifted.reshape(terms.shape + (len(words),))
+                shifted = analogy_search.shifted_cosines(term_vectors, words).reshape(terms.shape + (len(words),))
                 scores = np.prod(shifted[:, :positive.shape[1]], axis=1)
                 denominator = np.prod(shifted[:, positive.shape[1]:], axis=1)
                 denominator += analogy_search.COSMUL_EPSILON
