@@ -1,4 +1,4 @@
-"""Benchmark: feature extraction with each installed engine (keras_tl.engines) against TensorFlow.
+"""Benchmark: feature extraction with each installed engine (keras_tl.features.engines) against TensorFlow.
 
 Speed: one FNE extractor per engine over the same MobileNet (ImageNet weights) and the same
 Animal-MNIST images, in one process. Each extractor is warmed up first (TensorFlow traces its
@@ -28,13 +28,14 @@ def speed(args):
     """Rows ``[engine, images/s, x TensorFlow, max relative difference, FNE flips]``."""
     import numpy as np
 
-    from keras_tl import data, engines, extract, messages, sources
-    from keras_tl.full_network_embedding import FNETransformer
+    from keras_tl import data, messages, sources
+    from keras_tl.features import engines, extraction
+    from keras_tl.features.full_network_embedding import FNETransformer
 
     names = ["tensorflow"] + [name for name in ("openvino", "onnxruntime") if engines.installed(name)]
     model = sources.get_source("mobilenet").build("imagenet", image_size=args.image_size)
     image_set = data.load_dataset("animal_mnist", seed=0, verbose=False).train.subset(np.arange(args.images))
-    extractors = {name: extract.FeatureExtractor("mobilenet", "fne", args.image_size, batch_size=args.batch_size,
+    extractors = {name: extraction.FeatureExtractor("mobilenet", "fne", args.image_size, batch_size=args.batch_size,
                                                  model=model, engine=name) for name in names}
     features, seconds = {}, {name: [] for name in names}
     for name, extractor in extractors.items():
@@ -63,7 +64,8 @@ def speed(args):
 
 def accuracy(args):
     """Rows ``[engine, method, accuracy, difference from TensorFlow in points]`` of the fne job's default."""
-    from keras_tl import engines, messages
+    from keras_tl import messages
+    from keras_tl.features import engines
     from keras_tl.jobs import fne
 
     names = ["tensorflow"] + [name for name in ("openvino", "onnxruntime") if engines.installed(name)]

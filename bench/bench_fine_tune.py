@@ -27,7 +27,9 @@ def pipeline_speed(steps, rounds, image_size=96, batch_size=32):
     import numpy as np
     import tensorflow as tf
 
-    from keras_tl import augment, data, freezing, optimizers, recipe
+    from keras_tl import data
+    from keras_tl.data import augment
+    from keras_tl.training import freezing, optimizers, recipe
     from keras_tl.sources import get_source
 
     keras.utils.set_random_seed(0)
@@ -67,7 +69,7 @@ def xla_speed(steps, rounds, image_size=96, batch_size=32):
     import keras
     import numpy as np
 
-    from keras_tl import freezing, optimizers, recipe
+    from keras_tl.training import freezing, optimizers, recipe
     from keras_tl.sources import get_source
 
     rng = np.random.default_rng(0)

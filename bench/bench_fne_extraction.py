@@ -42,9 +42,10 @@ def _setup(images, image_size, batch_size):
     """The FNE extractor of MobileNet (ImageNet weights) and the first ``images`` Animal-MNIST images."""
     import numpy as np
 
-    from keras_tl import data, extract
+    from keras_tl import data
+    from keras_tl.features import extraction
 
-    extractor = extract.FeatureExtractor("mobilenet", "fne", image_size, batch_size=batch_size)
+    extractor = extraction.FeatureExtractor("mobilenet", "fne", image_size, batch_size=batch_size)
     image_set = data.load_dataset("animal_mnist", seed=0).train.subset(np.arange(images))
     return extractor, image_set
 
@@ -54,14 +55,14 @@ def _methods(extractor):
     import keras
     import numpy as np
 
-    from keras_tl import extract
+    from keras_tl.features import extraction
 
     model = extractor.model
     maps = keras.Model(model.inputs, [model.get_layer(name).output for name in extractor.layers])
     convs = [layer.name for layer in model.layers
              if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D))]
     batch_norms = [layer.name for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
-    bare, pre_bn, bn = (extract.FeatureExtractor("mobilenet", layers, extractor.image_size, model=model,
+    bare, pre_bn, bn = (extraction.FeatureExtractor("mobilenet", layers, extractor.image_size, model=model,
                                                  batch_size=extractor.batch_size)
                         for layers in ("last", convs, batch_norms))
     return {
@@ -78,12 +79,12 @@ def _compute_only(extractor, image_set, args):
     """The network alone on one in-memory batch, no input pipeline: bare forward pass against FNE."""
     import keras
 
-    from keras_tl import extract
+    from keras_tl.features import extraction
 
     model, pooled = extractor.model, extractor.pooled_model
     images = next(iter(extractor.pipeline(image_set.subset(range(args.batch_size)))))[0]
-    functions = {"bare (in-memory batch)": extract.keras_function(lambda x: model(x, training=False)),
-                 "fne (in-memory batch)": extract.keras_function(
+    functions = {"bare (in-memory batch)": extraction.keras_function(lambda x: model(x, training=False)),
+                 "fne (in-memory batch)": extraction.keras_function(
                      lambda x: keras.ops.concatenate(pooled(x, training=False), axis=-1))}
     best = {}
     for _ in range(args.rounds + 1):  # the first round traces
@@ -134,7 +135,8 @@ def replicas_worker(args):
                                                    [tf.config.LogicalDeviceConfiguration(memory_limit=limit)] * 2)
     kind = "gpu" if gpus else "cpu"
     devices = [f"/{kind}:0", f"/{kind}:1"]
-    from keras_tl import data, extract, sources
+    from keras_tl import data, sources
+    from keras_tl.features import extraction
 
     image_set = data.load_dataset("animal_mnist", seed=0).train.subset(range(args.images))
     extractors = {}
@@ -142,7 +144,7 @@ def replicas_worker(args):
                                (2, tf.distribute.MirroredStrategy(devices))):
         with strategy.scope():
             model = sources.get_source("mobilenet").build(weights="imagenet", image_size=args.image_size)
-        extractors[replicas] = extract.FeatureExtractor("mobilenet", "fne", args.image_size, batch_size=args.batch_size,
+        extractors[replicas] = extraction.FeatureExtractor("mobilenet", "fne", args.image_size, batch_size=args.batch_size,
                                                         model=model, strategy=strategy)
         extractors[replicas].extract(image_set.subset(range(2 * args.batch_size)), verbose=False)  # warm-up
     best = {}

@@ -63,10 +63,11 @@ def extract_worker(cell, args):
     Every ``extract`` call traces its step and starts its pipeline once; timing one batch and then
     all ``images`` takes that fixed cost out: images/s = (images - batch) / (t(images) - t(batch)).
     """
-    from keras_tl import distribute, extract
+    from keras_tl import distribute
+    from keras_tl.features import extraction
 
     strategy = distribute.make_strategy(cell["strategy"])
-    extractor = extract.FeatureExtractor(args.source, cell["layers"], args.image_size, weights=None,
+    extractor = extraction.FeatureExtractor(args.source, cell["layers"], args.image_size, weights=None,
                                          batch_size=args.batch_size, strategy=strategy)
     images, batch = _images(args.images), args.batch_size * strategy.num_replicas_in_sync
     extractor.extract(images.subset(range(batch)), verbose=False)  # warm-up: builds and compiles
@@ -82,7 +83,8 @@ def extract_worker(cell, args):
 
 def fine_tune_worker(cell, args):
     """Steps/s of fine-tuning every layer (global batch: ``batch_size`` x replicas) after 5 warm-up steps."""
-    from keras_tl import data, distribute, optimizers, recipe, sources
+    from keras_tl import data, distribute, sources
+    from keras_tl.training import optimizers, recipe
 
     distribute.set_mixed_precision(cell["mixed_precision"])  # before the model is built
     strategy = distribute.make_strategy(cell["strategy"])

@@ -81,12 +81,13 @@ def main():
     import keras
     import numpy as np
 
-    from keras_tl import data, extract, full_network_embedding
+    from keras_tl import data
+    from keras_tl.features import extraction, full_network_embedding
 
     image_set = data.load_dataset("animal_mnist", seed=0).train.subset(np.arange(args.images))
-    relu = extract.FeatureExtractor("squeezenet1_1", "fne", IMAGE_SIZE, batch_size=args.batch_size)
+    relu = extraction.FeatureExtractor("squeezenet1_1", "fne", IMAGE_SIZE, batch_size=args.batch_size)
     convs = [layer.name for layer in relu.model.layers if isinstance(layer, keras.layers.Conv2D)]
-    conv = extract.FeatureExtractor("squeezenet1_1", convs, IMAGE_SIZE, batch_size=args.batch_size, model=relu.model)
+    conv = extraction.FeatureExtractor("squeezenet1_1", convs, IMAGE_SIZE, batch_size=args.batch_size, model=relu.model)
     images = np.concatenate([batch for batch, _ in relu.pipeline(image_set).as_numpy_iterator()])
     batches = np.array_split(images, range(args.batch_size, len(images), args.batch_size))
     model, hooked = torch_squeezenet(relu.model)

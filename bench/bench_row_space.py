@@ -1,5 +1,5 @@
 """Benchmark: a LinearSVC on FNE features, fitted on all columns against fitted in the span of the
-training rows (``classify.make_classifier(..., row_space=True)``, see :class:`keras_tl.classify.RowSpace`).
+training rows (``classifiers.make_classifier(..., row_space=True)``, see :class:`keras_tl.features.classifiers.RowSpace`).
 
 The features are real: MobileNet's 27 FNE layers (10,944 columns) on Animal-MNIST at 64 px, the pool
 of the studies (``keras_tl.studies.pool_features``, cached in ``runs/feature_cache``), one seeded
@@ -15,7 +15,8 @@ import time
 
 import numpy as np
 
-from keras_tl import classify, messages, studies
+from keras_tl import messages, studies
+from keras_tl.features import classifiers
 
 
 def timed_fit(classifier, train_x, train_y):
@@ -39,8 +40,8 @@ def main(argv=None):
           f"features; best of {args.rounds} rounds")
     rows = []
     for post in ("fne", "standardise", "none"):
-        fits = {"all columns": classify.make_classifier(studies.POSTPROCESSING[post](), row_space=False),
-                "row space": classify.make_classifier(studies.POSTPROCESSING[post](), row_space=True)}
+        fits = {"all columns": classifiers.make_classifier(studies.POSTPROCESSING[post](), row_space=False),
+                "row space": classifiers.make_classifier(studies.POSTPROCESSING[post](), row_space=True)}
         seconds = {name: min(timed_fit(model, train_x, train_y) for _ in range(args.rounds))
                    for name, model in fits.items()}
         decisions = {name: model.decision_function(test_x) for name, model in fits.items()}

@@ -6,7 +6,7 @@ and the same question file (the Google analogy set, Mikolov et al. 2013), with g
 ``restrict_vocab=300000``, upper-cased words, 3CosAdd with the three input words excluded, questions
 with unknown words skipped. gensim asks one question at a time. keras_tl runs twice: as it does by
 default, scoring the set's words and pairs once and skipping the blocks of words that cannot hold an
-answer (``keras_tl.analogy_search``), and with that pruning turned off, scoring every word for every
+answer (``keras_tl.word_vectors.analogy_search``), and with that pruning turned off, scoring every word for every
 question (a batch of questions against a block of words, one matrix product, the best word kept).
 
 The floor: scoring every word for every question needs questions x words x dimensions x 2
@@ -44,7 +44,8 @@ import numpy as np
 import threadpoolctl
 from gensim.models import KeyedVectors
 
-from keras_tl import analogy_search, messages
+from keras_tl import messages
+from keras_tl.word_vectors import analogy_search
 from keras_tl.word_vectors import WordVectors, evaluation_file, read_analogy_questions
 
 

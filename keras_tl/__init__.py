@@ -17,47 +17,50 @@ import importlib.abc
 import importlib.util
 import sys
 
-__version__ = "0.1.0"
+from keras_tl import old_paths
+
+__version__ = "0.2.0"
 
 _PUBLIC = {
     "Source": "sources", "get_source": "sources", "layer_names": "sources", "feature_info": "sources",
     "feature_size": "sources", "SOURCES": "sources",
     "ImageDataset": "data", "ImageSet": "data", "load_dataset": "data", "make_pipeline": "data",
     "split_validation": "data", "training_pipelines": "data",
-    "FullNetworkEmbedding": "full_network_embedding", "FNETransformer": "full_network_embedding",
-    "postprocessor": "full_network_embedding",
-    "FeatureExtractor": "extract", "build_extractor": "extract", "extract_features": "extract",
-    "make_classifier": "classify", "fit_evaluate": "classify", "few_shot": "classify",
-    "evaluate_predictions": "classify", "predict_classes": "classify",
-    "coral": "domain", "GradientReversal": "domain", "DANN": "domain", "adaptation_strength": "domain",
-    "coral_loss": "domain",
+    "FullNetworkEmbedding": "features.full_network_embedding", "FNETransformer": "features.full_network_embedding",
+    "postprocessor": "features.full_network_embedding",
+    "FeatureExtractor": "features.extraction", "build_extractor": "features.extraction", "extract_features": "features.extraction",
+    "make_classifier": "features.classifiers", "fit_evaluate": "features.classifiers", "few_shot": "features.classifiers",
+    "evaluate_predictions": "features.classifiers", "predict_classes": "features.classifiers",
+    "coral": "training.domain_adaptation", "GradientReversal": "training.domain_adaptation", "DANN": "training.domain_adaptation", "adaptation_strength": "training.domain_adaptation",
+    "coral_loss": "training.domain_adaptation",
     "WordVectors": "word_vectors", "UnknownWordError": "word_vectors", "VectorFormatError": "word_vectors",
     "evaluation_file": "word_vectors", "read_analogy_questions": "word_vectors", "read_word_pairs": "word_vectors",
     "parse_analogy": "word_vectors", "cluster_words": "word_vectors", "project_words": "word_vectors",
-    "frozen_embedding": "embedding_layer", "embedding_matrix": "embedding_layer",
-    "freeze_all": "freezing", "unfreeze_all": "freezing", "set_trainable": "freezing", "freeze_up_to": "freezing",
-    "unfreeze_top": "freezing",
-    "unfreeze_blocks": "freezing", "freeze_batchnorm": "freezing", "trainable_report": "freezing",
-    "parameter_counts": "freezing", "InferenceMode": "freezing",
-    "make_optimizer": "optimizers", "layer_multipliers": "optimizers", "LayerwiseAdam": "optimizers",
-    "LayerwiseSGD": "optimizers", "add_lora": "lora", "add_l2_sp": "l2_sp",
-    "augmentation_layers": "augment", "mixup": "augment", "cutmix": "augment", "mix_batches": "augment",
+    "frozen_embedding": "word_vectors.embedding_layer", "embedding_matrix": "word_vectors.embedding_layer",
+    "freeze_all": "training.freezing", "unfreeze_all": "training.freezing", "set_trainable": "training.freezing", "freeze_up_to": "training.freezing",
+    "unfreeze_top": "training.freezing",
+    "unfreeze_blocks": "training.freezing", "freeze_batchnorm": "training.freezing", "trainable_report": "training.freezing",
+    "parameter_counts": "training.freezing", "InferenceMode": "training.freezing",
+    "make_optimizer": "training.optimizers", "layer_multipliers": "training.optimizers", "LayerwiseAdam": "training.optimizers",
+    "LayerwiseSGD": "training.optimizers", "add_lora": "training.lora", "add_l2_sp": "training.l2_sp",
+    "augmentation_layers": "data.augment", "mixup": "data.augment", "cutmix": "data.augment", "mix_batches": "data.augment",
     "make_strategy": "distribute", "global_batch_size": "distribute",
-    "fine_tune_model": "recipe", "Recipe": "recipe", "build_classifier": "recipe", "compile_stage": "recipe",
-    "fit_stage": "resumable_fit",
+    "fine_tune_model": "training.recipe", "Recipe": "training.recipe", "build_classifier": "training.recipe", "compile_stage": "training.recipe",
+    "fit_stage": "training.resumable_fit",
     "plot_confusion_matrix": "plots", "plot_few_shot": "plots", "plot_learning_curves": "plots",
     "plot_distance_matrix": "plots", "plot_word_map": "plots", "plot_grad_cam": "plots", "plot_layers": "plots",
     "plot_tradeoff": "plots", "plot_depth": "plots",
-    "load_run": "trained", "TrainedModel": "trained", "grad_cam": "gradcam", "fne_model": "export",
-    "Interpretation": "interpret", "tta_model": "test_time_augmentation",
-    "plot_filters": "visualize", "plot_feature_maps": "visualize", "top_images": "visualize",
-    "plot_top_images": "visualize", "maximize_activation": "visualize", "maximize_channels": "visualize",
-    "plot_maximized": "visualize", "plot_feature_in_context": "visualize",
-    "logme": "transferability", "h_score": "transferability", "leep": "transferability", "nce": "transferability",
-    "lr_find": "lr_finder", "plot_lr_find": "lr_finder", "check": "setup_check",
+    "load_run": "analysis.trained", "TrainedModel": "analysis.trained", "grad_cam": "analysis.gradcam", "fne_model": "analysis.export",
+    "Interpretation": "analysis.interpret", "tta_model": "analysis.tta",
+    "plot_filters": "analysis.visualize", "plot_feature_maps": "analysis.visualize", "top_images": "analysis.visualize",
+    "plot_top_images": "analysis.visualize", "maximize_activation": "analysis.visualize", "maximize_channels": "analysis.visualize",
+    "plot_maximized": "analysis.visualize", "plot_feature_in_context": "analysis.visualize",
+    "logme": "features.transferability", "h_score": "features.transferability", "leep": "features.transferability", "nce": "features.transferability",
+    "lr_find": "training.lr_finder", "plot_lr_find": "training.lr_finder", "check": "analysis.setup_check",
 }
 _RENAMED = {"fine_tune": "fine_tune_model"}  # old public names whose name now belongs to a command's module
-_CUSTOM_OBJECT_MODULES = ("full_network_embedding", "freezing", "optimizers", "domain", "schedules")
+_CUSTOM_OBJECT_MODULES = ("features.full_network_embedding", "training.freezing", "training.optimizers",
+                          "training.domain_adaptation", "training.schedules")
 
 __all__ = sorted(_PUBLIC)
 
@@ -112,3 +115,4 @@ if "keras" in sys.modules:
     register_custom_objects()
 else:
     sys.meta_path.insert(0, _RegisterWhenKerasLoads())
+sys.meta_path.append(old_paths.OldPaths())

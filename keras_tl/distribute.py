@@ -11,7 +11,7 @@ replicas (all-reduce) and every copy takes the same step. What the code must do:
 - with several machines, let each worker read a different part of the data
   (:func:`shard_by_data`) and let only the chief write the run's files (:func:`is_chief`).
 
-Work that needs no exchange between workers (feature extraction, :mod:`keras_tl.extract`) needs
+Work that needs no exchange between workers (feature extraction, :mod:`keras_tl.features.extraction`) needs
 no multi-worker strategy: each worker (:func:`worker_shard`) or Slurm array task
 (:func:`slurm_array_shard`) does its own part with the devices of its machine.
 

@@ -44,7 +44,9 @@ import keras  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_tl import augment, data, freezing, lora, lr_finder, optimizers, plots, runs  # noqa: E402
+from keras_tl import data, plots, runs  # noqa: E402
+from keras_tl.data import augment
+from keras_tl.training import freezing, lora, lr_finder, optimizers
 from keras_tl.messages import format_table  # noqa: E402
 from keras_tl.sources import get_source  # noqa: E402
 

@@ -165,7 +165,7 @@ from keras_tl.tf_logs import import_tensorflow_quietly  # noqa: E402
 import_tensorflow_quietly()
 import keras  # noqa: E402
 
-from keras_tl.embedding_layer import embedding_matrix, frozen_embedding  # noqa: E402
+from keras_tl.word_vectors.embedding_layer import embedding_matrix, frozen_embedding  # noqa: E402
 
 train_texts = ["the team won the match", "a great goal in the final minute", "the players scored twice",
                "the coach praised the striker", "boil the pasta in salted water", "chop the onions and garlic",

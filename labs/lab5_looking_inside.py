@@ -38,9 +38,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_tl  # noqa: E402
-from keras_tl import data, freezing, plots, runs, visualize  # noqa: E402
-from keras_tl.interpret import Interpretation  # noqa: E402
-from keras_tl.trained import TrainedModel  # noqa: E402
+from keras_tl import data, plots, runs  # noqa: E402
+from keras_tl.analysis import visualize
+from keras_tl.training import freezing
+from keras_tl.analysis.interpret import Interpretation  # noqa: E402
+from keras_tl.analysis.trained import TrainedModel  # noqa: E402
 
 SMALL = os.environ.get("KERAS_TL_LAB_SMALL") == "1"
 RUN_DIR = pathlib.Path(os.environ.get("KERAS_TL_LAB_RUN_DIR", "runs/lab5"))
@@ -159,7 +161,7 @@ print(f"feature {feature} ({depths[-1]}, channel {chosen[depths[-1]]}) in the FN
 # %% [markdown]
 # ## 7. A small fine-tuned model to analyse
 # The two-stage recipe of lab 2 in one call, tiny: a head on the frozen network, then its top 8
-# layers unfrozen. Then the error analysis of `keras_tl.interpret` (fastai's
+# layers unfrozen. Then the error analysis of `keras_tl.analysis.interpret` (fastai's
 # `ClassificationInterpretation`): every test image with its true and predicted class and its loss
 # (the cross-entropy, `-log p(true class)`). A run folder of `python -m keras_tl.fine_tune` gets the
 # same with `python -m keras_tl.predict RUN --interpret`.

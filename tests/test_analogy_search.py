@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from keras_tl import analogy_search
+from keras_tl.word_vectors import analogy_search
 
 
 def _unit(vectors):

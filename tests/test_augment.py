@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_tl import augment
+from keras_tl.data import augment
 
 CLASSES = 8
 

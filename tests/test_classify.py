@@ -3,8 +3,8 @@ import pytest
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
-from keras_tl import classify
-from keras_tl import full_network_embedding as fne
+from keras_tl.features import classifiers
+from keras_tl.features import full_network_embedding as fne
 
 
 def _blobs(per_class, seed=0):
@@ -19,21 +19,21 @@ def test_fit_evaluate_reports_accuracy_confusion_and_per_class_scores():
     test_x, test_y = _blobs(10, seed=1)
     test_y = test_y.copy()
     test_y[0] = 1  # one deliberately wrong label: a class-0 point called class 1
-    result = classify.fit_evaluate(classify.make_classifier(), train_x, train_y, test_x, test_y, ["a", "b", "c"])
+    result = classifiers.fit_evaluate(classifiers.make_classifier(), train_x, train_y, test_x, test_y, ["a", "b", "c"])
     assert result["accuracy"] == pytest.approx(29 / 30)
     assert result["confusion_matrix"].tolist() == [[9, 0, 0], [1, 10, 0], [0, 0, 10]]
     assert result["report"]["b"]["recall"] == pytest.approx(10 / 11)
 
 
 def test_pipeline_steps_and_c_search_on_train_only():
-    classifier = classify.make_classifier(fne.postprocessor("fne"), c=0.5)
+    classifier = classifiers.make_classifier(fne.postprocessor("fne"), c=0.5)
     assert isinstance(classifier, Pipeline) and classifier.named_steps["svm"].C == 0.5
     assert isinstance(classifier.named_steps["postprocess"], fne.FNETransformer)
-    search = classify.make_classifier(fne.postprocessor("l2"), search_c=True)
+    search = classifiers.make_classifier(fne.postprocessor("l2"), search_c=True)
     assert isinstance(search, GridSearchCV)
     train_x, train_y = _blobs(12)
-    result = classify.fit_evaluate(search, train_x, train_y, *_blobs(5, seed=3), ["a", "b", "c"])
-    assert result["chosen_c"] in classify.C_GRID and result["accuracy"] == 1.0
+    result = classifiers.fit_evaluate(search, train_x, train_y, *_blobs(5, seed=3), ["a", "b", "c"])
+    assert result["chosen_c"] in classifiers.C_GRID and result["accuracy"] == 1.0
     with pytest.raises(ValueError, match="Unknown post-processing 'l3'"):
         fne.postprocessor("l3")
 
@@ -41,7 +41,7 @@ def test_pipeline_steps_and_c_search_on_train_only():
 def test_few_shot_uses_k_images_per_class_and_reports_mean_and_std():
     train_x, train_y = _blobs(30)
     test_x, test_y = _blobs(10, seed=4)
-    curve = classify.few_shot(classify.make_classifier(), train_x, train_y, test_x, test_y, shots=[1, 5],
+    curve = classifiers.few_shot(classifiers.make_classifier(), train_x, train_y, test_x, test_y, shots=[1, 5],
                               repeats=3, verbose=False)
     assert sorted(curve) == [1, 5]
     for entry in curve.values():
@@ -56,8 +56,8 @@ def test_row_space_fit_is_the_same_classifier_on_fewer_columns():
     rng = np.random.default_rng(0)
     train_x, test_x = rng.normal(size=(30, 500)), rng.normal(size=(10, 500))
     train_y = np.repeat(np.arange(3), 10)
-    plain = classify.make_classifier(fne.postprocessor("standardise")).fit(train_x, train_y)
-    rotated = classify.make_classifier(fne.postprocessor("standardise"), row_space=True).fit(train_x, train_y)
+    plain = classifiers.make_classifier(fne.postprocessor("standardise")).fit(train_x, train_y)
+    rotated = classifiers.make_classifier(fne.postprocessor("standardise"), row_space=True).fit(train_x, train_y)
     assert rotated.named_steps["row_space"].transform(test_x).shape == (10, 30)
     np.testing.assert_allclose(rotated.decision_function(test_x), plain.decision_function(test_x), atol=1e-9)
     assert plain.named_steps["svm"].n_iter_ == rotated.named_steps["svm"].n_iter_
@@ -66,13 +66,13 @@ def test_row_space_fit_is_the_same_classifier_on_fewer_columns():
 # ----------------------------------------------------------------------------- heads beyond the linear SVM
 
 
-@pytest.mark.parametrize("name", sorted(classify.CLASSIFIERS))
+@pytest.mark.parametrize("name", sorted(classifiers.CLASSIFIERS))
 def test_every_head_fits_and_predicts_separable_features(name):
     """Each head of the slides' advice learns 3 well-separated blobs: predictions of the right shape,
     accuracy twice chance (1/3) or better, scores per class from decision_function or predict_proba."""
     train_x, train_y = _blobs(12)
     test_x, test_y = _blobs(6, seed=5)
-    classifier = classify.make_classifier(fne.postprocessor("standardise"), classifier=name, seed=0)
+    classifier = classifiers.make_classifier(fne.postprocessor("standardise"), classifier=name, seed=0)
     assert isinstance(classifier, Pipeline) and classifier.steps[0][0] == "postprocess"
     classifier.fit(train_x, train_y)
     predicted = classifier.predict(test_x)
@@ -85,23 +85,23 @@ def test_every_head_fits_and_predicts_separable_features(name):
 
 def test_heads_are_seeded_and_c_reaches_the_heads_that_have_one():
     train_x, train_y = _blobs(12)
-    first, second = (classify.make_classifier(classifier="mlp", seed=3).fit(train_x, train_y) for _ in range(2))
+    first, second = (classifiers.make_classifier(classifier="mlp", seed=3).fit(train_x, train_y) for _ in range(2))
     np.testing.assert_array_equal(first.predict_proba(train_x), second.predict_proba(train_x))
-    assert classify.make_classifier(classifier="logistic", c=0.25).named_steps["logistic"].C == 0.25
-    assert classify.make_classifier(classifier="rbf-svm", c=4.0).named_steps["rbf_svm"].C == 4.0
-    search = classify.make_classifier(classifier="logistic", search_c=True)
-    result = classify.fit_evaluate(search, train_x, train_y, *_blobs(5, seed=3), ["a", "b", "c"])
-    assert result["chosen_c"] in classify.C_GRID and result["accuracy"] == 1.0
+    assert classifiers.make_classifier(classifier="logistic", c=0.25).named_steps["logistic"].C == 0.25
+    assert classifiers.make_classifier(classifier="rbf-svm", c=4.0).named_steps["rbf_svm"].C == 4.0
+    search = classifiers.make_classifier(classifier="logistic", search_c=True)
+    result = classifiers.fit_evaluate(search, train_x, train_y, *_blobs(5, seed=3), ["a", "b", "c"])
+    assert result["chosen_c"] in classifiers.C_GRID and result["accuracy"] == 1.0
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # max_iter=20: on purpose
 def test_mlp_early_stops_on_at_least_one_validation_image_per_class():
     """2 images per class: MLPClassifier's 20 % would hold out fewer images than classes; one per class is kept."""
     train_x, train_y = _blobs(2)
-    mlp = classify.EarlyStoppedMLP(validation_fraction=0.1).fit(train_x, train_y)
+    mlp = classifiers.EarlyStoppedMLP(validation_fraction=0.1).fit(train_x, train_y)
     assert mlp.network_.early_stopping and mlp.network_.validation_fraction == pytest.approx(0.5)
     assert len(mlp.network_.validation_scores_) == mlp.network_.n_iter_
-    single = classify.EarlyStoppedMLP(max_iter=20).fit(train_x[::2], train_y[::2])  # one image per class
+    single = classifiers.EarlyStoppedMLP(max_iter=20).fit(train_x[::2], train_y[::2])  # one image per class
     assert not single.network_.early_stopping and single.predict(train_x).shape == (6,)
 
 
@@ -113,14 +113,14 @@ def test_mlp_early_stops_on_at_least_one_validation_image_per_class():
 ])
 def test_bad_heads_are_refused_by_name(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        classify.make_classifier(**kwargs)
+        classifiers.make_classifier(**kwargs)
 
 
 def test_row_space_keeps_logistic_regression_decisions():
     rng = np.random.default_rng(1)
     train_x, test_x = rng.normal(size=(30, 200)), rng.normal(size=(5, 200))
     train_y = np.repeat(np.arange(3), 10)
-    plain, rotated = (classify.make_classifier(classifier="logistic", row_space=flag).fit(train_x, train_y)
+    plain, rotated = (classifiers.make_classifier(classifier="logistic", row_space=flag).fit(train_x, train_y)
                       for flag in (False, True))
     np.testing.assert_allclose(rotated.decision_function(test_x), plain.decision_function(test_x), atol=1e-2)
     np.testing.assert_array_equal(rotated.predict(test_x), plain.predict(test_x))  # equal up to L-BFGS's tolerance

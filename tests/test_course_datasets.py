@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from replicas import NAMES, write_replica
 
-from keras_tl import course_datasets, data
+from keras_tl import data
+from keras_tl.data import course_datasets
 
 PUBLISHED_SPLITS = [name for name in NAMES if name not in ("caltech101", "cats_vs_dogs")]
 

@@ -25,7 +25,8 @@ if sys.argv[1] == "mirrored":  # two logical CPUs, before the runtime starts
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras
-from keras_tl import distribute, optimizers
+from keras_tl import distribute
+from keras_tl.training import optimizers
 
 def train(strategy, global_batch=16):
     keras.utils.set_random_seed(0)

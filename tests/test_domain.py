@@ -1,10 +1,10 @@
-"""keras_tl.domain: CORAL matches the target's covariance; the gradient reversal layer."""
+"""keras_tl.training.domain_adaptation: CORAL matches the target's covariance; the gradient reversal layer."""
 import numpy as np
 import pytest
 
 import keras
 import keras_tl
-from keras_tl.domain import coral
+from keras_tl.training.domain_adaptation import coral
 
 
 def two_domains(seed=0, samples=2000, width=5):
@@ -67,7 +67,7 @@ def test_gradient_reversal_is_identity_forward_and_flips_the_gradient(tmp_path):
 
 
 def test_adaptation_strength_follows_the_papers_ramp():
-    from keras_tl.domain import adaptation_strength
+    from keras_tl.training.domain_adaptation import adaptation_strength
 
     values = [float(adaptation_strength(p)) for p in (0.0, 0.5, 1.0)]
     np.testing.assert_allclose(values, [0.0, 2 / (1 + np.exp(-5)) - 1, 2 / (1 + np.exp(-10)) - 1], rtol=1e-6)
@@ -75,7 +75,7 @@ def test_adaptation_strength_follows_the_papers_ramp():
 
 
 def test_coral_loss_is_the_scaled_covariance_distance():
-    from keras_tl.domain import coral_loss
+    from keras_tl.training.domain_adaptation import coral_loss
 
     source, target = two_domains(samples=40, width=6)
     expected = np.sum((np.cov(source, rowvar=False) - np.cov(target, rowvar=False)) ** 2) / (4 * 6 ** 2)

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_tl import course_datasets, data, downloads
+from keras_tl import data
+from keras_tl.data import course_datasets, downloads
 from keras_tl.jobs import download as download_job
 
 

@@ -1,4 +1,4 @@
-"""The extractor's other engines (keras_tl.engines): OpenVINO and ONNX Runtime against TensorFlow.
+"""The extractor's other engines (keras_tl.features.engines): OpenVINO and ONNX Runtime against TensorFlow.
 
 The converted models are built once for the module (a MobileNet with random weights at 32 px, its
 first three pointwise layers, 20 Animal-MNIST images); an engine that is not installed is skipped.
@@ -10,8 +10,10 @@ import sys
 import numpy as np
 import pytest
 
-from keras_tl import data, engines, extract, trained
-from keras_tl.full_network_embedding import FNETransformer
+from keras_tl import data
+from keras_tl.analysis import trained
+from keras_tl.features import engines, extraction
+from keras_tl.features.full_network_embedding import FNETransformer
 
 LAYERS = ["conv_pw_1_relu", "conv_pw_2_relu", "conv_pw_3_relu"]
 INSTALLED = [engine for engine in ("openvino", "onnxruntime") if engines.installed(engine)]
@@ -42,7 +44,7 @@ def features(tiny_model, images, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("KERAS_TL_CACHE", str(cache))
         for engine in ["tensorflow"] + INSTALLED:
-            extractor = extract.FeatureExtractor("mobilenet", LAYERS, 32, None, model=tiny_model, engine=engine)
+            extractor = extraction.FeatureExtractor("mobilenet", LAYERS, 32, None, model=tiny_model, engine=engine)
             found[engine] = tuple(np.array(extractor.extract(getattr(images, split), verbose=False)[0])
                                   for split in ("train", "test"))
     return found
@@ -76,17 +78,17 @@ def test_converted_model_is_reused_by_a_second_extractor(features, tiny_model, i
         raise AssertionError("converted again although the converted model is cached")
 
     monkeypatch.setattr(engines, "convert", convert_again)
-    extractor = extract.FeatureExtractor("mobilenet", LAYERS, 32, None, model=tiny_model, engine=engine)
+    extractor = extraction.FeatureExtractor("mobilenet", LAYERS, 32, None, model=tiny_model, engine=engine)
     train, _ = extractor.extract(images.train, verbose=False)
     np.testing.assert_array_equal(train, features[engine][0])
     assert [path.stat().st_mtime_ns for path in converted] == modified
 
 
 def test_cache_key_names_the_engine(tiny_model, images):
-    tensorflow = extract.FeatureExtractor("mobilenet", LAYERS, 32, None, model=tiny_model)
+    tensorflow = extraction.FeatureExtractor("mobilenet", LAYERS, 32, None, model=tiny_model)
     keys = {"tensorflow": tensorflow.cache_key(images.train)}
     for engine in INSTALLED:
-        keys[engine] = extract.FeatureExtractor("mobilenet", LAYERS, 32, None, model=tiny_model,
+        keys[engine] = extraction.FeatureExtractor("mobilenet", LAYERS, 32, None, model=tiny_model,
                                                 engine=engine).cache_key(images.train)
         assert engine in keys[engine]
     assert len(set(keys.values())) == len(keys)
@@ -96,7 +98,7 @@ def test_cache_key_names_the_engine(tiny_model, images):
 def test_missing_engine_names_the_pip_command(tiny_model, monkeypatch):
     monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino now fails as if not installed
     with pytest.raises(ModuleNotFoundError) as error:
-        extract.FeatureExtractor("mobilenet", LAYERS, 32, None, model=tiny_model, engine="openvino")
+        extraction.FeatureExtractor("mobilenet", LAYERS, 32, None, model=tiny_model, engine="openvino")
     assert "engine='openvino'" in str(error.value) and "pip install openvino" in str(error.value)
     assert "pip install -e '.[openvino]'" in str(error.value)
     assert not engines.installed("openvino")

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_tl import data, extract, resumable_fit, runs
+from keras_tl import data, runs
+from keras_tl.features import extraction
+from keras_tl.training import resumable_fit
 from keras_tl.jobs import fine_tune, fne
 
 
@@ -17,7 +19,7 @@ def _tiny_extractor():
     keras.utils.set_random_seed(0)
     inputs = keras.Input((8, 8, 3))
     maps = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(inputs)
-    return extract.build_extractor(keras.Model(inputs, maps), ["conv"])
+    return extraction.build_extractor(keras.Model(inputs, maps), ["conv"])
 
 
 def _image_set(count=6):
@@ -31,14 +33,14 @@ def _pipeline(subset):
 
 @pytest.fixture(scope="module")
 def expected():
-    features, _ = extract.extract_features(_tiny_extractor(), _image_set(), _pipeline, verbose=False)
+    features, _ = extraction.extract_features(_tiny_extractor(), _image_set(), _pipeline, verbose=False)
     return np.array(features)
 
 
 @pytest.mark.parametrize("damage", ["truncated final", "empty marker", "wrong-size partial"])
 def test_a_damaged_cache_entry_is_reported_set_aside_and_rebuilt(damage, expected, tmp_path):
     extractor, images = _tiny_extractor(), _image_set()
-    _, final = extract.extract_features(extractor, images, _pipeline, tmp_path, "tiny", verbose=False)
+    _, final = extraction.extract_features(extractor, images, _pipeline, tmp_path, "tiny", verbose=False)
     key = final.name[:-len(".npy")]
     if damage == "truncated final":
         final.write_bytes(final.read_bytes()[:100])
@@ -47,7 +49,7 @@ def test_a_damaged_cache_entry_is_reported_set_aside_and_rebuilt(damage, expecte
         np.save(tmp_path / f"{key}.partial.npy", np.zeros((2, 3), dtype=np.float32))
         (tmp_path / f"{key}.done").write_text("" if damage == "empty marker" else "2")
     with pytest.warns(UserWarning, match="is damaged"):
-        rebuilt, path = extract.extract_features(extractor, images, _pipeline, tmp_path, "tiny", verbose=False)
+        rebuilt, path = extraction.extract_features(extractor, images, _pipeline, tmp_path, "tiny", verbose=False)
     np.testing.assert_allclose(rebuilt, expected, rtol=1e-6)
     assert path == final and list(tmp_path.glob("*.damaged"))
 
@@ -55,11 +57,11 @@ def test_a_damaged_cache_entry_is_reported_set_aside_and_rebuilt(damage, expecte
 def test_two_runs_on_one_cache_entry_wait_for_each_other_and_share_the_result(expected, tmp_path):
     extractor, images = _tiny_extractor(), _image_set()
     size, dim = expected.shape
-    cache = extract.FeatureCache(tmp_path, "tiny", (size, dim))
+    cache = extraction.FeatureCache(tmp_path, "tiny", (size, dim))
     results = {}
 
     def second_run():
-        results["features"], _ = extract.extract_features(extractor, images, lambda subset: pytest.fail(
+        results["features"], _ = extraction.extract_features(extractor, images, lambda subset: pytest.fail(
             "the second run extracted again instead of reusing the first run's file"), tmp_path, "tiny",
             verbose=False)
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_tl import distribute, freezing, resumable_fit
+from keras_tl import distribute
+from keras_tl.training import freezing, resumable_fit
 from keras_tl.jobs import fine_tune
 
 TINY = ["--image-size", "32", "--train-per-class", "5", "--test-per-class", "2", "--batch-size", "8",

@@ -3,7 +3,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_tl import freezing
+from keras_tl.training import freezing
 
 
 def small_cnn(seed=0):

@@ -1,4 +1,4 @@
-"""The Full-Network Embedding's post-processing (keras_tl.full_network_embedding): the Keras layer and the
+"""The Full-Network Embedding's post-processing (keras_tl.features.full_network_embedding): the Keras layer and the
 scikit-learn transformer give the hand-computed values, keep the contracts of both libraries, and follow
 keras_tl's and HPAI-BSC's definitions where they differ (docs/fne.md)."""
 import keras
@@ -7,7 +7,7 @@ import pytest
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from keras_tl import full_network_embedding as fne
+from keras_tl.features import full_network_embedding as fne
 
 def test_fne_layer_standardises_and_discretises_hand_computed_vectors():
     train = np.array([[0.0, 1.0, 2.0], [2.0, 1.0, 4.0], [4.0, 1.0, 0.0]], dtype="float32")

@@ -3,7 +3,9 @@ import keras
 import numpy as np
 import pytest
 
-from keras_tl import gradcam, plots, recipe
+from keras_tl import plots
+from keras_tl.analysis import gradcam
+from keras_tl.training import recipe
 
 
 def bright_square_classifier():

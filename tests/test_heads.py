@@ -5,7 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from keras_tl import classify, experiments, trained
+from keras_tl import experiments
+from keras_tl.analysis import trained
+from keras_tl.features import classifiers
 from keras_tl.jobs import fne, study
 
 TINY_FNE = ["--weights", "none", "--image-size", "32", "--train-per-class", "4", "--test-per-class", "2",
@@ -30,9 +32,9 @@ def test_fne_job_fits_each_head_on_the_cached_features(tmp_path, cache_dir, caps
         result = metrics["methods"]["last:l2"]
         assert sum(map(sum, result["confusion_matrix"])) == 20 and 0 <= result["accuracy"] <= 1
         accuracies[name] = result["accuracy"]
-        assert (run_dir / "model.keras").exists() == (name in classify.LINEAR)  # a Dense layer holds a linear head
+        assert (run_dir / "model.keras").exists() == (name in classifiers.LINEAR)  # a Dense layer holds a linear head
         out = capsys.readouterr().out
-        assert ("No model.keras: the " + name + " head stays in scikit-learn" in out) == (name not in classify.LINEAR)
+        assert ("No model.keras: the " + name + " head stays in scikit-learn" in out) == (name not in classifiers.LINEAR)
     assert len(set(accuracies.values())) > 1  # different heads: not all the same classifier
     logistic, svm = (trained.load_run(tmp_path / name) for name in ("logistic", "linear-svm"))
     assert (logistic.score_name, svm.score_name) == ("probability", "svm score")
@@ -62,7 +64,7 @@ def test_heads_study_on_a_tiny_grid(tmp_path, cache_dir):
     result = results["results"]["mobilenet"]["animal_mnist"]
     assert sorted(result) == sorted(experiments.HEAD_FEATURES)
     for curves in result.values():
-        assert sorted(curves) == sorted(classify.CLASSIFIERS)
+        assert sorted(curves) == sorted(classifiers.CLASSIFIERS)
         for curve in curves.values():
             assert sorted(curve) == ["2", "3"]
             for entry in curve.values():
@@ -71,7 +73,7 @@ def test_heads_study_on_a_tiny_grid(tmp_path, cache_dir):
     report = (run_dir / "report.md").read_text()
     assert "| head | 2 | 3 | train accuracy at 3 | fit s at 3 | fits at the iteration cap |" in report
     assert "32 px; 2, 3 train and 2 test images per class" in report  # the shots, not --train-per-class
-    assert all(f"| {head} | " in report for head in classify.CLASSIFIERS)
+    assert all(f"| {head} | " in report for head in classifiers.CLASSIFIERS)
     assert report.count("| claim (slides) | here | holds? |") == 2 and "| kernel likely to overfit |" in report
     assert "Linear SVMs (LinearSVC, C=1)" not in report  # that line counts the other studies' SVM fits
     for features in ("FNE", "last_conv"):

@@ -1,4 +1,4 @@
-"""Error analysis (keras_tl.interpret) and test-time augmentation on a tiny fne run and a tiny fine_tune run.
+"""Error analysis (keras_tl.analysis.interpret) and test-time augmentation on a tiny fne run and a tiny fine_tune run.
 
 Both runs train on a folder of three colour classes (32x32 noisy red, green and blue squares);
 one red test image is planted, copied, in the blue test folder: a mislabel that the error
@@ -17,9 +17,11 @@ import pytest
 from PIL import Image
 from sklearn.metrics import confusion_matrix
 
-from keras_tl import data, extract, interpret, test_time_augmentation, trained
+from keras_tl import data
+from keras_tl.analysis import interpret, trained, tta
+from keras_tl.features import extraction
 from keras_tl.jobs import fine_tune, fne, predict
-from keras_tl.test_time_augmentation import tta_model
+from keras_tl.analysis.tta import tta_model
 
 COLOURS = {"red": (200, 30, 30), "green": (30, 180, 40), "blue": (30, 40, 200)}
 PLANTED = "planted_red0.png"  # test/red/red0.png, copied into test/blue/
@@ -171,11 +173,11 @@ def test_ten_crop_tta_is_the_mean_over_the_ten_crops_of_the_enlarged_image():
     model = keras.Model(images, keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(images)))
     batch = np.random.default_rng(0).random((4, 8, 8, 3)).astype("float32")
     enlarged = keras.ops.image.resize(batch, (9, 9))  # 8 x 256/224, rounded
-    crops = keras.ops.convert_to_numpy(extract.ten_crops(enlarged, 8))
+    crops = keras.ops.convert_to_numpy(extraction.ten_crops(enlarged, 8))
     expected = np.mean([model.predict(crop, verbose=0) for crop in crops], axis=0)
     np.testing.assert_allclose(tta_model(model, "ten-crop").predict(batch, verbose=0), expected, atol=1e-6)
     assert tta_model(model, "none") is model
-    assert isinstance(tta_model(model), test_time_augmentation.TestTimeAugmentation)
+    assert isinstance(tta_model(model), tta.TestTimeAugmentation)
     with pytest.raises(ValueError, match=r"tta='flop' is not a kind .* none, flip, ten-crop\. Did you mean flip"):
         tta_model(model, "flop")
 

@@ -1,10 +1,10 @@
-"""L2-SP (keras_tl.l2_sp): the penalty's value, its effect on training, and its reference after a resume."""
+"""L2-SP (keras_tl.training.l2_sp): the penalty's value, its effect on training, and its reference after a resume."""
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_tl import l2_sp, recipe, resumable_fit
+from keras_tl.training import l2_sp, recipe, resumable_fit
 
 
 def tiny_base(seed=0):

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 import keras_tl
-from keras_tl import full_network_embedding as fne, recipe
+from keras_tl.features import full_network_embedding as fne
+from keras_tl.training import recipe
 from keras_tl.jobs import cli
 
 PACKAGE = pathlib.Path(keras_tl.__file__).parent
@@ -58,7 +59,7 @@ def test_no_library_module_imports_a_job():
     assert offenders == {}
     # ...and the walk does see imports: the jobs import the library.
     job = ast.parse((PACKAGE / "jobs" / "fne.py").read_text())
-    assert "keras_tl.full_network_embedding" in _imports_outside_main_guard(job)
+    assert "keras_tl.features.full_network_embedding" in _imports_outside_main_guard(job)
 
 
 @pytest.mark.parametrize("entry, job", sorted(ENTRY_MODULES.items()))
@@ -88,7 +89,7 @@ def test_python_m_keras_tl_lists_the_jobs_and_each_job_answers_help():
 
 
 def test_one_object_builds_every_extraction_and_one_function_keys_the_cache():
-    """FeatureExtractor is the one way in: nothing outside keras_tl/extract.py calls the primitives."""
+    """FeatureExtractor is the one way in: nothing outside keras_tl/features/extraction.py calls the primitives."""
     callers = {}
     for path in [*PACKAGE.rglob("*.py"), *(ROOT / "labs").glob("*.py"), *(ROOT / "bench").glob("*.py")]:
         text = path.read_text()
@@ -97,7 +98,7 @@ def test_one_object_builds_every_extraction_and_one_function_keys_the_cache():
     assert callers == {}
     definitions = [str(path.relative_to(ROOT)) for path in PACKAGE.rglob("*.py")
                    if re.search(r"def cache_key\(", path.read_text())]
-    assert definitions == ["keras_tl/extract.py"]
+    assert definitions == ["keras_tl/features/extraction.py"]
 
 
 def test_readme_module_table_lists_every_module():
@@ -140,7 +141,7 @@ def test_the_public_api_is_listed_and_the_renamed_recipe_says_its_new_name():
                                    "import keras_tl; from keras_tl import tf_logs; tf_logs.import_tensorflow_quietly(); "
                                    "import keras",
                                    # a custom-object module first: Keras's hook imports the others while it loads
-                                   "import keras_tl.freezing, keras"])
+                                   "import keras_tl.training.freezing, keras"])
 def test_custom_objects_are_registered_whatever_the_import_order(order):
     code = f"{order}\nassert keras.saving.get_registered_object('keras_tl>FullNetworkEmbedding') is not None"
     finished = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -240,7 +241,7 @@ def test_parser_constants_read_from_source_equal_the_imported_modules():
                      for path in (PACKAGE / "jobs").glob("*.py") for node in ast.walk(ast.parse(path.read_text()))
                      if isinstance(node, ast.Call) and getattr(node.func, "attr", node.func) == "library_constant"
                      or isinstance(node, ast.Call) and getattr(node.func, "id", None) == "library_constant"})
-    assert ("keras_tl.full_network_embedding", "POSTPROCESSING") in wanted and len(wanted) >= 8
+    assert ("keras_tl.features.full_network_embedding", "POSTPROCESSING") in wanted and len(wanted) >= 8
     code = (f"import sys; from keras_tl.jobs import cli\n"
             f"print(repr([cli.library_constant(module, name) for module, name in {wanted!r}]))\n"
             f"assert not any(module in sys.modules for module, _ in {wanted!r})")  # read, not imported

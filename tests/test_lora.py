@@ -3,7 +3,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_tl import freezing, lora
+from keras_tl.training import freezing, lora
 
 
 def base_and_classifier():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_tl import freezing, lr_finder, optimizers, recipe, schedules
+from keras_tl.training import freezing, lr_finder, optimizers, recipe, schedules
 from keras_tl.jobs import fine_tune
 
 

@@ -3,7 +3,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_tl import optimizers
+from keras_tl.training import optimizers
 
 
 def two_layer_model():

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_tl import classify, data, trained
-from keras_tl.full_network_embedding import postprocessor
+from keras_tl import data
+from keras_tl.analysis import trained
+from keras_tl.features import classifiers
+from keras_tl.features.full_network_embedding import postprocessor
 from keras_tl.jobs import fine_tune, fne, predict
 
 FNE_ARGS = ["--train-per-class", "4", "--test-per-class", "2", "--image-size", "64", "--quiet"]
@@ -46,12 +48,12 @@ def photos(tmp_path_factory):
 @pytest.mark.parametrize("classes, row_space", [(2, False), (4, False), (4, True)])
 @pytest.mark.parametrize("classifier", ["linear-svm", "logistic"])
 def test_a_linear_head_exports_as_a_dense_layer_with_scikit_learn_numbers(classifier, classes, row_space):
-    from keras_tl import export
+    from keras_tl.analysis import export
 
     rng = np.random.default_rng(0)
     train_x, test_x = rng.normal(size=(8, 12)).astype("float32"), rng.normal(size=(9, 12)).astype("float32")
     labels = np.arange(8) % classes  # 8 images, 12 features: the row space (RowSpace) has 8 dimensions
-    pipeline = classify.make_classifier(postprocessor("fne"), classifier=classifier, row_space=row_space)
+    pipeline = classifiers.make_classifier(postprocessor("fne"), classifier=classifier, row_space=row_space)
     pipeline.fit(train_x, labels)
     outputs = export.linear_head(pipeline, 12).predict(test_x, verbose=0)
     if classifier == "logistic":  # class probabilities, also for two classes ([1 - sigmoid(s), sigmoid(s)])
@@ -65,9 +67,9 @@ def test_a_linear_head_exports_as_a_dense_layer_with_scikit_learn_numbers(classi
 
 
 def test_a_head_that_is_not_linear_is_refused_by_name():
-    from keras_tl import export
+    from keras_tl.analysis import export
 
-    pipeline = classify.make_classifier(postprocessor("l2"), classifier="knn").fit(np.eye(6), np.arange(6) % 2)
+    pipeline = classifiers.make_classifier(postprocessor("l2"), classifier="knn").fit(np.eye(6), np.arange(6) % 2)
     with pytest.raises(ValueError, match="Cannot export a KNeighborsClassifier head: only a linear one"):
         export.linear_head(pipeline, 6)
 
@@ -78,7 +80,7 @@ def test_exported_fne_model_gives_the_scikit_learn_scores_and_loads_in_a_fresh_p
     assert (model.kind, model.source.name, model.image_size, info["method"]) == ("fne", "mobilenet", 64, "fne:fne")
     dataset = data.load_dataset("animal_mnist", seed=0, train_per_class=4, test_per_class=2, verbose=False)
     train_x, test_x = np.load(fne_run / "features" / "train.npy"), np.load(fne_run / "features" / "test.npy")
-    svm = classify.make_classifier(postprocessor("fne"), seed=0).fit(train_x, dataset.train.labels)
+    svm = classifiers.make_classifier(postprocessor("fne"), seed=0).fit(train_x, dataset.train.labels)
     expected = svm.decision_function(test_x)
     np.testing.assert_allclose(model.model.get_layer("linear_head").predict(test_x, verbose=0), expected, atol=1e-5)
     scores = model.predict(dataset.test.images)  # grey 28x28 arrays, resized and preprocessed as the job did

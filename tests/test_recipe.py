@@ -1,10 +1,10 @@
-"""The two-stage recipe (keras_tl.recipe): its stages and their rates, and the one call that runs them."""
+"""The two-stage recipe (keras_tl.training.recipe): its stages and their rates, and the one call that runs them."""
 import keras
 import numpy as np
 import pytest
 
 import keras_tl
-from keras_tl import recipe
+from keras_tl.training import recipe
 
 
 def test_recipe_stages():

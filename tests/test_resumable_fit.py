@@ -1,4 +1,4 @@
-"""One resumable stage (keras_tl.resumable_fit): a kill at any write leaves a state that the same call finishes
+"""One resumable stage (keras_tl.training.resumable_fit): a kill at any write leaves a state that the same call finishes
 from, with best.keras, done.json and the log agreeing; damaged backups are set aside, not fatal."""
 import json
 import os
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_tl import resumable_fit
+from keras_tl.training import resumable_fit
 
 EPOCHS = 2
 

@@ -1,4 +1,4 @@
-"""Feature extraction at scale (keras_tl.extract): a tf.distribute strategy over several devices,
+"""Feature extraction at scale (keras_tl.features.extraction): a tf.distribute strategy over several devices,
 parts of the images (``shard=``, ``--shard I/N``, Slurm arrays) joined later into the same cache
 entry, and the fne job's multi-worker and array options.
 
@@ -14,7 +14,8 @@ import types
 import numpy as np
 import pytest
 
-from keras_tl import data, distribute, extract
+from keras_tl import data, distribute
+from keras_tl.features import extraction
 from keras_tl.jobs import fne
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -27,22 +28,22 @@ def _image_set(count):
 
 @pytest.fixture
 def extractor(tiny_mobilenet):
-    return extract.FeatureExtractor("mobilenet", ["conv1_relu", "conv_pw_13_relu"], image_size=48, weights=None,
+    return extraction.FeatureExtractor("mobilenet", ["conv1_relu", "conv_pw_13_relu"], image_size=48, weights=None,
                                     model=tiny_mobilenet, batch_size=4)
 
 
 def test_parts_are_contiguous_and_cut_at_multiples_of_the_batch_size():
-    assert [extract.shard_rows(13, (index, 3), 4) for index in range(3)] == [(0, 4), (4, 8), (8, 13)]
-    assert [extract.shard_rows(13, (index, 2), 4) for index in range(2)] == [(0, 8), (8, 13)]
-    assert [extract.shard_rows(5, (index, 4), 4) for index in range(4)] == [(0, 0), (0, 4), (4, 4), (4, 5)]
+    assert [extraction.shard_rows(13, (index, 3), 4) for index in range(3)] == [(0, 4), (4, 8), (8, 13)]
+    assert [extraction.shard_rows(13, (index, 2), 4) for index in range(2)] == [(0, 8), (8, 13)]
+    assert [extraction.shard_rows(5, (index, 4), 4) for index in range(4)] == [(0, 0), (0, 4), (4, 4), (4, 5)]
     for count in (1, 2, 5, 7):
-        rows = [extract.shard_rows(101, (index, count), 8) for index in range(count)]
+        rows = [extraction.shard_rows(101, (index, count), 8) for index in range(count)]
         assert rows[0][0] == 0 and rows[-1][1] == 101
         assert all(stop == start for (_, stop), (start, _) in zip(rows, rows[1:]))  # no gap, no overlap
         assert all(start % 8 == 0 for start, _ in rows)
     for bad in ((2, 2), (-1, 2), (0, 0)):
         with pytest.raises(ValueError, match=r"shard=\(.*\) is not \(I, N\) with 0 <= I < N"):
-            extract.shard_rows(10, bad, 4)
+            extraction.shard_rows(10, bad, 4)
 
 
 def test_parts_joined_later_are_bit_identical_to_one_run(extractor, tmp_path):
@@ -78,7 +79,7 @@ def test_a_part_being_written_does_not_block_another_part_of_the_same_key(extrac
     from filelock import Timeout
 
     images = _image_set(13)
-    whole = extract.FeatureCache(tmp_path, extractor.cache_key(images), (13, extractor.num_features))
+    whole = extraction.FeatureCache(tmp_path, extractor.cache_key(images), (13, extractor.num_features))
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from filelock import FileLock\n"
                                f"with FileLock({str(whole.part(0, 4).lock_file)!r}):\n"
                                "    print('locked', flush=True); time.sleep(60)"],
@@ -103,14 +104,15 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras
 import numpy as np
-from keras_tl import data, distribute, extract, sources
+from keras_tl import data, distribute, sources
+from keras_tl.features import extraction
 
 strategy = distribute.make_strategy("mirrored", devices=["/cpu:0", "/cpu:1"])
 keras.utils.set_random_seed(0)
 with strategy.scope():
     model = sources.get_source("mobilenet").build(weights=None, image_size=32)
-one = extract.FeatureExtractor("mobilenet", "fne", 32, None, batch_size=4, model=model)  # one device, same weights
-two = extract.FeatureExtractor("mobilenet", "fne", 32, None, batch_size=4, model=model, strategy=strategy)
+one = extraction.FeatureExtractor("mobilenet", "fne", 32, None, batch_size=4, model=model)  # one device, same weights
+two = extraction.FeatureExtractor("mobilenet", "fne", 32, None, batch_size=4, model=model, strategy=strategy)
 rng = np.random.default_rng(0)
 result = {"replicas": two.strategy.num_replicas_in_sync, "global_batch": two.global_batch_size}
 for count in (13, 9):  # the last global batches hold 5 and 1 images: the second replica gets 2, then none
@@ -144,11 +146,11 @@ def test_a_model_for_a_strategy_is_built_in_its_scope(tiny_mobilenet):
     import tensorflow as tf
 
     with pytest.raises(ValueError, match="built outside the strategy's scope; build it inside `with strategy"):
-        extract.FeatureExtractor("mobilenet", "last", 48, None, model=tiny_mobilenet,
+        extraction.FeatureExtractor("mobilenet", "last", 48, None, model=tiny_mobilenet,
                                  strategy=tf.distribute.MirroredStrategy(["/cpu:0"]))
     several_machines = types.SimpleNamespace(cluster_resolver=types.SimpleNamespace(task_type="worker"))
     with pytest.raises(ValueError, match="spans several machines.*shard=\\(I, N\\)"):
-        extract.FeatureExtractor("mobilenet", "last", 48, None, model=tiny_mobilenet, strategy=several_machines)
+        extraction.FeatureExtractor("mobilenet", "last", 48, None, model=tiny_mobilenet, strategy=several_machines)
 
 
 def test_slurm_array_tasks_and_cluster_workers_name_their_part(monkeypatch):

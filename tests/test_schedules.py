@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_tl import optimizers, recipe, schedules
+from keras_tl.training import optimizers, recipe, schedules
 
 
 def rate(schedule, step):

@@ -8,7 +8,9 @@ import tensorflow as tf
 from PIL import Image
 
 import keras_tl
-from keras_tl import data, freezing, recipe, setup_check
+from keras_tl import data
+from keras_tl.analysis import setup_check
+from keras_tl.training import freezing, recipe
 from keras_tl.sources import get_source
 
 SIZE = 32

@@ -6,7 +6,8 @@ import warnings
 import numpy as np
 import pytest
 
-from keras_tl import classify, experiments
+from keras_tl import experiments
+from keras_tl.features import classifiers
 from keras_tl.jobs import study
 
 TINY = ["--sources", "mobilenet", "--targets", "animal_mnist", "--image-size", "32", "--train-per-class", "3",
@@ -181,7 +182,8 @@ def test_paper_verdicts_compare_the_fne_gain_over_fc7_in_the_papers_setting():
 def test_depth_models_keep_exactly_the_first_n_imagenet_layers(imagenet_mobilenet_32):
     import keras
 
-    from keras_tl import freezing, sources
+    from keras_tl import sources
+    from keras_tl.training import freezing
 
     source, kept = sources.get_source("mobilenet"), 10  # conv1 .. conv_pw_1_relu: ImageNet; conv_pad_2 up: new
     imagenet = {layer.name: layer.get_weights() for layer in imagenet_mobilenet_32.layers[1:]}  # not the input

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from keras_tl import data, tfds_datasets
+from keras_tl import data
+from keras_tl.data import tfds_datasets
 from keras_tl.jobs import fne
 
 EXAMPLES = 12

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_tl import trained
+from keras_tl.analysis import trained
 from keras_tl.jobs import predict
 
 CLASSES = ["cat", "dog", "cow"]

@@ -9,7 +9,7 @@ from scipy.stats import kendalltau
 
 from keras_tl import experiments
 from keras_tl.jobs import study
-from keras_tl.transferability import h_score, leep, logme, nce
+from keras_tl.features.transferability import h_score, leep, logme, nce
 
 
 def direct_log_evidence(features, target):

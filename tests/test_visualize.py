@@ -1,13 +1,14 @@
-"""What the network sees (keras_tl.visualize) and the inspect job: tiles, maps, top images, gradient ascent."""
+"""What the network sees (keras_tl.analysis.visualize) and the inspect job: tiles, maps, top images, gradient ascent."""
 import json
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from keras_tl import data, sources, visualize
-from keras_tl.extract import FeatureExtractor
-from keras_tl.full_network_embedding import FNETransformer
+from keras_tl import data, sources
+from keras_tl.analysis import visualize
+from keras_tl.features.extraction import FeatureExtractor
+from keras_tl.features.full_network_embedding import FNETransformer
 
 MOBILENET = sources.get_source("mobilenet")
 

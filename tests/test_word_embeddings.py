@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import pytest
 
-from keras_tl import analogy_search
+from keras_tl.word_vectors import analogy_search
 from keras_tl.jobs import word_embeddings
 from keras_tl.word_vectors import (UnknownWordError, VectorFormatError, WordVectors, cluster_words, evaluation_file,
                                    parse_analogy, project_words, read_analogy_questions, section_accuracy)
@@ -301,7 +301,7 @@ def test_packaged_glove_is_the_real_glove_6b_50d(glove):
 # ---------------------------------------------------------------------- Keras
 def test_frozen_embedding_layer_holds_the_vectors_and_stays_frozen(glove):
     keras = pytest.importorskip("keras")
-    from keras_tl import embedding_layer
+    from keras_tl.word_vectors import embedding_layer
 
     vocabulary = ["", "[UNK]", "king", "queen", "zzz-not-a-word"]
     matrix, missing = embedding_layer.embedding_matrix(glove, vocabulary)

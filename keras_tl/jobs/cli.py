@@ -70,7 +70,7 @@ def start_tensorflow(job, args):
 
 
 def library_constant(module, name):
-    """The value of ``name`` in library ``module`` (``"keras_tl.optimizers"``, ``"OPTIMIZERS"``), a literal
+    """The value of ``name`` in library ``module`` (``"keras_tl.training.optimizers"``, ``"OPTIMIZERS"``), a literal
     assigned at its top level, read from its source without importing it (unless it is imported
     already): a parser needs the library's choices, the module needs Keras, and ``--help`` must not
     wait for TensorFlow. The library stays the one place each constant is written."""
@@ -214,8 +214,8 @@ def add_scale_options(parser, shard=False):
 
 
 def add_engine_option(parser):
-    """``--engine``: what runs the network, for feature extraction or prediction (:mod:`keras_tl.engines`)."""
-    parser.add_argument("--engine", choices=library_constant("keras_tl.engines", "ENGINES"), default="tensorflow",
+    """``--engine``: what runs the network, for feature extraction or prediction (:mod:`keras_tl.features.engines`)."""
+    parser.add_argument("--engine", choices=library_constant("keras_tl.features.engines", "ENGINES"), default="tensorflow",
                         help="what runs the network: tensorflow (default), openvino or onnxruntime (converted once, "
                              "faster on a CPU; pip install openvino / onnxruntime tf2onnx), or auto (the fastest "
                              "installed on a CPU, tensorflow on a GPU)")

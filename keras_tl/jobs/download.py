@@ -1,12 +1,13 @@
 """The download job, ``python -m keras_tl.download NAME DIR`` (``--list``: the names).
 
 Downloads a course dataset's published files into DIR, checks their SHA-256, and unpacks them into
-the layout that ``--dataset NAME:DIR`` reads (see :mod:`keras_tl.downloads`). An interrupted
+the layout that ``--dataset NAME:DIR`` reads (see :mod:`keras_tl.data.downloads`). An interrupted
 download resumes when the same command runs again; a finished DIR is left as it is.
 """
 import argparse
 
-from keras_tl import downloads, messages, runs
+from keras_tl import messages, runs
+from keras_tl.data import downloads
 from keras_tl.jobs import cli
 
 EXAMPLES = """examples:

@@ -1,4 +1,4 @@
-"""The fine-tuning job, ``python -m keras_tl.fine_tune``: the recipe of :mod:`keras_tl.recipe` on a dataset.
+"""The fine-tuning job, ``python -m keras_tl.fine_tune``: the recipe of :mod:`keras_tl.training.recipe` on a dataset.
 
 What trains after the head stage (``--unfreeze``, the recipe's ``unfreeze``): ``all`` (every
 layer, the default), ``none`` (the head only: feature extraction plus a trained head), ``N`` (the
@@ -26,10 +26,10 @@ import time
 from keras_tl import data, messages, runs
 from keras_tl.jobs import cli
 
-TTA_KINDS = cli.library_constant("keras_tl.test_time_augmentation", "KINDS")
-OPTIMIZERS = cli.library_constant("keras_tl.optimizers", "OPTIMIZERS")
-SCHEDULES = cli.library_constant("keras_tl.schedules", "SCHEDULES")
-MIX_METHODS = cli.library_constant("keras_tl.augment", "MIX_METHODS")
+TTA_KINDS = cli.library_constant("keras_tl.analysis.tta", "KINDS")
+OPTIMIZERS = cli.library_constant("keras_tl.training.optimizers", "OPTIMIZERS")
+SCHEDULES = cli.library_constant("keras_tl.training.schedules", "SCHEDULES")
+MIX_METHODS = cli.library_constant("keras_tl.data.augment", "MIX_METHODS")
 STRATEGIES = cli.library_constant("keras_tl.distribute", "STRATEGIES")
 
 MODES = ("head", "partial", "full", "scratch")  # the older --mode, still read: what each means in --unfreeze
@@ -158,7 +158,7 @@ def parse_args(argv=None):
 
 
 def learning_rate_or_find(text):
-    """``--learning-rate``: a number, or ``find`` (the range test of :mod:`keras_tl.lr_finder`)."""
+    """``--learning-rate``: a number, or ``find`` (the range test of :mod:`keras_tl.training.lr_finder`)."""
     if text.strip().lower() == FIND:
         return FIND
     try:
@@ -221,8 +221,8 @@ def choose_run_dir(output_dir, settings):
 
 
 def recipe_of(args):
-    """The :class:`keras_tl.recipe.Recipe` that the training options describe."""
-    from keras_tl import recipe
+    """The :class:`keras_tl.training.recipe.Recipe` that the training options describe."""
+    from keras_tl.training import recipe
 
     learning_rate = recipe.Recipe.learning_rate if args.learning_rate == FIND else args.learning_rate  # found later
     return recipe.Recipe(epochs=args.epochs, freeze_epochs=args.freeze_epochs, learning_rate=learning_rate,
@@ -237,7 +237,7 @@ def recipe_of(args):
 def compile_first_stage(model, base, settings, targets, strategy):
     """Set what trains in the first stage and compile it at a constant rate, for lr_find and ``--check``
     (the stage compiles again itself; LoRA, which is added once, is left to it)."""
-    from keras_tl import recipe
+    from keras_tl.training import recipe
 
     first = settings.stages()[0]
     if not (first.base_trains and settings.lora_rank):
@@ -251,7 +251,7 @@ def find_learning_rate(args, model, base, settings, targets, train, run_dir, str
     The test's record goes to ``lr_find.json`` (and its curve to ``figures/lr_find.png``); a resumed
     run reads the suggestion from there instead of testing again.
     """
-    from keras_tl import lr_finder
+    from keras_tl.training import lr_finder
 
     record_path = run_dir / "lr_find.json"
     if record_path.is_file():
@@ -299,9 +299,10 @@ def load_splits(args, strategy):
 
 
 def build_model(args, source, image_size, num_classes, settings, strategy):
-    """The base, the classifier around it (:func:`keras_tl.recipe.build_model`), the layers the recipe
+    """The base, the classifier around it (:func:`keras_tl.training.recipe.build_model`), the layers the recipe
     tunes, the LoRA targets and the augmentation layers."""
-    from keras_tl import augment, freezing, recipe
+    from keras_tl.data import augment
+    from keras_tl.training import freezing, recipe
 
     with strategy.scope():
         augmentation = None if args.no_augment else augment.augmentation_layers(
@@ -338,7 +339,9 @@ def print_plan(say, args, run_dir, resuming, source, image_size, dataset, sizes,
 def run(args):
     """The whole job; returns the metrics dict (also written to ``metrics.json``)."""
     import keras
-    from keras_tl import distribute, freezing, recipe, setup_check
+    from keras_tl import distribute
+    from keras_tl.analysis import setup_check
+    from keras_tl.training import freezing, recipe
     from keras_tl.sources import get_source
 
     started = time.perf_counter()
@@ -398,18 +401,19 @@ def run(args):
 
 def evaluate_and_save(args, model, test, dataset, results, run_dir, source, sizes):
     """Test accuracy, ``model.keras`` and the figures; the metrics without their cost."""
-    from keras_tl import classify, plots
-    from keras_tl.test_time_augmentation import tta_model
+    from keras_tl import plots
+    from keras_tl.features import classifiers
+    from keras_tl.analysis.tta import tta_model
 
     history = []
     for name, result in results.items():
         first_epoch = len(history) + 1
         history += [{**row, "epoch": first_epoch + index, "stage": name}
                     for index, row in enumerate(result.pop("history"))]
-    predicted = classify.predict_classes(model, test)
-    evaluation = classify.evaluate_predictions(dataset.test.labels, predicted, dataset.class_names)
-    tta_accuracy = None if args.tta == "none" else classify.evaluate_predictions(
-        dataset.test.labels, classify.predict_classes(tta_model(model, args.tta), test),
+    predicted = classifiers.predict_classes(model, test)
+    evaluation = classifiers.evaluate_predictions(dataset.test.labels, predicted, dataset.class_names)
+    tta_accuracy = None if args.tta == "none" else classifiers.evaluate_predictions(
+        dataset.test.labels, classifiers.predict_classes(tta_model(model, args.tta), test),
         dataset.class_names)["accuracy"]
     with runs.atomic_path(run_dir / "model.keras") as temporary:
         model.save(temporary)

@@ -4,7 +4,7 @@ Extract once (every layer any method needs, pooled in the graph, cached), then t
 SVM per method on the columns it uses, and write the run folder: ``config.json``,
 ``metrics.json``, ``figures/*.png`` and ``features/``.
 
-At scale (see :mod:`keras_tl.extract`): ``--strategy mirrored`` spreads each batch over the GPUs
+At scale (see :mod:`keras_tl.features.extraction`): ``--strategy mirrored`` spreads each batch over the GPUs
 of the machine; ``--shard I/N`` (or, in a Slurm array, the array task's part) only extracts part
 I of N into the shared cache and stops, and a later run without it joins the parts, extracts what
 is missing and trains; ``--strategy multi-worker`` makes each worker of a cluster extract its
@@ -22,12 +22,12 @@ import numpy as np
 from keras_tl import data, messages, runs
 from keras_tl.jobs import cli
 
-DEFAULT_THRESHOLDS = cli.library_constant("keras_tl.full_network_embedding", "DEFAULT_THRESHOLDS")
-MAX_THRESHOLD = cli.library_constant("keras_tl.full_network_embedding", "MAX_THRESHOLD")
-POSTPROCESSING = cli.library_constant("keras_tl.full_network_embedding", "POSTPROCESSING")
-CLASSIFIERS = cli.library_constant("keras_tl.classify", "CLASSIFIERS")
-LINEAR = cli.library_constant("keras_tl.classify", "LINEAR")  # the heads that model.keras can hold
-WITH_C = cli.library_constant("keras_tl.classify", "WITH_C")
+DEFAULT_THRESHOLDS = cli.library_constant("keras_tl.features.full_network_embedding", "DEFAULT_THRESHOLDS")
+MAX_THRESHOLD = cli.library_constant("keras_tl.features.full_network_embedding", "MAX_THRESHOLD")
+POSTPROCESSING = cli.library_constant("keras_tl.features.full_network_embedding", "POSTPROCESSING")
+CLASSIFIERS = cli.library_constant("keras_tl.features.classifiers", "CLASSIFIERS")
+LINEAR = cli.library_constant("keras_tl.features.classifiers", "LINEAR")  # the heads that model.keras can hold
+WITH_C = cli.library_constant("keras_tl.features.classifiers", "WITH_C")
 
 EXAMPLES = """examples:
   python -m keras_tl.fne                                  # MobileNet on Animal-MNIST, baseline vs FNE
@@ -126,7 +126,9 @@ def choose_scale(args):
 def run(args):
     """The whole job: extract once, train one SVM per method, write the run folder; return the metrics."""
     import keras
-    from keras_tl import distribute, extract, plots, setup_check, sources
+    from keras_tl import distribute, plots, sources
+    from keras_tl.analysis import setup_check
+    from keras_tl.features import extraction
 
     strategy, shard, shard_origin, trains = choose_scale(args)
     keras.utils.set_random_seed(args.seed)
@@ -147,7 +149,7 @@ def run(args):
     method_layers = {layers: sources.layer_names(model, layers) for layers, _ in methods}
     all_layers = [layer.name for layer in model.layers
                   if any(layer.name in names for names in method_layers.values())]
-    extractor = extract.FeatureExtractor(source, all_layers, image_size, weights, args.include_top, args.batch_size,
+    extractor = extraction.FeatureExtractor(source, all_layers, image_size, weights, args.include_top, args.batch_size,
                                          model=model, strategy=strategy, engine=args.engine)
 
     run_dir = runs.make_run_dir(args.output_dir, "fne")
@@ -228,12 +230,12 @@ def extract_splits(args, extractor, dataset, run_dir):
 
 def extract_part(args, extractor, dataset, shard, verbose):
     """Extract part ``shard`` of the train and test images into the cache; the counts, and each split's rows."""
-    from keras_tl import extract
+    from keras_tl.features import extraction
 
     counts = {"images_extracted": 0, "images_from_cache": 0, "rows": {}}
     for split in ("train", "test"):
         image_set = getattr(dataset, split)
-        start, stop = extract.shard_rows(len(image_set), shard, extractor.batch_size)
+        start, stop = extraction.shard_rows(len(image_set), shard, extractor.batch_size)
         if verbose:
             print(f"Extracting {split} features, part {shard[0]}/{shard[1]}: "
                   + (f"images {start}..{stop - 1} of {len(image_set)}" if start < stop else "no images (more parts "
@@ -248,26 +250,28 @@ def extract_part(args, extractor, dataset, shard, verbose):
 
 def evaluate_method(args, features, dataset, layers, post, names, extractor, run_dir, save_model=False):
     """Train and test one LAYERS:POST method's head (``--classifier``; and its few-shot curve); save its
-    confusion matrix. With ``save_model``, also save the method as one Keras model (:mod:`keras_tl.export`).
+    confusion matrix. With ``save_model``, also save the method as one Keras model (:mod:`keras_tl.analysis.export`).
     """
-    from keras_tl import classify, export, extract, plots
-    from keras_tl.full_network_embedding import postprocessor
+    from keras_tl import plots
+    from keras_tl.analysis import export
+    from keras_tl.features import classifiers, extraction
+    from keras_tl.features.full_network_embedding import postprocessor
 
     source = extractor.source
     selected = extractor.columns(names)
     train_x, test_x = features["train"][:, selected], features["test"][:, selected]
     started = time.perf_counter()
-    classifier = classify.make_classifier(postprocessor(post, args.thresholds), c=args.c,
+    classifier = classifiers.make_classifier(postprocessor(post, args.thresholds), c=args.c,
                                           search_c=args.search_c, seed=args.seed, classifier=args.classifier)
-    result = classify.fit_evaluate(classifier, train_x, dataset.train.labels, test_x, dataset.test.labels,
+    result = classifiers.fit_evaluate(classifier, train_x, dataset.train.labels, test_x, dataset.test.labels,
                                    dataset.class_names)
     result.update(dimensions=len(selected), layers=len(names), seconds=time.perf_counter() - started)
     if args.shots:
-        result["few_shot"] = classify.few_shot(classifier, train_x, dataset.train.labels, test_x,
+        result["few_shot"] = classifiers.few_shot(classifier, train_x, dataset.train.labels, test_x,
                                                dataset.test.labels, args.shots, args.repeats, args.seed,
                                                verbose=not args.quiet)
     if save_model:
-        method_extractor = extract.FeatureExtractor(source, names, extractor.image_size, extractor.weights,
+        method_extractor = extraction.FeatureExtractor(source, names, extractor.image_size, extractor.weights,
                                                     extractor.include_top, model=extractor.model,
                                                     strategy=extractor.strategy)
         export.save_fne_model(export.fne_model(method_extractor, classifier), run_dir, dataset.class_names,

@@ -1,7 +1,7 @@
 """The inspection job, ``python -m keras_tl.inspect [SOURCE_OR_RUN]``: what the network sees, layer by layer.
 
 For a source (ImageNet or random weights) or a finished ``fne`` / ``fine_tune`` run folder, draws
-with :mod:`keras_tl.visualize` (Yosinski et al. 2015): the first conv layer's filters, the feature
+with :mod:`keras_tl.analysis.visualize` (Yosinski et al. 2015): the first conv layer's filters, the feature
 maps of chosen layers for one image, the dataset images that activate chosen channels most, and
 the inputs that maximise those channels (gradient ascent). Writes ``figures/*.png``,
 ``config.json`` and ``inspect.json`` (what was drawn; the activations before and after the
@@ -67,9 +67,10 @@ def load_subject(args):
     """``(network, source, image_size, description, run)``: the network to inspect and what goes with it.
 
     A run folder gives its own network (the base of a fine-tuned classifier), source and size;
-    ``run`` is then the :class:`~keras_tl.trained.TrainedModel`, else None.
+    ``run`` is then the :class:`~keras_tl.analysis.trained.TrainedModel`, else None.
     """
-    from keras_tl import sources, trained, visualize
+    from keras_tl import sources
+    from keras_tl.analysis import trained, visualize
 
     subject = args.subject or args.source
     if os.path.isdir(subject) or os.sep in subject:
@@ -88,7 +89,8 @@ def load_subject(args):
 
 def chosen_layers(network, requested, channels):
     """The layer names (each a conv map with every one of ``channels``): ``requested`` or 4 across the depth."""
-    from keras_tl import sources, visualize
+    from keras_tl import sources
+    from keras_tl.analysis import visualize
 
     if not requested:
         names = visualize.layers_across_depth(network, 4)
@@ -116,7 +118,8 @@ def joined_images(dataset):
 def run(args):
     """The whole job: load, draw every figure into the run folder, write ``inspect.json``; return its content."""
     import keras
-    from keras_tl import extract, visualize
+    from keras_tl.analysis import visualize
+    from keras_tl.features import extraction
 
     keras.utils.set_random_seed(args.seed)
     verbose = not args.quiet
@@ -141,7 +144,7 @@ def run(args):
             print(f"Output: {run_dir}", flush=True)
         visualize.plot_filters(network, path=figures / "filters.png")
         visualize.plot_feature_maps(network, image, layers, source.preprocess_input, path=figures / "feature_maps.png")
-        extractor = extract.FeatureExtractor(source, layers, image_size, model=network,
+        extractor = extraction.FeatureExtractor(source, layers, image_size, model=network,
                                              weights=None if args.weights == "none" else "imagenet")
         cache_dir = None if trained_run is not None else args.cache_dir  # a run's weights are its own: no shared cache
         top = draw_top_images(extractor, image_set, dataset.class_names, layers, args, cache_dir, figures)
@@ -163,7 +166,8 @@ def run(args):
 
 def draw_top_images(extractor, image_set, class_names, layers, args, cache_dir, figures):
     """One figure per layer, ``top_images_<layer>.png``: a row of top images per channel. Returns their records."""
-    from keras_tl import plots, visualize
+    from keras_tl import plots
+    from keras_tl.analysis import visualize
 
     import matplotlib.pyplot as plt
 

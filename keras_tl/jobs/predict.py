@@ -1,13 +1,13 @@
 """The prediction job, ``python -m keras_tl.predict RUN_DIR IMAGE_OR_FOLDER...``: a trained run on new images.
 
-Loads a finished ``fine_tune`` or ``fne`` run (:func:`keras_tl.trained.load_run`), reads the
+Loads a finished ``fine_tune`` or ``fne`` run (:func:`keras_tl.analysis.trained.load_run`), reads the
 images with the run's own size and preprocessing, and prints each file's top classes: softmax
 probabilities for a fine-tuned network, linear-SVM decision scores for an FNE run.
 ``--output-dir`` writes them as ``predictions.csv`` there; ``--explain`` saves a Grad-CAM figure per
 image (fine-tuned runs) there, else in ``RUN_DIR/explain``. ``--tta flip|ten-crop`` averages the
-scores over views of each image (:mod:`keras_tl.test_time_augmentation`).
+scores over views of each image (:mod:`keras_tl.analysis.tta`).
 
-``--interpret`` is the error analysis (:mod:`keras_tl.interpret`) instead: the run's own test
+``--interpret`` is the error analysis (:mod:`keras_tl.analysis.interpret`) instead: the run's own test
 split (or ``--dataset``, ``--split``), the most confused pairs and the per-class accuracy as
 tables, and in ``--output-dir`` (else ``RUN_DIR/interpret``) ``top_losses.png``,
 ``per_class_accuracy.png``, ``confusion_matrix.png``, ``confused_pairs.csv`` and ``mislabelled.csv``.
@@ -21,8 +21,8 @@ from keras_tl import data, runs
 from keras_tl.jobs import cli
 from keras_tl.messages import format_table
 
-TTA_KINDS = cli.library_constant("keras_tl.test_time_augmentation", "KINDS")
-SPLITS = cli.library_constant("keras_tl.interpret", "SPLITS")
+TTA_KINDS = cli.library_constant("keras_tl.analysis.tta", "KINDS")
+SPLITS = cli.library_constant("keras_tl.analysis.interpret", "SPLITS")
 
 EXAMPLES = """examples:
   python -m keras_tl.predict runs/fine_tune-20260101-120000 photo.jpg          # top 5 classes
@@ -106,8 +106,8 @@ def run(args):
 
     With ``--interpret``: the error analysis (:func:`interpret_run`) instead.
     """
-    from keras_tl import trained
-    from keras_tl.test_time_augmentation import tta_model
+    from keras_tl.analysis import trained
+    from keras_tl.analysis.tta import tta_model
 
     if args.interpret:
         return interpret_run(args)
@@ -149,8 +149,8 @@ def run(args):
 
 def interpret_run(args):
     """The error analysis: print its plan and tables, write its figures and CSV files; return the
-    :class:`keras_tl.interpret.Interpretation`."""
-    from keras_tl import interpret, trained
+    :class:`keras_tl.analysis.interpret.Interpretation`."""
+    from keras_tl.analysis import interpret, trained
 
     verbose = not args.quiet
     split = args.split or "test"
@@ -202,7 +202,8 @@ def write_csv(path, files, top, score_name):
 
 def explain(model, files, top, folder):
     """Save ``<folder>/<file stem>_gradcam.png`` for each file: Grad-CAM of its predicted class."""
-    from keras_tl import gradcam, plots
+    from keras_tl import plots
+    from keras_tl.analysis import gradcam
 
     used = set()
     for path, entry in zip(files, top):

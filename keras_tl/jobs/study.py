@@ -257,7 +257,8 @@ def part_or_run(path, compute):
 def report_depth(args, targets, seeds, run_dir, verbose):
     """Yosinski et al. 2014 (:data:`keras_tl.experiments.DEPTH_METHODS`): AnB and AnB+ against the cut, and
     scratch, per target: a table, a figure and the paper's two effects as verdicts."""
-    from keras_tl import experiments, freezing, plots, sources
+    from keras_tl import experiments, plots, sources
+    from keras_tl.training import freezing
 
     source = sources.get_source(args.source[0])
     pretrained = source.build("imagenet", image_size=args.image_size)
@@ -364,7 +365,8 @@ def tau_cell(entry, seeds):
 def report_heads(args, targets, seeds, run_dir, verbose):
     """Per source and target: each head's accuracy against shots on the FNE and on the last layer (a table and
     a figure each), then the slides' three claims about heads, one verdict each."""
-    from keras_tl import classify, distribute, experiments, plots
+    from keras_tl import distribute, experiments, plots
+    from keras_tl.features import classifiers
 
     results, sections = {}, []
     shots = sorted(args.shots)
@@ -397,7 +399,7 @@ def report_heads(args, targets, seeds, run_dir, verbose):
                                  ["claim (slides)", "here", "holds?"],
                                  [[claim, here, holds] for claim, (here, holds)
                                   in experiments.heads_verdicts(curves).items()], None))
-    sections.insert(0, ("The heads", ["head", "what it is"], list(map(list, classify.CLASSIFIERS.items())), None))
+    sections.insert(0, ("The heads", ["head", "what it is"], list(map(list, classifiers.CLASSIFIERS.items())), None))
     return results, sections
 
 
@@ -469,7 +471,8 @@ def write_report(run_dir, args, targets, missing, seeds, sections, fits=(0, 0)):
     """``report.md``: the command, the settings, one table (and figure) per section; tables also printed.
 
     ``fits``: ``(SVM fits, those stopped at liblinear's pass cap)``, said under the settings."""
-    from keras_tl import classify, experiments
+    from keras_tl import experiments
+    from keras_tl.features import classifiers
 
     train = ", ".join(map(str, sorted(args.shots))) if args.study == "heads" else args.train_per_class or "all"
     lines = [f"# Study: {args.study}", "", f"Command: `{args.command}`", "",
@@ -480,7 +483,7 @@ def write_report(run_dir, args, targets, missing, seeds, sections, fits=(0, 0)):
     lines += [f"Not available here, skipped: {name} ({reason})." for name, reason in missing.items()]
     if fits[0]:
         lines += [f"Linear SVMs (LinearSVC, C=1): {fits[0]} fits, of which {fits[1]} stopped at "
-                  f"{classify.SVM_MAX_ITER} liblinear passes before converging (their accuracy is that of the "
+                  f"{classifiers.SVM_MAX_ITER} liblinear passes before converging (their accuracy is that of the "
                   "last pass)."]
     if args.study == "tradeoff":
         lines += ["", f"Energy: measured by codecarbon when installed, else process CPU seconds x "

@@ -10,10 +10,10 @@ Each is silent in Keras: training runs, the accuracy is just worse, or better th
 - **BatchNormalization**: a BN layer that is trainable and not in inference mode replaces the
   ImageNet statistics with those of the new data's batches during ``fit`` (Ioffe & Szegedy 2015;
   the Keras transfer-learning guide); inside an otherwise frozen base that is almost never what was
-  meant. :class:`keras_tl.freezing.InferenceMode` keeps BN in inference mode (and explains why
+  meant. :class:`keras_tl.training.freezing.InferenceMode` keeps BN in inference mode (and explains why
   ``base(x, training=False)`` is not enough in Keras 3). A base called with ``training=True`` uses
   batch statistics whenever the model is called directly.
-- **What trains**: trainable and frozen parameter counts (:func:`keras_tl.freezing.parameter_counts`).
+- **What trains**: trainable and frozen parameter counts (:func:`keras_tl.training.freezing.parameter_counts`).
 - **Class balance**: the largest class against the smallest (accuracy hides a small class).
 - **Leaks**: test images that are exact copies of train images (SHA-256 of the file bytes, or of
   the pixels of in-memory images) make the test accuracy a memory test.
@@ -28,10 +28,11 @@ import dataclasses
 import hashlib
 import itertools
 
-import keras  # before keras_tl.freezing: Keras loading first registers the custom objects, freezing included
+import keras  # before keras_tl.training.freezing: Keras loading first registers the custom objects, freezing included
 import numpy as np
 
-from keras_tl import data, freezing, runs
+from keras_tl import data, runs
+from keras_tl.training import freezing
 from keras_tl.messages import format_table, progress_bar
 
 SEVERITIES = ("error", "warning", "info")
@@ -129,7 +130,7 @@ def called_in_training_mode(model):
 def batchnorm_findings(model):
     """Trainable BN layers that ``fit`` would run in training mode, judged within the model that holds them."""
     findings = []
-    todo = ("wrap the base in keras_tl.freezing.InferenceMode (recipe.build_classifier does), or freeze BN "
+    todo = ("wrap the base in keras_tl.training.freezing.InferenceMode (recipe.build_classifier does), or freeze BN "
             "(freezing.freeze_batchnorm); base(x, training=False) is not enough in Keras 3")
     for container, protected, frozen in _containers(model):
         layers = [layer for layer in container.layers if not hasattr(layer, "layers")]
@@ -153,7 +154,7 @@ def batchnorm_findings(model):
         findings.append(Finding(
             f"{model.name} calls {layer.name} with training=True: its BatchNormalization layers normalise with batch "
             f"statistics and update them whenever the model is called directly, model(x).", "warning",
-            "leave training out of the call (keras_tl.freezing.InferenceMode for a pretrained base)"))
+            "leave training out of the call (keras_tl.training.freezing.InferenceMode for a pretrained base)"))
     return findings
 
 

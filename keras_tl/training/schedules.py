@@ -10,7 +10,7 @@
   warm-up from 0 over ``warmup_steps`` (Goyal et al. 2017). Keras's ``CosineDecay`` computes the
   same rates with other names; here the peak rate is the first argument, as in every keras_tl call.
 
-Each stage of the recipe (:mod:`keras_tl.recipe`) compiles a new optimizer, so each stage gets its
+Each stage of the recipe (:mod:`keras_tl.training.recipe`) compiles a new optimizer, so each stage gets its
 own schedule over its own steps (stage ``fine_tune`` peaks at a tenth of the head's rate). The
 step is the optimizer's ``iterations``, which the resume backup keeps, so a resumed stage goes on
 at the right rate. :func:`make_schedule` turns a recipe's ``schedule`` name into the rate to compile with.

@@ -1,7 +1,7 @@
 """Which images a trained run gets wrong, and how wrong: fastai's ``ClassificationInterpretation`` for any run.
 
 :class:`Interpretation` scores a labelled image set (a split of :func:`keras_tl.data.load_dataset`,
-with file paths or arrays) with a run from :func:`keras_tl.trained.load_run` and keeps, per image,
+with file paths or arrays) with a run from :func:`keras_tl.analysis.trained.load_run` and keeps, per image,
 its true and predicted class, its scores and its loss. Then, with fastai's names
 (docs.fast.ai/interpret.html; course.fast.ai, lesson 2):
 
@@ -34,8 +34,10 @@ import pathlib
 import matplotlib.pyplot as plt
 import numpy as np
 
-from keras_tl import classify, data, messages, plots, runs, trained
-from keras_tl.test_time_augmentation import tta_model
+from keras_tl import data, messages, plots, runs
+from keras_tl.analysis import trained
+from keras_tl.features import classifiers
+from keras_tl.analysis.tta import tta_model
 
 SPLITS = ("test", "train", "all")
 CROSS_ENTROPY_EPSILON = 1e-7  # probabilities are clipped here first, as Keras's cross-entropy does
@@ -105,11 +107,11 @@ class Interpretation:
     """A run's predictions on a labelled image set, image by image (see the module docstring).
 
     Args:
-        model: a :class:`~keras_tl.trained.TrainedModel` (:func:`keras_tl.trained.load_run`).
+        model: a :class:`~keras_tl.analysis.trained.TrainedModel` (:func:`keras_tl.analysis.trained.load_run`).
         image_set: a :class:`~keras_tl.data.ImageSet` (file paths or arrays, integer labels).
         class_names: the names of ``image_set``'s labels (default: the run's classes, in its order).
         tta: test-time augmentation, ``"none"``, ``"flip"`` or ``"ten-crop"``
-            (:mod:`keras_tl.test_time_augmentation`): the scores are averaged over the views.
+            (:mod:`keras_tl.analysis.tta`): the scores are averaged over the views.
 
     Per image (arrays in image-set order): ``files`` (the path, or ``#index`` for images held in
     an array), ``true_labels``, ``predicted``, ``scores`` (N, classes), ``losses``, ``gaps`` (the best
@@ -137,7 +139,7 @@ class Interpretation:
             self.losses = others.max(axis=1) - true_scores
         best_two = np.sort(self.scores, axis=1)[:, ::-1][:, :2]
         self.gaps = best_two[:, 0] - best_two[:, 1]
-        self.evaluation = classify.evaluate_predictions(self.true_labels, self.predicted, self.classes)
+        self.evaluation = classifiers.evaluate_predictions(self.true_labels, self.predicted, self.classes)
         self.accuracy = self.evaluation["accuracy"]
 
     @classmethod

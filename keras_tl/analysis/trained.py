@@ -6,7 +6,7 @@ input size and its preprocessing, so new images need nothing else.
 
 - a ``fine_tune`` run (``config.json``, ``metrics.json``, ``model.keras``) scores classes with
   softmax probabilities;
-- an ``fne`` run (``model.json``, ``metrics.json``, ``model.keras``, see :mod:`keras_tl.export`)
+- an ``fne`` run (``model.json``, ``metrics.json``, ``model.keras``, see :mod:`keras_tl.analysis.export`)
   scores them with the linear SVM's decision values (not probabilities: larger is more likely),
   or with probabilities when its head is logistic regression (``model.json``'s ``scores``).
 
@@ -22,7 +22,8 @@ import zipfile
 
 import numpy as np
 
-from keras_tl import data, engines, sources
+from keras_tl import data, sources
+from keras_tl.features import engines
 
 PROBABILITY, SVM_SCORE = "probability", "svm score"  # what a run's model outputs
 SCORE_NAMES = (PROBABILITY, SVM_SCORE)
@@ -35,7 +36,7 @@ class TrainedModel:
     or "svm score" for an fne run with a linear SVM) and the Keras ``model`` (which takes preprocessed images).
 
     ``engine`` runs :meth:`predict`: ``"tensorflow"``, or ``"openvino"`` / ``"onnxruntime"`` (the model
-    converted once, see :mod:`keras_tl.engines`)."""
+    converted once, see :mod:`keras_tl.features.engines`)."""
 
     model: object
     kind: str

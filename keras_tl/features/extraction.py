@@ -14,7 +14,6 @@ Its primitives, for work by hand:
 - :func:`extract_features`: runs it over a dataset with a progress bar, caching to disk so that a
   rerun reuses the features, an interrupted run resumes, and two runs that share the cache wait
   for each other instead of writing the same file;
-- :func:`ten_crops`: the ten-crop evaluation of Krizhevsky et al. 2012;
 - :func:`keras_function`: compile a function for the current backend (TensorFlow or JAX).
 
 At scale (``strategy=``, ``shard=``):
@@ -48,12 +47,11 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_tl import data, engines, sources
+from keras_tl import data, sources
+from keras_tl.data.crops import TEN_CROP_SCALE, ten_crops
+from keras_tl.features import engines
 from keras_tl.messages import progress_bar
 from keras_tl.runs import check_free_space
-
-TEN_CROP_SCALE = 256 / 224  # resize to 256 px, crop 224 px: the usual ImageNet evaluation ratio
-
 
 def build_extractor(model, names):
     """One model whose outputs are the features of ``names``: 4-D maps are spatially averaged in the graph.
@@ -74,19 +72,6 @@ def build_extractor(model, names):
     return keras.Model(model.inputs, outputs, name=f"{model.name}_features")
 
 
-def ten_crops(images, crop_size):
-    """The four corner crops and the centre crop of each image, and their mirror images (Krizhevsky et al. 2012).
-
-    ``images`` (B, S, S, C) with S >= crop_size; returns (10, B, crop_size, crop_size, C).
-    """
-    size = images.shape[1]
-    far, centre = size - crop_size, (size - crop_size) // 2
-    corners = [(0, 0), (0, far), (far, 0), (far, far), (centre, centre)]
-    crops = [images[:, top:top + crop_size, left:left + crop_size, :] for top, left in corners]
-    crops += [ops.flip(crop, axis=2) for crop in crops]
-    return ops.stack(crops)
-
-
 class FeatureExtractor:
     """Pooled features of chosen layers of a source, for any set of images, cached on disk.
 
@@ -105,7 +90,7 @@ class FeatureExtractor:
             the same; the cache key does not depend on it.
         engine: what runs the network: ``"tensorflow"`` (the default), ``"openvino"`` or
             ``"onnxruntime"`` (the pooled model converted once, faster on a CPU, see
-            :mod:`keras_tl.engines`), or ``"auto"``; ``engine`` holds the one chosen. The features
+            :mod:`keras_tl.features.engines`), or ``"auto"``; ``engine`` holds the one chosen. The features
             differ at about 1e-5, so the cache key names the engine.
 
     ``feature_info`` lists, per layer in column order, its ``name``, ``channels``, ``reduction``,

@@ -18,7 +18,7 @@ factor gets a gradient; :func:`restart_lora` draws a fresh A after a load, so tr
 import keras
 import numpy as np
 
-from keras_tl.freezing import nested_layers, set_trainable, unfreeze_all
+from keras_tl.training.freezing import nested_layers, set_trainable, unfreeze_all
 from keras_tl.messages import unknown_layer_error
 
 
@@ -28,7 +28,7 @@ def supports_lora(layer):
 
 
 def lora_targets(base, unfreeze="all", freeze_bn=False):
-    """The layers that get LoRA factors: those that ``unfreeze`` (a :func:`keras_tl.freezing.set_trainable`
+    """The layers that get LoRA factors: those that ``unfreeze`` (a :func:`keras_tl.training.freezing.set_trainable`
     choice) trains and that support LoRA (an error if none)."""
     tuned = set_trainable(base, unfreeze, freeze_bn)
     targets = [name for name in tuned if supports_lora(base.get_layer(name))]

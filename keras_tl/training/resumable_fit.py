@@ -9,7 +9,7 @@ Every file a resume reads is written to a temporary name and renamed, and is che
 the backup holds the weights, the optimizer state and the epochs done in one file; the best
 epoch and its loss are read from the record of the ``best.keras`` that actually landed (matched
 by its SHA-256), never from a log row alone; log rows of epochs the backup does not hold are
-dropped before training goes on. The recipe (:mod:`keras_tl.recipe`) runs its stages through here.
+dropped before training goes on. The recipe (:mod:`keras_tl.training.recipe`) runs its stages through here.
 """
 import csv
 import json
@@ -23,7 +23,7 @@ import zipfile
 import keras
 import numpy as np
 
-from keras_tl import lora
+from keras_tl.training import lora
 from keras_tl.runs import atomic_path, file_digest, write_json
 
 EPOCHS_DONE = "keras_tl_epochs_done"  # the backup file's attribute: how many epochs its weights have trained
@@ -53,7 +53,7 @@ class TrainingClock(keras.callbacks.Callback):
 
 
 class RestartLoRA(keras.callbacks.Callback):
-    """After a backup has been loaded, give LoRA layers a fresh A (see :mod:`keras_tl.lora`)."""
+    """After a backup has been loaded, give LoRA layers a fresh A (see :mod:`keras_tl.training.lora`)."""
 
     def __init__(self, seed=None):
         super().__init__()

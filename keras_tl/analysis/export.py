@@ -15,7 +15,7 @@ decision scores). A binary head has one score ``s`` for the second class; the mo
 ``argmax`` picks the class as scikit-learn does.
 
 The model takes the source's *preprocessed* images (``source.preprocess_input`` of RGB 0..255),
-as a fine-tuned run's ``model.keras`` does; :func:`keras_tl.trained.load_run` applies it.
+as a fine-tuned run's ``model.keras`` does; :func:`keras_tl.analysis.trained.load_run` applies it.
 :func:`save_fne_model` writes ``model.keras`` and ``model.json`` (class names, source, image
 size, method) into the run folder.
 """
@@ -26,8 +26,9 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.preprocessing import Normalizer
 from sklearn.svm import LinearSVC
 
-from keras_tl import runs, trained
-from keras_tl.full_network_embedding import FNETransformer
+from keras_tl import runs
+from keras_tl.analysis import trained
+from keras_tl.features.full_network_embedding import FNETransformer
 
 
 def _fitted_pipeline(classifier):
@@ -75,7 +76,7 @@ def linear_head(classifier, width, name="linear_head"):
 
 
 def fne_model(extractor, classifier, name="fne_classifier"):
-    """The whole FNE classifier: the :class:`~keras_tl.extract.FeatureExtractor`'s pooled layers joined,
+    """The whole FNE classifier: the :class:`~keras_tl.features.extraction.FeatureExtractor`'s pooled layers joined,
     then :func:`linear_head`.
 
     ``classifier`` is the fitted pipeline (or grid search) trained on ``extractor``'s features, in
@@ -87,7 +88,7 @@ def fne_model(extractor, classifier, name="fne_classifier"):
 
 
 def save_fne_model(model, run_dir, class_names, source, image_size, method, scores=trained.SVM_SCORE):
-    """Write ``model.keras`` and ``model.json`` (what :func:`keras_tl.trained.load_run` needs) atomically;
+    """Write ``model.keras`` and ``model.json`` (what :func:`keras_tl.analysis.trained.load_run` needs) atomically;
     ``scores``: what the model outputs (:func:`head_scores`)."""
     with runs.atomic_path(run_dir / "model.keras") as temporary:
         model.save(temporary)

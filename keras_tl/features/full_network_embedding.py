@@ -4,7 +4,7 @@ Garcia-Gasulla et al. 2018, "On the Behavior of Convolutional Nets for Feature E
 and "An Out-of-the-box Full-network Embedding for Convolutional Neural Networks" (ICBK):
 
 1. take the activations of *every* conv layer (spatially averaged) and of the FC layers
-   (:mod:`keras_tl.extract` does this step);
+   (:mod:`keras_tl.features.extraction` does this step);
 2. standardise each feature with the mean and standard deviation of the training set;
 3. discretise to {-1, 0, 1}: below -0.25 is -1 (unusually low), above 0.15 is 1 (unusually high).
 

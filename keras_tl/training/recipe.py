@@ -15,7 +15,7 @@ retrain only as much as the data need. The recipe (fastai's ``fine_tune``; the K
 What trains in stage fine_tune (:class:`Recipe` ``unfreeze``): every layer (``"all"``), part of
 the base (the top N layers that have weights, a layer and everything above it, or named blocks),
 or nothing (``None``: the head alone, which is feature extraction plus a trained head), as
-:func:`keras_tl.freezing.set_trainable` reads it. With ``from_scratch`` the weights are random and
+:func:`keras_tl.training.freezing.set_trainable` reads it. With ``from_scratch`` the weights are random and
 every layer trains from the start: the baseline that shows what the ImageNet weights are worth.
 The command line is ``python -m keras_tl.fine_tune``; the one call is :func:`fine_tune_model`.
 
@@ -25,12 +25,12 @@ unfrozen (their scale and offset may train; their statistics never change). Batc
 small dataset give noisy statistics, and a network normalised with statistics it never saw in
 training loses what it learned (Ioffe & Szegedy 2015 for BN; the Keras guide for this rule).
 In Keras 3 writing ``base(x, training=False)`` in a functional model is not enough: ``fit``
-overrides it; :class:`keras_tl.freezing.InferenceMode` makes the call instead.
+overrides it; :class:`keras_tl.training.freezing.InferenceMode` makes the call instead.
 From scratch, BN trains on batch statistics and its moving averages get a short memory
-(:func:`keras_tl.freezing.shorten_batchnorm_memory`), so that inference sees this run's statistics.
+(:func:`keras_tl.training.freezing.shorten_batchnorm_memory`), so that inference sees this run's statistics.
 
 Keras reads ``trainable`` flags when the model is compiled, so every stage recompiles. Each stage
-is fitted by :func:`keras_tl.resumable_fit.fit_stage`, which writes into the run folder as it goes,
+is fitted by :func:`keras_tl.training.resumable_fit.fit_stage`, which writes into the run folder as it goes,
 so a run killed mid-training and started again with the same command goes on from its last
 finished epoch.
 """
@@ -42,9 +42,9 @@ import tempfile
 import keras
 import numpy as np
 
-from keras_tl import freezing, l2_sp, lora, optimizers, schedules
+from keras_tl.training import freezing, l2_sp, lora, optimizers, schedules
 from keras_tl.messages import describe_layers
-from keras_tl.resumable_fit import RestartLoRA, fit_stage
+from keras_tl.training.resumable_fit import RestartLoRA, fit_stage
 
 FINE_TUNE_LR_FACTOR = 0.1  # stage fine_tune runs at a tenth of the head's learning rate
 
@@ -55,7 +55,7 @@ FINE_TUNE_LR_FACTOR = 0.1  # stage fine_tune runs at a tenth of the head's learn
 def build_classifier(base, num_classes, augmentation=None, dropout=0.2, bn_inference=True):
     """``inputs -> [augmentation] -> base -> average pooling -> dropout -> softmax Dense``.
 
-    ``bn_inference`` wraps the base in :class:`~keras_tl.freezing.InferenceMode`, which calls it with
+    ``bn_inference`` wraps the base in :class:`~keras_tl.training.freezing.InferenceMode`, which calls it with
     ``training=False`` (see the module docstring). The last layer computes in float32 also under
     mixed precision, so the softmax stays accurate.
     """
@@ -94,8 +94,8 @@ class Recipe:
     ``from_scratch`` there is one stage, every layer training at ``learning_rate`` from the start.
     ``lr_ratio < 1`` gives discriminative rates over ``lr_groups`` groups; ``lora_rank > 0`` trains
     LoRA factors instead of the unfrozen Conv2D/Dense kernels. ``schedule``: each stage's rate over
-    its own steps, ``"constant"``, ``"one-cycle"`` or ``"cosine"`` (:mod:`keras_tl.schedules`).
-    ``l2_sp=(alpha, beta)``: the L2-SP penalty towards the starting weights (:mod:`keras_tl.l2_sp`).
+    its own steps, ``"constant"``, ``"one-cycle"`` or ``"cosine"`` (:mod:`keras_tl.training.schedules`).
+    ``l2_sp=(alpha, beta)``: the L2-SP penalty towards the starting weights (:mod:`keras_tl.training.l2_sp`).
     """
 
     epochs: int = 4
@@ -208,7 +208,7 @@ def run_stages(model, base, recipe, train, validation, run_dir, targets=(), call
     scope = strategy.scope if strategy is not None else contextlib.nullcontext
     say = print if verbose else (lambda *_, **__: None)
     stages = recipe.stages()
-    if recipe.l2_sp:  # w0: the weights before any stage, kept in run_dir for a resume (keras_tl.l2_sp)
+    if recipe.l2_sp:  # w0: the weights before any stage, kept in run_dir for a resume (keras_tl.training.l2_sp)
         with scope():
             l2_sp.add_l2_sp(model, base, *recipe.l2_sp, reference_path=pathlib.Path(run_dir) / l2_sp.REFERENCE_FILE)
     results = {}
@@ -251,7 +251,7 @@ def fine_tune_model(model_or_source, train, validation, *, num_classes=None, ima
     temporary folder.
 
     Every step can be taken by hand: :func:`build_model`, :func:`compile_stage`,
-    :func:`keras_tl.resumable_fit.fit_stage`. (It was ``keras_tl.fine_tune`` before that name became
+    :func:`keras_tl.training.resumable_fit.fit_stage`. (It was ``keras_tl.fine_tune`` before that name became
     the command's module alone.)
     """
     recipe = Recipe(**settings)

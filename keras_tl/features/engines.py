@@ -12,8 +12,8 @@ through ``tf2onnx``). Figures: ``bench/bench_engines.py`` and bench/RESULTS.md.
 - :func:`compile_model`: a model converted once, kept under ``$KERAS_TL_CACHE/engines/<key>`` (the
   key holds everything the converted file depends on: the weights' values, the layers, the input
   size, the converter's version), written to a temporary name and renamed, and loaded;
-- :class:`EngineStep`: one batch through it, as :func:`keras_tl.extract.feature_step` runs one
-  batch through TensorFlow, so :class:`~keras_tl.extract.FeatureExtractor` (``engine=``) uses either.
+- :class:`EngineStep`: one batch through it, as :func:`keras_tl.features.extraction.feature_step` runs one
+  batch through TensorFlow, so :class:`~keras_tl.features.extraction.FeatureExtractor` (``engine=``) uses either.
 
 An engine's features differ from TensorFlow's by about 1e-5 (another order of the sums), so the
 feature cache key of an extractor names its engine.
@@ -30,6 +30,7 @@ import keras
 import numpy as np
 
 from keras_tl import data, distribute
+from keras_tl.data.crops import ten_crops
 
 ENGINES = ("tensorflow", "openvino", "onnxruntime", "auto")
 # engine: (the modules it needs, the pip packages that hold them, keras_tl's extra, Keras's export format, file)
@@ -39,7 +40,7 @@ REQUIREMENTS = {
 }
 # how each engine runs a converted model: float32 throughout (on a CPU with bfloat16 units, AVX512-BF16 or
 # AMX, OpenVINO would otherwise run in bfloat16, and features then differ by about 1e-1: a fifth of the
-# FNE codes flipped, measured); part of the feature cache key (keras_tl.extract.FeatureExtractor.cache_key)
+# FNE codes flipped, measured); part of the feature cache key (keras_tl.features.extraction.FeatureExtractor.cache_key)
 RUN_OPTIONS = {"openvino": {"INFERENCE_PRECISION_HINT": "f32"}, "onnxruntime": {}}
 FASTEST_FIRST = ("onnxruntime", "openvino")  # on a CPU, bench/RESULTS.md ("peers and limits")
 
@@ -123,7 +124,7 @@ def compile_model(model, engine, description=(), cache_folder=None, verbose=True
     default :func:`engines_folder`), as a function from a float32 numpy batch to its (batch, D) outputs.
 
     Several outputs (an extractor's pooled layers) are joined along the last axis, as
-    :func:`keras_tl.extract.feature_step` joins them. Two processes converting the same model wait
+    :func:`keras_tl.features.extraction.feature_step` joins them. Two processes converting the same model wait
     for each other (a lock), and a conversion is written to a temporary folder and renamed.
     """
     from filelock import FileLock
@@ -164,7 +165,7 @@ class EngineStep:
     """One batch through a converted model (:func:`compile_model`), as the extractor's step: it takes a
     batch of images, or the iterator of a ``tf.data`` pipeline and reads its next batch (in Python:
     the engine runs outside TensorFlow's graph). With ``ten_crop`` the features of each image's ten
-    crops (:func:`keras_tl.extract.ten_crops`) are averaged. Returns numpy (batch, D)."""
+    crops (:func:`keras_tl.data.crops.ten_crops`) are averaged. Returns numpy (batch, D)."""
 
     def __init__(self, run, crop_size, ten_crop=False):
         self.run, self.crop_size, self.ten_crop = run, crop_size, ten_crop
@@ -175,8 +176,6 @@ class EngineStep:
         images = keras.ops.convert_to_numpy(images).astype(np.float32, copy=False)
         if not self.ten_crop:
             return self.run(images)
-        from keras_tl.extract import ten_crops
-
         crops = keras.ops.convert_to_numpy(ten_crops(images, self.crop_size))
         features = self.run(np.ascontiguousarray(crops.reshape((-1,) + crops.shape[2:])))
         return features.reshape((10, len(images), -1)).mean(axis=0)

@@ -1,6 +1,6 @@
 """Download a course dataset's published files, checked, into the layout ``load_dataset("NAME:PATH")`` reads.
 
-:data:`DATASETS` lists, per name of :mod:`keras_tl.course_datasets`, the files as their authors
+:data:`DATASETS` lists, per name of :mod:`keras_tl.data.course_datasets`, the files as their authors
 publish them, with their size and SHA-256 where one is published: tfds's ``checksums.tsv`` files
 (``tensorflow_datasets/datasets/*/checksums.tsv``, ``url_checksums/*.txt``) record them. Where none
 is (MIT-67), the SHA-256 computed on the first download is reported (trust on first use) and kept

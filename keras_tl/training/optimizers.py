@@ -18,7 +18,7 @@ multiplies ``learning_rate`` there, so it is right for any of them and needs no 
 import keras
 from keras import ops
 
-from keras_tl import freezing  # the module: it may still be loading (it imports Keras, whose hook imports this)
+from keras_tl.training import freezing  # the module: it may still be loading (it imports Keras, whose hook imports this)
 from keras_tl.messages import unknown_layer_error
 
 OPTIMIZERS = ("adam", "sgd")
@@ -61,7 +61,7 @@ class LayerwiseSGD(LayerwiseLearningRates, keras.optimizers.SGD):
 def make_optimizer(name="adam", learning_rate=1e-3, multipliers=None, **kwargs):
     """An ``adam`` or ``sgd`` optimizer (SGD gets momentum 0.9) with optional layer-wise multipliers.
 
-    ``learning_rate``: a number, or a ``LearningRateSchedule`` (:mod:`keras_tl.schedules`) whose rate
+    ``learning_rate``: a number, or a ``LearningRateSchedule`` (:mod:`keras_tl.training.schedules`) whose rate
     the multipliers scale at every step.
     """
     if not isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):

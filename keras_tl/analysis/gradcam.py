@@ -10,7 +10,7 @@ class cares about that channel) and keep the positive part of the weighted sum:
 The map has the resolution of the last conv layer (for MobileNet, 1/32 of the input); scale it
 up to overlay it on the image (:func:`keras_tl.plots.plot_grad_cam`).
 
-Works on the classifiers of :func:`keras_tl.recipe.build_classifier` (a chain: input ->
+Works on the classifiers of :func:`keras_tl.training.recipe.build_classifier` (a chain: input ->
 [augmentation] -> base -> pooling -> dropout -> softmax Dense), with the TensorFlow backend.
 """
 import keras
@@ -21,7 +21,7 @@ def _split_at_base(model):
     """``(layers before the base, the base, layers after it)`` of a chain-shaped classifier.
 
     The base is the nested model whose output is 4-D (wrapped in ``InferenceMode`` by
-    :func:`keras_tl.recipe.build_classifier`); its output is the last conv feature map.
+    :func:`keras_tl.training.recipe.build_classifier`); its output is the last conv feature map.
     """
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
     for index in reversed(range(len(layers))):
@@ -36,7 +36,7 @@ def grad_cam(model, image, class_index=None):
     """The Grad-CAM heat map ``(H', W')`` in 0..1 of ``class_index`` (default: the predicted class).
 
     ``image``: one model input (H, W, 3), already preprocessed for the source, as the model takes it
-    (:meth:`keras_tl.trained.TrainedModel.model_inputs` makes it from a file).
+    (:meth:`keras_tl.analysis.trained.TrainedModel.model_inputs` makes it from a file).
     """
     import tensorflow as tf
 

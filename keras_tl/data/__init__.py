@@ -9,9 +9,9 @@ Datasets are found by name (see ``datasets/`` for each page) or by path:
 - ``animal_mnist``: 10k silhouettes of 10 animals, from the PyPI package ``animal-mnist``;
 - ``fashion_mnist``: the Debian package ``dataset-fashion-mnist`` (idx files);
 - ``openclipart``: the Debian package ``openclipart-png`` (top-level category folders);
-- ``tfds:NAME`` or ``tfds:NAME:TRAIN/TEST``: a TensorFlow Datasets dataset (see :mod:`keras_tl.tfds_datasets`);
+- ``tfds:NAME`` or ``tfds:NAME:TRAIN/TEST``: a TensorFlow Datasets dataset (see :mod:`keras_tl.data.tfds_datasets`);
 - ``NAME:PATH``: a course dataset as published (``cub200:~/data/CUB_200_2011``, ``dtd:PATH:N``, ...), with
-  its own split; see :mod:`keras_tl.course_datasets` for the names. A folder in one of those layouts is
+  its own split; see :mod:`keras_tl.data.course_datasets` for the names. A folder in one of those layouts is
   recognised by its marker files without the NAME too;
 - a folder with ``train/<class>/`` and ``test/<class>/``;
 - a folder with ``TrainImages.txt`` and ``TestImages.txt`` (MIT-67 style lists of ``class/file``
@@ -547,16 +547,16 @@ def load_dataset(spec="animal_mnist", *, test_fraction=0.2, seed=0, train_per_cl
     a progress bar unless ``verbose`` is false): unreadable ones are skipped with one warning and
     listed in ``dataset.skipped``. Before any decoding, an empty folder, an empty class folder and a
     single class are errors that say what was expected.
-    ``"NAME:PATH"`` reads a course dataset in its published layout and split (:mod:`keras_tl.course_datasets`);
+    ``"NAME:PATH"`` reads a course dataset in its published layout and split (:mod:`keras_tl.data.course_datasets`);
     a folder in such a layout is recognised, and the dataset is named after its layout (``cub200``).
-    ``"tfds:NAME"`` reads TensorFlow Datasets from ``tfds_data_dir`` (:mod:`keras_tl.tfds_datasets`).
+    ``"tfds:NAME"`` reads TensorFlow Datasets from ``tfds_data_dir`` (:mod:`keras_tl.data.tfds_datasets`).
     """
-    from keras_tl import course_datasets
+    from keras_tl.data import course_datasets
 
     spec = os.fspath(spec)
     root = OPENCLIPART_DIR if spec == "openclipart" else pathlib.Path(spec)
     if spec.startswith("tfds:"):
-        from keras_tl import tfds_datasets
+        from keras_tl.data import tfds_datasets
 
         dataset = tfds_datasets.load_tfds_dataset(spec, data_dir=tfds_data_dir, test_fraction=test_fraction,
                                                   seed=seed, cache_dir=cache_dir, verbose=verbose)
@@ -669,7 +669,8 @@ def training_pipelines(source, image_size, splits, num_classes, batch_size=32, m
     """
     import tensorflow as tf
 
-    from keras_tl import augment, distribute
+    from keras_tl import distribute
+    from keras_tl.data import augment
 
     def one_hot(images, labels):
         return images, tf.one_hot(labels, num_classes)

@@ -19,7 +19,7 @@ past some rate it shoots up. A good rate lies where the loss falls fastest, well
   were: the model can be trained right afterwards as if the test had never run.
 
 It runs on the model as compiled, so with the optimizer and the frozen layers of the stage it is
-for (the recipe's head stage: :func:`keras_tl.recipe.compile_stage`), layer-wise rates included:
+for (the recipe's head stage: :func:`keras_tl.training.recipe.compile_stage`), layer-wise rates included:
 their multipliers scale each rate tried.
 
 >>> recipe.compile_stage(model, base, recipe_settings.stages()[0], recipe_settings)
@@ -106,7 +106,7 @@ def _batches(train):
 def _check_settings(model, start, end, steps, rule, divergence):
     if getattr(model, "optimizer", None) is None:
         raise ValueError("lr_find needs a compiled model: call model.compile(optimizer=..., loss=...) "
-                         "(or keras_tl.recipe.compile_stage) first.")
+                         "(or keras_tl.training.recipe.compile_stage) first.")
     if isinstance(model.optimizer.learning_rate, keras.optimizers.schedules.LearningRateSchedule) or isinstance(
             getattr(model.optimizer, "_learning_rate", None), keras.optimizers.schedules.LearningRateSchedule):
         raise ValueError("lr_find sets the rate step by step: compile the model with a constant learning rate, "

@@ -69,7 +69,8 @@ import warnings
 import numpy as np
 import threadpoolctl
 
-from keras_tl import analogy_search, messages
+from keras_tl import messages
+from keras_tl.word_vectors import analogy_search
 
 UNICODE_ERRORS = ("strict", "replace", "ignore")
 VECTOR_FORMATS = ("auto", "glove", "word2vec", "word2vec-binary")
@@ -474,7 +475,7 @@ class WordVectors:
         Words with an all-zero vector count as outside the vocabulary.
 
         The words and pairs that the questions share are scored once and blocks of words that cannot
-        hold an answer are skipped (:mod:`keras_tl.analogy_search`); where a set shares too little,
+        hold an answer are skipped (:mod:`keras_tl.word_vectors.analogy_search`); where a set shares too little,
         one matrix product scores a batch of questions against a block of words. Each core answers its
         own part, which is what makes this fast (bench/bench_word_analogies.py).
 
@@ -562,7 +563,7 @@ class WordVectors:
         """The answer row for each ``(a, b, c)`` row of ``questions``: the best word for ``b - a + c``.
 
         Questions that share their words and pairs, as those of an analogy set do, are answered with
-        block-max pruning (:mod:`keras_tl.analogy_search`), one part of the questions per processor
+        block-max pruning (:mod:`keras_tl.word_vectors.analogy_search`), one part of the questions per processor
         core; otherwise in batches of ``_BATCH_QUESTIONS``, each scored against every word
         block by block (:func:`top_k_rows`). Cores work in threads (numpy releases the GIL in its
         matrix products and reductions) with BLAS held to one thread meanwhile, so they never wait

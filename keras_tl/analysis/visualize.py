@@ -7,7 +7,7 @@ and colours, later ones textures, parts and objects. Four ways to look, from the
 - :func:`plot_filters`: the first conv layer's kernels, drawn as small colour images;
 - :func:`plot_feature_maps`: a layer's activation maps for one image;
 - :func:`top_images` / :func:`plot_top_images`: the dataset images that activate a channel most
-  (its pooled activation, read from the feature cache of :class:`keras_tl.extract.FeatureExtractor`);
+  (its pooled activation, read from the feature cache of :class:`keras_tl.features.extraction.FeatureExtractor`);
 - :func:`maximize_activation` / :func:`plot_maximized`: gradient ascent on the input, from faint
   noise to the pattern a channel responds to most, with the usual regularisers (jitter, blur,
   L2 decay), as in F. Chollet's keras.io example "Visualizing what convnets learn" and Yosinski et al.
@@ -36,7 +36,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from keras_tl import data, sources
-from keras_tl.full_network_embedding import DEFAULT_THRESHOLDS, FNETransformer
+from keras_tl.features.full_network_embedding import DEFAULT_THRESHOLDS, FNETransformer
 from keras_tl.messages import progress_bar
 from keras_tl.plots import finish_figure
 
@@ -48,7 +48,7 @@ GREY = 127.5  # the middle of 0..255: where gradient ascent starts, and what the
 
 def backbone(model):
     """The network inside ``model`` whose layers are the source's: ``model`` itself, or the base nested
-    in a fine-tuned classifier (:func:`keras_tl.recipe.build_classifier` wraps it in ``InferenceMode``)."""
+    in a fine-tuned classifier (:func:`keras_tl.training.recipe.build_classifier` wraps it in ``InferenceMode``)."""
     for layer in reversed(model.layers):
         inner = getattr(layer, "model", layer)  # InferenceMode keeps the base as .model
         if isinstance(inner, keras.Model) and len(inner.output.shape) == 4:
@@ -217,7 +217,7 @@ def plot_feature_maps(model, image, layers, preprocess=None, max_channels=16, ch
 def top_images(extractor_or_features, image_set, layer=None, channel=0, k=9, cache_dir=None, verbose=True):
     """``(indices, activations)``: the ``k`` images of ``image_set`` that activate ``channel`` most, most first.
 
-    ``extractor_or_features``: a :class:`keras_tl.extract.FeatureExtractor` whose layers include
+    ``extractor_or_features``: a :class:`keras_tl.features.extraction.FeatureExtractor` whose layers include
     ``layer`` (the features of ``image_set`` are extracted, or read from its cache in ``cache_dir``,
     and the layer's spatially averaged channel is taken), or an array of one layer's pooled
     features of ``image_set``, one row per image (``layer`` is then not needed). Ties keep the

@@ -22,7 +22,7 @@ turns them into a report):
   over its published splits), next to the paper's numbers (:data:`PAPER_RESULTS`).
 
 Features are extracted once per source and target from a *pool* of images, through the
-:class:`~keras_tl.extract.FeatureExtractor` and its cache (the same cache entries as
+:class:`~keras_tl.features.extraction.FeatureExtractor` and its cache (the same cache entries as
 ``python -m keras_tl.fne``); every seed then draws its own
 stratified train/test split from that pool (:func:`split_pool`), so the spread over seeds measures
 how much a result depends on which images were drawn.
@@ -40,10 +40,12 @@ from sklearn.metrics import accuracy_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import Normalizer
 
-from keras_tl import (augment, classify, course_datasets, data, extract, freezing, optimizers, recipe, sources,
-                      transferability)
+from keras_tl import data, sources
+from keras_tl.data import augment, course_datasets
+from keras_tl.features import classifiers, extraction, transferability
+from keras_tl.training import freezing, optimizers, recipe
 from keras_tl.messages import progress_bar
-from keras_tl.full_network_embedding import DEFAULT_THRESHOLDS, FNETransformer, postprocessor
+from keras_tl.features.full_network_embedding import DEFAULT_THRESHOLDS, FNETransformer, postprocessor
 
 OFFLINE_TARGETS = ("animal_mnist", "fashion_mnist", "openclipart")
 WATTS_PER_CPU_CORE = 15.0  # energy estimate without codecarbon: CPU seconds x this power
@@ -94,11 +96,11 @@ def pool_features(source_name, target, image_size, train_per_class, test_per_cla
     ``train_per_class`` train and ``test_per_class`` test images per class (fewer where a class has fewer).
 
     The cache entries are those of the fne job with the same source, layers, size and images;
-    ``strategy`` spreads the extraction over this machine's devices (see :mod:`keras_tl.extract`).
+    ``strategy`` spreads the extraction over this machine's devices (see :mod:`keras_tl.features.extraction`).
     """
     dataset = data.load_dataset(target, seed=0, train_per_class=train_per_class,
                                 test_per_class=test_per_class, verbose=verbose, tfds_data_dir=tfds_data_dir)
-    extractor = extract.FeatureExtractor(source_name, "fne", image_size, batch_size=batch_size, strategy=strategy)
+    extractor = extraction.FeatureExtractor(source_name, "fne", image_size, batch_size=batch_size, strategy=strategy)
     return extracted_pool(extractor, dataset, cache_dir, verbose)
 
 
@@ -159,17 +161,17 @@ ABLATION_STEPS = {  # the post-processing steps the studies compare: name -> a n
 
 def svm_accuracy(pool, layers, post, train, test, seed=0):
     """Test accuracy of a LinearSVC on ``pool``'s ``layers`` after the ``post`` step of :data:`ABLATION_STEPS`,
-    and whether liblinear converged within :data:`classify.SVM_MAX_ITER` passes.
+    and whether liblinear converged within :data:`classifiers.SVM_MAX_ITER` passes.
 
     With fewer training images than features the SVM is fitted in the span of the training rows
-    (:class:`classify.RowSpace`: the same classifier, much cheaper on raw 11,000-wide features).
+    (:class:`classifiers.RowSpace`: the same classifier, much cheaper on raw 11,000-wide features).
     """
     columns = pool.select(layers)
-    classifier = classify.make_classifier(ABLATION_STEPS[post](), seed=seed, row_space=len(train) < len(columns))
+    classifier = classifiers.make_classifier(ABLATION_STEPS[post](), seed=seed, row_space=len(train) < len(columns))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # counted instead, from n_iter_
         classifier.fit(pool.features[train][:, columns], pool.labels[train])
-    converged = classifier.named_steps["svm"].n_iter_ < classify.SVM_MAX_ITER
+    converged = classifier.named_steps["svm"].n_iter_ < classifiers.SVM_MAX_ITER
     accuracy = float(accuracy_score(pool.labels[test], classifier.predict(pool.features[test][:, columns])))
     return accuracy, converged
 
@@ -229,7 +231,7 @@ TRADEOFF_METHODS = {  # name: what it is, for the report
     "fine-tune": "ImageNet network, new head, then every layer at lr/10 (keras_tl.fine_tune_model)",
     "fine-tune+aug": "the same, with flip, zoom, rotation and translation",
     "fine-tune+l2-sp": "fine-tune with L2-SP (alpha 0.1 towards the ImageNet weights, beta 0.01 on the head; "
-                       "keras_tl.l2_sp)",
+                       "keras_tl.training.l2_sp)",
     "scratch": "the same network with random weights, every layer trains",
     "scratch+aug": "the same, with augmentation",
 }
@@ -296,10 +298,10 @@ def tradeoff_run(method, source_name, target, image_size, train_per_class, test_
 
 
 def _extraction(source, image_size, splits, seed, batch_size):
-    extractor = extract.FeatureExtractor(source, "fne", image_size, batch_size=batch_size)
+    extractor = extraction.FeatureExtractor(source, "fne", image_size, batch_size=batch_size)
     train_x, _ = extractor.extract(splits["train"], verbose=False)
     test_x, _ = extractor.extract(splits["test"], verbose=False)
-    classifier = classify.make_classifier(postprocessor("fne"), seed=seed).fit(train_x, splits["train"].labels)
+    classifier = classifiers.make_classifier(postprocessor("fne"), seed=seed).fit(train_x, splits["train"].labels)
     accuracy = float(accuracy_score(splits["test"].labels, classifier.predict(test_x)))
     svm = classifier.named_steps["svm"]
     return accuracy, int(svm.coef_.size + svm.intercept_.size), len(train_x) + len(test_x), 0
@@ -312,7 +314,7 @@ def _fine_tune(method, source, image_size, splits, num_classes, seed, epochs, fr
                                            image_size=image_size, augmentation=augmentation, verbose=0, epochs=epochs,
                                            freeze_epochs=freeze_epochs, from_scratch=method.startswith("scratch"),
                                            seed=seed, l2_sp=TRADEOFF_L2_SP if method.endswith("+l2-sp") else None)
-    accuracy = float(np.mean(classify.predict_classes(model, test) == splits["test"].labels))
+    accuracy = float(np.mean(classifiers.predict_classes(model, test) == splits["test"].labels))
     network_epochs = sum(stage["epochs_trained_now"] for stage in stages.values())
     images = network_epochs * len(splits["train"]) + len(splits["test"])
     return accuracy, int(list(stages.values())[-1]["trainable"]), images, network_epochs
@@ -370,10 +372,10 @@ def paper_runs(spec, seeds, verbose=False, tfds_data_dir=None):
 def paper_extractor(source_name, image_size=None, weights="imagenet", batch_size=32, strategy=None):
     """The FNE's extractor for the paper's tables: every ``fne`` layer of ``source_name``, with its
     fully connected top when ``image_size`` is its training size (VGG16: 13 conv layers, fc6 and fc7).
-    ``strategy`` spreads the extraction over this machine's devices (see :mod:`keras_tl.extract`)."""
+    ``strategy`` spreads the extraction over this machine's devices (see :mod:`keras_tl.features.extraction`)."""
     source = sources.get_source(source_name)
     size = int(image_size or source.default_size)
-    return extract.FeatureExtractor(source, "fne", size, weights=weights, include_top=size == source.default_size,
+    return extraction.FeatureExtractor(source, "fne", size, weights=weights, include_top=size == source.default_size,
                                     batch_size=batch_size, strategy=strategy)
 
 
@@ -455,7 +457,7 @@ DEPTH_METHODS = {
 
 def depth_cuts(base, count):
     """``count`` cut points spread evenly over ``base``'s convolution (and dense) layers, as indices into
-    ``base.layers``: a cut at index n keeps ``base.layers[:n]``, as :func:`keras_tl.freezing.freeze_up_to` slices."""
+    ``base.layers``: a cut at index n keeps ``base.layers[:n]``, as :func:`keras_tl.training.freezing.freeze_up_to` slices."""
     weighted = [index for index, layer in enumerate(base.layers)
                 if layer.weights and not isinstance(layer, keras.layers.BatchNormalization)]
     return [weighted[round(len(weighted) * part / (count + 1))] for part in range(1, count + 1)]
@@ -465,11 +467,11 @@ def depth_model(source, pretrained, cut, frozen, num_classes, image_size, seed, 
     """``(base, model)`` of one depth run: ``source``'s architecture with fresh, seeded initial weights,
     its first n layers (n: ``cut``, a layer name or an index into ``base.layers``; 0: none) given the
     weights of ``pretrained`` (the same architecture with ImageNet weights) and frozen when ``frozen``,
-    then the recipe's head (:func:`keras_tl.recipe.build_classifier`).
+    then the recipe's head (:func:`keras_tl.training.recipe.build_classifier`).
 
     BatchNorm: every BN layer that trains (all in AnB+ and scratch, the re-initialised ones in AnB)
     normalises with batch statistics and gets a short moving-average memory
-    (:func:`~keras_tl.freezing.shorten_batchnorm_memory`): with Keras's 0.99, a run of 30 steps ends
+    (:func:`~keras_tl.training.freezing.shorten_batchnorm_memory`): with Keras's 0.99, a run of 30 steps ends
     with statistics from its start, and inference puts every image in one class. Frozen BN layers run
     in inference mode with ImageNet's statistics (Keras does this for a frozen layer). Keeping AnB+'s
     BN layers in inference mode, as the fine-tuning recipe does, collapsed the deep cuts to one class.
@@ -506,7 +508,7 @@ def depth_run(method, source_name, target, image_size, cut, train_per_class, tes
                   metrics=["accuracy"])
     model.fit(train, epochs=epochs, verbose=0, shuffle=False)  # the tf.data pipeline shuffles
     kept = freezing.find_layer(base, 0 if method == "scratch" else cut)
-    return {"accuracy": float(np.mean(classify.predict_classes(model, test) == dataset.test.labels)),
+    return {"accuracy": float(np.mean(classifiers.predict_classes(model, test) == dataset.test.labels)),
             "layers_kept": kept, "cut_layer": base.layers[kept].name, "epochs": epochs}
 
 
@@ -528,7 +530,7 @@ def depth_verdicts(curves, scratch):
 # ----------------------------------------------------------------------------- select: transferability scores
 
 # Each candidate (a source's single layer, L2-normalised, or its FNE: the layers study's SVMs) is
-# scored on each seed's training images (:mod:`keras_tl.transferability`), and each score's ranking of
+# scored on each seed's training images (:mod:`keras_tl.features.transferability`), and each score's ranking of
 # the candidates is compared with the ranking by the linear SVM's test accuracy (Kendall's tau-b).
 FEATURE_SCORES = {"LogME": transferability.logme, "H-score": transferability.h_score}  # on the SVM's features
 PREDICTION_SCORES = {  # on the source's ImageNet probabilities: one value per source, the same for its layers
@@ -546,7 +548,7 @@ def source_probabilities(source_name, target, train_per_class, test_per_class, c
     :class:`~keras_tl.offline.WeightsUnavailableError` (a FileNotFoundError)."""
     dataset = data.load_dataset(target, seed=0, train_per_class=train_per_class, test_per_class=test_per_class,
                                 verbose=verbose, tfds_data_dir=tfds_data_dir)
-    extractor = extract.FeatureExtractor(source_name, ["predictions"], include_top=True, batch_size=batch_size,
+    extractor = extraction.FeatureExtractor(source_name, ["predictions"], include_top=True, batch_size=batch_size,
                                          strategy=strategy)
     return np.concatenate([extractor.extract(image_set, cache_dir, verbose=verbose)[0]
                            for image_set in (dataset.train, dataset.test)])
@@ -661,15 +663,15 @@ HEAD_BASELINE = "linear-svm"
 
 
 def head_fit(pool, layers, post, head, train, test, seed=0):
-    """One head of :data:`classify.CLASSIFIERS` on ``pool``'s ``layers`` after the ``post`` step of
+    """One head of :data:`classifiers.CLASSIFIERS` on ``pool``'s ``layers`` after the ``post`` step of
     :data:`ABLATION_STEPS`: its test and train accuracy, the seconds its fit took, and whether its
     solver stopped at its iteration cap (a ``ConvergenceWarning``, counted instead of shown).
 
     A linear head on fewer images than features is fitted in the span of the training rows
-    (:class:`classify.RowSpace`: the same classifier, cheaper)."""
+    (:class:`classifiers.RowSpace`: the same classifier, cheaper)."""
     columns = pool.select(layers)
-    classifier = classify.make_classifier(ABLATION_STEPS[post](), seed=seed, classifier=head,
-                                          row_space=head in classify.LINEAR and len(train) < len(columns))
+    classifier = classifiers.make_classifier(ABLATION_STEPS[post](), seed=seed, classifier=head,
+                                          row_space=head in classifiers.LINEAR and len(train) < len(columns))
     train_x, test_x = pool.features[train][:, columns], pool.features[test][:, columns]
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
@@ -681,7 +683,7 @@ def head_fit(pool, layers, post, head, train, test, seed=0):
             "capped": any(issubclass(warning.category, ConvergenceWarning) for warning in caught)}
 
 
-def heads_study(pool, shots, test_per_class, seeds, heads=tuple(classify.CLASSIFIERS), verbose=False):
+def heads_study(pool, shots, test_per_class, seeds, heads=tuple(classifiers.CLASSIFIERS), verbose=False):
     """Each head's test accuracy against training images per class, on the FNE and on the last layer
     (:data:`HEAD_FEATURES`): ``{features: {head: {shots: summary}}}``, each :func:`summary` with the
     train accuracy (``train``), the fit seconds (``seconds``) and the fits stopped at their cap

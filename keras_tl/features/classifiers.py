@@ -1,7 +1,7 @@
 """Classifiers on extracted features ("heads"), and the evaluation of any classifier's predictions.
 
 Plain scikit-learn: a ``Pipeline`` of a post-processing step (from
-:mod:`keras_tl.full_network_embedding`) and a head. The default head is a ``LinearSVC``, the
+:mod:`keras_tl.features.full_network_embedding`) and a head. The default head is a ``LinearSVC``, the
 classifier of the FNE papers; the others test the course slides' advice, "Linear SVM usually
 enough; kernel likely to overfit; if target data size allows, 1-3 FC layers" (:data:`CLASSIFIERS`).
 Optionally C is chosen by cross-validation on the training set only. The few-shot mode repeats

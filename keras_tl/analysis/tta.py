@@ -6,7 +6,7 @@ The views (Krizhevsky et al. 2012, section 4.1; fastai's ``learn.tta``):
 - ``"flip"``: the image and its mirror image (left-right);
 - ``"ten-crop"``: the image enlarged by 256/224 (the usual ImageNet evaluation ratio; bilinear,
   in the graph, from the model's input), then its four corner crops and centre crop at the
-  model's size, and their mirror images (:func:`keras_tl.extract.ten_crops`).
+  model's size, and their mirror images (:func:`keras_tl.data.crops.ten_crops`).
 
 The scores are averaged over the views: for a fine-tuned run's softmax outputs that is the
 average in probability space; for an fne run's exported model it is the average of the linear
@@ -20,7 +20,7 @@ import keras
 from keras import ops
 
 from keras_tl import messages
-from keras_tl.extract import TEN_CROP_SCALE, ten_crops
+from keras_tl.data.crops import TEN_CROP_SCALE, ten_crops
 
 KINDS = ("none", "flip", "ten-crop")
 
@@ -48,7 +48,7 @@ class TestTimeAugmentation(keras.Model):
     """``model`` scored on each :func:`views` of its input, the scores averaged over the views.
 
     It takes what ``model`` takes (preprocessed images) and returns what it returns, so it works
-    wherever ``model`` does (``predict``, :func:`keras_tl.classify.predict_classes`). It is for
+    wherever ``model`` does (``predict``, :func:`keras_tl.features.classifiers.predict_classes`). It is for
     predicting only: save ``model`` itself, not this wrapper.
     """
 

@@ -1,0 +1,68 @@
+"""The module paths of keras_tl 0.1, kept for one release: ``import keras_tl.extract`` (and the other
+modules that moved into subpackages in 0.2, see ``CHANGELOG.md``) still works, with a
+``DeprecationWarning`` that names the new path. The old paths go in 0.3.
+
+Saved models and run folders need none of this: Keras finds keras_tl's layers and optimizers by
+their registered names (``keras_tl>FullNetworkEmbedding``), not by module path.
+"""
+import importlib
+import importlib.abc
+import importlib.machinery
+import warnings
+
+MOVED = {  # old module -> the modules that now hold its names (looked up in this order)
+    "keras_tl.analogy_search": ("keras_tl.word_vectors.analogy_search",),
+    "keras_tl.augment": ("keras_tl.data.augment",),
+    "keras_tl.classify": ("keras_tl.features.classifiers",),
+    "keras_tl.course_datasets": ("keras_tl.data.course_datasets",),
+    "keras_tl.domain": ("keras_tl.training.domain_adaptation",),
+    "keras_tl.downloads": ("keras_tl.data.downloads",),
+    "keras_tl.embedding_layer": ("keras_tl.word_vectors.embedding_layer",),
+    "keras_tl.engines": ("keras_tl.features.engines",),
+    "keras_tl.export": ("keras_tl.analysis.export",),
+    "keras_tl.extract": ("keras_tl.features.extraction", "keras_tl.data.crops"),
+    "keras_tl.freezing": ("keras_tl.training.freezing",),
+    "keras_tl.full_network_embedding": ("keras_tl.features.full_network_embedding",),
+    "keras_tl.gradcam": ("keras_tl.analysis.gradcam",),
+    "keras_tl.interpret": ("keras_tl.analysis.interpret",),
+    "keras_tl.l2_sp": ("keras_tl.training.l2_sp",),
+    "keras_tl.lora": ("keras_tl.training.lora",),
+    "keras_tl.lr_finder": ("keras_tl.training.lr_finder",),
+    "keras_tl.optimizers": ("keras_tl.training.optimizers",),
+    "keras_tl.recipe": ("keras_tl.training.recipe",),
+    "keras_tl.resumable_fit": ("keras_tl.training.resumable_fit",),
+    "keras_tl.schedules": ("keras_tl.training.schedules",),
+    "keras_tl.setup_check": ("keras_tl.analysis.setup_check",),
+    "keras_tl.test_time_augmentation": ("keras_tl.analysis.tta",),
+    "keras_tl.tfds_datasets": ("keras_tl.data.tfds_datasets",),
+    "keras_tl.trained": ("keras_tl.analysis.trained",),
+    "keras_tl.transferability": ("keras_tl.features.transferability",),
+    "keras_tl.visualize": ("keras_tl.analysis.visualize",),
+}
+
+
+class OldPaths(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Imports an old path as a module that warns once, then hands out the names of its new homes."""
+
+    def find_spec(self, name, path=None, target=None):
+        return importlib.machinery.ModuleSpec(name, self) if name in MOVED else None
+
+    def create_module(self, spec):
+        return None  # the default module object
+
+    def exec_module(self, module):
+        homes = MOVED[module.__name__]
+        warnings.warn(f"{module.__name__} moved to {homes[0]} in keras_tl 0.2; import it from there "
+                      f"(the old path goes in 0.3).", DeprecationWarning, stacklevel=2)
+
+        def __getattr__(name):
+            for home in homes:
+                found = importlib.import_module(home)
+                if hasattr(found, name):
+                    return getattr(found, name)
+            raise AttributeError(f"{module.__name__} (now {', '.join(homes)}) has no attribute {name!r}")
+
+        def __dir__():
+            return sorted({name for home in homes for name in dir(importlib.import_module(home))})
+
+        module.__getattr__, module.__dir__ = __getattr__, __dir__
