@@ -261,7 +261,7 @@ def test_decode_check_is_cached_and_redone_when_a_file_changes(tmp_path, decode_
     root = _class_tree(tmp_path / "photos", per_class=3)
     decoded = []
     original = data.decode_image
-    monkeypatch.setattr(data, "decode_image", lambda path: decoded.append(str(path)) or original(path))
+    monkeypatch.setattr("keras_tl.data.images.decode_image", lambda path: decoded.append(str(path)) or original(path))
     first = data.load_dataset(root, test_fraction=0.5, seed=0)
     assert len(decoded) == 6 and (decode_cache / "decode_check.json").is_file()
     again = data.load_dataset(root, test_fraction=0.5, seed=0)

@@ -20,14 +20,17 @@ it both work. Every loader keeps the published train/test split:
 
 Every file a split names must exist (one ``FileNotFoundError`` says how many are missing and shows
 the first few); then the files get the decode check of every folder dataset
-(:func:`keras_tl.data._file_dataset`). :func:`recognise` tells a published layout by its marker
+(:func:`keras_tl.data.folders.file_dataset`). :func:`recognise` tells a published layout by its marker
 files, so ``load_dataset(PATH)`` without the name works too.
 """
 import pathlib
 
 import numpy as np
 
-from keras_tl import data, messages
+from keras_tl import messages
+from keras_tl.data import folders
+from keras_tl.data.image_sets import per_class_subset
+from keras_tl.data.images import image_files
 
 CALTECH101_TRAIN_PER_CLASS = 30  # Fei-Fei et al. 2004, and the FNE paper
 DTD_SPLITS = range(1, 11)
@@ -62,17 +65,19 @@ def recognise(folder):
     return None
 
 
-def load(name, path, *, test_fraction=0.2, seed=0, cache_dir=None, verbose=True):
-    """The course dataset ``name`` read from ``path`` as an :class:`keras_tl.data.ImageDataset` named ``name``.
+def read(spec, options):
+    """The course dataset of ``spec``, ``"NAME:PATH"`` or a folder in a published layout (:func:`recognise`),
+    as an :class:`~keras_tl.data.ImageDataset` named NAME.
 
-    ``seed`` draws Caltech-101's train images and the cats-vs-dogs split (with ``test_fraction``);
-    ``cache_dir`` and ``verbose`` are the decode check's (see :func:`keras_tl.data.load_dataset`).
+    ``options.seed`` draws Caltech-101's train images and the cats-vs-dogs split (with
+    ``options.test_fraction``); ``options.cache_dir`` and ``options.verbose`` are the decode check's.
     """
+    name, path = parse_spec(spec) or (recognise(spec), spec)
     if name not in LOADERS:
         raise ValueError(f"Unknown dataset name {name!r} in dataset='{name}:{path}': expected NAME:PATH with NAME "
                          f"one of {', '.join(LOADERS)}." + messages.did_you_mean(name, LOADERS))
-    root, splits = LOADERS[name](path, seed)
-    return data._file_dataset(name, root, splits, test_fraction, seed, 1, cache_dir, verbose)
+    root, splits = LOADERS[name](path, options.seed)
+    return folders.file_dataset(name, root, splits, options)
 
 
 # ----------------------------------------------------------------------------- shared steps
@@ -132,7 +137,7 @@ def _mat(path):
 
 def _mit67(path, seed):
     root = _find_folder(path, "mit67", ("TrainImages.txt", "TestImages.txt", "Images"))
-    return root, data._split_lists(root)
+    return root, folders.split_lists(root)
 
 
 def _cub200(path, seed):
@@ -187,12 +192,12 @@ def _caltech101(path, seed):
     folder = next((path / child for child in ACCEPTED_SUBFOLDERS["caltech101"] if (path / child).is_dir()), path)
     if not folder.is_dir():
         raise FileNotFoundError(f"dataset='caltech101:{path}': {path} is not a folder.")
-    files = data._class_files(folder)
+    files = folders.class_files(folder)
     files.pop("BACKGROUND_Google", None)  # clutter, not a category: the FNE paper's protocol leaves it out
     pairs = [(label, file) for label, paths in files.items() for file in paths]
     in_train = np.zeros(len(pairs), dtype=bool)
     labels = np.repeat(np.arange(len(files)), [len(paths) for paths in files.values()])
-    in_train[data.per_class_subset(labels, CALTECH101_TRAIN_PER_CLASS, seed)] = True
+    in_train[per_class_subset(labels, CALTECH101_TRAIN_PER_CLASS, seed)] = True
     entries = {"train": [pair for pair, chosen in zip(pairs, in_train) if chosen],
                "test": [pair for pair, chosen in zip(pairs, in_train) if not chosen]}
     return folder, _grouped(entries)
@@ -201,7 +206,7 @@ def _caltech101(path, seed):
 def _food101(path, seed):
     root = _find_folder(path, "food101", ("images", "meta/train.txt", "meta/test.txt"))
     entries = {split: [(entry.split("/")[0], root / "images" / f"{entry}.jpg")
-                       for entry in data._read_split_list(root / "meta" / f"{split}.txt")]
+                       for entry in folders.read_split_list(root / "meta" / f"{split}.txt")]
                for split in ("train", "test")}
     return root, _check_listed(_grouped(entries), f"{root / 'meta'}/train.txt and test.txt")
 
@@ -218,7 +223,7 @@ def _dtd(path, seed):
     lists = {"train": (f"train{number}.txt", f"val{number}.txt"), "test": (f"test{number}.txt",)}
     root = _find_folder(folder, "dtd", ["images"] + [f"labels/{name}" for names in lists.values() for name in names])
     entries = {split: [(entry.split("/")[0], root / "images" / entry)
-                       for name in names for entry in data._read_split_list(root / "labels" / name)]
+                       for name in names for entry in folders.read_split_list(root / "labels" / name)]
                for split, names in lists.items()}
     listing = f"{root / 'labels'}/train{number}.txt, val{number}.txt and test{number}.txt"
     return root, _check_listed(_grouped(entries), listing)
@@ -227,7 +232,7 @@ def _dtd(path, seed):
 def _cats_vs_dogs(path, seed):
     path = pathlib.Path(path).expanduser()
     folder = path / "train" if (path / "train").is_dir() else path
-    pairs = [(pathlib.Path(file).name.split(".")[0].lower(), file) for file in data.image_files(folder)]
+    pairs = [(pathlib.Path(file).name.split(".")[0].lower(), file) for file in image_files(folder)]
     pairs = [(label, file) for label, file in pairs if label in ("cat", "dog")]
     if not pairs:
         raise FileNotFoundError(f"dataset='cats_vs_dogs:{path}': no cat.N.jpg or dog.N.jpg in {folder}; expected "

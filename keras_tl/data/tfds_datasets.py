@@ -11,7 +11,7 @@ The data are read from ``data_dir`` (else ``$TFDS_DATA_DIR``, else ``~/tensorflo
 dataset that is not there is downloaded and prepared, as ``tfds.load(download=True)`` does.
 
 Each encoded image (read with ``tfds.decode.SkipDecoding()``, never decoded here) is written once
-as a file under the keras_tl cache (:func:`keras_tl.data.decode_cache_file`'s folder), so the images
+as a file under the keras_tl cache (:func:`keras_tl.data.images.decode_cache_file`'s folder), so the images
 get the decode check, pipeline and feature cache of every folder dataset and memory stays flat in
 the number of images. A split's ``complete.json`` (written last) lists its files; a later call
 reads only that list. Class names are the ``label`` ClassLabel's names.
@@ -26,7 +26,9 @@ import pathlib
 import re
 import urllib.parse
 
-from keras_tl import data, messages, runs
+from keras_tl import messages, runs
+from keras_tl.data import folders
+from keras_tl.data.images import decode_cache_file
 
 PREFIX = "tfds:"
 VERSION = re.compile(r"[\d*]+\.[\d*]+\.[\d*]+")  # tfds's "name:1.2.0"
@@ -63,16 +65,17 @@ def tfds_data_dir(data_dir=None):
     return pathlib.Path(data_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets").expanduser()
 
 
-def load_tfds_dataset(spec, *, data_dir=None, test_fraction=0.2, seed=0, cache_dir=None, verbose=True):
+def read(spec, options):
     """The tfds dataset of ``spec`` (see the module docstring) as an :class:`keras_tl.data.ImageDataset`.
 
-    ``test_fraction`` and ``seed`` make the split of a dataset without a test split; ``cache_dir``
-    holds the decode-check verdicts and, beside them, the exported images (see
-    :func:`keras_tl.data.decode_cache_file`); ``verbose`` shows progress bars.
+    ``options.test_fraction`` and ``options.seed`` make the split of a dataset without a test split;
+    ``options.cache_dir`` holds the decode-check verdicts and, beside them, the exported images (see
+    :func:`keras_tl.data.images.decode_cache_file`); ``options.tfds_data_dir`` is where tfds datasets are
+    read (:func:`tfds_data_dir`); ``options.verbose`` shows progress bars.
     """
     tfds = import_tfds()
     name, train, test = parse_spec(spec)
-    builder = _builder(tfds, name, tfds_data_dir(data_dir))
+    builder = _builder(tfds, name, tfds_data_dir(options.tfds_data_dir))
     features = builder.info.features
     if not (isinstance(_feature(features, "image"), tfds.features.Image)
             and isinstance(_feature(features, "label"), tfds.features.ClassLabel)):
@@ -85,14 +88,14 @@ def load_tfds_dataset(spec, *, data_dir=None, test_fraction=0.2, seed=0, cache_d
     expressions = {"train": train, "test": test} if test else {"all": train}
     for expression in expressions.values():
         _check_split(tfds, expression, available, spec)
-    folder = data.decode_cache_file(cache_dir).parent / "tfds" / builder.info.full_name
+    folder = decode_cache_file(options.cache_dir).parent / "tfds" / builder.info.full_name
     class_names = features["label"].names
     exported = {split: _export(tfds, builder, expression, folder / urllib.parse.quote(expression, safe="+"),
-                               class_names, verbose)
+                               class_names, options.verbose)
                 for split, expression in expressions.items()}
     present = [label for label in class_names if any(files[label] for files in exported.values())]
     splits = {split: {label: files[label] for label in present} for split, files in exported.items()}
-    return data._file_dataset(name, folder, splits, test_fraction, seed, 1, cache_dir, verbose)
+    return folders.file_dataset(name, folder, splits, options)
 
 
 def _feature(features, key):

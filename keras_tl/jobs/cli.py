@@ -265,8 +265,8 @@ def within(lowest, highest):
     return Rule(lambda value: lowest <= value <= highest, f"must lie within {lowest} .. {highest}")
 
 
-IMAGE_SIZE = (AT_LEAST_ONE, at_most(library_constant("keras_tl.data", "MAX_IMAGE_SIZE")))
-BATCH_SIZE = (AT_LEAST_ONE, at_most(library_constant("keras_tl.data", "MAX_BATCH_SIZE")))
+IMAGE_SIZE = (AT_LEAST_ONE, at_most(library_constant("keras_tl.data.pipelines", "MAX_IMAGE_SIZE")))
+BATCH_SIZE = (AT_LEAST_ONE, at_most(library_constant("keras_tl.data.pipelines", "MAX_BATCH_SIZE")))
 
 
 def check_options(parser, args, **rules):

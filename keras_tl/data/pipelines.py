@@ -1,0 +1,98 @@
+"""``tf.data`` pipelines: :func:`make_pipeline` turns an image set into batches for a source (decode,
+convert grey, RGBA, palette, CMYK, 16-bit and float images to 8-bit RGB, resize, apply the source's
+``preprocess_input``, batch, prefetch); :func:`training_pipelines` makes the train, validation and test
+pipelines of a fine-tuning run from them. TensorFlow (and Keras) are imported when a pipeline is made.
+"""
+import numpy as np
+
+from keras_tl.data.images import load_image
+
+MAX_IMAGE_SIZE = 4096  # pixels a side: a batch of 32 such float32 images is already 6 GiB
+MAX_BATCH_SIZE = 4096  # images per batch
+
+
+def check_sizes(image_size=None, batch_size=None):
+    """A ``ValueError`` for an image or batch size that would exhaust memory (or is below 1), before any work."""
+    for name, value, largest in (("image_size", image_size, MAX_IMAGE_SIZE), ("batch_size", batch_size,
+                                                                              MAX_BATCH_SIZE)):
+        if value is not None and not 1 <= value <= largest:
+            raise ValueError(f"{name}={value} is outside 1..{largest}.")
+
+
+def make_pipeline(image_set, image_size, preprocess=None, batch_size=32, shuffle=False, seed=0):
+    """A ``tf.data.Dataset`` of ``(images, labels)`` batches, ready for a source's model.
+
+    Files are decoded in parallel by :func:`load_image` (:func:`decode_image`, the decoder that
+    :func:`load_dataset` checked them with); a file that fails anyway stops the pipeline with an error
+    that names it. In-memory arrays are resized in the graph. Images become float32 RGB at
+    ``image_size`` pixels; then ``preprocess`` (the source's ``preprocess_input``) is applied to whole
+    batches, and the next batches are prefetched.
+    """
+    check_sizes(image_size=image_size, batch_size=batch_size)
+    import tensorflow as tf
+
+    autotune = tf.data.AUTOTUNE
+    labels = image_set.labels.astype(np.int32)
+    if image_set.paths is not None:
+        dataset = tf.data.Dataset.from_tensor_slices((image_set.paths.astype(str), labels))
+        if shuffle:
+            dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+
+        def read(name):
+            try:
+                return load_image(name.decode(), image_size)
+            except Exception as error:  # say which file: TensorFlow's traceback would not
+                raise ValueError(f"Cannot decode {name.decode()}: {type(error).__name__}: {error}") from error
+
+        def decode(path, label):
+            image = tf.numpy_function(read, [path], tf.uint8)
+            return tf.ensure_shape(image, (image_size, image_size, 3)), label
+
+        dataset = dataset.map(decode, num_parallel_calls=autotune).batch(batch_size)
+    else:
+        images = image_set.images if image_set.images.ndim == 4 else image_set.images[..., None]
+        antialias = image_size < max(images.shape[1:3])  # only shrinking needs it, and it is the slow kernel
+        dataset = tf.data.Dataset.from_tensor_slices((images, labels))
+        if shuffle:
+            dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+
+        def resize(batch, label):
+            batch = tf.image.resize(batch, (image_size, image_size), antialias=antialias)
+            if batch.shape[-1] == 1:
+                batch = tf.image.grayscale_to_rgb(batch)
+            return batch, label
+
+        dataset = dataset.batch(batch_size).map(resize, num_parallel_calls=autotune)
+
+    def finish(batch, label):
+        batch = tf.cast(batch, tf.float32)
+        return (preprocess(batch) if preprocess else batch), label
+
+    return dataset.map(finish, num_parallel_calls=autotune).prefetch(autotune)
+
+
+def training_pipelines(source, image_size, splits, num_classes, batch_size=32, mix="none", mix_alpha=0.0, seed=0,
+                       shard=False):
+    """tf.data pipelines for train (shuffled, optionally mixed), validation and test of ``splits``;
+    labels one-hot for train and validation (mixup and CutMix make soft labels), integers for test.
+    Without a ``"validation"`` split (a fixed schedule) the validation pipeline is None.
+
+    ``shard``: split the training data across the workers of a multi-worker strategy.
+    """
+    import tensorflow as tf
+
+    from keras_tl import distribute
+    from keras_tl.data import augment  # both import Keras: only once a pipeline is made
+
+    def one_hot(images, labels):
+        return images, tf.one_hot(labels, num_classes)
+
+    def pipeline(image_set, shuffle=False):
+        return make_pipeline(image_set, image_size, source.preprocess_input, batch_size, shuffle=shuffle, seed=seed)
+
+    def for_fit(dataset):  # what fit reads: sharded across workers on request, prefetched
+        return (distribute.shard_by_data(dataset) if shard else dataset).prefetch(tf.data.AUTOTUNE)
+
+    train = for_fit(augment.mix_batches(pipeline(splits["train"], shuffle=True).map(one_hot), mix, mix_alpha, seed))
+    validation = for_fit(pipeline(splits["validation"]).map(one_hot)) if "validation" in splits else None
+    return train, validation, pipeline(splits["test"])
