@@ -17,9 +17,9 @@ import time
 
 from keras_tl import messages, runs
 from keras_tl.jobs import cli
-from keras_tl.word_vectors import (ANALOGY_METHODS, BAD_ROWS, UNICODE_ERRORS, VECTOR_FORMATS, WordVectors,
-                                   cluster_words, evaluation_file, parse_analogy, project_words, read_word_pairs,
-                                   section_accuracy)
+from keras_tl.word_vectors import (ANALOGY_METHODS, BAD_ROWS, PROJECTIONS, UNICODE_ERRORS, VECTOR_FORMATS,
+                                   WordVectors, cluster_words, evaluation_file, parse_analogy, project_words,
+                                   read_word_pairs, section_accuracy)
 
 NEIGHBOR_WORDS = ("frog", "france", "computer", "jazz")
 ANALOGIES = ("king - man + woman", "paris - france + italy", "tokyo - japan + france", "went - go + eat",
@@ -31,7 +31,7 @@ CLUSTER_WORDS = ("cat", "dog", "horse", "cow", "sheep", "france", "germany", "sp
                  "red", "green", "blue", "yellow", "purple")
 CLUSTERS = 5
 WORD_PAIR_FILES = ("wordsim353.tsv", "simlex999.txt")
-PROJECTIONS = ("pca", "tsne", "both")
+MAP_CHOICES = PROJECTIONS + ("both",)  # --projection: one of the library's projections, or all of them
 TOUR = "the tour: neighbours, analogies, odd one out, distances, k-means, 2-D map, evaluation"
 
 
@@ -101,7 +101,7 @@ def show_maps(word_vectors, words, projection, seed, run_dir, report, labels=Non
     """Save 2-D maps of ``words`` (PCA, t-SNE or both), coloured by ``labels`` when given."""
     from keras_tl import plots
 
-    methods = ("pca", "tsne") if projection == "both" else (projection,)
+    methods = PROJECTIONS if projection == "both" else (projection,)
     _heading(f"2-D map of {len(words)} words ({', '.join(method.upper() for method in methods)})")
     for method in methods:
         points = project_words(word_vectors, words, method=method, seed=seed)
@@ -194,7 +194,7 @@ def build_parser():
         description=f"Explore and score pre-trained word vectors. Without a command, {TOUR}.")
     _add_common_options(parser)
     parser.set_defaults(format="auto", unicode_errors="strict", bad_rows="error", seed=0)
-    parser.add_argument("--projection", choices=PROJECTIONS, default="pca", help="2-D map of the tour (default: pca)")
+    parser.add_argument("--projection", choices=MAP_CHOICES, default="pca", help="2-D map of the tour (default: pca)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def command(name, help_text):
@@ -220,7 +220,7 @@ def build_parser():
     cluster.add_argument("--clusters", type=int, default=3, help="number of clusters (default: 3)")
     plot = command("plot", "a 2-D map of words (PCA or t-SNE)")
     plot.add_argument("words", nargs="+")
-    plot.add_argument("--projection", choices=PROJECTIONS, help="default: pca")
+    plot.add_argument("--projection", choices=MAP_CHOICES, help="default: pca")
     plot.add_argument("--clusters", type=int, default=None,
                       help="colour the words by this many k-means clusters")
     evaluate = command("evaluate", "accuracy on an analogy set and Spearman correlation on word-pair sets")

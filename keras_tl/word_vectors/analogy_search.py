@@ -24,7 +24,7 @@ words and 550 pairs), so:
    scored word by word.
 
 The answers are exact: floating-point rounding is monotone, so each bound also holds for the scores
-as computed, and equal scores go to the lower row, as in :func:`keras_tl.word_vectors.top_k_rows`.
+as computed, and equal scores go to the lower row, as in :func:`keras_tl.word_vectors.scoring.top_k_rows`.
 """
 import numpy as np
 
