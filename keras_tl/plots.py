@@ -12,8 +12,11 @@ from matplotlib import ticker
 from keras_tl.runs import atomic_path
 
 
-def _axes(ax, figsize):
-    """``(figure, axes)``: the given axes and their figure, or a new figure of ``figsize``."""
+def figure_and_axes(ax, figsize):
+    """``(figure, axes)``: the given axes ``ax`` and their figure, or a new figure of ``figsize`` with one axes.
+
+    The first line of every figure function that draws into ``ax=`` when given one.
+    """
     if ax is not None:
         return ax.figure, ax
     return plt.subplots(figsize=figsize)
@@ -39,7 +42,7 @@ def plot_confusion_matrix(matrix, class_names, path=None, title="Confusion matri
     matrix = np.asarray(matrix)
     normalised = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     size = max(4.0, 0.5 * len(class_names) + 2)
-    figure, axes = _axes(ax, (size, size))
+    figure, axes = figure_and_axes(ax, (size, size))
     display = ConfusionMatrixDisplay(normalised, display_labels=list(class_names))
     display.plot(ax=axes, cmap="Blues", colorbar=False, include_values=False, xticks_rotation=45)
     display.im_.set_clim(0, 1)
@@ -60,7 +63,7 @@ def plot_few_shot(curves, path=None, title="Few-shot accuracy", ax=None):
 
     ``curves`` maps a method name to ``{shots: {"mean": ..., "std": ...}}``.
     """
-    figure, axes = _axes(ax, (6, 4))
+    figure, axes = figure_and_axes(ax, (6, 4))
     for name, curve in curves.items():
         shots = sorted(curve)
         means = np.array([curve[shot]["mean"] for shot in shots])
@@ -82,7 +85,7 @@ def plot_distance_matrix(matrix, labels, path=None, title="Pairwise distances", 
     """Heat map of a square matrix of distances between ``labels`` (word vectors), values in the cells."""
     matrix = np.asarray(matrix)
     size = max(4.0, 0.5 * len(labels) + 2)
-    figure, axes = _axes(ax, (size + 1, size))
+    figure, axes = figure_and_axes(ax, (size + 1, size))
     image = axes.imshow(matrix, cmap="viridis")
     figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="distance (dark: close)")
     ticks = np.arange(len(labels))
@@ -101,7 +104,7 @@ def plot_word_map(points, words, path=None, title="Word map", groups=None, ax=No
     """Words at their 2-D ``points`` (a PCA or t-SNE projection), coloured by ``groups`` (e.g. clusters)."""
     points = np.asarray(points)
     colours = np.zeros(len(words), dtype=int) if groups is None else np.asarray(groups)
-    figure, axes = _axes(ax, (7, 6))
+    figure, axes = figure_and_axes(ax, (7, 6))
     axes.scatter(points[:, 0], points[:, 1], c=colours, cmap="tab10", vmin=0, vmax=9, s=25)
     for (x, y), word in zip(points, words):
         axes.annotate(word, (x, y), xytext=(3, 3), textcoords="offset points", fontsize=9)
@@ -148,7 +151,7 @@ def plot_learning_curves(history, path=None, title="Learning curves", ax=None):
 def plot_grad_cam(image, heat_map, path=None, title="Grad-CAM", ax=None):
     """The image with its Grad-CAM heat map (0..1, any resolution) scaled up and laid over it, half transparent."""
     image = np.clip(np.asarray(image), 0, 255).astype(np.uint8)  # RGB in 0..255
-    figure, axes = _axes(ax, (4, 4))
+    figure, axes = figure_and_axes(ax, (4, 4))
     axes.imshow(image)
     overlay = axes.imshow(np.asarray(heat_map), cmap="jet", alpha=0.45, vmin=0, vmax=1, interpolation="bilinear",
                           extent=(-0.5, image.shape[1] - 0.5, image.shape[0] - 0.5, -0.5))
@@ -162,10 +165,10 @@ def plot_grad_cam(image, heat_map, path=None, title="Grad-CAM", ax=None):
 def plot_layers(curves, fne, path=None, title="Accuracy of single layers", ax=None):
     """Accuracy (mean ± std) against relative depth, one curve per target, the FNE as a dashed line.
 
-    ``curves`` maps a target to :func:`keras_tl.experiments.layer_study`'s ``["layers"]``; ``fne`` maps
+    ``curves`` maps a target to :func:`keras_tl.experiments.single_layers.layer_study`'s ``["layers"]``; ``fne`` maps
     it to the FNE's summary.
     """
-    figure, axes = _axes(ax, (7, 4.5))
+    figure, axes = figure_and_axes(ax, (7, 4.5))
     for target, layers in curves.items():
         entries = sorted(layers.values(), key=lambda entry: entry["depth"])
         line = axes.errorbar([entry["depth"] for entry in entries], [entry["mean"] for entry in entries],
@@ -184,7 +187,7 @@ def plot_tradeoff(results, cost="wall_seconds", path=None, title="Accuracy again
 
     ``results`` maps a method to ``{"accuracy": summary, cost: summary, ...}``.
     """
-    figure, axes = _axes(ax, (6.5, 4.5))
+    figure, axes = figure_and_axes(ax, (6.5, 4.5))
     for method, entry in results.items():
         axes.errorbar(entry[cost]["mean"], entry["accuracy"]["mean"], xerr=entry[cost]["std"],
                       yerr=entry["accuracy"]["std"], marker="o", capsize=3, linestyle="none", label=method)
@@ -209,7 +212,7 @@ def plot_against_paper(ours, paper, path=None, title="Ours against the paper", a
     datasets = list(ours)
     methods = list(dict.fromkeys(method for entry in ours.values() for method in entry))
     width = 0.8 / (2 * len(methods))
-    figure, axes = _axes(ax, (max(6.0, 1.6 * len(datasets) + 2), 4.5))
+    figure, axes = figure_and_axes(ax, (max(6.0, 1.6 * len(datasets) + 2), 4.5))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for index, method in enumerate(methods):
         offsets = np.arange(len(datasets)) - 0.4 + (2 * index + 0.5) * width
@@ -235,7 +238,7 @@ def plot_depth(curves, scratch, path=None, title="Transfer against the number of
 
     ``curves`` maps a method to ``{label: {"layers_kept": n, "mean", "std"}}``; ``scratch`` is a summary.
     """
-    figure, axes = _axes(ax, (7, 4.5))
+    figure, axes = figure_and_axes(ax, (7, 4.5))
     for method, entries in curves.items():
         points = sorted(entries.values(), key=lambda entry: entry["layers_kept"])
         axes.errorbar([entry["layers_kept"] for entry in points], [entry["mean"] for entry in points],
@@ -253,12 +256,12 @@ def plot_depth(curves, scratch, path=None, title="Transfer against the number of
 def plot_rank_correlations(taus, path=None, title="Rank correlation of each score with accuracy", ax=None):
     """Grouped bars: each score's Kendall's tau with the accuracy (mean ± std over seeds), one bar per target.
 
-    ``taus`` maps a target to ``{score: {"mean", "std"}}`` (:func:`keras_tl.experiments.select_study`'s
+    ``taus`` maps a target to ``{score: {"mean", "std"}}`` (:func:`keras_tl.experiments.source_selection.select_study`'s
     ``tau``); a score without a tau (``mean`` None: every candidate scored the same) gets an "n/a" mark.
     """
     scores = list(dict.fromkeys(score for entry in taus.values() for score in entry))
     width = 0.8 / max(len(taus), 1)
-    figure, axes = _axes(ax, (max(6.0, 1.5 * len(scores) + 2), 4.5))
+    figure, axes = figure_and_axes(ax, (max(6.0, 1.5 * len(scores) + 2), 4.5))
     for index, (target, entry) in enumerate(taus.items()):
         offsets = np.arange(len(scores)) - 0.4 + (index + 0.5) * width
         means = [entry[score]["mean"] for score in scores]

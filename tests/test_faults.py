@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from keras_tl import data, runs
 from keras_tl.features import extraction
+from keras_tl.features.cache import FeatureCache
 from keras_tl.training import resumable_fit
 from keras_tl.jobs import fine_tune, fne
 
@@ -57,7 +58,7 @@ def test_a_damaged_cache_entry_is_reported_set_aside_and_rebuilt(damage, expecte
 def test_two_runs_on_one_cache_entry_wait_for_each_other_and_share_the_result(expected, tmp_path):
     extractor, images = _tiny_extractor(), _image_set()
     size, dim = expected.shape
-    cache = extraction.FeatureCache(tmp_path, "tiny", (size, dim))
+    cache = FeatureCache(tmp_path, "tiny", (size, dim))
     results = {}
 
     def second_run():

@@ -23,7 +23,7 @@ def test_fne_layer_standardises_and_discretises_hand_computed_vectors():
                      dtype="float32")
     expected = [[1, 0, 0], [-1, 0, 0], [0, 0, 0]]
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(probe)), expected)
-    standardise = fne.FullNetworkEmbedding(discretize=False)
+    standardise = fne.FullNetworkEmbedding(discretise=False)
     standardise.adapt(train)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(standardise(probe))[:2],
                                [[0.2, 0, -0.2], [-0.3, 0, 0.1]], atol=1e-5)
@@ -50,7 +50,7 @@ def test_fne_layer_round_trips_through_a_keras_file(tmp_path):
     loaded = keras.saving.load_model(tmp_path / "fne.keras")
     restored = loaded.layers[-1]
     assert isinstance(restored, fne.FullNetworkEmbedding) and restored.is_adapted
-    assert (restored.lower, restored.upper, restored.discretize) == (-0.3, 0.2, True)
+    assert (restored.lower, restored.upper, restored.discretise) == (-0.3, 0.2, True)
     probe = rng.normal(size=(20, 6)).astype("float32")
     np.testing.assert_array_equal(loaded.predict(probe, verbose=0), model.predict(probe, verbose=0))
     assert set(np.unique(model.predict(probe, verbose=0))) <= {-1.0, 0.0, 1.0}
@@ -66,7 +66,7 @@ def test_sklearn_transformer_adapts_on_fit_and_refuses_before():
         fitted.transform(np.zeros((1, 3)))
 
 
-@parametrize_with_checks([fne.FNETransformer(), fne.FNETransformer(discretize=False)])
+@parametrize_with_checks([fne.FNETransformer(), fne.FNETransformer(discretise=False)])
 def test_fne_transformer_is_a_scikit_learn_estimator(estimator, check):
     check(estimator)
 
@@ -93,7 +93,7 @@ def test_fne_layer_adapts_on_a_dataset_of_batches_like_normalization():
     import tensorflow as tf
 
     features = np.random.default_rng(2).normal(size=(37, 5)).astype("float32")
-    from_array, from_batches = fne.FullNetworkEmbedding(discretize=False), fne.FullNetworkEmbedding(discretize=False)
+    from_array, from_batches = fne.FullNetworkEmbedding(discretise=False), fne.FullNetworkEmbedding(discretise=False)
     from_array.adapt(features)
     from_batches.adapt(tf.data.Dataset.from_tensor_slices(features).batch(8))
     np.testing.assert_allclose(keras.ops.convert_to_numpy(from_batches.mean), features.mean(axis=0), rtol=1e-5)

@@ -93,7 +93,7 @@ def test_one_object_builds_every_extraction_and_one_function_keys_the_cache():
     callers = {}
     for path in [*PACKAGE.rglob("*.py"), *(ROOT / "labs").glob("*.py"), *(ROOT / "bench").glob("*.py")]:
         text = path.read_text()
-        if path.name != "extract.py" and re.search(r"\b(build_extractor|extract_features)\(", text):
+        if path != PACKAGE / "features" / "extraction.py" and re.search(r"\b(build_extractor|extract_features)\(", text):
             callers[str(path.relative_to(ROOT))] = True
     assert callers == {}
     definitions = [str(path.relative_to(ROOT)) for path in PACKAGE.rglob("*.py")
@@ -101,14 +101,21 @@ def test_one_object_builds_every_extraction_and_one_function_keys_the_cache():
     assert definitions == ["keras_tl/features/extraction.py"]
 
 
-def test_readme_module_table_lists_every_module():
+def test_docs_layout_lists_every_module_and_readme_every_job():
+    """docs/layout.md lists every module as `keras_tl/<path>` (keras_tl/__init__.py too; not the __main__.py
+    files, nor the subpackages' __init__.py, which are listed as `keras_tl/<subpackage>/`) and names none
+    that does not exist; the README shows every job as `python -m keras_tl.<job>`."""
+    layout = (ROOT / "docs" / "layout.md").read_text()
+    modules = set(_modules())
+    expected = {name for name in modules if not name.endswith(("__main__.py", "/__init__.py"))}
+    missing = sorted(expected - set(re.findall(r"`keras_tl/([\w/]+\.py)`", layout)))
+    assert missing == [], f"docs/layout.md lacks {missing}"
+    subpackages = {str(path.parent.relative_to(PACKAGE)) for path in PACKAGE.glob("*/__init__.py")}
+    assert sorted(subpackages - set(re.findall(r"`keras_tl/(\w+)/`", layout))) == []
+    named = set(re.findall(r"keras_tl/([\w/]+\.py)", layout))
+    assert not named - modules, f"docs/layout.md names modules that do not exist: {sorted(named - modules)}"
     readme = (ROOT / "README.md").read_text()
-    listed = set(re.findall(r"`keras_tl/([\w/]+\.py)`", readme))
-    expected = {name for name in _modules() if not name.startswith("offline/") or name == "offline/__init__.py"}
-    missing = sorted(expected - listed - {"offline/__init__.py"})
-    assert missing == [], f"README's module table lacks {missing}"
-    assert "`keras_tl/offline/`" in readme
-    assert not listed - set(_modules()), f"README lists modules that do not exist: {sorted(listed - set(_modules()))}"
+    assert [job for job in cli.JOBS if not re.search(rf"python -m keras_tl\.{job}\b", readme)] == []
 
 
 def test_library_errors_name_parameters_and_jobs_show_their_flags():

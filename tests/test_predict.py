@@ -57,10 +57,10 @@ def test_a_linear_head_exports_as_a_dense_layer_with_scikit_learn_numbers(classi
     pipeline.fit(train_x, labels)
     outputs = export.linear_head(pipeline, 12).predict(test_x, verbose=0)
     if classifier == "logistic":  # class probabilities, also for two classes ([1 - sigmoid(s), sigmoid(s)])
-        assert export.head_scores(pipeline) == "probability"
+        assert export.head_score_name(pipeline) == "probability"
         np.testing.assert_allclose(outputs, pipeline.predict_proba(test_x), atol=1e-5)
     else:  # decision scores; for two classes [-s, s]
-        assert export.head_scores(pipeline) == "svm score"
+        assert export.head_score_name(pipeline) == "svm score"
         scores = pipeline.decision_function(test_x)
         np.testing.assert_allclose(outputs, np.stack([-scores, scores], 1) if classes == 2 else scores, atol=1e-5)
     assert np.array_equal(outputs.argmax(axis=1), pipeline.predict(test_x))

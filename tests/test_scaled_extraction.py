@@ -16,6 +16,7 @@ import pytest
 
 from keras_tl import data, distribute
 from keras_tl.features import extraction
+from keras_tl.features.cache import FeatureCache, shard_rows
 from keras_tl.jobs import fne
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -33,17 +34,17 @@ def extractor(tiny_mobilenet):
 
 
 def test_parts_are_contiguous_and_cut_at_multiples_of_the_batch_size():
-    assert [extraction.shard_rows(13, (index, 3), 4) for index in range(3)] == [(0, 4), (4, 8), (8, 13)]
-    assert [extraction.shard_rows(13, (index, 2), 4) for index in range(2)] == [(0, 8), (8, 13)]
-    assert [extraction.shard_rows(5, (index, 4), 4) for index in range(4)] == [(0, 0), (0, 4), (4, 4), (4, 5)]
+    assert [shard_rows(13, (index, 3), 4) for index in range(3)] == [(0, 4), (4, 8), (8, 13)]
+    assert [shard_rows(13, (index, 2), 4) for index in range(2)] == [(0, 8), (8, 13)]
+    assert [shard_rows(5, (index, 4), 4) for index in range(4)] == [(0, 0), (0, 4), (4, 4), (4, 5)]
     for count in (1, 2, 5, 7):
-        rows = [extraction.shard_rows(101, (index, count), 8) for index in range(count)]
+        rows = [shard_rows(101, (index, count), 8) for index in range(count)]
         assert rows[0][0] == 0 and rows[-1][1] == 101
         assert all(stop == start for (_, stop), (start, _) in zip(rows, rows[1:]))  # no gap, no overlap
         assert all(start % 8 == 0 for start, _ in rows)
     for bad in ((2, 2), (-1, 2), (0, 0)):
         with pytest.raises(ValueError, match=r"shard=\(.*\) is not \(I, N\) with 0 <= I < N"):
-            extraction.shard_rows(10, bad, 4)
+            shard_rows(10, bad, 4)
 
 
 def test_parts_joined_later_are_bit_identical_to_one_run(extractor, tmp_path):
@@ -79,7 +80,7 @@ def test_a_part_being_written_does_not_block_another_part_of_the_same_key(extrac
     from filelock import Timeout
 
     images = _image_set(13)
-    whole = extraction.FeatureCache(tmp_path, extractor.cache_key(images), (13, extractor.num_features))
+    whole = FeatureCache(tmp_path, extractor.cache_key(images), (13, extractor.num_features))
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from filelock import FileLock\n"
                                f"with FileLock({str(whole.part(0, 4).lock_file)!r}):\n"
                                "    print('locked', flush=True); time.sleep(60)"],

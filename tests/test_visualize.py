@@ -135,7 +135,7 @@ def test_feature_in_context_one_box_per_class_and_the_two_thresholds(tmp_path):
     assert [label.get_text() for label in standardised.get_xticklabels()] == ["ant", "bee", "cow"]
     thresholds = sorted(line.get_ydata()[0] for line in standardised.lines if line.get_linestyle() == "--")
     assert thresholds == [-0.25, 0.15] and not [line for line in raw.lines if line.get_linestyle() == "--"]
-    values = FNETransformer(discretize=False).fit(features).transform(features)[:, 2]
+    values = FNETransformer(discretise=False).fit(features).transform(features)[:, 2]
     for box, label in zip(standardised.patches, range(3)):  # the box spans the class's quartiles, standardised
         heights = box.get_path().vertices[:, 1]
         np.testing.assert_allclose([heights.min(), heights.max()],

@@ -36,23 +36,23 @@ def _fitted_pipeline(classifier):
     return classifier.best_estimator_ if isinstance(classifier, GridSearchCV) else classifier
 
 
-SCORES = {LinearSVC: trained.SVM_SCORE, LogisticRegression: trained.PROBABILITY}  # what each exported head outputs
+HEAD_SCORE_NAMES = {LinearSVC: trained.SVM_SCORE, LogisticRegression: trained.PROBABILITY}  # what each head outputs
 
 
-def head_scores(classifier):
-    """What the exported model of ``classifier`` outputs: "svm score" or "probability"; a ``ValueError``
-    for a head that is not linear (only :data:`SCORES`' heads become a Dense layer)."""
+def head_score_name(classifier):
+    """What the exported model of ``classifier`` outputs (its ``score_name``): "svm score" or "probability"; a
+    ``ValueError`` for a head that is not linear (only :data:`HEAD_SCORE_NAMES`' heads become a Dense layer)."""
     head = _fitted_pipeline(classifier).steps[-1][1]
-    if type(head) not in SCORES:
+    if type(head) not in HEAD_SCORE_NAMES:
         raise ValueError(f"Cannot export a {type(head).__name__} head: only a linear one (LinearSVC, "
                          "LogisticRegression) is a Dense layer; its pipeline stays in scikit-learn.")
-    return SCORES[type(head)]
+    return HEAD_SCORE_NAMES[type(head)]
 
 
 def linear_head(classifier, width, name="linear_head"):
     """``features -> post-processing -> Dense``: a fitted pipeline with a linear head as a Keras model of
     ``width`` inputs (decision scores of a LinearSVC, class probabilities of a LogisticRegression)."""
-    probabilities = head_scores(classifier) == trained.PROBABILITY
+    probabilities = head_score_name(classifier) == trained.PROBABILITY
     pipeline = _fitted_pipeline(classifier)
     postprocess, (step, head) = pipeline.named_steps["postprocess"], pipeline.steps[-1]
     inputs = keras.Input((width,), name="features")
@@ -87,12 +87,12 @@ def fne_model(extractor, classifier, name="fne_classifier"):
     return keras.Model(extractor.model.inputs, linear_head(classifier, extractor.num_features)(joined), name=name)
 
 
-def save_fne_model(model, run_dir, class_names, source, image_size, method, scores=trained.SVM_SCORE):
+def save_fne_model(model, run_dir, class_names, source, image_size, method, score_name=trained.SVM_SCORE):
     """Write ``model.keras`` and ``model.json`` (what :func:`keras_tl.analysis.trained.load_run` needs) atomically;
-    ``scores``: what the model outputs (:func:`head_scores`)."""
+    ``score_name``: what the model outputs (:func:`head_score_name`), in the file's ``scores`` field."""
     with runs.atomic_path(run_dir / "model.keras") as temporary:
         model.save(temporary)
     runs.write_json(run_dir / "model.json", {
         "kind": "fne", "method": method, "class_names": list(class_names), "source": source,
-        "image_size": int(image_size), "scores": scores,
+        "image_size": int(image_size), "scores": score_name,
         "preprocessing": f"{source} preprocess_input on RGB 0..255, applied before the model"})

@@ -242,7 +242,7 @@ class Interpretation:
         Figure."""
         accuracies = self.per_class_accuracy()
         counts = self.confusion_matrix().sum(axis=1)
-        figure, axes = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 1.5 + 0.3 * len(accuracies)))
+        figure, axes = plots.figure_and_axes(ax, (6, 1.5 + 0.3 * len(accuracies)))
         names = list(accuracies)[::-1]  # the first class on top
         bars = axes.barh(names, [accuracies[name] for name in names], color="tab:blue")
         axes.bar_label(bars, [f"{accuracies[name]:.2f} ({counts[self.classes.index(name)]} images)" for name in names],

@@ -14,7 +14,7 @@ SVM's decision scores (they are no probabilities, but the average still ranks th
 An fne run's ``--ten-crop`` averages the *features* of the crops before the SVM instead.
 
 >>> model = tta_model(trained.model, "flip")      # a Keras model: same inputs, averaged scores
->>> classify.predict_classes(model, test_pipeline)
+>>> classifiers.predict_classes(model, test_pipeline)
 """
 import keras
 from keras import ops
@@ -22,14 +22,14 @@ from keras import ops
 from keras_tl import messages
 from keras_tl.data.crops import TEN_CROP_SCALE, ten_crops
 
-KINDS = ("none", "flip", "ten-crop")
+TTA_KINDS = ("none", "flip", "ten-crop")
 
 
 def check_kind(kind):
-    """A ``ValueError`` naming ``tta=`` for a kind that is not one of :data:`KINDS`."""
-    if kind not in KINDS:
+    """A ``ValueError`` naming ``tta=`` for a kind that is not one of :data:`TTA_KINDS`."""
+    if kind not in TTA_KINDS:
         raise ValueError(f"tta={kind!r} is not a kind of test-time augmentation; expected one of "
-                         f"{', '.join(KINDS)}." + messages.did_you_mean(kind, KINDS))
+                         f"{', '.join(TTA_KINDS)}." + messages.did_you_mean(kind, TTA_KINDS))
 
 
 def views(images, kind):

@@ -448,7 +448,7 @@ def plot_feature_in_context(features, labels, class_names, feature, thresholds=D
         raise ValueError(f"feature={feature} is outside the {features.shape[1]} feature columns "
                          f"0..{features.shape[1] - 1}.")
     reference = features if train_features is None else np.asarray(train_features)
-    transformer = FNETransformer(*thresholds, discretize=False).fit(reference[:, [feature]])
+    transformer = FNETransformer(*thresholds, discretise=False).fit(reference[:, [feature]])
     values = {"extracted": features[:, feature], "standardised (FNE)": transformer.transform(
         features[:, [feature]])[:, 0]}
     present = [index for index in range(len(class_names)) if np.any(labels == index)]

@@ -151,15 +151,16 @@ def evaluate_predictions(true_labels, predicted, class_names):
     }
 
 
-def predict_classes(model, dataset):
-    """Predicted class of every image of ``dataset`` by a Keras ``model``, batch by batch, on this process alone.
+def predict_classes(model, pipeline):
+    """Predicted class of every image of ``pipeline`` (batches of ``(images, labels)``, e.g. from
+    :func:`keras_tl.data.make_pipeline`) by a Keras ``model``, batch by batch, on this process alone.
 
     (``model.predict`` would shard the data across the workers of a multi-worker strategy.)
     """
     import keras
 
     batches = [np.argmax(keras.ops.convert_to_numpy(model(images, training=False)), axis=-1)
-               for images, _ in dataset]
+               for images, _ in pipeline]
     return np.concatenate(batches)
 
 

@@ -1,19 +1,21 @@
-"""Features of many layers in one pass: one extractor object, pooling inside the graph, a resumable cache.
+"""Features of many layers in one pass: one extractor object, pooling inside the graph, cached on disk.
 
 :class:`FeatureExtractor` is the one way the toolkit extracts features (the fne job, the
 studies, the labs and the benchmarks use it). Like timm's ``features_only`` models it carries
 its *feature info*: for each layer its name, channels, reduction (stride), relative depth and
 the columns it fills in the joined feature matrix. It builds its own input pipeline (the
-source's ``preprocess_input``), derives its own cache key, and extracts with the cache.
+source's ``preprocess_input``), derives its own cache key (:meth:`FeatureExtractor.cache_key`, the
+one definition), and extracts with the cache (:mod:`keras_tl.features.cache`).
 
 Its primitives, for work by hand:
 
 - :func:`build_extractor`: one model with one pooled output per layer, so the full conv maps are
   averaged inside the graph and never reach numpy;
 - :func:`feature_step`: the compiled function of one batch, built once and given to every call;
-- :func:`extract_features`: runs it over a dataset with a progress bar, caching to disk so that a
-  rerun reuses the features, an interrupted run resumes, and two runs that share the cache wait
-  for each other instead of writing the same file;
+- :func:`extract_features`: runs it over a dataset with a progress bar, caching to disk
+  (:class:`~keras_tl.features.cache.FeatureCache`) so that a rerun reuses the features, an
+  interrupted run resumes, and two runs that share the cache wait for each other instead of
+  writing the same file;
 - :func:`keras_function`: compile a function for the current backend (TensorFlow or JAX).
 
 At scale (``strategy=``, ``shard=``):
@@ -24,24 +26,21 @@ At scale (``strategy=``, ``shard=``):
   its ``batch_size`` images (``strategy.run``; the parts are gathered back in order). No gradient
   is exchanged, so the features are those of one device; the cache key leaves the strategy out.
 - **parts, for Slurm arrays and several machines**: ``extract(..., shard=(I, N))`` extracts only
-  the I-th of N contiguous parts of the images (:func:`shard_rows`: the boundaries are multiples
-  of ``batch_size``, so every batch holds the images it holds in one run) into its own cache
-  entry ``<key>.rows-<start>-<stop>.npy``, with its own lock: the parts of one key are written
-  at the same time by different processes. A later ``extract`` of the whole set assembles the
-  entry from every finished part (whatever N was) and extracts only the rows no part holds; the
-  parts are deleted once the whole entry is in place. Extraction needs no exchange between
-  machines, so several machines (``--strategy multi-worker`` in the fne job) are parts too: each
-  worker extracts part ``task / workers`` with the devices of its own machine, and the chief
-  waits for the others' parts (:meth:`FeatureExtractor.wait_for_parts`), then assembles the whole.
+  the I-th of N contiguous parts of the images (:func:`~keras_tl.features.cache.shard_rows`: the
+  boundaries are multiples of ``batch_size``, so every batch holds the images it holds in one run)
+  into its own cache entry ``<key>.rows-<start>-<stop>.npy``, with its own lock: the parts of one
+  key are written at the same time by different processes. A later ``extract`` of the whole set
+  assembles the entry from every finished part (whatever N was) and extracts only the rows no part
+  holds; the parts are deleted once the whole entry is in place. Extraction needs no exchange
+  between machines, so several machines (``--strategy multi-worker`` in the fne job) are parts
+  too: each worker extracts part ``task / workers`` with the devices of its own machine, and the
+  chief waits for the others' parts (:meth:`FeatureExtractor.wait_for_parts`), then assembles the
+  whole.
 """
 import contextlib
 import hashlib
 import json
-import os
-import pathlib
-import re
 import time
-import warnings
 
 import keras
 import numpy as np
@@ -50,8 +49,9 @@ from keras import ops
 from keras_tl import data, sources
 from keras_tl.data.crops import TEN_CROP_SCALE, ten_crops
 from keras_tl.features import engines
+from keras_tl.features.cache import FeatureCache, part_key, shard_rows
 from keras_tl.messages import progress_bar
-from keras_tl.runs import check_free_space
+
 
 def build_extractor(model, names):
     """One model whose outputs are the features of ``names``: 4-D maps are spatially averaged in the graph.
@@ -171,8 +171,9 @@ class FeatureExtractor:
         :func:`extract_features`); with ``ten_crop`` each image is resized to 256/224 of the input
         size and its ten crops are averaged.
 
-        With ``shard=(I, N)`` only the rows of part I of N (:func:`shard_rows`) are extracted, into
-        their own cache entry, and returned; a later call without ``shard`` uses every finished part.
+        With ``shard=(I, N)`` only the rows of part I of N (:func:`~keras_tl.features.cache.shard_rows`)
+        are extracted, into their own cache entry, and returned; a later call without ``shard`` uses
+        every finished part.
         """
         size = int(round(self.image_size * TEN_CROP_SCALE)) if ten_crop else self.image_size
         key = self.cache_key(image_set, ten_crop) if cache_dir is not None else None
@@ -235,25 +236,6 @@ class FeatureExtractor:
             time.sleep(poll_seconds)
 
 
-def shard_rows(size, shard, batch_size):
-    """``(start, stop)``: the rows of part ``I`` of ``N`` (``shard=(I, N)``) of ``size`` images.
-
-    The parts are contiguous and cover the images; every boundary is a multiple of ``batch_size``,
-    so each batch of a part holds the images it holds when all are extracted in one run.
-    """
-    index, count = shard
-    if not (isinstance(index, int) and isinstance(count, int) and 0 <= index < count):
-        raise ValueError(f"shard={shard!r} is not (I, N) with 0 <= I < N: part I of N parts.")
-    batches = -(-size // batch_size)
-    return (min(index * batches // count * batch_size, size),
-            min((index + 1) * batches // count * batch_size, size))
-
-
-def part_key(key, start, stop):
-    """The cache key of the part of entry ``key`` that holds rows ``start..stop-1``."""
-    return f"{key}.rows-{start}-{stop}"
-
-
 def _local_strategy(strategy):
     """``strategy``, checked: extraction spreads over the devices of one machine (several machines: shards)."""
     resolver = getattr(strategy, "cluster_resolver", None)
@@ -262,107 +244,6 @@ def _local_strategy(strategy):
                          "exchange between them: let each extract its part with shard=(I, N) and its own "
                          "devices (a mirrored strategy), then join the parts with one extract() of the whole set.")
     return strategy
-
-
-class FeatureCache:
-    """The files of one cache entry: ``<key>.npy`` when finished; ``<key>.partial.npy`` and
-    ``<key>.done`` (images finished) while it is written; ``<key>.lock`` held by the writer.
-
-    A damaged entry (a final or partial array of the wrong shape, an unreadable ``.done``) is
-    reported, set aside as ``*.damaged`` and rebuilt, never silently reused. The parts of an
-    entry (:meth:`part`, written by ``shard=`` runs) are entries of their own, named
-    ``<key>.rows-<start>-<stop>``.
-    """
-
-    def __init__(self, cache_dir, key, shape):
-        self.folder = pathlib.Path(cache_dir)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.key, self.shape = key, tuple(shape)
-        self.final = self.folder / f"{key}.npy"
-        self.partial = self.folder / f"{key}.partial.npy"
-        self.done_marker = self.folder / f"{key}.done"
-        self.lock_file = self.folder / f"{key}.lock"
-
-    def lock(self):
-        """An inter-process lock on this entry (``filelock``): a second run waits for the first."""
-        from filelock import FileLock
-
-        return FileLock(str(self.lock_file))
-
-    def load_final(self):
-        """The finished array (memory-mapped), or None when absent or damaged."""
-        if not self.final.is_file():
-            return None
-        try:
-            features = np.load(self.final, mmap_mode="r")
-            if features.shape == self.shape and features.dtype == np.float32:
-                return features
-            reason = f"shape {features.shape} {features.dtype}, expected {self.shape} float32"
-        except (ValueError, OSError, EOFError) as error:
-            reason = str(error)
-        self._set_aside(self.final, reason)
-        return None
-
-    def open_partial(self):
-        """``(array, images done)``: the partial array to write into, resumed where it is sound."""
-        done = self._read_done()
-        if done:
-            try:
-                features = np.lib.format.open_memmap(self.partial, mode="r+")
-                if features.shape == self.shape and features.dtype == np.float32:
-                    return features, done
-                reason = f"shape {features.shape}, expected {self.shape}"
-            except (ValueError, OSError, EOFError) as error:
-                reason = str(error)
-            self._set_aside(self.partial, reason)
-            done = 0
-        check_free_space(self.folder, 4 * int(np.prod(self.shape)) + 4096)  # float32, and the .npy header
-        return np.lib.format.open_memmap(self.partial, mode="w+", dtype=np.float32, shape=self.shape), done
-
-    def mark_done(self, rows):
-        """Record ``rows`` finished images (written to a temporary name and renamed)."""
-        from keras_tl.runs import atomic_path
-
-        with atomic_path(self.done_marker) as temporary:
-            temporary.write_text(str(rows))
-
-    def finish(self, features):
-        """Flush ``features``, rename the partial array onto the final name, remove the marker."""
-        features.flush()
-        del features
-        os.replace(self.partial, self.final)
-        self.done_marker.unlink(missing_ok=True)
-
-    def part(self, start, stop):
-        """The entry of rows ``start..stop-1`` of this one."""
-        return FeatureCache(self.folder, part_key(self.key, start, stop), (stop - start,) + self.shape[1:])
-
-    def finished_parts(self):
-        """``[(start, stop, features)]``: the sound finished parts of this entry in the folder, by start."""
-        pattern = re.compile(re.escape(self.key) + r"\.rows-(\d+)-(\d+)\.npy")
-        found = []
-        for path in sorted(self.folder.glob(f"{self.key}.rows-*.npy")):
-            match = pattern.fullmatch(path.name)
-            if match and int(match[1]) < int(match[2]) <= self.shape[0]:
-                features = self.part(int(match[1]), int(match[2])).load_final()
-                if features is not None:
-                    found.append((int(match[1]), int(match[2]), features))
-        return sorted(found, key=lambda part: part[:2])
-
-    def _read_done(self):
-        if not (self.done_marker.is_file() and self.partial.is_file()):
-            return 0
-        text = self.done_marker.read_text().strip()
-        if text.isdigit() and int(text) <= self.shape[0]:
-            return int(text)
-        self._set_aside(self.done_marker, f"its content {text[:20]!r} is not an image count")
-        return 0
-
-    def _set_aside(self, path, reason):
-        damaged = path.with_name(path.name + ".damaged")
-        warnings.warn(f"Feature cache file {path} is damaged ({reason}); moved to {damaged.name} and rebuilt.",
-                      stacklevel=3)
-        os.replace(path, damaged)
 
 
 def extract_features(extractor, image_set, pipeline_factory, cache_dir=None, cache_key=None,
@@ -375,9 +256,10 @@ def extract_features(extractor, image_set, pipeline_factory, cache_dir=None, cac
     batches for it. With ``cache_dir``, the features go to ``<cache_key>.npy`` there, written
     through a memory map; every ``chunk_size`` images the number of finished images is saved. A
     rerun with the same key reads the file; an interrupted run starts after the last finished
-    chunk; a second run on the same entry waits for the first and reuses its file. Rows that
-    finished parts of the entry hold (:meth:`FeatureCache.part`) are copied from them, and the
-    parts deleted once the entry is whole. :class:`FeatureExtractor` derives the key from
+    chunk; a second run on the same entry waits for the first and reuses its file (the entry's
+    files: :class:`~keras_tl.features.cache.FeatureCache`). Rows that finished parts of the entry
+    hold (:meth:`~keras_tl.features.cache.FeatureCache.part`) are copied from them, and the parts
+    deleted once the entry is whole. :class:`FeatureExtractor` derives the key from
     everything the features depend on. ``counts`` (a dict), when given, gets
     ``images_extracted`` and ``images_from_cache`` of this call added. ``step``: the compiled step
     of ``extractor`` (:func:`feature_step` with the same ``ten_crop`` and ``strategy``), to reuse
@@ -423,7 +305,7 @@ def _fill_entry(cache, step, image_set, pipeline_factory, verbose, strategy, chu
         print(f"  features: joining {len(parts)} finished part(s): rows "
               + ", ".join(f"{start}-{stop - 1}" for start, stop, _ in parts), flush=True)
     with progress_bar(size, "features", verbose=verbose, initial=done) as progress:
-        for start, stop, part in _segments(done, size, parts):
+        for start, stop, part in cache.segments(done, parts):
             if part is None:
                 _fill(features, start, stop, step, image_set, pipeline_factory, progress, strategy, cache,
                       chunk_size)
@@ -439,22 +321,6 @@ def _fill_entry(cache, step, image_set, pipeline_factory, verbose, strategy, chu
     for start, stop, _ in parts:  # the whole entry holds their rows now (their empty .lock files stay)
         cache.part(start, stop).final.unlink(missing_ok=True)
     return extracted
-
-
-def _segments(row, size, parts):
-    """``[(start, stop, part or None)]`` from ``row`` to ``size``: the rows to copy from a finished part
-    (the one reaching furthest where several overlap) and, between them, the rows to extract."""
-    segments = []
-    while row < size:
-        covering = [part for part in parts if part[0] <= row < part[1]]
-        if covering:
-            part = max(covering, key=lambda part: part[1])
-            segments.append((row, part[1], part))
-        else:
-            stop = min([part[0] for part in parts if part[0] > row], default=size)
-            segments.append((row, stop, None))
-        row = segments[-1][1]
-    return segments
 
 
 def _pooled_features(extractor, ten_crop):

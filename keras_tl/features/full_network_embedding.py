@@ -22,6 +22,8 @@ layer, average pooled and L2-normalised (:func:`postprocessor` names these choic
 standard deviation and ``torch.bucketize`` boundaries (a value equal to ``lower`` becomes -1).
 ``docs/fne.md`` tabulates every difference.
 """
+import warnings
+
 import keras
 import numpy as np
 from keras import ops
@@ -48,6 +50,16 @@ def _check_reference(reference):
         raise ValueError(f"Unknown FNE reference {reference!r}; choose from {', '.join(REFERENCES)}.")
 
 
+def _renamed_discretize(discretise, discretize):
+    """``discretise``, or the value given under its 0.1 spelling ``discretize=`` (with a DeprecationWarning)."""
+    if discretize is None:
+        return discretise
+    warnings.warn("discretize= is spelled discretise= since keras_tl 0.2 (like \"standardise\"); the old spelling "
+                  "goes in 0.3. A model saved by 0.1 holds it: save the model again to update it.",
+                  DeprecationWarning, stacklevel=3)
+    return discretize
+
+
 def _ddof(reference, count):
     """Delta degrees of freedom of the std: 1 (unbiased) for the HPAI reference, when there are 2+ samples."""
     return 1 if reference == "hpai" and count > 1 else 0
@@ -64,17 +76,19 @@ class FullNetworkEmbedding(keras.layers.Layer):
     Args:
         lower, upper: discretisation thresholds (paper: -0.25 and 0.15). Values below ``lower``
             become -1, above ``upper`` become 1, the rest 0.
-        discretize: False stops after standardisation (the "standardise" ablation).
+        discretise: False stops after standardisation (the "standardise" ablation).
         reference: "keras_tl" (population std, strict thresholds) or "hpai" (unbiased std, a value
             equal to ``lower`` becomes -1, as ``torch.bucketize`` does); see ``docs/fne.md``.
+        discretize: the 0.1 spelling of ``discretise`` (deprecated; a model saved by 0.1 holds it).
     """
 
-    def __init__(self, lower=DEFAULT_THRESHOLDS[0], upper=DEFAULT_THRESHOLDS[1], discretize=True,
-                 reference="keras_tl", **kwargs):
+    def __init__(self, lower=DEFAULT_THRESHOLDS[0], upper=DEFAULT_THRESHOLDS[1], discretise=True,
+                 reference="keras_tl", discretize=None, **kwargs):
         super().__init__(**kwargs)
+        discretise = _renamed_discretize(discretise, discretize)
         _check_thresholds(lower, upper)
         _check_reference(reference)
-        self.lower, self.upper, self.discretize = float(lower), float(upper), bool(discretize)
+        self.lower, self.upper, self.discretise = float(lower), float(upper), bool(discretise)
         self.reference = reference
 
     def build(self, input_shape):
@@ -123,7 +137,7 @@ class FullNetworkEmbedding(keras.layers.Layer):
         mean, std = ops.convert_to_tensor(self.mean), ops.convert_to_tensor(self.std)
         has_spread = ops.greater(std, 0.0)
         standardised = ops.where(has_spread, (inputs - mean) / ops.where(has_spread, std, 1.0), 0.0)
-        if not self.discretize:
+        if not self.discretise:
             return standardised
         high = ops.cast(ops.greater(standardised, self.upper), standardised.dtype)
         below = ops.less_equal if self.reference == "hpai" else ops.less
@@ -134,7 +148,7 @@ class FullNetworkEmbedding(keras.layers.Layer):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "lower": self.lower, "upper": self.upper, "discretize": self.discretize,
+        return {**super().get_config(), "lower": self.lower, "upper": self.upper, "discretise": self.discretise,
                 "reference": self.reference}
 
 
@@ -194,18 +208,21 @@ class FNETransformer(TransformerMixin, BaseEstimator):
     ``fit`` learns each feature's mean and population standard deviation (``mean_``, ``std_``) on
     the training features, so every few-shot repeat uses the statistics of its own training
     subset; ``transform`` standardises (a feature with ``std_ == 0`` gives 0) and, with
-    ``discretize``, maps to {-1, 0, 1}. float64 input stays float64, float32 stays float32.
+    ``discretise``, maps to {-1, 0, 1}. float64 input stays float64, float32 stays float32.
     ``reference="hpai"``: unbiased std and ``torch.bucketize`` boundaries (see :class:`FullNetworkEmbedding`).
+    ``discretize``: the 0.1 spelling of ``discretise`` (deprecated; as in scikit-learn, ``fit`` warns).
     """
 
-    def __init__(self, lower=DEFAULT_THRESHOLDS[0], upper=DEFAULT_THRESHOLDS[1], discretize=True,
-                 reference="keras_tl"):
+    def __init__(self, lower=DEFAULT_THRESHOLDS[0], upper=DEFAULT_THRESHOLDS[1], discretise=True,
+                 reference="keras_tl", discretize=None):
         self.lower = lower
         self.upper = upper
-        self.discretize = discretize
+        self.discretise = discretise
         self.reference = reference
+        self.discretize = discretize
 
     def fit(self, X, y=None):
+        self.discretise_ = _renamed_discretize(self.discretise, self.discretize)
         _check_thresholds(self.lower, self.upper)
         _check_reference(self.reference)
         X = validate_data(self, X, dtype=[np.float64, np.float32])
@@ -219,7 +236,7 @@ class FNETransformer(TransformerMixin, BaseEstimator):
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         has_spread = self.std_ > 0
         standardised = np.where(has_spread, (X - self.mean_) / np.where(has_spread, self.std_, 1), 0).astype(X.dtype)
-        if not self.discretize:
+        if not self.discretise_:
             return standardised
         low = standardised <= self.lower if self.reference == "hpai" else standardised < self.lower
         return (standardised > self.upper).astype(X.dtype) - low.astype(X.dtype)
@@ -227,7 +244,8 @@ class FNETransformer(TransformerMixin, BaseEstimator):
     def to_layer(self, name="full_network_embedding"):
         """A :class:`FullNetworkEmbedding` holding this transformer's statistics (the same numbers, in Keras)."""
         check_is_fitted(self, ("mean_", "std_"))
-        layer = FullNetworkEmbedding(self.lower, self.upper, self.discretize, self.reference, name=name)
+        layer = FullNetworkEmbedding(self.lower, self.upper, discretise=self.discretise_, reference=self.reference,
+                                     name=name)
         layer.set_statistics(self.mean_, self.std_, self.n_samples_seen_)
         return layer
 
@@ -244,5 +262,5 @@ def postprocessor(name, thresholds=DEFAULT_THRESHOLDS):
     if name == "l2":
         return Normalizer(norm="l2")
     if name in ("standardise", "fne"):
-        return FNETransformer(*thresholds, discretize=name == "fne")
+        return FNETransformer(*thresholds, discretise=name == "fne")
     raise ValueError(f"Unknown post-processing {name!r}; choose from {', '.join(POSTPROCESSING)}.")

@@ -26,7 +26,7 @@ import time
 from keras_tl import data, messages, runs
 from keras_tl.jobs import cli
 
-TTA_KINDS = cli.library_constant("keras_tl.analysis.tta", "KINDS")
+TTA_KINDS = cli.library_constant("keras_tl.analysis.tta", "TTA_KINDS")
 OPTIMIZERS = cli.library_constant("keras_tl.training.optimizers", "OPTIMIZERS")
 SCHEDULES = cli.library_constant("keras_tl.training.schedules", "SCHEDULES")
 MIX_METHODS = cli.library_constant("keras_tl.data.augment", "MIX_METHODS")

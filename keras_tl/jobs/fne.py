@@ -230,12 +230,12 @@ def extract_splits(args, extractor, dataset, run_dir):
 
 def extract_part(args, extractor, dataset, shard, verbose):
     """Extract part ``shard`` of the train and test images into the cache; the counts, and each split's rows."""
-    from keras_tl.features import extraction
+    from keras_tl.features.cache import shard_rows
 
     counts = {"images_extracted": 0, "images_from_cache": 0, "rows": {}}
     for split in ("train", "test"):
         image_set = getattr(dataset, split)
-        start, stop = extraction.shard_rows(len(image_set), shard, extractor.batch_size)
+        start, stop = shard_rows(len(image_set), shard, extractor.batch_size)
         if verbose:
             print(f"Extracting {split} features, part {shard[0]}/{shard[1]}: "
                   + (f"images {start}..{stop - 1} of {len(image_set)}" if start < stop else "no images (more parts "
@@ -275,7 +275,7 @@ def evaluate_method(args, features, dataset, layers, post, names, extractor, run
                                                     extractor.include_top, model=extractor.model,
                                                     strategy=extractor.strategy)
         export.save_fne_model(export.fne_model(method_extractor, classifier), run_dir, dataset.class_names,
-                              source.name, extractor.image_size, f"{layers}:{post}", export.head_scores(classifier))
+                              source.name, extractor.image_size, f"{layers}:{post}", export.head_score_name(classifier))
     plots.plot_confusion_matrix(result["confusion_matrix"], dataset.class_names,
                                 path=run_dir / "figures" / f"confusion_{layers}_{post}.png".replace(",", "+"),
                                 title=f"{source.name} {layers}:{post}: accuracy {result['accuracy']:.3f}")

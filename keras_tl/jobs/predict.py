@@ -21,7 +21,7 @@ from keras_tl import data, runs
 from keras_tl.jobs import cli
 from keras_tl.messages import format_table
 
-TTA_KINDS = cli.library_constant("keras_tl.analysis.tta", "KINDS")
+TTA_KINDS = cli.library_constant("keras_tl.analysis.tta", "TTA_KINDS")
 SPLITS = cli.library_constant("keras_tl.analysis.interpret", "SPLITS")
 
 EXAMPLES = """examples:

@@ -167,7 +167,7 @@ def plot_lr_find(result, path=None, ax=None):
     The suggestion is a heuristic, and the figure says so: the curve shows the range where the loss
     falls; confirm the rate with a short training run.
     """
-    figure, axes = plots._axes(ax, (6, 4))
+    figure, axes = plots.figure_and_axes(ax, (6, 4))
     axes.plot(result.rates, result.losses, color="C0", alpha=0.3, linewidth=1, label="loss of each batch")
     axes.plot(result.rates, result.smoothed, color="C0", label="smoothed")
     axes.axvline(result.suggestion, color="C3", linestyle="--",
