@@ -5,7 +5,7 @@ import pathlib
 
 import numpy as np
 import pytest
-from replicas import NAMES, write_replica
+from tests.replicas import NAMES, write_replica
 
 from keras_tl import data
 from keras_tl.data import course_datasets

@@ -1,0 +1,1 @@
+"""Tests of keras_tl, one folder per part of the package (tests/data/ for keras_tl/data/, ...)."""
