@@ -2,7 +2,7 @@
 training rows (``classifiers.make_classifier(..., row_space=True)``, see :class:`keras_tl.features.classifiers.RowSpace`).
 
 The features are real: MobileNet's 27 FNE layers (10,944 columns) on Animal-MNIST at 64 px, the pool
-of the studies (``keras_tl.studies.pool_features``, cached in ``runs/feature_cache``), one seeded
+of the studies (``keras_tl.experiments.common.pool_features``, cached in ``runs/feature_cache``), one seeded
 split of 20 train and 20 test images per class. For each post-processing step the two fits run
 interleaved in one process, best of ``--rounds``. Prints seconds for both, the speed-up, the largest
 difference of their decision values (relative to the largest value) and liblinear's passes for both
@@ -15,7 +15,8 @@ import time
 
 import numpy as np
 
-from keras_tl import messages, studies
+from keras_tl import messages
+from keras_tl.experiments import common
 from keras_tl.features import classifiers
 
 
@@ -27,21 +28,21 @@ def timed_fit(classifier, train_x, train_y):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--target", default="animal_mnist")
+    parser.add_argument("--dataset", default="animal_mnist")
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args(argv)
 
-    pool = studies.pool_features("mobilenet", args.target, 64, 20, 20, "runs/feature_cache")
-    train, test = studies.split_pool(pool.labels, 20, 20, seed=0)
+    pool = common.pool_features("mobilenet", args.dataset, 64, 20, 20, "runs/feature_cache")
+    train, test = common.split_pool(pool.labels, 20, 20, seed=0)
     columns = pool.select("fne")
     train_x, test_x = pool.features[train][:, columns], pool.features[test][:, columns]
     train_y = pool.labels[train]
-    print(f"Row-space benchmark: mobilenet on {pool.target}, {len(train_x)} train images x {train_x.shape[1]:,} "
+    print(f"Row-space benchmark: mobilenet on {pool.dataset}, {len(train_x)} train images x {train_x.shape[1]:,} "
           f"features; best of {args.rounds} rounds")
     rows = []
     for post in ("fne", "standardise", "none"):
-        fits = {"all columns": classifiers.make_classifier(studies.POSTPROCESSING[post](), row_space=False),
-                "row space": classifiers.make_classifier(studies.POSTPROCESSING[post](), row_space=True)}
+        fits = {"all columns": classifiers.make_classifier(common.ABLATION_STEPS[post](), row_space=False),
+                "row space": classifiers.make_classifier(common.ABLATION_STEPS[post](), row_space=True)}
         seconds = {name: min(timed_fit(model, train_x, train_y) for _ in range(args.rounds))
                    for name, model in fits.items()}
         decisions = {name: model.decision_function(test_x) for name, model in fits.items()}

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from keras_tl import experiments
+from keras_tl.experiments import common, head_choice
 from keras_tl.analysis import trained
 from keras_tl.features import classifiers
 from keras_tl.jobs import fne, study
@@ -56,13 +56,13 @@ def test_fne_job_refuses_unknown_heads_before_any_work(argv, message, capsys):
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_heads_study_on_a_tiny_grid(tmp_path, cache_dir):
     run_dir = tmp_path / "study"
-    assert study.main(["heads", "--sources", "mobilenet", "--targets", "animal_mnist", "--image-size", "32",
+    assert study.main(["heads", "--source", "mobilenet", "--dataset", "animal_mnist", "--image-size", "32",
                        "--train-per-class", "3", "--test-per-class", "2", "--seeds", "1", "--shots", "3", "2",
                        "--cache-dir", str(cache_dir), "--output-dir", str(run_dir), "--quiet"]) == 0
     results = json.loads((run_dir / "results.json").read_text())
     assert results["study"] == "heads" and results["settings"]["shots"] == [3, 2]
     result = results["results"]["mobilenet"]["animal_mnist"]
-    assert sorted(result) == sorted(experiments.HEAD_FEATURES)
+    assert sorted(result) == sorted(head_choice.HEAD_FEATURES)
     for curves in result.values():
         assert sorted(curves) == sorted(classifiers.CLASSIFIERS)
         for curve in curves.values():
@@ -82,7 +82,7 @@ def test_heads_study_on_a_tiny_grid(tmp_path, cache_dir):
 
 def curves(**heads):
     """``{head: {shots: summary}}`` from ``head=[[accuracy per seed] per shot count]`` at shots 5, 20, 50."""
-    return {head: {shot: experiments.summary(values) for shot, values in zip((5, 20, 50), rows)}
+    return {head: {shot: common.summary(values) for shot, values in zip((5, 20, 50), rows)}
             for head, rows in heads.items()}
 
 
@@ -90,12 +90,12 @@ def test_heads_verdicts_follow_paired_gains():
     linear = [[0.60, 0.62], [0.70, 0.72], [0.80, 0.82]]
     given = curves(**{"linear-svm": linear, "rbf-svm": [[0.50, 0.55], [0.71, 0.71], [0.80, 0.82]],
                       "mlp": [[0.55, 0.60], [0.75, 0.78], [0.85, 0.86]], "knn": linear})
-    assert experiments.head_gain(given, "knn", 5) == {"mean": 0.0, "std": 0.0, "values": [0.0, 0.0]}
-    assert experiments.head_gain(given, "mlp", 5)["mean"] == pytest.approx(-0.035)
-    assert experiments.gain_verdict(experiments.head_gain(given, "mlp", 5)) == "worse"  # -0.035 ± 0.015
-    assert [experiments.gain_verdict(experiments.head_gain(given, "rbf-svm", shot)) for shot in (5, 20, 50)] == [
+    assert head_choice.head_gain(given, "knn", 5) == {"mean": 0.0, "std": 0.0, "values": [0.0, 0.0]}
+    assert head_choice.head_gain(given, "mlp", 5)["mean"] == pytest.approx(-0.035)
+    assert head_choice.gain_verdict(head_choice.head_gain(given, "mlp", 5)) == "worse"  # -0.035 ± 0.015
+    assert [head_choice.gain_verdict(head_choice.head_gain(given, "rbf-svm", shot)) for shot in (5, 20, 50)] == [
         "worse", "tie", "tie"]
-    verdicts = experiments.heads_verdicts(given)
+    verdicts = head_choice.heads_verdicts(given)
     assert verdicts["kernel likely to overfit"][1] == "holds"
     assert verdicts["kernel likely to overfit"][0] == "rbf-svm against the linear SVM: worse at 5, tie at 20, tie at 50"
     assert verdicts["1-3 FC layers if the data allows"] == ("mlp beats the linear SVM from 20 images per class", "holds")

@@ -1,16 +1,19 @@
 """Issue 11: each study on a tiny grid (MobileNet at 32 px, a few images, one seed) writes its report,
 figures and results.json, with accuracies in [0, 1] and a table row for every target and method."""
+import importlib
 import json
+import pathlib
 import warnings
 
 import numpy as np
 import pytest
 
-from keras_tl import experiments
+import keras_tl
+from keras_tl.experiments import STUDIES, common, fne_ablation, fne_paper, transfer_depth
 from keras_tl.features import classifiers
-from keras_tl.jobs import study
+from keras_tl.jobs import cli, study
 
-TINY = ["--sources", "mobilenet", "--targets", "animal_mnist", "--image-size", "32", "--train-per-class", "3",
+TINY = ["--source", "mobilenet", "--dataset", "animal_mnist", "--image-size", "32", "--train-per-class", "3",
         "--test-per-class", "2", "--seeds", "1", "--quiet"]
 
 
@@ -35,9 +38,22 @@ def accuracies(tree):
     return []
 
 
+def test_the_studies_are_listed_once_and_read_by_the_job_its_help_and_the_docs():
+    """keras_tl.experiments.STUDIES is the list: the job's choices and --help, ``python -m keras_tl``'s line
+    and docs/results.md (a command per study) follow it, and each entry names a module with a report."""
+    help_text = study.make_parser().format_help()
+    assert "{" + ",".join(STUDIES) + "}" in help_text  # the choices, in the registry's order
+    results_md = (pathlib.Path(keras_tl.__file__).parents[1] / "docs" / "results.md").read_text()
+    for name, (module, claim) in STUDIES.items():
+        assert f"  {name}" in help_text and claim in help_text
+        assert name in cli.JOBS["study"][0]
+        assert f"python -m keras_tl.study {name}" in results_md
+        assert callable(importlib.import_module(f"keras_tl.experiments.{module}").report)
+
+
 def test_layers_study(tmp_path, cache_dir):
     results, report = run_study("layers", tmp_path, "--layer-step", "13", "--cache-dir", str(cache_dir),
-                                "--targets", "animal_mnist", "no_such_folder")
+                                "--sources", "mobilenet", "--targets", "animal_mnist", "no_such_folder")  # 0.1's flags
     result = results["results"]["mobilenet"]["animal_mnist"]
     layers = ["conv1_relu", "conv_dw_7_relu", "conv_pw_13_relu"]  # every 13th fne layer, and the last
     assert sorted(result["layers"]) == layers  # (results.json sorts its keys)
@@ -53,15 +69,15 @@ def test_layers_study(tmp_path, cache_dir):
 def test_fne_study(tmp_path, cache_dir):
     results, report = run_study("fne", tmp_path, "--shots", "1", "3", "--cache-dir", str(cache_dir))
     result = results["results"]["mobilenet"]["animal_mnist"]
-    assert sorted(result["methods"]) == sorted(experiments.FNE_METHODS)
-    assert sorted(result["ablation"]) == sorted(experiments.ABLATION)
+    assert sorted(result["methods"]) == sorted(fne_ablation.FNE_METHODS)
+    assert sorted(result["ablation"]) == sorted(fne_ablation.ABLATION)
     assert {name: sorted(curve) for name, curve in result["shots"].items()} == {
-        name: ["1", "3"] for name in experiments.CURVE_METHODS}
+        name: ["1", "3"] for name in fne_ablation.CURVE_METHODS}
     assert all(0 <= value <= 1 for value in accuracies(result))
     for header in ("| method | animal_mnist |", "| post-processing | animal_mnist |", "| method | 1 | 3 |"):
         assert header in report
-    assert all(name in report for name in [*experiments.FNE_METHODS, *experiments.ABLATION])
-    fits = (len(experiments.FNE_METHODS) + 2 * len(experiments.CURVE_METHODS) + len(experiments.ABLATION))
+    assert all(name in report for name in [*fne_ablation.FNE_METHODS, *fne_ablation.ABLATION])
+    fits = (len(fne_ablation.FNE_METHODS) + 2 * len(fne_ablation.CURVE_METHODS) + len(fne_ablation.ABLATION))
     assert f"Linear SVMs (LinearSVC, C=1): {fits} fits, of which " in report
     assert (tmp_path / "figures" / "shots_mobilenet_animal_mnist.png").stat().st_size > 0
 
@@ -88,31 +104,31 @@ def test_tradeoff_study_resumes_from_its_parts(tmp_path):
 
 def test_split_pool_is_stratified_disjoint_and_seeded():
     labels = np.repeat(np.arange(3), 6)
-    train, test = experiments.split_pool(labels, 2, 3, seed=0)
+    train, test = common.split_pool(labels, 2, 3, seed=0)
     assert np.bincount(labels[train]).tolist() == [2, 2, 2] and np.bincount(labels[test]).tolist() == [3, 3, 3]
     assert not set(train) & set(test)
-    assert [a.tolist() for a in experiments.split_pool(labels, 2, 3, seed=0)] == [train.tolist(), test.tolist()]
+    assert [a.tolist() for a in common.split_pool(labels, 2, 3, seed=0)] == [train.tolist(), test.tolist()]
 
 
 def test_svm_fits_stopped_at_the_pass_cap_are_counted_not_hidden(monkeypatch):
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(3), 10)
-    pool = experiments.Pool("src", "target", rng.normal(size=(30, 40)).astype("float32"), labels, ["a", "b", "c"],
-                        ["layer"], {"layer": np.arange(40)}, {"layer": 1.0})
+    pool = common.Pool("src", "target", rng.normal(size=(30, 40)).astype("float32"), labels, ["a", "b", "c"],
+                       ["layer"], {"layer": np.arange(40)}, {"layer": 1.0})
     progress = type("Bar", (), {"update": lambda self, n: None})()
-    converged = experiments._over_seeds(pool, "fne", "none", 5, 5, [0, 1], progress)
+    converged = common.svm_over_seeds(pool, "fne", "none", 5, 5, [0, 1], progress)
     assert converged["unconverged"] == 0 and len(converged["values"]) == 2
-    monkeypatch.setattr(classify, "SVM_MAX_ITER", 1)
+    monkeypatch.setattr(classifiers, "SVM_MAX_ITER", 1)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the ConvergenceWarning is counted, not shown
-        stopped = experiments._over_seeds(pool, "fne", "none", 5, 5, [0, 1], progress)
+        stopped = common.svm_over_seeds(pool, "fne", "none", 5, 5, [0, 1], progress)
     assert stopped["unconverged"] == 2
     assert study.svm_fits({"t": {"m": stopped, "n": converged}, "energy_method": "x"}) == (4, 2)
 
 
 def test_no_available_target_is_one_error_line_and_leaves_no_folder(tmp_path, capsys):
     run_dir = tmp_path / "study"
-    assert study.main(["fne", "--targets", str(tmp_path / "missing"), "--quiet", "--output-dir", str(run_dir)]) == 2
+    assert study.main(["fne", "--dataset", str(tmp_path / "missing"), "--quiet", "--output-dir", str(run_dir)]) == 2
     assert capsys.readouterr().err.startswith("error: None of the targets is available:")
     assert not run_dir.exists()
 
@@ -123,14 +139,14 @@ def test_no_available_target_is_one_error_line_and_leaves_no_folder(tmp_path, ca
 def test_paper_study_on_course_layouts(tmp_path, cache_dir, monkeypatch):
     """The paper study on tiny replicas: one published split (mit67 and DTD's split 3), a seeded split
     (caltech101); the paper's numbers (here stand-ins, set for the test) beside ours, one verdict each."""
-    from replicas import write_replica
+    from tests.replicas import write_replica
 
     specs = {name: f"{name}:{write_replica(name, tmp_path / name, classes=2)['path']}"
              for name in ("mit67", "dtd", "caltech101")}
-    assert [spec for spec, _ in experiments.paper_runs(specs["dtd"], [0, 1])] == [
+    assert [spec for spec, _ in fne_paper.paper_runs(specs["dtd"], [0, 1])] == [
         f"{specs['dtd']}:{split}" for split in range(1, 11)]  # dtd:PATH: its 10 published splits
     specs["dtd"] += ":3"
-    monkeypatch.setitem(experiments.PAPER_RESULTS, "mit67", {"fc6": 11.1, "fc7": 22.2, "fne": 33.3})  # not the paper's
+    monkeypatch.setitem(fne_paper.PAPER_RESULTS, "mit67", {"fc6": 11.1, "fc7": 22.2, "fne": 33.3})  # not the paper's
     run_dir = tmp_path / "run"
     assert study.main(["paper", "--source", "mobilenet", "--weights", "none", "--image-size", "32", "--seeds", "2",
                        "--train-per-class", "2", "--test-per-class", "2", "--quiet", "--cache-dir", str(cache_dir),
@@ -166,17 +182,17 @@ def test_paper_verdicts_compare_the_fne_gain_over_fc7_in_the_papers_setting():
     def result(fc7, fne, paper):
         return {"fc7": {"mean": fc7}, "fne": {"mean": fne}, "paper_percent": paper}
 
-    assert experiments.paper_setting_differences("VGG16", "imagenet", None, None, None) == []
+    assert fne_paper.paper_setting_differences("VGG16", "imagenet", None, None, None) == []
     paper = {"fc6": 50.0, "fc7": 52.0, "fne": 55.0}
-    assert experiments.paper_verdict(result(0.60, 0.65, paper)) == (
+    assert fne_paper.paper_verdict(result(0.60, 0.65, paper)) == (
         "FNE beats fc7 by +5.0 points (paper: +3.0; slides' average: +4.2): reproduced")
-    assert experiments.paper_verdict(result(0.60, 0.58, paper)).endswith(
+    assert fne_paper.paper_verdict(result(0.60, 0.58, paper)).endswith(
         "(paper: +3.0; slides' average: +4.2): not reproduced")
-    assert "no paper number" in experiments.paper_verdict(result(0.60, 0.65, {}))
-    assert experiments.paper_verdict(result(0.60, 0.65, paper), ["64 px, not 224"]).endswith(
+    assert "no paper number" in fne_paper.paper_verdict(result(0.60, 0.65, {}))
+    assert fne_paper.paper_verdict(result(0.60, 0.65, paper), ["64 px, not 224"]).endswith(
         "not comparable at this size (64 px, not 224)")
-    assert experiments.paper_key("tfds:oxford_flowers102", "x") == "flowers102"
-    assert experiments.paper_key("/data/my_folder", "my_folder") == "my_folder"
+    assert fne_paper.paper_key("tfds:oxford_flowers102", "x") == "flowers102"
+    assert fne_paper.paper_key("/data/my_folder", "my_folder") == "my_folder"
 
 
 def test_depth_models_keep_exactly_the_first_n_imagenet_layers(imagenet_mobilenet_32):
@@ -188,7 +204,7 @@ def test_depth_models_keep_exactly_the_first_n_imagenet_layers(imagenet_mobilene
     source, kept = sources.get_source("mobilenet"), 10  # conv1 .. conv_pw_1_relu: ImageNet; conv_pad_2 up: new
     imagenet = {layer.name: layer.get_weights() for layer in imagenet_mobilenet_32.layers[1:]}  # not the input
     for frozen in (False, True):  # AnB+, then AnB (trained below)
-        base, model = experiments.depth_model(source, imagenet_mobilenet_32, kept, frozen, 2, 32, seed=0)
+        base, model = transfer_depth.depth_model(source, imagenet_mobilenet_32, kept, frozen, 2, 32, seed=0)
         below, above = base.layers[:kept], [layer for layer in base.layers[kept:] if layer.weights]
         for layer in below[1:]:
             assert all(np.array_equal(ours, theirs) for ours, theirs in zip(layer.get_weights(), imagenet[layer.name]))

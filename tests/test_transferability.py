@@ -7,7 +7,7 @@ import pytest
 from scipy.optimize import minimize
 from scipy.stats import kendalltau
 
-from keras_tl import experiments
+from keras_tl.experiments import common, source_selection
 from keras_tl.jobs import study
 from keras_tl.features.transferability import h_score, leep, logme, nce
 
@@ -149,8 +149,8 @@ def test_select_study_on_a_tiny_grid(tmp_path):
 def test_a_source_without_its_imagenet_classifier_gets_logme_and_h_score_only():
     rng = np.random.default_rng(3)
     labels = np.repeat(np.arange(2), 6)
-    pool = experiments.Pool("src", "target", rng.normal(size=(12, 6)).astype("float32"), labels, ["a", "b"],
-                            ["one", "two"], {"one": np.arange(3), "two": np.arange(3, 6)}, {"one": 0.5, "two": 1.0})
-    result = experiments.select_study({"src": pool}, {"src": None}, {"src": ["one", "two"]}, 3, 3, [0])
+    pool = common.Pool("src", "target", rng.normal(size=(12, 6)).astype("float32"), labels, ["a", "b"],
+                       ["one", "two"], {"one": np.arange(3), "two": np.arange(3, 6)}, {"one": 0.5, "two": 1.0})
+    result = source_selection.select_study({"src": pool}, {"src": None}, {"src": ["one", "two"]}, 3, 3, [0])
     assert [sorted(entry["scores"]) for entry in result["candidates"].values()] == [["H-score", "LogME"]] * 3
     assert result["tau"]["LEEP"]["mean"] is None and result["seconds"]["SVM"] > 0

