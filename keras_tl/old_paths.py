@@ -1,6 +1,7 @@
 """The module paths of keras_tl 0.1, kept for one release: ``import keras_tl.extract`` (and the other
 modules that moved into subpackages in 0.2, see ``CHANGELOG.md``) still works, with a
-``DeprecationWarning`` that names the new path. The old paths go in 0.3.
+``DeprecationWarning`` that names the new path; so does ``keras_tl.experiments.layer_study`` (the
+names the one-file ``experiments`` module held, now in one module per study). The old paths go in 0.3.
 
 Saved models and run folders need none of this: Keras finds keras_tl's layers and optimizers by
 their registered names (``keras_tl>FullNetworkEmbedding``), not by module path.
@@ -39,6 +40,39 @@ MOVED = {  # old module -> the modules that now hold its names (looked up in thi
     "keras_tl.transferability": ("keras_tl.features.transferability",),
     "keras_tl.visualize": ("keras_tl.analysis.visualize",),
 }
+
+_STUDY_NAMES = {  # module of keras_tl.experiments -> the names keras_tl.experiments held in 0.1
+    "common": ("Pool", "pool_features", "extracted_pool", "split_pool", "summary", "GlobalDiscretizer",
+               "ABLATION_STEPS", "svm_accuracy", "study_layers"),
+    "single_layers": ("layer_study",),
+    "fne_ablation": ("FNE_METHODS", "ABLATION", "CURVE_METHODS", "fne_study"),
+    "tradeoff": ("WATTS_PER_CPU_CORE", "TRADEOFF_METHODS", "TRADEOFF_L2_SP", "CostMeter", "tradeoff_run"),
+    "fne_paper": ("PAPER_RESULTS", "PAPER_ALIASES", "PAPER_COLUMNS", "PAPER_SETTING", "paper_key", "paper_runs",
+                  "paper_extractor", "paper_baselines", "paper_study", "paper_setting_differences", "paper_verdict"),
+    "transfer_depth": ("DEPTH_METHODS", "depth_cuts", "depth_model", "depth_run", "depth_verdicts"),
+    "source_selection": ("FEATURE_SCORES", "PREDICTION_SCORES", "FNE_CANDIDATE", "source_probabilities",
+                         "select_study", "tau_verdict", "SELECT_NOTES"),
+    "head_choice": ("HEAD_FEATURES", "HEAD_BASELINE", "head_fit", "heads_study", "head_gain", "gain_verdict",
+                    "heads_verdicts"),
+}
+MOVED_NAMES = {  # package -> {0.1 name: (the module that holds it now, its name there)}
+    "keras_tl.experiments": {
+        **{name: (f"keras_tl.experiments.{module}", name) for module, names in _STUDY_NAMES.items() for name in names},
+        "OFFLINE_TARGETS": ("keras_tl.data.registry", "NAMED_DATASETS"),
+        "available_targets": ("keras_tl.experiments.common", "available_datasets"),
+    },
+}
+
+
+def moved_name(package, name):
+    """``package.name`` as keras_tl 0.1 had it, from its new home, with a ``DeprecationWarning`` naming it;
+    the ``AttributeError`` of a name that never was there."""
+    if name not in MOVED_NAMES.get(package, {}):
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+    module, new_name = MOVED_NAMES[package][name]
+    warnings.warn(f"{package}.{name} moved to {module}.{new_name} in keras_tl 0.2; import it from there "
+                  f"(the old path goes in 0.3).", DeprecationWarning, stacklevel=3)
+    return getattr(importlib.import_module(module), new_name)
 
 
 class OldPaths(importlib.abc.MetaPathFinder, importlib.abc.Loader):

@@ -3,7 +3,6 @@ the public names of 0.1 unchanged, the moved modules' old paths still working, a
 still loading."""
 import ast
 import importlib
-import json
 import pathlib
 import subprocess
 import sys
@@ -130,7 +129,8 @@ def test_no_private_name_crosses_a_part():
 
 
 def test_a_reader_never_imports_the_registry_above_it():
-    readers = [module for module in MODULES if module.startswith("keras_tl.data.") and module != "keras_tl.data.registry"]
+    readers = [module for module in MODULES
+               if module.startswith("keras_tl.data.") and module != "keras_tl.data.registry"]
     assert "keras_tl.data.folders" in readers
     offenders = {module: imported for module in readers for imported, _ in imported_names(MODULES[module])
                   if imported in ("keras_tl.data", "keras_tl.data.registry")}
@@ -158,6 +158,15 @@ def test_an_old_module_path_imports_with_a_warning_naming_the_new_one(old):
     assert not (PACKAGE / (old.rpartition(".")[2] + ".py")).exists()  # nothing is kept at the old place
 
 
+@pytest.mark.parametrize("package, name", [(package, name) for package, names in sorted(old_paths.MOVED_NAMES.items())
+                                           for name in sorted(names)])
+def test_a_name_that_left_its_package_still_reads_with_a_warning(package, name):
+    module, new_name = old_paths.MOVED_NAMES[package][name]
+    with pytest.warns(DeprecationWarning, match=f"{package}.{name} moved to {module}.{new_name}"):
+        value = getattr(importlib.import_module(package), name)
+    assert value is getattr(importlib.import_module(module), new_name)
+
+
 def test_an_old_path_names_a_missing_attribute():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -165,6 +174,8 @@ def test_an_old_path_names_a_missing_attribute():
     with pytest.raises(AttributeError, match="keras_tl.extract .*has no attribute 'no_such_name'"):
         extract.no_such_name  # noqa: B018
     assert extract.FeatureExtractor is importlib.import_module("keras_tl.features.extraction").FeatureExtractor
+    with pytest.raises(AttributeError, match="'keras_tl.experiments' has no attribute 'no_such_study'"):
+        importlib.import_module("keras_tl.experiments").no_such_study  # noqa: B018
 
 
 @pytest.mark.parametrize("kind", ["fne", "fine_tune"])

@@ -18,3 +18,11 @@ STUDIES = {  # name: (its module in keras_tl.experiments, the claim it tests)
     "select": ("source_selection", "LogME, H-score, LEEP and NCE ranking the sources and layers before any SVM"),
     "heads": ("head_choice", "\"Linear SVM usually enough; kernel likely to overfit; 1-3 FC layers if data allows\""),
 }
+
+
+def __getattr__(name):
+    """The names this package held in keras_tl 0.1 (``layer_study``, ...), from their new modules, with a
+    warning, for one release (:mod:`keras_tl.old_paths`)."""
+    from keras_tl import old_paths
+
+    return old_paths.moved_name(__name__, name)

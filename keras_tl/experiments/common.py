@@ -22,8 +22,6 @@ from keras_tl.features import classifiers, extraction
 from keras_tl.features.full_network_embedding import DEFAULT_THRESHOLDS, FNETransformer, postprocessor
 from keras_tl.messages import progress_bar
 
-OFFLINE_DATASETS = ("animal_mnist", "fashion_mnist", "openclipart")  # the study job's default datasets
-
 
 # ----------------------------------------------------------------------------- settings
 

@@ -19,7 +19,7 @@ from keras_tl.jobs import cli
 from keras_tl.offline import OFFLINE_SOURCES
 
 TRADEOFF_METHODS = cli.library_constant("keras_tl.experiments.tradeoff", "TRADEOFF_METHODS")
-OFFLINE_DATASETS = cli.library_constant("keras_tl.experiments.common", "OFFLINE_DATASETS")
+NAMED_DATASETS = cli.library_constant("keras_tl.data.registry", "NAMED_DATASETS")  # the offline datasets
 
 DEFAULTS = {  # quick on a 2-core CPU / --full, for a GPU or a Slurm job
     "image_size": (64, 128), "train_per_class": (20, 50), "test_per_class": (20, 50), "seeds": (3, 5),
@@ -99,7 +99,7 @@ def parse_args(argv=None):
         args.source = list(OFFLINE_SOURCES) if args.study in ("layers", "select") else ["vgg16" if args.study == "paper"
                                                                             else "mobilenet"]
     if args.dataset is None:
-        args.dataset = ["animal_mnist"] if args.study in ("tradeoff", "depth") else list(OFFLINE_DATASETS)
+        args.dataset = ["animal_mnist"] if args.study in ("tradeoff", "depth") else list(NAMED_DATASETS)
     cli.check_options(parser, args, image_size=cli.IMAGE_SIZE, train_per_class=cli.AT_LEAST_ONE,
                       test_per_class=cli.AT_LEAST_ONE, seeds=cli.AT_LEAST_ONE, shots=cli.AT_LEAST_ONE,
                       layer_step=cli.AT_LEAST_ONE, epochs=cli.AT_LEAST_ONE)
