@@ -45,10 +45,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_tl import data, plots, runs  # noqa: E402
-from keras_tl.data import augment
-from keras_tl.training import freezing, lora, lr_finder, optimizers
+from keras_tl.data import augment  # noqa: E402
 from keras_tl.messages import format_table  # noqa: E402
 from keras_tl.sources import get_source  # noqa: E402
+from keras_tl.training import freezing, lora, lr_finder, optimizers  # noqa: E402
 
 SMALL = os.environ.get("KERAS_TL_LAB_SMALL") == "1"
 RUN_DIR = pathlib.Path(os.environ.get("KERAS_TL_LAB_RUN_DIR", "runs/lab2"))

@@ -39,10 +39,10 @@ import numpy as np  # noqa: E402
 
 import keras_tl  # noqa: E402
 from keras_tl import data, plots, runs  # noqa: E402
-from keras_tl.analysis import visualize
-from keras_tl.training import freezing
+from keras_tl.analysis import visualize  # noqa: E402
 from keras_tl.analysis.interpret import Interpretation  # noqa: E402
 from keras_tl.analysis.trained import TrainedModel  # noqa: E402
+from keras_tl.training import freezing  # noqa: E402
 
 SMALL = os.environ.get("KERAS_TL_LAB_SMALL") == "1"
 RUN_DIR = pathlib.Path(os.environ.get("KERAS_TL_LAB_RUN_DIR", "runs/lab5"))

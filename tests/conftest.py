@@ -1,7 +1,9 @@
-"""Shared test set-up: quiet TensorFlow logs, headless matplotlib, and the fixtures several test files use.
+"""Shared test set-up: quiet TensorFlow logs, headless matplotlib, and the fixtures several test files use:
+image sets, tiny models, and two finished runs (an fne and a fine_tune run folder).
 
-Building a MobileNet graph costs 7-15 s on a 2-core machine, so the models are session-scoped:
-built once for the whole run. Tests that change a model's weights or flags build their own.
+Building a MobileNet graph costs 7-15 s on a 2-core machine, so the models and runs are session-scoped:
+built once for the whole run (once per worker with ``pytest -n``). Tests that change a model's weights
+or flags build their own.
 """
 import os
 
@@ -16,6 +18,27 @@ def decode_cache(tmp_path, monkeypatch):
     """Every test keeps its decode-check cache in its own folder, never in the user's."""
     monkeypatch.setenv("KERAS_TL_CACHE", str(tmp_path / "decode_cache"))
     return tmp_path / "decode_cache"
+
+
+@pytest.fixture(scope="session")
+def feature_cache(tmp_path_factory):
+    """One feature cache folder for the whole run: tests that extract the same features share them."""
+    return tmp_path_factory.mktemp("feature_cache")
+
+
+@pytest.fixture(scope="session")
+def random_image_set():
+    """``random_image_set(count, size=28, seed=2)``: an in-memory ImageSet of ``count`` random grey
+    ``size`` x ``size`` images labelled 0, 1, 0, 1, ..."""
+    import numpy as np
+
+    from keras_tl import data
+
+    def make(count, size=28, seed=2):
+        images = np.random.default_rng(seed).integers(0, 255, (count, size, size), dtype=np.uint8)
+        return data.ImageSet(labels=np.arange(count) % 2, images=images)
+
+    return make
 
 
 @pytest.fixture(scope="session")
@@ -45,3 +68,52 @@ def write_file():
         return path
 
     return write
+
+
+# ----------------------------------------------------------------------------- two finished runs
+
+COLOURS = {"red": (200, 30, 30), "green": (30, 180, 40), "blue": (30, 40, 200)}
+PLANTED = "planted_red0.png"  # test/red/red0.png, copied into test/blue/
+
+
+@pytest.fixture(scope="session")
+def colours(tmp_path_factory):
+    """``train/<colour>/`` (5 images each) and ``test/<colour>/`` (3 each) of noisy 32x32 squares, and
+    a planted mislabel: ``test/red/red0.png`` copied into ``test/blue/`` as ``planted_red0.png``."""
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("colours")
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 5), ("test", 3)):
+        for name, colour in COLOURS.items():
+            (root / split / name).mkdir(parents=True)
+            for index in range(count):
+                pixels = np.clip(np.array(colour) + rng.normal(0, 25, (32, 32, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(root / split / name / f"{name}{index}.png")
+    shutil.copy(root / "test" / "red" / "red0.png", root / "test" / "blue" / PLANTED)
+    return root
+
+
+@pytest.fixture(scope="session")
+def fne_run(colours, tmp_path_factory):
+    """An fne run on ``colours`` (random weights, fne:fne, 32 px): its run folder."""
+    from keras_tl.jobs import fne
+
+    folder = tmp_path_factory.mktemp("fne")
+    assert fne.main(["--dataset", str(colours), "--weights", "none", "--image-size", "32", "--methods", "fne:fne",
+                     "--quiet", "--output-dir", str(folder / "run"), "--cache-dir", str(folder / "cache")]) == 0
+    return folder / "run"
+
+
+@pytest.fixture(scope="session")
+def fine_tune_run(colours, tmp_path_factory):
+    """A fine_tune run on ``colours`` (one epoch of a new head on the ImageNet MobileNet, 32 px): its run folder."""
+    from keras_tl.jobs import fine_tune
+
+    run_dir = tmp_path_factory.mktemp("fine_tune") / "run"
+    assert fine_tune.main(["--dataset", str(colours), "--image-size", "32", "--unfreeze", "none", "--epochs", "1",
+                           "--no-augment", "--batch-size", "8", "--quiet", "--output-dir", str(run_dir)]) == 0
+    return run_dir

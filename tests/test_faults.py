@@ -1,4 +1,4 @@
-"""Issue 9: damaged caches and checkpoints, shared caches, and one clear line per user error."""
+"""Faults: damaged caches and checkpoints, shared caches, and one clear line per user error."""
 import json
 import os
 import threading
@@ -12,8 +12,8 @@ import tensorflow as tf
 from keras_tl import data, runs
 from keras_tl.features import extraction
 from keras_tl.features.cache import FeatureCache
-from keras_tl.training import resumable_fit
 from keras_tl.jobs import fine_tune, fne
+from keras_tl.training import resumable_fit
 
 
 def _tiny_extractor():
@@ -23,9 +23,6 @@ def _tiny_extractor():
     return extraction.build_extractor(keras.Model(inputs, maps), ["conv"])
 
 
-def _image_set(count=6):
-    rng = np.random.default_rng(3)
-    return data.ImageSet(labels=np.arange(count) % 2, images=rng.integers(0, 255, (count, 8, 8), dtype=np.uint8))
 
 
 def _pipeline(subset):
@@ -33,14 +30,15 @@ def _pipeline(subset):
 
 
 @pytest.fixture(scope="module")
-def expected():
-    features, _ = extraction.extract_features(_tiny_extractor(), _image_set(), _pipeline, verbose=False)
+def expected(random_image_set):
+    images = random_image_set(6, size=8, seed=3)
+    features, _ = extraction.extract_features(_tiny_extractor(), images, _pipeline, verbose=False)
     return np.array(features)
 
 
 @pytest.mark.parametrize("damage", ["truncated final", "empty marker", "wrong-size partial"])
-def test_a_damaged_cache_entry_is_reported_set_aside_and_rebuilt(damage, expected, tmp_path):
-    extractor, images = _tiny_extractor(), _image_set()
+def test_a_damaged_cache_entry_is_reported_set_aside_and_rebuilt(random_image_set, damage, expected, tmp_path):
+    extractor, images = _tiny_extractor(), random_image_set(6, size=8, seed=3)
     _, final = extraction.extract_features(extractor, images, _pipeline, tmp_path, "tiny", verbose=False)
     key = final.name[:-len(".npy")]
     if damage == "truncated final":
@@ -55,8 +53,8 @@ def test_a_damaged_cache_entry_is_reported_set_aside_and_rebuilt(damage, expecte
     assert path == final and list(tmp_path.glob("*.damaged"))
 
 
-def test_two_runs_on_one_cache_entry_wait_for_each_other_and_share_the_result(expected, tmp_path):
-    extractor, images = _tiny_extractor(), _image_set()
+def test_two_runs_on_one_cache_entry_wait_for_each_other_and_share_the_result(random_image_set, expected, tmp_path):
+    extractor, images = _tiny_extractor(), random_image_set(6, size=8, seed=3)
     size, dim = expected.shape
     cache = FeatureCache(tmp_path, "tiny", (size, dim))
     results = {}

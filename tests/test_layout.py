@@ -1,4 +1,4 @@
-"""The layout (issues 8 and 16): entry points apart from the library, one home per concept, a true map;
+"""The layout: entry points apart from the library, one home per concept, a true map;
 custom objects registered on import; no forced matplotlib backend; TensorFlow's start-up lines hidden."""
 import ast
 import importlib
@@ -14,8 +14,8 @@ import pytest
 
 import keras_tl
 from keras_tl.features import full_network_embedding as fne
-from keras_tl.training import recipe
 from keras_tl.jobs import cli
+from keras_tl.training import recipe
 
 PACKAGE = pathlib.Path(keras_tl.__file__).parent
 ROOT = PACKAGE.parent
@@ -93,7 +93,8 @@ def test_one_object_builds_every_extraction_and_one_function_keys_the_cache():
     callers = {}
     for path in [*PACKAGE.rglob("*.py"), *(ROOT / "labs").glob("*.py"), *(ROOT / "bench").glob("*.py")]:
         text = path.read_text()
-        if path != PACKAGE / "features" / "extraction.py" and re.search(r"\b(build_extractor|extract_features)\(", text):
+        extraction = PACKAGE / "features" / "extraction.py"
+        if path != extraction and re.search(r"\b(build_extractor|extract_features)\(", text):
             callers[str(path.relative_to(ROOT))] = True
     assert callers == {}
     definitions = [str(path.relative_to(ROOT)) for path in PACKAGE.rglob("*.py")
@@ -214,7 +215,7 @@ def _environment():
 
 
 def test_every_job_answers_help_and_option_errors_without_tensorflow_or_pyplot():
-    """Issue 21: a job's options are read before the library, Keras and TensorFlow are imported."""
+    """A job's options are read before the library, Keras and TensorFlow are imported: --help answers at once."""
     code = ("import contextlib, io, json, sys\n"
             "from keras_tl.jobs import cli\n"
             "answers = {}\n"

@@ -1,7 +1,8 @@
-"""Error analysis (keras_tl.analysis.interpret) and test-time augmentation on a tiny fne run and a tiny fine_tune run.
+"""Error analysis (keras_tl.analysis.interpret) and test-time augmentation on the tests' tiny fne and
+fine_tune runs (``fne_run``, ``fine_tune_run`` in tests/conftest.py).
 
-Both runs train on a folder of three colour classes (32x32 noisy red, green and blue squares);
-one red test image is planted, copied, in the blue test folder: a mislabel that the error
+Both runs train on a folder of three colour classes (``colours``: 32x32 noisy red, green and blue
+squares); one red test image is planted, copied, in the blue test folder: a mislabel that the error
 analysis must put first. The fne run (random weights, an SVM) gets every real image right, so
 the planted one is its only mistake; the fine_tune run (one epoch of a new head) is barely
 trained, so its analysis is checked against its predictions, image by image.
@@ -9,53 +10,19 @@ trained, so its analysis is checked against its predictions, image by image.
 import csv
 import json
 import pathlib
-import shutil
 
 import keras
 import numpy as np
 import pytest
-from PIL import Image
 from sklearn.metrics import confusion_matrix
 
 from keras_tl import data
 from keras_tl.analysis import interpret, trained, tta
-from keras_tl.features import extraction
-from keras_tl.jobs import fine_tune, fne, predict
 from keras_tl.analysis.tta import tta_model
+from keras_tl.features import extraction
+from keras_tl.jobs import predict
 
-COLOURS = {"red": (200, 30, 30), "green": (30, 180, 40), "blue": (30, 40, 200)}
-PLANTED = "planted_red0.png"  # test/red/red0.png, copied into test/blue/
-
-
-@pytest.fixture(scope="module")
-def colours(tmp_path_factory):
-    """``train/<colour>/`` (5 images each) and ``test/<colour>/`` (3 each), and the planted mislabel."""
-    root = tmp_path_factory.mktemp("colours")
-    rng = np.random.default_rng(0)
-    for split, count in (("train", 5), ("test", 3)):
-        for name, colour in COLOURS.items():
-            (root / split / name).mkdir(parents=True)
-            for index in range(count):
-                pixels = np.clip(np.array(colour) + rng.normal(0, 25, (32, 32, 3)), 0, 255).astype(np.uint8)
-                Image.fromarray(pixels).save(root / split / name / f"{name}{index}.png")
-    shutil.copy(root / "test" / "red" / "red0.png", root / "test" / "blue" / PLANTED)
-    return root
-
-
-@pytest.fixture(scope="module")
-def fne_run(colours, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("fne")
-    assert fne.main(["--dataset", str(colours), "--weights", "none", "--image-size", "32", "--methods", "fne:fne",
-                     "--quiet", "--output-dir", str(folder / "run"), "--cache-dir", str(folder / "cache")]) == 0
-    return folder / "run"
-
-
-@pytest.fixture(scope="module")
-def fine_tune_run(colours, tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("fine_tune") / "run"
-    assert fine_tune.main(["--dataset", str(colours), "--image-size", "32", "--mode", "head", "--epochs", "1",
-                           "--no-augment", "--batch-size", "8", "--quiet", "--output-dir", str(run_dir)]) == 0
-    return run_dir
+PLANTED = "planted_red0.png"  # the red test image copied into the blue test folder (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")

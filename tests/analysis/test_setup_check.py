@@ -10,8 +10,8 @@ from PIL import Image
 import keras_tl
 from keras_tl import data
 from keras_tl.analysis import setup_check
-from keras_tl.training import freezing, recipe
 from keras_tl.sources import get_source
+from keras_tl.training import freezing, recipe
 
 SIZE = 32
 MOBILENET = get_source("mobilenet")

@@ -5,10 +5,10 @@ import pathlib
 
 import numpy as np
 import pytest
-from tests.replicas import NAMES, write_replica
 
 from keras_tl import data
 from keras_tl.data import course_datasets
+from tests.replicas import NAMES, write_replica
 
 PUBLISHED_SPLITS = [name for name in NAMES if name not in ("caltech101", "cats_vs_dogs")]
 

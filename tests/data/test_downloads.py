@@ -1,4 +1,4 @@
-"""Checked downloads (issue 18, item 3): ``python -m keras_tl.download NAME DIR``.
+"""Checked downloads: ``python -m keras_tl.download NAME DIR``.
 
 A replica of Flowers-102 as published (``102flowers.tgz`` holding ``jpg/``, ``imagelabels.mat``,
 ``setid.mat``) is served by a local ``http.server`` on 127.0.0.1, and the table entry is pointed at it.

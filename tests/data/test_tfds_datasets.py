@@ -1,4 +1,4 @@
-"""``--dataset tfds:NAME`` (issue 18, item 2): TensorFlow Datasets read through the folder pipeline.
+"""``--dataset tfds:NAME``: TensorFlow Datasets read through the folder pipeline.
 
 No download: ``tfds.testing.mock_data`` makes deterministic fake examples (every split expression
 yields ``num_examples`` of them, the same ones) for registered datasets. The ``prepared`` fixture

@@ -1,12 +1,12 @@
-"""Heads beyond the linear SVM (issue 20, item 2): ``fne --classifier NAME`` end to end on one cached
+"""Heads beyond the linear SVM: ``fne --classifier NAME`` end to end on one cached
 feature set, and ``study heads`` on a tiny grid."""
 import json
 
 import numpy as np
 import pytest
 
-from keras_tl.experiments import common, head_choice
 from keras_tl.analysis import trained
+from keras_tl.experiments import common, head_choice
 from keras_tl.features import classifiers
 from keras_tl.jobs import fne, study
 
@@ -15,16 +15,17 @@ TINY_FNE = ["--weights", "none", "--image-size", "32", "--train-per-class", "4",
 
 
 @pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("feature_cache")
+def heads_cache(tmp_path_factory):
+    """A feature cache of this module's own: its first fne run must extract (the shared one may hold the features)."""
+    return tmp_path_factory.mktemp("heads_cache")
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # 40 images: mlp stops at max_iter
-def test_fne_job_fits_each_head_on_the_cached_features(tmp_path, cache_dir, capsys):
+def test_fne_job_fits_each_head_on_the_cached_features(tmp_path, heads_cache, capsys):
     accuracies = {}
     for name in ("linear-svm", "rbf-svm", "logistic", "knn", "mlp"):  # the first extracts, the others reuse
         run_dir = tmp_path / name
-        assert fne.main([*TINY_FNE, "--classifier", name, "--cache-dir", str(cache_dir),
+        assert fne.main([*TINY_FNE, "--classifier", name, "--cache-dir", str(heads_cache),
                          "--output-dir", str(run_dir)]) == 0
         metrics = json.loads((run_dir / "metrics.json").read_text())
         assert metrics["classifier"] == name and json.loads((run_dir / "config.json").read_text())["classifier"] == name
@@ -54,11 +55,11 @@ def test_fne_job_refuses_unknown_heads_before_any_work(argv, message, capsys):
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-def test_heads_study_on_a_tiny_grid(tmp_path, cache_dir):
+def test_heads_study_on_a_tiny_grid(tmp_path, heads_cache):
     run_dir = tmp_path / "study"
     assert study.main(["heads", "--source", "mobilenet", "--dataset", "animal_mnist", "--image-size", "32",
                        "--train-per-class", "3", "--test-per-class", "2", "--seeds", "1", "--shots", "3", "2",
-                       "--cache-dir", str(cache_dir), "--output-dir", str(run_dir), "--quiet"]) == 0
+                       "--cache-dir", str(heads_cache), "--output-dir", str(run_dir), "--quiet"]) == 0
     results = json.loads((run_dir / "results.json").read_text())
     assert results["study"] == "heads" and results["settings"]["shots"] == [3, 2]
     result = results["results"]["mobilenet"]["animal_mnist"]

@@ -1,4 +1,4 @@
-"""Issue 11: each study on a tiny grid (MobileNet at 32 px, a few images, one seed) writes its report,
+"""Each study on a tiny grid (MobileNet at 32 px, a few images, one seed) writes its report,
 figures and results.json, with accuracies in [0, 1] and a table row for every target and method."""
 import importlib
 import json
@@ -6,7 +6,6 @@ import pathlib
 import warnings
 
 import numpy as np
-import pytest
 
 import keras_tl
 from keras_tl.experiments import STUDIES, common, fne_ablation, fne_paper, transfer_depth
@@ -15,11 +14,6 @@ from keras_tl.jobs import cli, study
 
 TINY = ["--source", "mobilenet", "--dataset", "animal_mnist", "--image-size", "32", "--train-per-class", "3",
         "--test-per-class", "2", "--seeds", "1", "--quiet"]
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("feature_cache")
 
 
 def run_study(name, run_dir, *extra):
@@ -51,8 +45,8 @@ def test_the_studies_are_listed_once_and_read_by_the_job_its_help_and_the_docs()
         assert callable(importlib.import_module(f"keras_tl.experiments.{module}").report)
 
 
-def test_layers_study(tmp_path, cache_dir):
-    results, report = run_study("layers", tmp_path, "--layer-step", "13", "--cache-dir", str(cache_dir),
+def test_layers_study(tmp_path, feature_cache):
+    results, report = run_study("layers", tmp_path, "--layer-step", "13", "--cache-dir", str(feature_cache),
                                 "--sources", "mobilenet", "--targets", "animal_mnist", "no_such_folder")  # 0.1's flags
     result = results["results"]["mobilenet"]["animal_mnist"]
     layers = ["conv1_relu", "conv_dw_7_relu", "conv_pw_13_relu"]  # every 13th fne layer, and the last
@@ -66,8 +60,8 @@ def test_layers_study(tmp_path, cache_dir):
     assert (tmp_path / "figures" / "layers_mobilenet.png").stat().st_size > 0
 
 
-def test_fne_study(tmp_path, cache_dir):
-    results, report = run_study("fne", tmp_path, "--shots", "1", "3", "--cache-dir", str(cache_dir))
+def test_fne_study(tmp_path, feature_cache):
+    results, report = run_study("fne", tmp_path, "--shots", "1", "3", "--cache-dir", str(feature_cache))
     result = results["results"]["mobilenet"]["animal_mnist"]
     assert sorted(result["methods"]) == sorted(fne_ablation.FNE_METHODS)
     assert sorted(result["ablation"]) == sorted(fne_ablation.ABLATION)
@@ -136,7 +130,7 @@ def test_no_available_target_is_one_error_line_and_leaves_no_folder(tmp_path, ca
 # ----------------------------------------------------------------------------- the FNE paper's tables
 
 
-def test_paper_study_on_course_layouts(tmp_path, cache_dir, monkeypatch):
+def test_paper_study_on_course_layouts(tmp_path, feature_cache, monkeypatch):
     """The paper study on tiny replicas: one published split (mit67 and DTD's split 3), a seeded split
     (caltech101); the paper's numbers (here stand-ins, set for the test) beside ours, one verdict each."""
     from tests.replicas import write_replica
@@ -149,7 +143,7 @@ def test_paper_study_on_course_layouts(tmp_path, cache_dir, monkeypatch):
     monkeypatch.setitem(fne_paper.PAPER_RESULTS, "mit67", {"fc6": 11.1, "fc7": 22.2, "fne": 33.3})  # not the paper's
     run_dir = tmp_path / "run"
     assert study.main(["paper", "--source", "mobilenet", "--weights", "none", "--image-size", "32", "--seeds", "2",
-                       "--train-per-class", "2", "--test-per-class", "2", "--quiet", "--cache-dir", str(cache_dir),
+                       "--train-per-class", "2", "--test-per-class", "2", "--quiet", "--cache-dir", str(feature_cache),
                        "--dataset", *specs.values(), "--output-dir", str(run_dir)]) == 0
     results = json.loads((run_dir / "results.json").read_text())["results"]["mobilenet"]
     runs = {name: results[spec]["runs"] for name, spec in specs.items()}

@@ -3,8 +3,7 @@ import pytest
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
-from keras_tl.features import classifiers
-from keras_tl.features import full_network_embedding as fne
+from keras_tl.features import classifiers, full_network_embedding as fne
 
 
 def _blobs(per_class, seed=0):

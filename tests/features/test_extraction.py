@@ -22,14 +22,11 @@ def test_in_graph_pooling_equals_numpy_pooling_of_full_maps(tiny_mobilenet):
         np.testing.assert_allclose(in_graph, full_map.mean(axis=(1, 2)), rtol=1e-5, atol=1e-6)
 
 
-def _image_set(count):
-    rng = np.random.default_rng(2)
-    return data.ImageSet(labels=np.arange(count) % 2, images=rng.integers(0, 255, (count, 28, 28), dtype=np.uint8))
 
 
-def test_features_are_cached_and_an_interrupted_run_resumes(tiny_mobilenet, tmp_path):
+def test_features_are_cached_and_an_interrupted_run_resumes(random_image_set, tiny_mobilenet, tmp_path):
     extractor = extraction.build_extractor(tiny_mobilenet, ["conv1_relu", "conv_pw_13_relu"])
-    image_set = _image_set(10)
+    image_set = random_image_set(10)
     source = sources.get_source("mobilenet")
     seen = []
 
@@ -72,9 +69,9 @@ def test_ten_crops_are_corners_centre_and_mirrors():
     np.testing.assert_array_equal(crops[5, 0, ..., 0], [[1, 0], [5, 4]])       # top left, mirrored
 
 
-def test_ten_crop_features_average_the_crops(tiny_mobilenet):
+def test_ten_crop_features_average_the_crops(random_image_set, tiny_mobilenet):
     extractor = extraction.build_extractor(tiny_mobilenet, ["conv_pw_13_relu"])
-    image_set = _image_set(2)
+    image_set = random_image_set(2)
     source = sources.get_source("mobilenet")
     features, _ = extraction.extract_features(
         extractor, image_set, lambda subset: data.make_pipeline(subset, 56, source.preprocess_input), ten_crop=True,
@@ -101,10 +98,11 @@ def test_feature_extractor_carries_its_feature_info_and_columns(tiny_mobilenet):
         extractor.columns(["conv_dw_2_relu"])
 
 
-def test_feature_extractor_extracts_what_the_primitives_do_and_keys_its_cache(tiny_mobilenet, tmp_path):
+def test_feature_extractor_extracts_what_the_primitives_do_and_keys_its_cache(random_image_set, tiny_mobilenet,
+                                                                              tmp_path):
     extractor = extraction.FeatureExtractor("mobilenet", "last", image_size=48, weights=None, model=tiny_mobilenet,
                                          batch_size=4)
-    images = _image_set(5)
+    images = random_image_set(5)
     expected = extraction.build_extractor(tiny_mobilenet, ["conv_pw_13_relu"]).predict(
         next(iter(extractor.pipeline(images)))[0], verbose=0)
     features, path = extractor.extract(images, cache_dir=tmp_path, verbose=False)
@@ -129,7 +127,8 @@ def test_an_image_edited_in_place_with_the_same_size_is_extracted_again(tiny_mob
             (folder / label).mkdir(parents=True, exist_ok=True)
             Image.new("RGB", (16, 16), (200 * index, 100, 50)).save(folder / label / f"{index}.bmp")
     images = data.load_dataset(folder, test_fraction=0.5, verbose=False).train
-    extractor = extraction.FeatureExtractor("mobilenet", "conv1_relu", image_size=48, weights=None, model=tiny_mobilenet)
+    extractor = extraction.FeatureExtractor("mobilenet", "conv1_relu", image_size=48, weights=None,
+                                            model=tiny_mobilenet)
     before, first_path = extractor.extract(images, cache_dir=tmp_path / "cache", verbose=False)
     before = np.array(before)
     edited = pathlib.Path(images.paths[0])
@@ -142,7 +141,8 @@ def test_an_image_edited_in_place_with_the_same_size_is_extracted_again(tiny_mob
     np.testing.assert_allclose(after, extractor.extract(images, verbose=False)[0], rtol=1e-5, atol=1e-6)
 
 
-def test_a_full_disk_under_the_cache_is_an_error_before_the_memory_map(tiny_mobilenet, tmp_path, monkeypatch):
+def test_a_full_disk_under_the_cache_is_an_error_before_the_memory_map(random_image_set, tiny_mobilenet, tmp_path,
+                                                                        monkeypatch):
     import errno
     import shutil
 
@@ -151,19 +151,19 @@ def test_a_full_disk_under_the_cache_is_an_error_before_the_memory_map(tiny_mobi
     monkeypatch.setattr(runs.shutil, "disk_usage", lambda folder: shutil._ntuple_diskusage(10**9, 10**9 - 100, 100))
     extractor = extraction.FeatureExtractor("mobilenet", "last", image_size=48, weights=None, model=tiny_mobilenet)
     with pytest.raises(OSError) as caught:
-        extractor.extract(_image_set(4), cache_dir=tmp_path / "cache", verbose=False)
+        extractor.extract(random_image_set(4), cache_dir=tmp_path / "cache", verbose=False)
     assert caught.value.errno == errno.ENOSPC
     assert f"{tmp_path / 'cache'} needs 20.0 KiB, 100 bytes are free" in str(caught.value)
     assert not list((tmp_path / "cache").glob("*.partial.npy"))
 
 
-def test_the_extractor_builds_its_step_once_and_reuses_it_across_calls(tiny_mobilenet):
+def test_the_extractor_builds_its_step_once_and_reuses_it_across_calls(random_image_set, tiny_mobilenet):
     extractor = extraction.FeatureExtractor("mobilenet", "last", image_size=48, weights=None, model=tiny_mobilenet,
                                          batch_size=4)
-    first, _ = extractor.extract(_image_set(6), verbose=False)
+    first, _ = extractor.extract(random_image_set(6), verbose=False)
     step = extractor.step()
-    second, _ = extractor.extract(_image_set(6), verbose=False)
-    other_size, _ = extractor.extract(_image_set(3), verbose=False)  # another set: the same pipeline's kind
+    second, _ = extractor.extract(random_image_set(6), verbose=False)
+    other_size, _ = extractor.extract(random_image_set(3), verbose=False)  # another set: the same pipeline's kind
     assert extractor.step() is step and np.array_equal(first, second)
     np.testing.assert_allclose(other_size, first[:3], rtol=1e-3, atol=1e-6)  # batches of 3, not 4
     if keras.config.backend() == "tensorflow":

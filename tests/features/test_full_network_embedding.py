@@ -9,6 +9,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from keras_tl.features import full_network_embedding as fne
 
+
 def test_fne_layer_standardises_and_discretises_hand_computed_vectors():
     train = np.array([[0.0, 1.0, 2.0], [2.0, 1.0, 4.0], [4.0, 1.0, 0.0]], dtype="float32")
     layer = fne.FullNetworkEmbedding()

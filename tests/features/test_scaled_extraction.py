@@ -14,17 +14,14 @@ import types
 import numpy as np
 import pytest
 
-from keras_tl import data, distribute
+from keras_tl import distribute
 from keras_tl.features import extraction
 from keras_tl.features.cache import FeatureCache, shard_rows
 from keras_tl.jobs import fne
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-def _image_set(count):
-    rng = np.random.default_rng(2)
-    return data.ImageSet(labels=np.arange(count) % 2, images=rng.integers(0, 255, (count, 28, 28), dtype=np.uint8))
 
 
 @pytest.fixture
@@ -47,8 +44,8 @@ def test_parts_are_contiguous_and_cut_at_multiples_of_the_batch_size():
             shard_rows(10, bad, 4)
 
 
-def test_parts_joined_later_are_bit_identical_to_one_run(extractor, tmp_path):
-    images = _image_set(13)
+def test_parts_joined_later_are_bit_identical_to_one_run(random_image_set, extractor, tmp_path):
+    images = random_image_set(13)
     expected, _ = extractor.extract(images, verbose=False)
     assert extractor.last_counts == {"images_extracted": 13, "images_from_cache": 0}
     key = extractor.cache_key(images)
@@ -76,10 +73,10 @@ def test_parts_joined_later_are_bit_identical_to_one_run(extractor, tmp_path):
         extractor.extract(images, shard=(0, 2))
 
 
-def test_a_part_being_written_does_not_block_another_part_of_the_same_key(extractor, tmp_path):
+def test_a_part_being_written_does_not_block_another_part_of_the_same_key(random_image_set, extractor, tmp_path):
     from filelock import Timeout
 
-    images = _image_set(13)
+    images = random_image_set(13)
     whole = FeatureCache(tmp_path, extractor.cache_key(images), (13, extractor.num_features))
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from filelock import FileLock\n"
                                f"with FileLock({str(whole.part(0, 4).lock_file)!r}):\n"

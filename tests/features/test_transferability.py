@@ -1,4 +1,4 @@
-"""Issue 20: transferability scores (LogME, H-score, LEEP, NCE) against independent computations and hand
+"""Transferability scores (LogME, H-score, LEEP, NCE) against independent computations and hand
 arithmetic, and ``python -m keras_tl.study select`` on a tiny grid."""
 import json
 
@@ -8,8 +8,8 @@ from scipy.optimize import minimize
 from scipy.stats import kendalltau
 
 from keras_tl.experiments import common, source_selection
-from keras_tl.jobs import study
 from keras_tl.features.transferability import h_score, leep, logme, nce
+from keras_tl.jobs import study
 
 
 def direct_log_evidence(features, target):

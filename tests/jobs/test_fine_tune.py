@@ -11,8 +11,8 @@ import pytest
 import tensorflow as tf
 
 from keras_tl import distribute
-from keras_tl.training import freezing, resumable_fit
 from keras_tl.jobs import fine_tune
+from keras_tl.training import freezing, resumable_fit
 
 TINY = ["--image-size", "32", "--train-per-class", "5", "--test-per-class", "2", "--batch-size", "8",
         "--epochs", "1", "--quiet"]
@@ -40,8 +40,7 @@ def weight(base, layer, index=0):
 
 def test_partial_run_resumes_after_an_interrupt(tmp_path, monkeypatch, imagenet, capsys):
     run_dir = tmp_path / "run"
-    argv = TINY + ["--mode", "partial", "--unfreeze", "conv_dw_13", "--epochs", "3", "--freeze-epochs", "1",
-                   "--output-dir", str(run_dir)]
+    argv = TINY + ["--unfreeze", "conv_dw_13", "--epochs", "3", "--freeze-epochs", "1", "--output-dir", str(run_dir)]
     finish_epoch = resumable_fit.TrainingClock.on_epoch_end
 
     def killed_in_second_fine_tune_epoch(clock, epoch, logs=None):
@@ -84,8 +83,8 @@ def test_partial_run_resumes_after_an_interrupt(tmp_path, monkeypatch, imagenet,
                                       weight(imagenet, "conv_pw_13_bn", statistic))
 
 
-def test_head_mode_changes_no_base_weight(tmp_path, imagenet):
-    assert fine_tune.main(TINY + ["--mode", "head", "--output-dir", str(tmp_path / "run")]) == 0
+def test_unfreeze_none_changes_no_base_weight(tmp_path, imagenet):
+    assert fine_tune.main(TINY + ["--unfreeze", "none", "--output-dir", str(tmp_path / "run")]) == 0
     metrics, base = load_run(tmp_path / "run")
     assert list(metrics["stages"]) == ["head"] and metrics["stages"]["head"]["trainable"] == HEAD_PARAMS
     for trained, original in zip(base.get_weights(), imagenet.get_weights()):
@@ -94,7 +93,7 @@ def test_head_mode_changes_no_base_weight(tmp_path, imagenet):
 
 def test_lora_trains_the_number_of_parameters_the_rank_implies(tmp_path, imagenet):
     rank = 2
-    argv = TINY + ["--mode", "full", "--lora-rank", str(rank), "--freeze-epochs", "0", "--mix", "cutmix",
+    argv = TINY + ["--unfreeze", "all", "--lora-rank", str(rank), "--freeze-epochs", "0", "--mix", "cutmix",
                    "--output-dir", str(tmp_path / "run")]
     assert fine_tune.main(argv) == 0
     metrics, base = load_run(tmp_path / "run")
@@ -111,7 +110,7 @@ def test_lora_trains_the_number_of_parameters_the_rank_implies(tmp_path, imagene
 
 
 def test_scratch_trains_batchnorm_statistics_and_uses_layer_rates(tmp_path):
-    argv = TINY + ["--mode", "scratch", "--lr-ratio", "0.01", "--lr-groups", "2", "--mix", "mixup",
+    argv = TINY + ["--from-scratch", "--lr-ratio", "0.01", "--lr-groups", "2", "--mix", "mixup",
                    "--no-augment", "--output-dir", str(tmp_path / "run")]
     assert fine_tune.main(argv) == 0
     metrics, base = load_run(tmp_path / "run")
@@ -210,9 +209,9 @@ def one_class_folder(root):
     (["--image-size", "16"], "below mobilenet's minimum of 32"),
     (["--batch-size", "64"], "larger than the training set (40 images"),
     (["--validation-fraction", "0.1"], "each part needs an image of each of the 10 classes"),
-    (["--mode", "partial", "--unfreeze", "conv_dw_99"], "neither a layer nor a block"),
-    (["--mode", "partial", "--unfreeze", "conv_pw_13,blok5"], "'blok5' is neither a layer nor a block"),
-    (["--mode", "partial", "--unfreeze", "999"], "has 54 layers with weights"),
+    (["--unfreeze", "conv_dw_99"], "neither a layer nor a block"),
+    (["--unfreeze", "conv_pw_13,blok5"], "'blok5' is neither a layer nor a block"),
+    (["--unfreeze", "999"], "has 54 layers with weights"),
     (["--mixed-precision"], "no GPU"),
     (["--strategy", "mirrored"], "no GPU"),
     (["--dataset", "ONE_CLASS"], "classification needs at least 2"),

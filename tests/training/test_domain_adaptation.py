@@ -1,8 +1,8 @@
 """keras_tl.training.domain_adaptation: CORAL matches the target's covariance; the gradient reversal layer."""
+import keras
 import numpy as np
 import pytest
 
-import keras
 import keras_tl
 from keras_tl.training.domain_adaptation import coral
 

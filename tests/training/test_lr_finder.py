@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_tl.training import freezing, lr_finder, optimizers, recipe, schedules
 from keras_tl.jobs import fine_tune
+from keras_tl.training import freezing, lr_finder, optimizers, recipe, schedules
 
 
 @pytest.fixture(scope="module")
