@@ -36,8 +36,8 @@ import numpy as np
 
 from keras_tl import data, messages, plots, runs
 from keras_tl.analysis import trained
-from keras_tl.features import classifiers
 from keras_tl.analysis.tta import tta_model
+from keras_tl.features import classifiers
 
 SPLITS = ("test", "train", "all")
 CROSS_ENTROPY_EPSILON = 1e-7  # probabilities are clipped here first, as Keras's cross-entropy does

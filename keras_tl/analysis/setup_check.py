@@ -32,8 +32,8 @@ import keras  # before keras_tl.training.freezing: Keras loading first registers
 import numpy as np
 
 from keras_tl import data, runs
-from keras_tl.training import freezing
 from keras_tl.messages import format_table, progress_bar
+from keras_tl.training import freezing
 
 SEVERITIES = ("error", "warning", "info")
 MAX_CLASS_RATIO = 3.0  # largest / smallest class above this: a warning

@@ -22,7 +22,6 @@ from keras_tl.features import classifiers, extraction
 from keras_tl.features.full_network_embedding import DEFAULT_THRESHOLDS, FNETransformer, postprocessor
 from keras_tl.messages import progress_bar
 
-
 # ----------------------------------------------------------------------------- settings
 
 

@@ -22,7 +22,6 @@ import pathlib
 import sys
 import time
 
-
 from keras_tl import data, messages, runs
 from keras_tl.jobs import cli
 
@@ -339,10 +338,11 @@ def print_plan(say, args, run_dir, resuming, source, image_size, dataset, sizes,
 def run(args):
     """The whole job; returns the metrics dict (also written to ``metrics.json``)."""
     import keras
+
     from keras_tl import distribute
     from keras_tl.analysis import setup_check
-    from keras_tl.training import freezing, recipe
     from keras_tl.sources import get_source
+    from keras_tl.training import freezing, recipe
 
     started = time.perf_counter()
     say = print if not args.quiet else (lambda *_, **__: None)
@@ -402,8 +402,8 @@ def run(args):
 def evaluate_and_save(args, model, test, dataset, results, run_dir, source, sizes):
     """Test accuracy, ``model.keras`` and the figures; the metrics without their cost."""
     from keras_tl import plots
-    from keras_tl.features import classifiers
     from keras_tl.analysis.tta import tta_model
+    from keras_tl.features import classifiers
 
     history = []
     for name, result in results.items():

@@ -126,6 +126,7 @@ def choose_scale(args):
 def run(args):
     """The whole job: extract once, train one SVM per method, write the run folder; return the metrics."""
     import keras
+
     from keras_tl import distribute, plots, sources
     from keras_tl.analysis import setup_check
     from keras_tl.features import extraction

@@ -118,6 +118,7 @@ def joined_images(dataset):
 def run(args):
     """The whole job: load, draw every figure into the run folder, write ``inspect.json``; return its content."""
     import keras
+
     from keras_tl.analysis import visualize
     from keras_tl.features import extraction
 
@@ -166,10 +167,10 @@ def run(args):
 
 def draw_top_images(extractor, image_set, class_names, layers, args, cache_dir, figures):
     """One figure per layer, ``top_images_<layer>.png``: a row of top images per channel. Returns their records."""
+    import matplotlib.pyplot as plt
+
     from keras_tl import plots
     from keras_tl.analysis import visualize
-
-    import matplotlib.pyplot as plt
 
     records = []
     k = min(args.top_k, len(image_set))

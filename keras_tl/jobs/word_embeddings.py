@@ -17,9 +17,9 @@ import time
 
 from keras_tl import messages, runs
 from keras_tl.jobs import cli
-from keras_tl.word_vectors import (ANALOGY_METHODS, BAD_ROWS, PROJECTIONS, UNICODE_ERRORS, VECTOR_FORMATS,
-                                   WordVectors, cluster_words, evaluation_file, parse_analogy, project_words,
-                                   read_word_pairs, section_accuracy)
+from keras_tl.word_vectors import (ANALOGY_METHODS, BAD_ROWS, PROJECTIONS, UNICODE_ERRORS, VECTOR_FORMATS, WordVectors,
+                                   cluster_words, evaluation_file, parse_analogy, project_words, read_word_pairs,
+                                   section_accuracy)
 
 NEIGHBOR_WORDS = ("frog", "france", "computer", "jazz")
 ANALOGIES = ("king - man + woman", "paris - france + italy", "tokyo - japan + france", "went - go + eat",

@@ -16,9 +16,8 @@ a *target* domain (where the classifier will be used).
 """
 import math
 
-import numpy as np
-
 import keras
+import numpy as np
 
 
 def _matrix_power(matrix, power):

@@ -18,8 +18,8 @@ factor gets a gradient; :func:`restart_lora` draws a fresh A after a load, so tr
 import keras
 import numpy as np
 
-from keras_tl.training.freezing import nested_layers, set_trainable, unfreeze_all
 from keras_tl.messages import unknown_layer_error
+from keras_tl.training.freezing import nested_layers, set_trainable, unfreeze_all
 
 
 def supports_lora(layer):

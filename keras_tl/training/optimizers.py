@@ -18,8 +18,9 @@ multiplies ``learning_rate`` there, so it is right for any of them and needs no 
 import keras
 from keras import ops
 
-from keras_tl.training import freezing  # the module: it may still be loading (it imports Keras, whose hook imports this)
 from keras_tl.messages import unknown_layer_error
+# the module, not its names: it may still be loading (it imports Keras, whose hook imports this)
+from keras_tl.training import freezing
 
 OPTIMIZERS = ("adam", "sgd")
 

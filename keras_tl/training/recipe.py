@@ -42,8 +42,8 @@ import tempfile
 import keras
 import numpy as np
 
-from keras_tl.training import freezing, l2_sp, lora, optimizers, schedules
 from keras_tl.messages import describe_layers
+from keras_tl.training import freezing, l2_sp, lora, optimizers, schedules
 from keras_tl.training.resumable_fit import RestartLoRA, fit_stage
 
 FINE_TUNE_LR_FACTOR = 0.1  # stage fine_tune runs at a tenth of the head's learning rate

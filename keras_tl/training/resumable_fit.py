@@ -23,8 +23,8 @@ import zipfile
 import keras
 import numpy as np
 
-from keras_tl.training import lora
 from keras_tl.runs import atomic_path, file_digest, write_json
+from keras_tl.training import lora
 
 EPOCHS_DONE = "keras_tl_epochs_done"  # the backup file's attribute: how many epochs its weights have trained
 
