@@ -29,8 +29,8 @@ def pipeline_speed(steps, rounds, image_size=96, batch_size=32):
 
     from keras_tl import data
     from keras_tl.data import augment
-    from keras_tl.training import freezing, optimizers, recipe
     from keras_tl.sources import get_source
+    from keras_tl.training import freezing, optimizers, recipe
 
     keras.utils.set_random_seed(0)
     source = get_source("mobilenet")
@@ -69,8 +69,8 @@ def xla_speed(steps, rounds, image_size=96, batch_size=32):
     import keras
     import numpy as np
 
-    from keras_tl.training import freezing, optimizers, recipe
     from keras_tl.sources import get_source
+    from keras_tl.training import freezing, optimizers, recipe
 
     rng = np.random.default_rng(0)
     images = rng.uniform(-1, 1, (steps * batch_size, image_size, image_size, 3)).astype("float32")

@@ -71,8 +71,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     try:
-        from fne import fne_torch
         import torch
+        from fne import fne_torch
         from torch.utils.data import DataLoader, TensorDataset
     except ImportError as error:  # an optional bench dependency: `make bench` goes on without it
         print(f"bench_reference_fne: the reference package is not installed ({error}); nothing to measure. "

@@ -45,8 +45,7 @@ import threadpoolctl
 from gensim.models import KeyedVectors
 
 from keras_tl import messages
-from keras_tl.word_vectors import analogy_search
-from keras_tl.word_vectors import WordVectors, evaluation_file, read_analogy_questions
+from keras_tl.word_vectors import WordVectors, analogy_search, evaluation_file, read_analogy_questions
 
 
 def main(argv=None):
