@@ -14,11 +14,22 @@ from keras_tl.data import course_datasets
 from keras_tl.experiments import common
 from keras_tl.features import extraction
 
-# The paper's tables as {"mit67": {"fc6": ..., "fc7": ..., "fne": ...}, ...}. Only numbers read in the
-# paper belong here: the stored copy of the paper available when this was written held its opening
-# only, not its tables, so none is filled in yet and every paper cell prints "—" (add a dataset's
-# numbers here, with the table they come from, and the report and its verdicts use them).
-PAPER_RESULTS = {}
+# The FNE paper's results (Garcia-Gasulla et al. 2018, Table 4) as the course slides give them: test
+# accuracy in % of a linear SVM on VGG16's fc6, on fc7 (each L2) and on the FNE, with VGG16's ImageNet
+# weights, the setting of this study. Means only (the slides add a std where a dataset has several
+# splits: caltech101 ±0.6 ±0.3 ±0.6, food101 ±0.2 ±0.6 ±0.7). mit67's numbers are the slides'
+# ImageNet-source row (fc7 72.2, FNE 75.5; the paper's main row for mit67 uses a Places2 network); the
+# slides' "wood" dataset has no reader here.
+PAPER_RESULTS = {
+    "mit67": {"fc7": 72.2, "fne": 75.5},
+    "cub200": {"fc6": 65.8, "fc7": 63.2, "fne": 65.5},
+    "flowers102": {"fc6": 89.5, "fc7": 87.0, "fne": 93.3},
+    "cats_vs_dogs": {"fc6": 89.3, "fc7": 89.6, "fne": 89.2},
+    "stanford_dogs": {"fc6": 78.0, "fc7": 79.3, "fne": 78.8},
+    "caltech101": {"fc6": 91.4, "fc7": 89.7, "fne": 91.4},
+    "food101": {"fc6": 61.4, "fc7": 59.1, "fne": 67.0},
+    "dtd": {"fc6": 69.6, "fc7": 69.0, "fne": 73.0},
+}
 PAPER_ALIASES = {"oxford_flowers102": "flowers102", "caltech_birds2011": "cub200", "oxford_iiit_pet": "oxford_pets"}
 # The course slides: the FNE's average gains (points) over fc6 and over fc7 on tasks close to ImageNet.
 SLIDES_FC6_GAIN, SLIDES_FC7_GAIN = 2.9, 4.2

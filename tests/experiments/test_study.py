@@ -6,6 +6,7 @@ import pathlib
 import warnings
 
 import numpy as np
+import pytest
 
 import keras_tl
 from keras_tl.experiments import STUDIES, common, fne_ablation, fne_paper, transfer_depth
@@ -140,7 +141,8 @@ def test_paper_study_on_course_layouts(tmp_path, feature_cache, monkeypatch):
     assert [spec for spec, _ in fne_paper.paper_runs(specs["dtd"], [0, 1])] == [
         f"{specs['dtd']}:{split}" for split in range(1, 11)]  # dtd:PATH: its 10 published splits
     specs["dtd"] += ":3"
-    monkeypatch.setitem(fne_paper.PAPER_RESULTS, "mit67", {"fc6": 11.1, "fc7": 22.2, "fne": 33.3})  # not the paper's
+    # a planted table, not the paper's: mit67 with numbers, dtd and caltech101 without
+    monkeypatch.setattr(fne_paper, "PAPER_RESULTS", {"mit67": {"fc6": 11.1, "fc7": 22.2, "fne": 33.3}})
     run_dir = tmp_path / "run"
     assert study.main(["paper", "--source", "mobilenet", "--weights", "none", "--image-size", "32", "--seeds", "2",
                        "--train-per-class", "2", "--test-per-class", "2", "--quiet", "--cache-dir", str(feature_cache),
@@ -170,6 +172,16 @@ def test_paper_study_on_course_layouts(tmp_path, feature_cache, monkeypatch):
     assert "(paper: —; slides' average: +4.2)" in verdicts[1]
     assert "+2.9 points over fc6 and +4.2 over fc7" in report  # the slides' numbers beside ours
     assert (run_dir / "figures" / "paper_mobilenet.png").stat().st_size > 0
+
+
+def test_the_papers_table_holds_the_slides_numbers_under_the_course_datasets_names():
+    from keras_tl.data import course_datasets
+
+    assert set(fne_paper.PAPER_RESULTS) <= set(course_datasets.LOADERS)
+    assert fne_paper.PAPER_RESULTS["flowers102"] == {"fc6": 89.5, "fc7": 87.0, "fne": 93.3}
+    assert fne_paper.PAPER_RESULTS["mit67"] == {"fc7": 72.2, "fne": 75.5}  # the ImageNet-source row
+    gains = [row["fne"] - row["fc7"] for row in fne_paper.PAPER_RESULTS.values()]
+    assert min(gains) == pytest.approx(-0.5) and max(gains) == pytest.approx(7.9)  # stanford_dogs, food101
 
 
 def test_paper_verdicts_compare_the_fne_gain_over_fc7_in_the_papers_setting():
