@@ -10,6 +10,7 @@ Modules:
 - :mod:`~keras_tl.data.registry`: ``load_dataset``, the dispatcher above the readers;
 - readers: :mod:`~keras_tl.data.folders` (class folders, train/test folders, split lists),
   :mod:`~keras_tl.data.packaged` (Animal-MNIST, Fashion-MNIST, openclipart),
+  :mod:`~keras_tl.data.photos` (photographs from Tux Paint's stamps),
   :mod:`~keras_tl.data.course_datasets` (the course's datasets in their published layouts),
   :mod:`~keras_tl.data.tfds_datasets` (TensorFlow Datasets);
 - :mod:`~keras_tl.data.image_sets` (what readers return; seeded splits and subsets),

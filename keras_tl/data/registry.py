@@ -2,7 +2,8 @@
 ``reader_factory``). A spec is read by the first reader that applies to it:
 
 - by name or prefix (:data:`BY_SPEC`): ``animal_mnist``, ``fashion_mnist``, ``openclipart`` (installed
-  packages, :mod:`keras_tl.data.packaged`); ``tfds:NAME[:TRAIN/TEST]`` (:mod:`keras_tl.data.tfds_datasets`);
+  packages, :mod:`keras_tl.data.packaged`); ``tuxpaint_photos`` (photographs from Debian's Tux Paint
+  stamps, :mod:`keras_tl.data.photos`); ``tfds:NAME[:TRAIN/TEST]`` (:mod:`keras_tl.data.tfds_datasets`);
   ``NAME:PATH``, a course dataset in its published layout and split (:mod:`keras_tl.data.course_datasets`);
 - else by the marker files of a folder (:data:`BY_FOLDER`): Fashion-MNIST's idx files; a course
   dataset's layout (named after it, ``cub200``); MIT-67 style ``TrainImages.txt``/``TestImages.txt``;
@@ -18,7 +19,7 @@ import pathlib
 from typing import Callable
 
 from keras_tl import messages
-from keras_tl.data import course_datasets, folders, packaged, tfds_datasets
+from keras_tl.data import course_datasets, folders, packaged, photos, tfds_datasets
 from keras_tl.data.image_sets import ReadOptions, per_class_subset
 
 
@@ -31,11 +32,12 @@ class Reader:
     read: Callable
 
 
-NAMED_DATASETS = ("animal_mnist", "fashion_mnist", "openclipart")
+NAMED_DATASETS = ("animal_mnist", "fashion_mnist", "openclipart", "tuxpaint_photos")
 BY_SPEC = (  # applies(spec: str)
     Reader("animal_mnist", lambda spec: spec == "animal_mnist", packaged.read_animal_mnist),
     Reader("fashion_mnist", lambda spec: spec == "fashion_mnist", packaged.read_fashion_mnist),
     Reader("openclipart", lambda spec: spec == "openclipart", packaged.read_openclipart),
+    Reader("tuxpaint_photos", lambda spec: spec == "tuxpaint_photos", photos.read),
     Reader("tfds:NAME", lambda spec: spec.startswith("tfds:"), tfds_datasets.read),
     Reader("NAME:PATH", lambda spec: course_datasets.parse_spec(spec) is not None, course_datasets.read),
 )
