@@ -85,6 +85,76 @@ def test_lab_runs_small(lab, tmp_path):
     shown = sum(1 for cell in notebook.cells if cell.cell_type == "code"
                 for output in cell.get("outputs", []) if "image/png" in output.get("data", {}))
     assert shown >= len(EXPECTED[lab]["figures"]), f"only {shown} figures shown inline"
+    printed = "".join(output.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
+                      for output in cell.get("outputs", []))
+    assert "IProgress not found" not in printed  # the lab extra's ipywidgets draw the progress bars
     results = json.loads((run_dir / "results.json").read_text())
     assert EXPECTED[lab]["check"](results), results
     assert sorted(path.name for path in tmp_path.iterdir()) == ["runs"], "the lab wrote outside its run folder"
+
+
+def test_jupyterlab_serves_the_labs(tmp_path):
+    """``make lab``: after the set-up, JupyterLab (the ``lab`` extra) starts on 127.0.0.1 and lists the labs."""
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    pytest.importorskip("jupyterlab", reason="the lab extra: pip install -e '.[lab]'")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    token = "keras-tl-test"
+    home = {f"JUPYTER_{name}_DIR": str(tmp_path / name.lower()) for name in ("CONFIG", "DATA", "RUNTIME")}
+    server = subprocess.Popen([sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+                               f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={LABS.parent}",
+                               "--allow-root"],  # CI runs as root
+                              env={**os.environ, **home}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        listing, deadline = None, time.monotonic() + 120
+        while listing is None and time.monotonic() < deadline and server.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/contents/labs?token={token}",
+                                            timeout=5) as answer:
+                    listing = json.load(answer)
+            except OSError:
+                time.sleep(1)
+        assert listing is not None, "JupyterLab did not answer on 127.0.0.1 within 120 s"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/lab?token={token}", timeout=10) as page:
+            assert page.status == 200 and b"JupyterLab" in page.read()
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    notebooks = {entry["name"] for entry in listing["content"] if entry["type"] == "notebook"}
+    assert {f"{name}.ipynb" for name in EXPECTED} <= notebooks
+
+
+def test_the_notebook_job_runs_what_a_student_edited_and_keeps_its_figures(tmp_path):
+    """``labs/slurm/notebook.sbatch NOTEBOOK``, here without Slurm (the script is bash): the executed copy,
+    with its figure inline, and an HTML page of it, in runs/notebook-<job id>/ of the submit folder."""
+    import subprocess
+
+    venv = LABS.parent / ".venv"
+    if not (venv / "bin" / "activate").is_file() or not (venv / "bin" / "jupyter").is_file():
+        pytest.skip("needs the project's .venv with the lab extra (make lab)")
+    (tmp_path / ".venv").symlink_to(venv)
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import os\nimport matplotlib.pyplot as plt\nplt.plot([0, 1], [1, 0])\nprint(os.environ['KERAS_TL_LAB_RUN_DIR'])")])
+    notebook.metadata["kernelspec"] = build_notebooks.KERNELSPEC
+    nbformat.write(notebook, tmp_path / "mine.ipynb")
+    finished = subprocess.run(["bash", str(LABS / "slurm" / "notebook.sbatch"), "mine.ipynb"], capture_output=True,
+                              text=True, timeout=300, env={**os.environ, "SLURM_SUBMIT_DIR": str(tmp_path),
+                                                           "SLURM_JOB_ID": "42"})
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    out = tmp_path / "runs" / "notebook-42"
+    executed = nbformat.read(out / "mine.ipynb", as_version=4)
+    outputs = executed.cells[0].outputs
+    assert any("image/png" in output.get("data", {}) for output in outputs)
+    assert any(str(out / "run") in output.get("text", "") for output in outputs)
+    assert b"<html" in (out / "mine.html").read_bytes()[:2000].lower()
+    assert not (tmp_path / "mine.ipynb.bak").exists() and nbformat.read(tmp_path / "mine.ipynb", as_version=4
+                                                                         ).cells[0].outputs == []  # untouched
+

@@ -1,6 +1,6 @@
 #!/bin/bash
 # make slurm-test: a one-node Slurm cluster on this Debian machine, and every sbatch script of labs/slurm/
-# (the five labs, the two fine-tune scripts, the fne array with its merge, the paper study).
+# (the five labs, a student notebook, the two fine-tune scripts, the fne array with its merge, the paper study).
 #
 # As root: apt-get installs slurm-wlm and munge; munged runs as user munge; slurmctld and slurmd
 # are started by hand with a generated slurm.conf (proctrack/linuxproc, task/none: no cgroups, so
@@ -77,6 +77,8 @@ for lab in 1 2 3 4 5; do
     job=$(submit "labs/slurm/lab$lab.sbatch")
     OUTPUT[$job]="runs/lab$lab-slurm-$job/results.json"
 done
+job=$(submit labs/slurm/notebook.sbatch labs/student/lab3_word_embeddings.ipynb)  # what a student runs
+OUTPUT[$job]="runs/notebook-$job/lab3_word_embeddings.html"
 tiny="--epochs 1 --train-per-class 5 --test-per-class 2 --image-size 32 --batch-size 8 --quiet"
 job=$(sed '/--gres/d' labs/slurm/paper.sbatch | submit /dev/stdin)  # the paper study, small (KERAS_TL_LAB_SMALL)
 OUTPUT[$job]="runs/study-paper-slurm-$job/report.md"
