@@ -138,7 +138,7 @@ def test_a_reader_never_imports_the_registry_above_it():
 
 
 def test_the_public_names_of_0_1_are_all_there():
-    assert sorted(keras_tl.__all__) == sorted(PUBLIC_NAMES_0_1)
+    assert set(PUBLIC_NAMES_0_1) <= set(keras_tl.__all__)  # new names may come; none of 0.1's goes
     code = ("import keras_tl, sys\n"
             "missing = [name for name in keras_tl.__all__ if getattr(keras_tl, name, None) is None]\n"
             "print(missing)")

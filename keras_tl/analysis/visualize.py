@@ -7,7 +7,9 @@ and colours, later ones textures, parts and objects. Four ways to look, from the
 - :func:`plot_filters`: the first conv layer's kernels, drawn as small colour images;
 - :func:`plot_feature_maps`: a layer's activation maps for one image;
 - :func:`top_images` / :func:`plot_top_images`: the dataset images that activate a channel most
-  (its pooled activation, read from the feature cache of :class:`keras_tl.features.extraction.FeatureExtractor`);
+  (its pooled activation, read from the feature cache of :class:`keras_tl.features.extraction.FeatureExtractor`),
+  and only images that activate it at all; :func:`channel_activity` and :func:`most_active_channels`
+  say which channels fire on a dataset and which are dead on it;
 - :func:`maximize_activation` / :func:`plot_maximized`: gradient ascent on the input, from faint
   noise to the pattern a channel responds to most, with the usual regularisers (jitter, blur,
   L2 decay), as in F. Chollet's keras.io example "Visualizing what convnets learn" and Yosinski et al.
@@ -213,8 +215,45 @@ def plot_feature_maps(model, image, layers, preprocess=None, max_channels=16, ch
 
 # ----------------------------------------------------------------------------- top images
 
+ACTIVE_ABOVE = 0.0  # an image activates a channel when the channel's map, averaged over the image, is above this
 
-def top_images(extractor_or_features, image_set, layer=None, channel=0, k=9, cache_dir=None, verbose=True):
+
+def _layer_features(features, image_set=None):
+    """``features`` as a float64 (images, channels) array, checked against ``image_set`` when given."""
+    features = np.asarray(features, dtype=np.float64)
+    if features.ndim != 2 or (image_set is not None and len(features) != len(image_set)):
+        expected = "" if image_set is None else f" of image_set ({len(image_set)} images)"
+        raise ValueError(f"features= should be one layer's pooled features with one row per image{expected}; "
+                         f"got an array of shape {features.shape}.")
+    return features
+
+
+def channel_activity(features, threshold=ACTIVE_ABOVE):
+    """``(means, active)``, one entry per channel of one layer's pooled ``features`` (images, channels).
+
+    ``means``: the channel's activation (its map averaged over an image) averaged over the images,
+    how much it fires on them; ``active``: how many images activate it, with an activation above
+    ``threshold`` (default 0: the channel fires somewhere in the image). A channel that no image
+    activates is dead on these images: a ReLU gives it 0 everywhere, its top images are
+    arbitrary and the input that "maximises" it is noise.
+    """
+    features = _layer_features(features)
+    return features.mean(axis=0), np.count_nonzero(features > threshold, axis=0)
+
+
+def most_active_channels(features, count=4):
+    """The ``count`` channels of one layer's pooled ``features`` (images, channels) with the largest mean
+    activation over the images (:func:`channel_activity`), most active first; ties: the lower channel first.
+
+    On a given dataset many channels of a ReLU network are silent, and channels 0, 1, 2, ... are as
+    likely to be silent as any other: the most active ones are the channels worth looking at first.
+    """
+    means, _ = channel_activity(features)
+    return np.argsort(-means, kind="stable")[:count]
+
+
+def top_images(extractor_or_features, image_set, layer=None, channel=0, k=9, cache_dir=None, verbose=True,
+               threshold=ACTIVE_ABOVE):
     """``(indices, activations)``: the ``k`` images of ``image_set`` that activate ``channel`` most, most first.
 
     ``extractor_or_features``: a :class:`keras_tl.features.extraction.FeatureExtractor` whose layers include
@@ -222,6 +261,11 @@ def top_images(extractor_or_features, image_set, layer=None, channel=0, k=9, cac
     and the layer's spatially averaged channel is taken), or an array of one layer's pooled
     features of ``image_set``, one row per image (``layer`` is then not needed). Ties keep the
     dataset order.
+
+    Only images that activate the channel are returned, those whose activation is above
+    ``threshold`` (default 0: the channel fires somewhere in the image): fewer than ``k`` when fewer
+    images activate it, none when it is dead on ``image_set``. An image with activation 0 is no
+    "top" image, only one the channel ignores like the rest.
 
     >>> extractor = keras_tl.FeatureExtractor("mobilenet", "conv", image_size=96)
     >>> indices, activations = top_images(extractor, dataset.train, "conv_pw_13_relu", 7,
@@ -233,16 +277,22 @@ def top_images(extractor_or_features, image_set, layer=None, channel=0, k=9, cac
         features, _ = extractor_or_features.extract(image_set, cache_dir, verbose=verbose)
         features = features[:, extractor_or_features.columns([layer])]
     else:
-        features = np.asarray(extractor_or_features)
-        if features.ndim != 2 or len(features) != len(image_set):
-            raise ValueError(f"top_images() takes one layer's features with one row per image of image_set "
-                             f"({len(image_set)} images); got an array of shape {features.shape}.")
+        features = _layer_features(extractor_or_features, image_set)
     _check_channel(channel, features.shape[1], layer or "of these features")
     if not (isinstance(k, (int, np.integer)) and k >= 1):
         raise ValueError(f"k={k} should be a whole number of images, at least 1.")
     column = np.asarray(features[:, channel], dtype=np.float64)
-    indices = np.argsort(-column, kind="stable")[:k]
+    active = np.flatnonzero(column > threshold)
+    indices = active[np.argsort(-column[active], kind="stable")][:k]
     return indices, column[indices]
+
+
+def activity_note(found, total, k):
+    """What a top-images panel says when fewer than ``k`` of the ``total`` images activate its channel ('' when
+    ``found`` reaches ``k``)."""
+    if found == 0:
+        return f"dead: none of the {total} images activates this channel"
+    return f"only {found} of the {total} images activate this channel" if found < k else ""
 
 
 def _dataset_image(image_set, index, size):
@@ -254,22 +304,36 @@ def _dataset_image(image_set, index, size):
 
 
 def plot_top_images(image_set, indices, activations, class_names=None, image_size=96, columns=None, title=None,
-                    path=None, ax=None):
+                    k=None, path=None, ax=None):
     """The images :func:`top_images` found, in its order, with each one's activation under it.
 
     Files are read at ``image_size`` px (:func:`keras_tl.data.load_image`); in-memory sets show
     their arrays. With ``class_names``, each image is titled with its class. A channel whose top
-    images share a shape, a texture or a class has learned that; ``ax``: one axes per image.
+    images share a shape, a texture or a class has learned that. ``k``: how many images were asked
+    of :func:`top_images`; when it found fewer, the figure says how few of ``image_set``'s images
+    activate the channel (:func:`activity_note`), and a channel that none activates is named dead.
+    ``ax``: one axes per image; the note goes to the right of the last image (in the axes left
+    empty, whose frames are hidden).
     """
-    count = len(indices)
-    columns = columns or min(count, max(3, math.ceil(math.sqrt(count))))
-    figure, axes = _tiles(count, ax, columns, 1.6, title=title)
+    found = len(indices)
+    note = activity_note(found, len(image_set), k or found)
+    columns = columns or min(max(found, 1), max(3, math.ceil(math.sqrt(found))))
+    heading = "\n".join(part for part in (title, note if ax is None else "") if part) or None
+    figure, axes = _tiles(max(found, 1), ax, columns, 1.6, title=heading)
+    for spare in (list(np.ravel(ax)) if ax is not None else axes)[found:]:
+        spare.set_frame_on(False)
+        spare.set_xticks([])
+        spare.set_yticks([])
     for axes_item, index, activation in zip(axes, indices, activations):
         image = _dataset_image(image_set, int(index), image_size)
         axes_item.imshow(image, cmap="gray" if image.ndim == 2 else None)
         if class_names is not None:
             axes_item.set_title(class_names[int(image_set.labels[index])], fontsize=8, pad=2)
         axes_item.set_xlabel(f"#{int(index)}: {activation:.3g}", fontsize=8)
+    if note and ax is not None:
+        anchor, x = (axes[found - 1], 1.15) if found else (axes[0], 0.0)
+        anchor.text(x, 0.5, note, transform=anchor.transAxes, ha="left", va="center", fontsize=8,
+                    color="firebrick" if not found else "dimgrey")
     return finish_figure(figure, path)
 
 
@@ -376,21 +440,25 @@ def maximize_activation(model, layer, channel, image_size=None, preprocess=None,
 def maximize_channels(model, layers, channels, image_size=None, preprocess=None, verbose=True, **options):
     """:func:`maximize_activation` for each of ``channels`` of each of ``layers``, with a progress bar.
 
-    The channels of one layer are optimised together, one image each in one batch (the same
-    images as one at a time, faster). Returns a list of dicts ``{"layer", "channel", "image",
-    "before", "after"}``, layer after layer, for :func:`plot_maximized`; ``options`` go to
-    :func:`maximize_activation` (``steps``, ``learning_rate``, ``jitter``, ``blur_every``,
-    ``decay``, ``noise``, ``seed``).
+    ``channels``: the same channels for every layer, or ``{layer: channels}`` (such as each layer's
+    :func:`most_active_channels`; a layer with none is left out). The channels of one layer are
+    optimised together, one image each in one batch (the same images as one at a time, faster).
+    Returns a list of dicts ``{"layer", "channel", "image", "before", "after"}``, layer after
+    layer, for :func:`plot_maximized`; ``options`` go to :func:`maximize_activation` (``steps``,
+    ``learning_rate``, ``jitter``, ``blur_every``, ``decay``, ``noise``, ``seed``).
     """
     layers = [layers] if isinstance(layers, str) else list(layers)
+    per_layer = {layer: list(channels[layer] if isinstance(channels, dict) else channels) for layer in layers}
     results = []
-    with progress_bar(len(layers) * len(channels), "maximising", unit="channel", verbose=verbose) as progress:
-        for layer in layers:
-            images, before, after = maximize_activation(model, layer, list(channels), image_size, preprocess,
-                                                        **options)
+    with progress_bar(sum(map(len, per_layer.values())), "maximising", unit="channel",
+                      verbose=verbose) as progress:
+        for layer, chosen in per_layer.items():
+            if not chosen:
+                continue
+            images, before, after = maximize_activation(model, layer, chosen, image_size, preprocess, **options)
             results += [{"layer": layer, "channel": int(channel), "image": image, "before": float(low),
-                         "after": float(high)} for channel, image, low, high in zip(channels, images, before, after)]
-            progress.update(len(channels))
+                         "after": float(high)} for channel, image, low, high in zip(chosen, images, before, after)]
+            progress.update(len(chosen))
     return results
 
 

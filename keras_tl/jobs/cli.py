@@ -100,7 +100,8 @@ def run_cli(parse_args, job, argv=None, resumable=True, make_parser=None):
     """
     args = parse_args(argv)
     start_tensorflow(job, args)
-    warnings.formatwarning = _warning_line
+    parser = make_parser() if make_parser is not None else None
+    warnings.formatwarning = lambda message, *_, **__: _warning_line(message, parser)
     try:
         job(args)
     except USER_ERRORS as error:
@@ -146,9 +147,10 @@ def flags_in_message(message, parser):
     return _PARAMETER.sub(as_flag, message)
 
 
-def _warning_line(message, category, filename, lineno, line=None):
-    """Warnings in a job are for its user: ``warning: ...``, without the file and line of the code."""
-    return f"warning: {message}\n"
+def _warning_line(message, parser=None):
+    """Warnings in a job are for its user: ``warning: ...``, without the file and line of the code, and with
+    the library parameters it names shown as ``parser``'s flags (``min_steps=200`` as ``--min-steps 200``)."""
+    return f"warning: {message if parser is None else flags_in_message(str(message), parser)}\n"
 
 
 # ----------------------------------------------------------------------------- shared options
@@ -166,15 +168,21 @@ def add_source_options(parser, image_size_default="the source's training size"):
                         help=f"input size in pixels (default: {image_size_default})")
 
 
-def add_dataset_options(parser, per_class_defaults=None, several=False):
-    """``--dataset`` (one, or ``several``), ``--train-per-class``, ``--test-per-class`` and ``--tfds-data-dir``."""
-    named = "animal_mnist, fashion_mnist, openclipart, NAME:PATH (see datasets/) or a folder"
+def add_dataset_options(parser, per_class_defaults=None, several=False, default_help=None):
+    """``--dataset`` (one, or ``several``), ``--train-per-class``, ``--test-per-class`` and ``--tfds-data-dir``.
+
+    ``default_help``: where the job chooses the one dataset itself (``--dataset`` then defaults to None),
+    what its help says the default is.
+    """
+    offline = ", ".join(library_constant("keras_tl.data.registry", "NAMED_DATASETS"))
+    named = f"{offline}, NAME:PATH (see datasets/) or a folder"
     if several:
         parser.add_argument("--dataset", nargs="+", default=None, metavar="DATASET",
                             help=f"datasets: {named} (default: the offline ones that are installed)")
         add_alias(parser, "--targets", "dataset", nargs="+")
     else:
-        parser.add_argument("--dataset", default="animal_mnist", help=f"{named} (default: animal_mnist)")
+        parser.add_argument("--dataset", default=None if default_help else "animal_mnist",
+                            help=f"{named} (default: {default_help or 'animal_mnist'})")
     train, test = per_class_defaults or ("all", "all")
     parser.add_argument("--train-per-class", type=int, default=None,
                         help=f"keep N train images per class (default: {train})")

@@ -1,5 +1,6 @@
-"""What the network sees (keras_tl.analysis.visualize) and the inspect job: tiles, maps, top images, gradient ascent."""
-import json
+"""What the network sees (keras_tl.analysis.visualize): tiles, maps, active channels, top images, gradient ascent.
+
+The inspect job that draws them all is tested in tests/jobs/test_inspect.py."""
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -100,6 +101,62 @@ def test_top_images_are_the_argmax_k_of_the_cached_column_sorted(tiny_mobilenet,
     plt.close("all")
 
 
+def colour_detector():
+    """A 1x1 conv and ReLU on 8x8 px RGB images with three planted channels: 0 a thresholded red detector
+    (red - green - blue - 50), 1 always 1, 2 always 0 (dead)."""
+    import keras
+
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(3, 1, activation="relu", name="detector")])
+    kernel = np.zeros((1, 1, 3, 3), "float32")
+    kernel[0, 0, :, 0] = [1, -1, -1]
+    model.get_layer("detector").set_weights([kernel, np.array([-50, 1, -1], "float32")])
+    return model
+
+
+def test_top_images_are_only_images_that_activate_the_channel_and_a_dead_one_is_named(tmp_path):
+    import keras
+
+    colours = [(30, 180, 40), (30, 40, 200), (128, 128, 128), (200, 30, 30), (180, 100, 60), (0, 0, 0),
+               (120, 20, 20), (255, 255, 255)]  # red at 3 (200 - 60 - 50 = 90) and 6 (120 - 40 - 50 = 30) only
+    images = np.stack([np.full((8, 8, 3), colour, np.uint8) for colour in colours])
+    image_set = data.ImageSet(labels=np.array([0, 0, 0, 1, 0, 0, 1, 0]), images=images)
+    features = keras.ops.convert_to_numpy(colour_detector()(images.astype("float32"))).mean(axis=(1, 2))
+
+    means, active = visualize.channel_activity(features)
+    np.testing.assert_allclose(means, [(90 + 30) / 8, 1, 0])
+    np.testing.assert_array_equal(active, [2, 8, 0])
+    np.testing.assert_array_equal(visualize.most_active_channels(features, 2), [0, 1])  # the dead one last
+    # Four asked, two found: the red images, most active first; no zero-activation image fills the panel.
+    indices, activations = visualize.top_images(features, image_set, channel=0, k=4)
+    np.testing.assert_array_equal(indices, [3, 6])
+    np.testing.assert_allclose(activations, [90, 30])
+    figure = visualize.plot_top_images(image_set, indices, activations, ["other", "red"], k=4, title="red")
+    assert figure._suptitle.get_text() == "red\nonly 2 of the 8 images activate this channel"
+    shown = [axes for axes in figure.axes if axes.images]
+    assert len(shown) == 2 and [axes.get_title() for axes in shown] == ["red", "red"]
+    for axes, index in zip(shown, indices):
+        np.testing.assert_array_equal(axes.images[0].get_array(), images[index])
+    # In a row of k axes, the note goes into the empty ones.
+    _, row = plt.subplots(1, 4)
+    visualize.plot_top_images(image_set, indices, activations, k=4, ax=row)
+    assert [bool(axes.images) for axes in row] == [True, True, False, False]
+    assert [text.get_text() for text in row[1].texts] == ["only 2 of the 8 images activate this channel"]
+    assert not row[2].get_frame_on() and not row[2].get_xticks().size
+    # Asked for 4 of a channel every image activates: 4, no note.
+    indices, _ = visualize.top_images(features, image_set, channel=1, k=4)
+    np.testing.assert_array_equal(indices, [0, 1, 2, 3])  # all tie at 1: the dataset's order
+    assert visualize.plot_top_images(image_set, indices, np.ones(4), k=4)._suptitle is None
+    # The dead channel: no top image, named dead.
+    indices, activations = visualize.top_images(features, image_set, channel=2, k=4)
+    assert len(indices) == len(activations) == 0
+    figure = visualize.plot_top_images(image_set, indices, activations, k=4, path=tmp_path / "dead.png")
+    assert figure._suptitle.get_text() == "dead: none of the 8 images activates this channel"
+    assert not any(axes.images for axes in figure.axes) and (tmp_path / "dead.png").is_file()
+    # A higher threshold: only the brighter red.
+    np.testing.assert_array_equal(visualize.top_images(features, image_set, channel=0, threshold=50)[0], [3])
+    plt.close("all")
+
+
 def test_gradient_ascent_raises_the_channel_tenfold_deterministically(imagenet_mobilenet_32, tmp_path):
     options = {"preprocess": MOBILENET.preprocess_input, "steps": 10, "seed": 0}
     image, before, after = visualize.maximize_activation(imagenet_mobilenet_32, "conv_pw_5_relu", 0, **options)
@@ -146,37 +203,3 @@ def test_feature_in_context_one_box_per_class_and_the_two_thresholds(tmp_path):
                                              path=tmp_path / "context.png") is outer
     assert (tmp_path / "context.png").is_file()
     plt.close("all")
-
-
-def _job_arguments(image_folder, tmp_path, *extra):
-    return ["mobilenet", "--weights", "none", "--image-size", "32", "--dataset", str(image_folder),
-            "--image", str(image_folder / "flower" / "0.png"), "--top-k", "3", "--steps", "2",
-            "--output-dir", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache"), "--quiet", *extra]
-
-
-def test_inspect_job_writes_the_figures_and_what_it_drew(image_folder, tmp_path, capsys):
-    from keras_tl.jobs import inspect
-
-    assert inspect.main(_job_arguments(image_folder, tmp_path, "--layers", "conv_pw_1_relu", "conv_pw_13_relu",
-                                       "--channels", "0", "5")) == 0
-    figures = sorted(path.name for path in (tmp_path / "run" / "figures").iterdir())
-    assert figures == ["feature_maps.png", "filters.png", "maximized.png", "top_images_conv_pw_13_relu.png",
-                       "top_images_conv_pw_1_relu.png"]
-    report = json.loads((tmp_path / "run" / "inspect.json").read_text())
-    assert report["figures"] == figures and report["layers"] == ["conv_pw_1_relu", "conv_pw_13_relu"]
-    assert [(entry["layer"], entry["channel"]) for entry in report["maximized"]] == [
-        ("conv_pw_1_relu", 0), ("conv_pw_1_relu", 5), ("conv_pw_13_relu", 0), ("conv_pw_13_relu", 5)]
-    assert all({"before", "after"} <= set(entry) for entry in report["maximized"])
-    for entry in report["top_images"]:
-        assert len(entry["indices"]) == 3 and entry["activations"] == sorted(entry["activations"], reverse=True)
-        assert all(file.startswith(str(image_folder)) for file in entry["files"])
-    assert "Run folder:" in capsys.readouterr().out
-
-
-def test_inspect_job_bad_layer_is_one_error_line_with_suggestions(image_folder, tmp_path, capsys):
-    from keras_tl.jobs import inspect
-
-    assert inspect.main(_job_arguments(image_folder, tmp_path, "--layers", "conv_pw_1_reluu")) == 2
-    error = capsys.readouterr().err.strip()
-    assert len(error.splitlines()) == 1 and error.startswith("error: Unknown layer 'conv_pw_1_reluu'")
-    assert "conv_pw_1_relu" in error.partition("Closest layer names:")[2]
