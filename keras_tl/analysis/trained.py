@@ -33,7 +33,8 @@ SCORE_NAMES = (PROBABILITY, SVM_SCORE)
 class TrainedModel:
     """A trained classifier and what it needs: ``classes``, ``source`` (a :class:`~keras_tl.sources.Source`),
     ``image_size``, ``kind`` ("fine_tune" or "fne"), ``score_name`` (what the model outputs: "probability",
-    or "svm score" for an fne run with a linear SVM) and the Keras ``model`` (which takes preprocessed images).
+    or "svm score" for an fne run with a linear SVM) and the Keras ``model`` (which takes preprocessed images);
+    ``method``: the ``LAYERS:POST`` method an fne run exported (``model.json``'s ``method``), else ``None``.
 
     ``engine`` runs :meth:`predict`: ``"tensorflow"``, or ``"openvino"`` / ``"onnxruntime"`` (the model
     converted once, see :mod:`keras_tl.features.engines`)."""
@@ -46,6 +47,7 @@ class TrainedModel:
     run_dir: pathlib.Path
     score_name: str = PROBABILITY
     engine: str = "tensorflow"
+    method: str = None
     _engine_run: object = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
     def load_images(self, images):
@@ -122,7 +124,7 @@ def load_run(run_dir):
     run_dir = pathlib.Path(run_dir)
     kind = run_kind(run_dir)
     info_path = run_dir / ("model.json" if kind == "fne" else "config.json")
-    source, image_size, classes, score_name = read_run_info(info_path, kind)
+    source, image_size, classes, score_name, method = read_run_info(info_path, kind)
     model_path = run_dir / "model.keras"
     model = load_keras_model(model_path)
     outputs = getattr(model, "output_shape", None)
@@ -132,14 +134,15 @@ def load_run(run_dir):
     if outputs[1] != len(classes):
         raise ValueError(f"{info_path} lists {len(classes)} class_names, but the model in {model_path} has "
                          f"{outputs[1]} outputs; the two files are from different runs.")
-    return TrainedModel(model, kind, classes, source, image_size, run_dir, score_name)
+    return TrainedModel(model, kind, classes, source, image_size, run_dir, score_name, method=method)
 
 
 def read_run_info(path, kind):
-    """The checked ``(source, image_size, class_names, score_name)`` of an fne run's ``model.json`` or a
+    """The checked ``(source, image_size, class_names, score_name, method)`` of an fne run's ``model.json`` or a
     fine_tune run's ``config.json``. ``score_name``: one of :data:`SCORE_NAMES`; a fine_tune run's model
     gives probabilities, an fne run's what its ``scores`` field says (runs written before logistic heads
-    were exported say "svm decision scores": an SVM's)."""
+    were exported say "svm decision scores": an SVM's). ``method``: the fne run's exported ``LAYERS:POST``
+    (``None`` for a fine_tune run, or where ``model.json`` names none)."""
     try:
         info = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -164,9 +167,10 @@ def read_run_info(path, kind):
         raise ValueError(f"{path}, field class_names: each class should be named once; "
                          f"{', '.join(map(repr, repeated))} appear more than once.")
     if kind != "fne":
-        return source, image_size, classes, PROBABILITY
-    scores = info.get("scores")
-    return source, image_size, classes, scores if scores in SCORE_NAMES else SVM_SCORE
+        return source, image_size, classes, PROBABILITY, None
+    scores, method = info.get("scores"), info.get("method")
+    return (source, image_size, classes, scores if scores in SCORE_NAMES else SVM_SCORE,
+            method if isinstance(method, str) else None)
 
 
 def _field(info, path, keys):

@@ -2,7 +2,9 @@
 
 Extract once (every layer any method needs, pooled in the graph, cached), then train one linear
 SVM per method on the columns it uses, and write the run folder: ``config.json``,
-``metrics.json``, ``figures/*.png`` and ``features/``.
+``metrics.json`` (each method's test accuracy with its 95 % Wilson interval), ``figures/*.png``,
+``features/``, and one method (``--export-method``) as ``model.keras`` and ``model.json``, which
+``python -m keras_tl.predict`` uses.
 
 At scale (see :mod:`keras_tl.features.extraction`): ``--strategy mirrored`` spreads each batch over the GPUs
 of the machine; ``--shard I/N`` (or, in a Slurm array, the array task's part) only extracts part
@@ -34,6 +36,7 @@ EXAMPLES = """examples:
   python -m keras_tl.fne --shots 1 5 10 20 --repeats 5    # few-shot curve: accuracy against shots
   python -m keras_tl.fne --source vgg16 --include-top --image-size 224 --dataset ~/data/mit67
   python -m keras_tl.fne --methods last:l2 fne:none fne:l2 fne:standardise fne:fne   # ablation
+  python -m keras_tl.fne --methods last:l2 fne:fne --export-method last:l2   # model.keras holds last:l2
   python -m keras_tl.fne --dataset ~/data/flowers --ten-crop --search-c
   python -m keras_tl.fne --shard 0/2 & python -m keras_tl.fne --shard 1/2; wait; python -m keras_tl.fne  # in parts
 """
@@ -55,6 +58,10 @@ def make_parser():
     parser.add_argument("--methods", nargs="+", default=["last:l2", "fne:fne"], metavar="LAYERS:POST",
                         help=f"layer set or layer names, and post-processing ({'/'.join(POSTPROCESSING)}); "
                              "default: last:l2 fne:fne")
+    parser.add_argument("--export-method", default=None, metavar="LAYERS:POST",
+                        help="the method written to model.keras for python -m keras_tl.predict, one of --methods; "
+                             "default fne:fne when it is among them, else the first (not the best on test: that "
+                             "choice would be made on the test set, and its accuracy would read too high)")
     parser.add_argument("--thresholds", type=float, nargs=2, default=DEFAULT_THRESHOLDS, metavar=("LOW", "HIGH"))
     parser.add_argument("--ten-crop", action="store_true", help="average the features of 10 crops per test image")
     parser.add_argument("--classifier", default="linear-svm", metavar="NAME",
@@ -93,6 +100,15 @@ def parse_args(argv=None):
         if not layers or post not in POSTPROCESSING:
             parser.error(f"--methods entry {method!r} is not LAYERS:POST with POST in {', '.join(POSTPROCESSING)}."
                          + messages.did_you_mean(post, POSTPROCESSING))
+    if args.export_method is None:
+        args.export_method = "fne:fne" if "fne:fne" in args.methods else args.methods[0]
+    elif args.export_method not in args.methods:
+        parser.error(f"--export-method {args.export_method!r} is not one of --methods {' '.join(args.methods)}; "
+                     "choose one of them, or add it to --methods." + messages.did_you_mean(args.export_method,
+                                                                                             args.methods))
+    elif args.classifier not in LINEAR:
+        parser.error(f"--export-method chooses what model.keras holds, and --classifier {args.classifier} writes no "
+                     f"model.keras; use it with {' or '.join(LINEAR)}.")
     if args.strategy == "multi-worker":
         if args.shard is not None:
             parser.error("--shard and --strategy multi-worker both choose the part to extract; give one of them.")
@@ -192,11 +208,10 @@ def run(args):
         if shard is not None:  # the chief: its own part was extracted in this run too
             counts["images_extracted"] += part_counts["images_extracted"]
             counts["images_from_cache"] -= part_counts["images_extracted"]
-        exported = next((method for method in methods if method[1] == "fne"), methods[-1])
         results = {f"{layers}:{post}": evaluate_method(args, features, dataset, layers, post, method_layers[layers],
-                                                       extractor, run_dir, save_model=(layers, post) == exported
-                                                       and args.classifier in LINEAR)  # a Dense layer holds it
-                   for layers, post in methods}
+                                                       extractor, run_dir, save_model=f"{layers}:{post}" ==
+                                                       args.export_method and args.classifier in LINEAR)
+                   for layers, post in methods}  # only a linear head is a Dense layer in model.keras
         images_per_second = (len(dataset.train) + len(dataset.test)) / max(sum(timings.values()), 1e-9)
         if args.shots:
             plots.plot_few_shot({name: result["few_shot"] for name, result in results.items()},
@@ -206,7 +221,8 @@ def run(args):
                    "train_images": len(dataset.train), "test_images": len(dataset.test),
                    "skipped_files": dataset.skipped, **counts}
         runs.write_json(run_dir / "metrics.json", metrics)
-        print_summary(results, images_per_second, run_dir, args.shots, dataset.skipped, args.classifier)
+        print_summary(results, images_per_second, run_dir, args.shots, dataset.skipped, args.classifier,
+                      args.export_method)
         return metrics
 
 
@@ -283,11 +299,17 @@ def evaluate_method(args, features, dataset, layers, post, names, extractor, run
     return result
 
 
-def print_summary(results, images_per_second, run_dir, shots, skipped, classifier="linear-svm"):
-    """The summary table (and the few-shot table), the files skipped and where the run folder is."""
-    rows = [[name, result["layers"], result["dimensions"], result["accuracy"], images_per_second, result["seconds"]]
-            for name, result in results.items()]
-    print(messages.format_table(rows, ["method", "layers", "dims", "accuracy", "extract img/s", "fit s"]))
+def print_summary(results, images_per_second, run_dir, shots, skipped, classifier, export_method):
+    """The summary table (each accuracy with its 95 % Wilson interval; and the few-shot table), the files skipped,
+    the method in model.keras and where the run folder is."""
+    from keras_tl.features import classifiers
+
+    rows = [[name, result["layers"], result["dimensions"],
+             classifiers.format_accuracy(result["accuracy"], result["accuracy_interval"]), images_per_second,
+             result["seconds"]] for name, result in results.items()]
+    print(messages.format_table(rows, ["method", "layers", "dims", "accuracy [95% CI]", "extract img/s", "fit s"]))
+    test_images = next(iter(results.values()))["images"]
+    print(f"Accuracy on {test_images} test images, with its 95 % Wilson score interval [low, high] (Wilson 1927).")
     if shots:
         shot_rows = [[name, count, f"{entry['mean']:.3f} ± {entry['std']:.3f}"]
                      for name, result in results.items() for count, entry in result["few_shot"].items()]
@@ -298,6 +320,9 @@ def print_summary(results, images_per_second, run_dir, shots, skipped, classifie
     if classifier not in LINEAR:
         print(f"No model.keras: the {classifier} head stays in scikit-learn; python -m keras_tl.predict needs a "
               f"run with a linear head (--classifier {' or '.join(LINEAR)}).")
+    else:
+        print(f"model.keras: the {export_method} method, which python -m keras_tl.predict uses (--export-method "
+              "chooses another).")
     print(f"Run folder: {run_dir}")
 
 

@@ -122,8 +122,7 @@ def run(args):
     if not files:
         raise ValueError("None of the images can be read (see the warning); give readable image files.")
     if not args.quiet:
-        print(f"Run: {model.run_dir} ({model.kind}, {model.source.name}, {model.image_size}x{model.image_size} px, "
-              f"{len(model.classes)} classes); predicting {len(files)} image(s)"
+        print(f"Run: {describe_run(model)}; predicting {len(files)} image(s)"
               + (f" with {args.tta} TTA" if args.tta != "none" else ""), flush=True)
     if args.tta != "none" and args.engine != "tensorflow":
         raise ValueError(f"engine={args.engine!r} runs the run's own model, without test-time augmentation; "
@@ -160,8 +159,7 @@ def interpret_run(args):
     output_dir = pathlib.Path(args.output_dir) if args.output_dir else model.run_dir / "interpret"
     if verbose:
         images = f"{args.dataset}'s {split}" if args.dataset else f"the run's own {split}"
-        print(f"Run: {model.run_dir} ({model.kind}, {model.source.name}, {model.image_size}x{model.image_size} px, "
-              f"{len(model.classes)} classes); interpreting {len(image_set)} images ({images} split"
+        print(f"Run: {describe_run(model)}; interpreting {len(image_set)} images ({images} split"
               + (f", {args.tta} TTA)" if args.tta != "none" else ")"), flush=True)
     result = interpret.Interpretation(model, image_set, dataset.class_names, args.tta, args.batch_size, verbose)
     result.plot_top_losses(args.top_losses, path=output_dir / "top_losses.png")
@@ -177,11 +175,27 @@ def interpret_run(args):
     print(format_table([[name, int(counts[result.classes.index(name)]), accuracy]
                         for name, accuracy in result.per_class_accuracy().items()],
                        ["class", "images", "accuracy"]))
-    print(f"Accuracy: {result.accuracy:.4f} on {len(result.files)} images"
-          + (f" with {args.tta} TTA" if args.tta != "none" else ""))
+    from keras_tl.features import classifiers
+
+    accuracy = classifiers.format_accuracy(result.accuracy, result.evaluation["accuracy_interval"])
+    with_tta = f" with {args.tta} TTA" if args.tta != "none" else ""
+    print(f"Accuracy: {accuracy} on {len(result.files)} images{with_tta} ([low, high]: the 95 % Wilson score interval)")
     print(f"Error analysis: {output_dir} (top_losses.png, per_class_accuracy.png, confusion_matrix.png, "
           f"confused_pairs.csv, mislabelled.csv)")
     return result
+
+
+def describe_run(model):
+    """The header's run: ``RUN_DIR (fne run, method last:l2 (linear SVM scores), mobilenet, 128x128 px, 8 classes)``,
+    the method that of ``model.json``, which the fne job's ``--export-method`` chose."""
+    from keras_tl.analysis import trained
+
+    kind = "fine_tune run"
+    if model.kind == "fne":
+        scores = "linear SVM scores" if model.score_name == trained.SVM_SCORE else "logistic regression probabilities"
+        kind = f"fne run, method {model.method or '(not recorded)'} ({scores})"
+    return (f"{model.run_dir} ({kind}, {model.source.name}, {model.image_size}x{model.image_size} px, "
+            f"{len(model.classes)} classes)")
 
 
 def print_table(files, top, score_name):

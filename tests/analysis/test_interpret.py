@@ -153,7 +153,7 @@ def test_the_interpret_command_writes_its_files(fne_run, capsys):
     assert predict.main([str(fne_run), "--interpret", "--top-losses", "4", "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert "true  predicted  images" in printed and "blue  red        1" in printed
-    assert "blue   4       0.75" in printed and "Accuracy: 0.9000 on 10 images\n" in printed
+    assert "blue   4       0.75" in printed and "Accuracy: 0.900 [0.60, 0.98] on 10 images (" in printed
     folder = fne_run / "interpret"
     for name in ("top_losses.png", "per_class_accuracy.png", "confusion_matrix.png"):
         assert (folder / name).read_bytes()[:4] == b"\x89PNG"

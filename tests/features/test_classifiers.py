@@ -22,6 +22,33 @@ def test_fit_evaluate_reports_accuracy_confusion_and_per_class_scores():
     assert result["accuracy"] == pytest.approx(29 / 30)
     assert result["confusion_matrix"].tolist() == [[9, 0, 0], [1, 10, 0], [0, 0, 10]]
     assert result["report"]["b"]["recall"] == pytest.approx(10 / 11)
+    assert result["images"] == 30 and result["accuracy_interval"] == pytest.approx(classifiers.wilson_interval(29, 30))
+    assert result["per_class"]["b"]["images"] == 11 and result["per_class"]["b"]["accuracy"] == pytest.approx(10 / 11)
+    assert result["per_class"]["a"]["accuracy_interval"] == [pytest.approx(9 / (9 + 1.96 ** 2), abs=1e-4), 1.0]
+
+
+def test_wilson_interval_against_hand_computed_values_and_at_both_ends():
+    # 8 of 10: centre (0.8 + 1.96²/20) / (1 + 1.96²/10) = 0.7167,
+    # half-width 1.96 / 1.3842 * sqrt(0.8 * 0.2 / 10 + 1.96² / 400) = 0.2266
+    assert classifiers.wilson_interval(8, 10) == pytest.approx((0.490, 0.943), abs=5e-4)
+    for total in (1, 2, 43):  # at 0/n and n/n the interval ends at 0 or 1 and reaches z² / (n + z²) inwards
+        assert classifiers.wilson_interval(0, total) == (0.0, pytest.approx(1.96 ** 2 / (total + 1.96 ** 2), abs=1e-4))
+        assert classifiers.wilson_interval(total, total) == (pytest.approx(total / (total + 1.96 ** 2), abs=1e-4), 1.0)
+    assert classifiers.wilson_interval(39, 43) == pytest.approx((0.784, 0.963), abs=5e-4)
+    wide, narrow = classifiers.wilson_interval(8, 10), classifiers.wilson_interval(80, 100)
+    assert narrow[1] - narrow[0] < (wide[1] - wide[0]) / 2.5  # ten times the images: about sqrt(10) times narrower
+    assert classifiers.wilson_interval(8, 10, confidence=0.99)[0] < wide[0]
+    assert classifiers.format_accuracy(39 / 43, classifiers.wilson_interval(39, 43)) == "0.907 [0.78, 0.96]"
+    for correct, total in ((3, 2), (0, 0), (-1, 4)):
+        with pytest.raises(ValueError, match=f"got correct={correct}, total={total}"):
+            classifiers.wilson_interval(correct, total)
+
+
+def test_per_class_rows_hold_only_the_classes_with_test_images():
+    result = classifiers.evaluate_predictions([0, 0, 1], [0, 1, 1], ["cat", "dog", "fish"])
+    assert list(result["per_class"]) == ["cat", "dog"]  # no fish among the test images
+    assert result["per_class"]["cat"] == {"accuracy": 0.5, "images": 2,
+                                          "accuracy_interval": pytest.approx(classifiers.wilson_interval(1, 2))}
 
 
 def test_pipeline_steps_and_c_search_on_train_only():

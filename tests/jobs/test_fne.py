@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+from keras_tl.features.classifiers import wilson_interval
 from keras_tl.jobs import fne
 
 
@@ -16,11 +17,21 @@ def test_cli_help_shows_examples(capsys):
     (["--methods", "fne:max"], "not LAYERS:POST"),
     (["--C", "0"], "--C must be > 0"),
     (["--batch-size", "0"], "--batch-size must be at least 1"),
+    (["--methods", "last:l2", "fne:l2", "--export-method", "fne:fne"],
+     "--export-method 'fne:fne' is not one of --methods last:l2 fne:l2; choose one of them"),
+    (["--classifier", "knn", "--export-method", "fne:fne"], "--classifier knn writes no model.keras"),
 ])
 def test_cli_refuses_bad_options(argv, message, capsys):
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as stop:
         fne.parse_args(argv)
-    assert message in capsys.readouterr().err
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert stop.value.code == 2 and len(errors) == 1 and message in errors[0]
+
+
+@pytest.mark.parametrize("methods, exported", [([], "fne:fne"), (["last:l2", "fne:fne"], "fne:fne"),
+                                               (["fne:l2", "last:l2"], "fne:l2")])
+def test_export_method_defaults_to_fne_fne_else_the_first_method(methods, exported):
+    assert fne.parse_args((["--methods"] + methods if methods else [])).export_method == exported
 
 
 def test_cli_runs_end_to_end_on_a_few_images(tmp_path, capsys):
@@ -51,3 +62,14 @@ def test_cli_runs_end_to_end_on_a_few_images(tmp_path, capsys):
 def test_cli_reports_bad_input_as_an_error(tmp_path, capsys):
     assert fne.main(["--dataset", str(tmp_path / "missing"), "--output-dir", str(tmp_path / "run")]) == 2
     assert "neither a folder nor one of" in capsys.readouterr().err
+
+
+def test_each_accuracy_carries_its_wilson_interval_and_the_per_class_counts(fne_run):
+    metrics = json.loads((fne_run / "metrics.json").read_text())
+    result, test_images = metrics["methods"]["fne:fne"], metrics["test_images"]
+    assert result["images"] == test_images == 10  # 3 images of each colour, and the planted red one in blue
+    correct = round(result["accuracy"] * test_images)
+    assert result["accuracy_interval"] == pytest.approx(wilson_interval(correct, test_images))
+    assert {name: row["images"] for name, row in result["per_class"].items()} == {"blue": 4, "green": 3, "red": 3}
+    assert all(low <= row["accuracy"] <= high for row in result["per_class"].values()
+               for low, high in [row["accuracy_interval"]])

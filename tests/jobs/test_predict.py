@@ -81,6 +81,29 @@ def test_exported_fne_model_gives_the_scikit_learn_scores_and_loads_in_a_fresh_p
     assert json.loads(finished.stdout.strip().splitlines()[-1]) == svm.predict(test_x).tolist()
 
 
+def test_export_method_chooses_what_model_keras_holds_and_predict_names_it(colours, photos, tmp_path, capsys):
+    from keras_tl.jobs import fne
+
+    run_dir = tmp_path / "run"
+    assert fne.main(["--dataset", str(colours), "--weights", "none", "--image-size", "32", "--methods", "last:l2",
+                     "fne:fne", "--export-method", "last:l2", "--quiet", "--output-dir", str(run_dir),
+                     "--cache-dir", str(tmp_path / "cache")]) == 0
+    assert "model.keras: the last:l2 method" in capsys.readouterr().out
+    model = trained.load_run(run_dir)
+    assert model.method == json.loads((run_dir / "model.json").read_text())["method"] == "last:l2"
+    dimensions = json.loads((run_dir / "metrics.json").read_text())["methods"]["last:l2"]["dimensions"]
+    assert model.model.get_layer("linear_head").inputs[0].shape[-1] == dimensions
+    # the columns follow the layers' depth, so the last layer's are the last ones of the saved features
+    train_x, test_x = (np.load(run_dir / "features" / f"{split}.npy")[:, -dimensions:] for split in ("train", "test"))
+    dataset = data.load_dataset(colours, verbose=False)
+    svm = classifiers.make_classifier(postprocessor("l2"), seed=0).fit(train_x, dataset.train.labels)
+    np.testing.assert_allclose(model.predict(list(dataset.test.paths)), svm.decision_function(test_x), atol=1e-4)
+    assert predict.main([str(run_dir), str(photos / "flower.png")]) == 0
+    header = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("Run: "))
+    assert header == (f"Run: {run_dir} (fne run, method last:l2 (linear SVM scores), mobilenet, 32x32 px, 3 classes); "
+                      "predicting 1 image(s)")
+
+
 def test_predict_on_an_fne_run_skips_the_broken_file_and_writes_csv(fne_run, photos, tmp_path, capsys):
     out = tmp_path / "preds.csv"
     with pytest.warns(UserWarning, match=r"Skipping 1 unreadable image file\(s\):\n  .*broken.jpg") as caught:
