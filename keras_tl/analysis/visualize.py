@@ -531,8 +531,9 @@ def plot_feature_in_context(features, labels, class_names, feature, thresholds=D
                           "markersize": 3})
         panel.set_xticks(np.arange(1, len(present) + 1), [class_names[index] for index in present], rotation=45,
                          ha="right", fontsize=8 if len(present) <= 30 else 5)
-        panel.set_ylabel(f"feature {feature}, {name}")
+        panel.set_title(name, fontsize=10)
         panel.grid(alpha=0.3, axis="y")
+    ax[0].set_ylabel(f"feature {feature}")  # one label, left of the left panel: never over the other's ticks
     lower, upper = thresholds
     ax[1].axhline(lower, color="tab:blue", linestyle="--", label=f"{lower:g}: below is -1")
     ax[1].axhline(upper, color="tab:red", linestyle="--", label=f"{upper:g}: above is 1")

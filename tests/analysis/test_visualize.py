@@ -182,6 +182,24 @@ def test_gradient_ascent_raises_the_channel_tenfold_deterministically(imagenet_m
     plt.close("all")
 
 
+def test_feature_in_context_labels_overlap_no_tick_label():
+    """Long tick labels (tiny raw values) on both panels: no axis label lies over any tick label."""
+    labels = np.repeat(np.arange(10), 6)
+    features = np.random.default_rng(1).gamma(2.0, 1e-4, size=(60, 3))
+    names = [f"class number {index}" for index in range(10)]
+    figure = visualize.plot_feature_in_context(features, labels, names, feature=1)
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    texts = [label for axes in figure.axes[:2] for label in (axes.yaxis.label, axes.title) if label.get_text()]
+    ticks = [tick for axes in figure.axes[:2] for tick in axes.get_yticklabels() + axes.get_xticklabels()
+             if tick.get_text()]
+    assert len(texts) == 3 and ticks  # one y-label, two panel titles
+    overlapping = [(text.get_text(), tick.get_text()) for text in texts for tick in ticks
+                   if text.get_window_extent(renderer).overlaps(tick.get_window_extent(renderer))]
+    assert overlapping == []
+    plt.close("all")
+
+
 def test_feature_in_context_one_box_per_class_and_the_two_thresholds(tmp_path):
     random = np.random.default_rng(0)
     labels = np.repeat([0, 1, 2], 12)
