@@ -5,9 +5,13 @@ figure; it returns the Figure, and saves it as PNG only when given ``path``. No 
 in a notebook the figure shows inline; in a script (matplotlib's headless Agg backend) a saved
 figure is closed so that long jobs do not keep figures in memory.
 """
+import itertools
+
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import ticker
+from matplotlib.lines import Line2D
+from matplotlib.transforms import Bbox
 
 from keras_tl.runs import atomic_path
 
@@ -100,18 +104,78 @@ def plot_distance_matrix(matrix, labels, path=None, title="Pairwise distances", 
     return finish_figure(figure, path)
 
 
-def plot_word_map(points, words, path=None, title="Word map", groups=None, ax=None):
-    """Words at their 2-D ``points`` (a PCA or t-SNE projection), coloured by ``groups`` (e.g. clusters)."""
-    points = np.asarray(points)
+MAP_AXES = {"pca": ("first principal component", "second principal component"), "tsne": ("t-SNE 1", "t-SNE 2")}
+LABEL_DIRECTIONS = ((1, 1), (1, -1), (-1, 1), (-1, -1), (1, 0), (-1, 0), (0, 1), (0, -1))  # NE, SE, NW, SW, E, ...
+LABEL_DISTANCES = (4, 10, 16, 25, 36, 50)  # points from a word's dot to its label, the nearest tried first
+
+
+def plot_word_map(points, words, path=None, title=None, groups=None, method="pca", ax=None):
+    """Words at their 2-D ``points`` (:func:`keras_tl.word_vectors.project_words`), coloured by ``groups``
+    (e.g. clusters), labelled without overlaps (:func:`place_labels`); ``method`` ("pca" or "tsne") names the axes."""
+    points = np.asarray(points, dtype=float)
     colours = np.zeros(len(words), dtype=int) if groups is None else np.asarray(groups)
     figure, axes = figure_and_axes(ax, (7, 6))
-    axes.scatter(points[:, 0], points[:, 1], c=colours, cmap="tab10", vmin=0, vmax=9, s=25)
-    for (x, y), word in zip(points, words):
-        axes.annotate(word, (x, y), xytext=(3, 3), textcoords="offset points", fontsize=9)
-    axes.set_title(title)
+    axes.scatter(points[:, 0], points[:, 1], c=colours, cmap="tab10", vmin=0, vmax=9, s=25, zorder=3)
+    axes.set_title(title or f"{'PCA' if method == 'pca' else 't-SNE'} map of {len(words)} words")
+    axes.set_xlabel(MAP_AXES[method][0])
+    axes.set_ylabel(MAP_AXES[method][1])
     axes.set_xticks([])
     axes.set_yticks([])
+    axes.margins(0.15)  # room for the labels of the outer words
+    axes.set_xlim(axes.get_xlim())  # fixed: the labels are placed in screen space
+    axes.set_ylim(axes.get_ylim())
+    place_labels(axes, points, words)
     return finish_figure(figure, path)
+
+
+def place_labels(axes, points, words, fontsize=9, dot_radius=2.5):
+    """Write each word beside its point, greedily: the first place, nearest first (``LABEL_DISTANCES`` in 8
+    directions), whose text overlaps no label placed before, no dot and stays inside the axes (else the least
+    overlapping place); a label placed far gets a thin line to its dot. Returns the Annotations.
+
+    Place the labels after the axes limits are final: the places are measured in pixels.
+    """
+    to_pixels = axes.figure.dpi / 72
+    radius = dot_radius * to_pixels
+    dots = [Bbox.from_extents(x - radius, y - radius, x + radius, y + radius)
+            for x, y in axes.transData.transform(points)]
+    frame = axes.get_window_extent()
+    boxes, labels = [], []
+    for point, word in zip(points, words):
+        probe = axes.annotate(word, point, xytext=(0, 0), textcoords="offset points", fontsize=fontsize)
+        best = None
+        for distance, (dx, dy) in itertools.product(LABEL_DISTANCES, LABEL_DIRECTIONS):
+            probe.set(position=(dx * distance, dy * distance), **_alignment(dx, dy))
+            box = probe.get_window_extent().padded(to_pixels)
+            cost = _area(box) - _overlap(box, frame) + sum(_overlap(box, other) for other in boxes + dots)
+            if best is None or cost < best[0]:
+                best = (cost, distance, dx, dy, box)
+            if cost == 0:
+                break
+        probe.remove()
+        _, distance, dx, dy, box = best
+        line = dict(arrowstyle="-", color="grey", linewidth=0.6, shrinkA=1, shrinkB=dot_radius)
+        labels.append(axes.annotate(word, point, xytext=(dx * distance, dy * distance), textcoords="offset points",
+                                    fontsize=fontsize, arrowprops=line if distance > LABEL_DISTANCES[1] else None,
+                                    **_alignment(dx, dy)))
+        boxes.append(box)
+    return labels
+
+
+def _alignment(dx, dy):
+    """The text alignment that puts a label on the ``(dx, dy)`` side of its anchor (each -1, 0 or 1)."""
+    return {"ha": ("right", "center", "left")[dx + 1], "va": ("top", "center", "bottom")[dy + 1]}
+
+
+def _area(box):
+    """The area of a matplotlib ``Bbox``, in square pixels."""
+    return max(box.width, 0) * max(box.height, 0)
+
+
+def _overlap(box, other):
+    """The area two ``Bbox``es share (0 when they do not meet)."""
+    shared = Bbox.intersection(box, other)
+    return 0.0 if shared is None else _area(shared)
 
 
 def plot_learning_curves(history, path=None, title="Learning curves", ax=None):
@@ -137,14 +201,87 @@ def plot_learning_curves(history, path=None, title="Learning curves", ax=None):
         for index, (start, stage) in enumerate(starts):
             if index:
                 panel.axvline(start, color="grey", linestyle=":")
-            panel.text(start, 0.98, f" {stage}", transform=panel.get_xaxis_transform(), va="top", ha="left",
-                       color="grey", fontsize=8)
+            panel.text(start, 1.01, f" {stage}", transform=panel.get_xaxis_transform(), va="bottom", ha="left",
+                       color="grey", fontsize=8)  # above the frame: clear of the curves
         panel.set_xlim(0.5, max(epochs, default=1) + 0.5)
         panel.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
         panel.set_xlabel("epoch")
         panel.set_ylabel(metric)
         panel.grid(alpha=0.3)
         panel.legend(fontsize=8)
+    return finish_figure(figure, path)
+
+
+RUN_MARKERS = "osD^vPX*"  # with the colour cycle: every run its own colour and marker
+
+
+def plot_histories(histories, path=None, title="Learning curves", first_epochs=None, ax=None):
+    """Accuracy and loss per epoch of several runs: validation solid, training dashed, each run in its own colour
+    and marker, the legend outside the axes.
+
+    ``histories`` maps a run's name to its Keras ``History.history`` (``accuracy``, ``loss`` and their ``val_``);
+    ``first_epochs`` maps a run that continues another (fine-tuning after feature extraction) to the epoch it
+    starts at: it is drawn from there, after a dotted line. ``ax``: two axes (accuracy, loss) to draw into.
+    """
+    first_epochs = first_epochs or {}
+    if ax is None:
+        figure, ax = plt.subplots(1, 2, figsize=(12, 4))
+        figure.suptitle(title)
+    else:
+        figure = ax[0].figure
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    run_handles = []
+    for index, (name, history) in enumerate(histories.items()):
+        style = dict(color=colours[index % len(colours)], marker=RUN_MARKERS[index % len(RUN_MARKERS)], markersize=5)
+        epochs = np.arange(len(history["loss"])) + first_epochs.get(name, 1)
+        for panel, metric in zip(ax, ("accuracy", "loss")):
+            if f"val_{metric}" in history:
+                panel.plot(epochs, history[f"val_{metric}"], linestyle="-", label=name, **style)
+            panel.plot(epochs, history[metric], linestyle="--", markerfacecolor="none", alpha=0.7, **style)
+        run_handles.append(Line2D([], [], linestyle="-", label=name, **style))
+    last_epoch = max(len(history["loss"]) + first_epochs.get(name, 1) - 1 for name, history in histories.items())
+    for panel, metric in zip(ax, ("accuracy", "loss")):
+        for name, first in first_epochs.items():
+            panel.axvline(first - 0.5, color="grey", linestyle=":")
+            panel.text(first - 0.5, 1.01, f"{name} starts", transform=panel.get_xaxis_transform(), va="bottom",
+                       ha="center", color="grey", fontsize=8)  # above the frame: clear of the curves
+        panel.set_xlim(0.5, last_epoch + 0.5)
+        panel.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+        panel.set_xlabel("epoch")
+        panel.set_ylabel(metric)
+        panel.grid(alpha=0.3)
+    kinds = [Line2D([], [], color="black", linestyle="-", label="validation"),
+             Line2D([], [], color="black", linestyle="--", label="training")]
+    ax[-1].legend(handles=run_handles + kinds, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0, fontsize=8)
+    return finish_figure(figure, path)
+
+
+def label_text(weights, class_names):
+    """A label as words: its class ("cat") or, for a blend of two (mixup, CutMix), the weights of both, the larger
+    first ("0.70 cat +\n0.30 dog"). ``weights``: a one-hot or mixed label, one weight per class."""
+    weights = np.asarray(weights, dtype=float)
+    shown = [index for index in np.argsort(-weights, kind="stable")[:2] if weights[index] >= 0.005]
+    if len(shown) == 1:
+        return class_names[shown[0]]
+    return " +\n".join(f"{weights[index]:.2f} {class_names[index]}" for index in shown)
+
+
+def plot_image_rows(rows, class_names, path=None, title=None):
+    """One row of images per entry of ``rows`` (name -> ``(images, labels)``: RGB in 0..255, one-hot or mixed
+    labels), each image titled with its label (:func:`label_text`): an augmentation preview."""
+    columns = max(len(images) for images, _ in rows.values())
+    figure, axes = plt.subplots(len(rows), columns, figsize=(1.9 * columns, 2.3 * len(rows)), squeeze=False)
+    for row, (name, (images, labels)) in zip(axes, rows.items()):
+        for panel, image, label in zip(row, np.asarray(images), np.asarray(labels)):
+            panel.imshow(np.clip(image, 0, 255).astype(np.uint8))
+            panel.set_title(label_text(label, class_names), fontsize=8)
+        for panel in row:
+            panel.set_xticks([])
+            panel.set_yticks([])
+        row[0].set_ylabel(name)
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
     return finish_figure(figure, path)
 
 

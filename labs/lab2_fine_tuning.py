@@ -96,26 +96,23 @@ train, validation, test = pipeline(train_set, shuffle=True), pipeline(validation
 # ## 2. Augmentation preview
 # Random flips, crops (zoom) and rotations change each image a little every epoch; they are Keras
 # layers that act only in `fit`. mixup blends two images and their labels; CutMix pastes a box of
-# one image into another, and the label weights follow the share of pixels.
+# one image into another, and the label weights follow the share of pixels. Each image is mixed
+# with a random partner from its batch, so we preview a shuffled batch: several classes. The titles
+# give the label each image is trained with. The preview draws mixup's weight with alpha = 1
+# (uniform); training uses a small alpha (0.2), which keeps most images nearly pure.
 
 # %%
-images, labels = next(iter(pipeline(train_set, preprocess=None)))
+images, labels = next(iter(pipeline(train_set, shuffle=True, preprocess=None)))
 images, labels = images[:6], labels[:6]
 augmenter = augment.augmentation_layers(flip="horizontal", zoom=0.2, rotation=0.1, translation=0.1, seed=0)
 rows = {
-    "original": images,
-    "flip/crop/rotate": augmenter(images, training=True),
-    "mixup": augment.mixup(images, labels, seed=[0, 1], alpha=0.4)[0],
-    "CutMix": augment.cutmix(images, labels, seed=[0, 2], alpha=1.0)[0],
+    "original": (images, labels),
+    "flip/crop/rotate": (augmenter(images, training=True), labels),
+    "mixup": augment.mixup(images, labels, seed=[0, 1], alpha=1.0),
+    "CutMix": augment.cutmix(images, labels, seed=[0, 2], alpha=1.0),
 }
-figure, axes = plt.subplots(len(rows), len(images), figsize=(1.8 * len(images), 1.9 * len(rows)))
-for row, (name, batch) in zip(axes, rows.items()):
-    for panel, image in zip(row, np.asarray(batch)):
-        panel.imshow(np.clip(image, 0, 255).astype("uint8"))
-        panel.set_xticks([])
-        panel.set_yticks([])
-    row[0].set_ylabel(name)
-figure = plots.finish_figure(figure, FIGURES / "augmentation.png")
+results["augmentation_preview_classes"] = len(set(np.argmax(labels, axis=1)))
+figure = plots.plot_image_rows(rows, dataset.class_names, FIGURES / "augmentation.png", title="Augmentation preview")
 
 # %% [markdown]
 # ## 3. Training from scratch, with and without augmentation
@@ -223,10 +220,9 @@ last_bn = base.get_layer("conv_pw_13_bn")
 moving_mean_before, gamma_before = last_bn.moving_mean.numpy().copy(), last_bn.gamma.numpy().copy()
 model.compile(optimizer=keras.optimizers.Adam(3e-4), loss="categorical_crossentropy", metrics=["accuracy"], jit_compile=False)
 start = time.perf_counter()
-tune_history = model.fit(train, validation_data=validation, epochs=EPOCHS, verbose=0).history
+histories["fine-tuning"] = model.fit(train, validation_data=validation, epochs=EPOCHS, verbose=0).history
 seconds = time.perf_counter() - start
 results["fine_tuning"] = test_accuracy(model)
-histories["fine-tuning"] = {key: histories["feature extraction"][key] + values for key, values in tune_history.items()}
 print("moving mean unchanged:", np.array_equal(moving_mean_before, last_bn.moving_mean.numpy()))
 print("scale (gamma) trained:", not np.allclose(gamma_before, last_bn.gamma.numpy()))
 print(f"test accuracy after fine-tuning: {results['fine_tuning']:.3f}")
@@ -234,23 +230,12 @@ variants = [("top 8 layers, one rate", freezing.parameter_counts(model)["trainab
 
 # %% [markdown]
 # ## 7. Learning curves: who overfits, who transfers
-# Solid lines: validation accuracy; dashed: training accuracy. The fine-tuning run continues the
-# feature-extraction run, so its curve is twice as long.
+# Solid lines: validation; dashed: training. Fine-tuning continues the feature-extraction run, so
+# its curve starts where that one ends (the dotted line).
 
 # %%
-figure, axes = plt.subplots(1, 2, figsize=(12, 4))
-for index, (name, history) in enumerate(histories.items()):
-    epochs = np.arange(1, len(history["accuracy"]) + 1)
-    for panel, metric in zip(axes, ("accuracy", "loss")):
-        panel.plot(epochs, history[f"val_{metric}"], "-o", color=f"C{index}", markersize=3, label=name)
-        panel.plot(epochs, history[metric], "--", color=f"C{index}", alpha=0.6)
-for panel, metric in zip(axes, ("accuracy", "loss")):
-    panel.set_xlabel("epoch")
-    panel.set_ylabel(metric)
-    panel.grid(alpha=0.3)
-axes[0].legend()
-figure.suptitle("validation (solid) and training (dashed)")
-figure = plots.finish_figure(figure, FIGURES / "learning_curves.png")
+figure = plots.plot_histories(histories, FIGURES / "learning_curves.png", first_epochs={"fine-tuning": EPOCHS + 1},
+                              title="Learning curves: validation (solid) and training (dashed)")
 
 # %% [markdown]
 # ## 8. Layer-wise learning rates

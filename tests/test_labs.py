@@ -28,7 +28,8 @@ EXPECTED = {
     },
     "lab2_fine_tuning": {
         "figures": ["augmentation.png", "learning_curves.png"],
-        "check": lambda r: r["fine_tuning"] > r["scratch"] and r["feature_extraction"] > r["scratch"],
+        "check": lambda r: r["fine_tuning"] > r["scratch"] and r["feature_extraction"] > r["scratch"]
+                           and r["augmentation_preview_classes"] >= 3,
     },
     "lab3_word_embeddings": {
         "figures": ["distances.png", "map_pca.png"],

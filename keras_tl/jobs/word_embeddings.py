@@ -106,7 +106,8 @@ def show_maps(word_vectors, words, projection, seed, run_dir, report, labels=Non
     for method in methods:
         points = project_words(word_vectors, words, method=method, seed=seed)
         path = run_dir / "figures" / f"map_{method}.png"
-        plots.plot_word_map(points, words, path, title=f"{method.upper()} map: {word_vectors.source}", groups=labels)
+        plots.plot_word_map(points, words, path, title=f"{method.upper()} map: {word_vectors.source}", groups=labels,
+                            method=method)
         print(f"{method.upper()} map: {path}")
 
 

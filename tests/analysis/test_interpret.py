@@ -107,6 +107,23 @@ def test_the_fine_tune_analysis_matches_its_predictions_and_the_run(fine_tune_ru
     assert [axes.get_title().rsplit("\n", 1)[-1] for axes in figure.axes if axes.get_title()] == names
 
 
+def test_per_class_accuracy_names_each_class_with_its_count_and_keeps_the_labels_clear(fine_tune_analysis):
+    import matplotlib.pyplot as plt
+
+    _, _, analysis = fine_tune_analysis
+    counts = np.bincount(analysis.true_labels, minlength=3)
+    figure = analysis.plot_per_class_accuracy()
+    axes = figure.axes[0]
+    names = [label.get_text() for label in axes.get_yticklabels()][::-1]  # the first class on top
+    assert names == [f"{name} ({count})" for name, count in zip(analysis.classes, counts)]
+    assert axes.get_legend() is None and f"overall accuracy {analysis.accuracy:.3f}" in axes.get_title()
+    frame = axes.get_window_extent()
+    accuracies = analysis.per_class_accuracy()
+    assert [text.get_text() for text in axes.texts][::-1] == [f"{accuracies[name]:.2f}" for name in analysis.classes]
+    assert all(text.get_window_extent().x1 <= frame.x1 for text in axes.texts)  # even 1.00 fits inside
+    plt.close(figure)
+
+
 def test_tta_averages_the_views_and_the_job_records_its_score(fine_tune_run, fine_tune_analysis):
     model, dataset, plain = fine_tune_analysis
     flipped = interpret.Interpretation(model, dataset.test, dataset.class_names, tta="flip", verbose=False)
