@@ -39,6 +39,7 @@ _HOMES = {  # module (under keras_tl) -> the public names it defines: keras_tl.N
     "features.transferability": ("logme", "h_score", "leep", "nce"),
     "training.recipe": ("fine_tune_model", "Recipe", "build_classifier", "compile_stage"),
     "training.resumable_fit": ("fit_stage",),
+    "training.still_improving": ("StillImproving",),
     "training.freezing": ("freeze_all", "unfreeze_all", "set_trainable", "freeze_up_to", "unfreeze_top",
                           "unfreeze_blocks", "freeze_batchnorm", "trainable_report", "parameter_counts",
                           "InferenceMode"),

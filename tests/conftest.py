@@ -115,5 +115,6 @@ def fine_tune_run(colours, tmp_path_factory):
 
     run_dir = tmp_path_factory.mktemp("fine_tune") / "run"
     assert fine_tune.main(["--dataset", str(colours), "--image-size", "32", "--unfreeze", "none", "--epochs", "1",
+                           "--min-steps", "0",
                            "--no-augment", "--batch-size", "8", "--quiet", "--output-dir", str(run_dir)]) == 0
     return run_dir

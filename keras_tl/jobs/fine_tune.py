@@ -6,13 +6,19 @@ top N layers that have weights), a layer and everything above it, or named block
 ``--from-scratch``: random weights, every layer trains from the start (the baseline that shows
 what the ImageNet weights are worth). The older ``--mode head|partial|full|scratch`` still works.
 
+Each stage trains at least ``--min-steps`` batches (default 100, :data:`keras_tl.training.recipe.MIN_STEPS`):
+on a small dataset its epochs are raised, and the plan shows its steps. A stage that ends with its
+validation loss still falling is named in a ``warning:`` line and in ``metrics.json``
+(``still_improving``).
+
 The job loads the data, holds out a validation part of train, builds the model under the
 ``tf.distribute`` strategy, runs the stages (resumable: a killed run started again with the same
 command goes on from its last finished epoch), evaluates once on the test set and writes the run
 folder: ``config.json``, ``metrics.json``, ``model.keras``, ``layers.txt``, per-stage logs and figures.
 The test accuracy is reported plain and with test-time augmentation (``--tta``, default ``flip``: the
 mean probabilities of each image and its mirror image, which the default training flips too; use
-``--tta none`` for tasks where a mirror image means something else, such as text).
+``--tta none`` for tasks where a mirror image means something else, such as text), each with its 95 %
+Wilson interval (:func:`keras_tl.features.classifiers.wilson_interval`).
 """
 import argparse
 import dataclasses
@@ -30,6 +36,7 @@ OPTIMIZERS = cli.library_constant("keras_tl.training.optimizers", "OPTIMIZERS")
 SCHEDULES = cli.library_constant("keras_tl.training.schedules", "SCHEDULES")
 MIX_METHODS = cli.library_constant("keras_tl.data.augment", "MIX_METHODS")
 STRATEGIES = cli.library_constant("keras_tl.distribute", "STRATEGIES")
+MIN_STEPS = cli.library_constant("keras_tl.training.recipe", "MIN_STEPS")
 
 MODES = ("head", "partial", "full", "scratch")  # the older --mode, still read: what each means in --unfreeze
 MODE_UNFREEZE = {"head": "none", "full": "all", "scratch": "all"}
@@ -89,9 +96,14 @@ def make_parser():
     how.add_argument("--dropout", type=float, default=0.2, help="dropout before the new classifier (default 0.2)")
     fit = parser.add_argument_group("training")
     fit.add_argument("--epochs", type=int, default=4,
-                     help="epochs of the main stage: fine_tune, or the only stage of head/scratch (default 4)")
+                     help="epochs of the main stage: fine_tune, or the only stage of head/scratch (default 4; "
+                          "more on a small dataset, see --min-steps)")
     fit.add_argument("--freeze-epochs", type=int, default=2,
-                     help="partial/full: epochs of the head stage first (0 skips it; default 2)")
+                     help="partial/full: epochs of the head stage first (0 skips it; default 2; more on a small "
+                          "dataset, see --min-steps)")
+    fit.add_argument("--min-steps", type=int, default=MIN_STEPS,
+                     help=f"each stage trains at least this many batches: on a small dataset its epochs are raised "
+                          f"to ceil(min-steps / batches per epoch) (default {MIN_STEPS}; 0: epochs as given)")
     fit.add_argument("--patience", type=int, default=3, help="early stopping patience in epochs (default 3)")
     fit.add_argument("--batch-size", type=int, default=32, help="images per replica per step (default 32)")
     fit.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
@@ -138,7 +150,8 @@ def parse_args(argv=None):
     cli.check_options(parser, args, image_size=cli.IMAGE_SIZE, train_per_class=cli.AT_LEAST_ONE,
                       test_per_class=cli.AT_LEAST_ONE, validation_fraction=cli.FRACTION, lora_rank=cli.NOT_NEGATIVE,
                       lora_alpha=cli.POSITIVE, dropout=cli.FRACTION_OR_ZERO, epochs=cli.AT_LEAST_ONE,
-                      freeze_epochs=cli.NOT_NEGATIVE, patience=cli.AT_LEAST_ONE, batch_size=cli.BATCH_SIZE,
+                      freeze_epochs=cli.NOT_NEGATIVE, min_steps=cli.NOT_NEGATIVE, patience=cli.AT_LEAST_ONE,
+                      batch_size=cli.BATCH_SIZE,
                       learning_rate=() if args.learning_rate == FIND else cli.POSITIVE, lr_ratio=cli.UP_TO_ONE,
                       lr_groups=cli.AT_LEAST_ONE,
                       zoom=cli.FRACTION_OR_ZERO, rotation=cli.FRACTION_OR_ZERO, translation=cli.FRACTION_OR_ZERO,
@@ -230,7 +243,7 @@ def recipe_of(args):
                          lora_rank=args.lora_rank, lora_alpha=args.lora_alpha, optimizer=args.optimizer,
                          patience=args.patience, from_scratch=args.from_scratch,
                          jit_compile=True if args.jit_compile else "auto", seed=args.seed, schedule=args.schedule,
-                         l2_sp=args.l2_sp)
+                         l2_sp=args.l2_sp, min_steps=args.min_steps)
 
 
 def compile_first_stage(model, base, settings, targets, strategy):
@@ -314,7 +327,7 @@ def build_model(args, source, image_size, num_classes, settings, strategy):
 
 def print_plan(say, args, run_dir, resuming, source, image_size, dataset, sizes, tuned, targets, augmentation,
                strategy, batch_size, stages):
-    """What the run will do, before it starts (the design notes' convention)."""
+    """What the run will do, before it starts (the design notes' convention); a stage a line, with its steps."""
     from keras_tl import distribute
 
     mix_alpha = mix_alpha_of(args)
@@ -331,8 +344,7 @@ def print_plan(say, args, run_dir, resuming, source, image_size, dataset, sizes,
         f"{distribute.describe(strategy)}" + (", mixed precision" if args.mixed_precision else ""))
     say(f"  augment:   {'none' if augmentation is None else ', '.join(layer.name for layer in augmentation.layers)}"
         + (f"; {args.mix} (alpha {mix_alpha})" if args.mix != "none" else ""))
-    say("  stages:    " + "; ".join(f"{stage.name}: up to {stage.epochs} epochs at lr {stage.learning_rate:g}"
-                                    for stage in stages), flush=True)
+    say("  stages:    " + "\n             ".join(stage.describe() for stage in stages), flush=True)
 
 
 def run(args):
@@ -371,17 +383,17 @@ def run(args):
             settings = find_learning_rate(args, model, base, settings, targets, data.training_pipelines(
                 source, image_size, splits, len(dataset.class_names), batch_size, args.mix, mix_alpha_of(args),
                 args.seed)[0], run_dir, strategy, say)
-        runs.write_json(run_dir / "config.json", {
-            "settings": settings_of(args), "learning_rate": settings.learning_rate, "image_size": image_size,
-            "global_batch_size": batch_size, "sizes": sizes,
-            "class_names": dataset.class_names, "stages": [dataclasses.asdict(stage) for stage in settings.stages()],
-            "layers_tuned": tuned, "strategy": distribute.describe(strategy), "keras": keras.__version__})
-        print_plan(say, args, run_dir, resuming, source, image_size, dataset, sizes, tuned, targets, augmentation,
-                   strategy, batch_size, settings.stages())
-
         train, validation, test = data.training_pipelines(source, image_size, splits, len(dataset.class_names),
                                                           batch_size, args.mix, mix_alpha_of(args), args.seed,
                                                           shard=args.strategy == "multi-worker")
+        stages = settings.stages(recipe.steps_per_epoch_of(train))  # what run_stages will train
+        runs.write_json(run_dir / "config.json", {
+            "settings": settings_of(args), "learning_rate": settings.learning_rate, "image_size": image_size,
+            "global_batch_size": batch_size, "sizes": sizes,
+            "class_names": dataset.class_names, "stages": [dataclasses.asdict(stage) for stage in stages],
+            "layers_tuned": tuned, "strategy": distribute.describe(strategy), "keras": keras.__version__})
+        print_plan(say, args, run_dir, resuming, source, image_size, dataset, sizes, tuned, targets, augmentation,
+                   strategy, batch_size, stages)
         if args.check:
             compile_first_stage(model, base, settings, targets, strategy)
             setup_check.check(model, dataset, source, pipeline=train, path=run_dir / "check.json",
@@ -412,9 +424,8 @@ def evaluate_and_save(args, model, test, dataset, results, run_dir, source, size
                     for index, row in enumerate(result.pop("history"))]
     predicted = classifiers.predict_classes(model, test)
     evaluation = classifiers.evaluate_predictions(dataset.test.labels, predicted, dataset.class_names)
-    tta_accuracy = None if args.tta == "none" else classifiers.evaluate_predictions(
-        dataset.test.labels, classifiers.predict_classes(tta_model(model, args.tta), test),
-        dataset.class_names)["accuracy"]
+    tta = None if args.tta == "none" else classifiers.evaluate_predictions(
+        dataset.test.labels, classifiers.predict_classes(tta_model(model, args.tta), test), dataset.class_names)
     with runs.atomic_path(run_dir / "model.keras") as temporary:
         model.save(temporary)
     title = f"{source.name} ({describe_training(args)}) on {dataset.name}"
@@ -422,9 +433,12 @@ def evaluate_and_save(args, model, test, dataset, results, run_dir, source, size
     plots.plot_confusion_matrix(evaluation["confusion_matrix"], dataset.class_names,
                                 path=run_dir / "figures" / "confusion_matrix.png",
                                 title=f"{title}: test accuracy {evaluation['accuracy']:.3f}")
-    return {"test_accuracy": evaluation["accuracy"], "test_accuracy_tta": tta_accuracy, "tta": args.tta,
-            "test_images": sizes["test"], "stages": results,
-            "history": history, "confusion_matrix": evaluation["confusion_matrix"], "report": evaluation["report"],
+    return {"test_accuracy": evaluation["accuracy"], "test_accuracy_interval": evaluation["accuracy_interval"],
+            "test_accuracy_tta": tta["accuracy"] if tta else None,
+            "test_accuracy_tta_interval": tta["accuracy_interval"] if tta else None,
+            "tta": args.tta, "test_images": sizes["test"], "stages": results, "history": history,
+            "confusion_matrix": evaluation["confusion_matrix"], "per_class": evaluation["per_class"],
+            "report": evaluation["report"],
             "class_names": dataset.class_names, "skipped_files": dataset.skipped}
 
 
@@ -440,17 +454,22 @@ def cost_of(results, sizes, wall_seconds, full_fine_tune_params):
 
 
 def print_summary(results, metrics, run_dir):
-    """The per-stage table, the test accuracy, the cost and where the run folder is."""
-    rows = [[name, result["epochs"], result["best_epoch"], result["best_val_accuracy"], result["trainable"],
-             result["train_seconds"]] for name, result in results.items()]
-    print(messages.format_table(rows, ["stage", "epochs", "best epoch", "val accuracy", "trainable params",
-                                       "train s"]))
+    """The per-stage table, the test accuracy (with its 95 % Wilson interval), the cost and where the run folder is."""
+    from keras_tl.features import classifiers
+
+    rows = [[name, result["epochs"], result["best_epoch"], result["best_val_accuracy"],
+             "yes" if result["still_improving"] else "no", result["trainable"], result["train_seconds"]]
+            for name, result in results.items()]
+    print(messages.format_table(rows, ["stage", "epochs", "best epoch", "val accuracy", "still improving",
+                                       "trainable params", "train s"]))
     cost = metrics["cost"]
     speed = (f"{cost['train_images_per_second']:.0f} train images/s" if cost["train_seconds"]
              else "no epoch trained now")
-    print(f"Test accuracy: {metrics['test_accuracy']:.4f} on {metrics['test_images']} images"
-          + (f"; {metrics['test_accuracy_tta']:.4f} with {metrics['tta']} TTA"
-             if metrics["test_accuracy_tta"] is not None else ""))
+    plain = classifiers.format_accuracy(metrics["test_accuracy"], metrics["test_accuracy_interval"])
+    print(f"Test accuracy: {plain} on {metrics['test_images']} images"
+          + (f"; {classifiers.format_accuracy(metrics['test_accuracy_tta'], metrics['test_accuracy_tta_interval'])} "
+             f"with {metrics['tta']} TTA" if metrics["test_accuracy_tta"] is not None else "")
+          + " ([low, high]: the 95 % Wilson score interval, Wilson 1927)")
     if metrics["skipped_files"]:
         print(f"Skipped {len(metrics['skipped_files'])} unreadable file(s), listed in metrics.json")
     print(f"Cost: {cost['wall_seconds']:.0f} s wall, {speed}; {cost['trainable_params']:,} of "

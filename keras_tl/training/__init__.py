@@ -3,6 +3,8 @@
 - :mod:`~keras_tl.training.recipe`: ``fine_tune_model``, the sensible two-stage recipe (a new head on
   the frozen network, then part of it unfrozen at a lower rate), every step callable by hand;
 - :mod:`~keras_tl.training.resumable_fit`: one stage of training that a killed run resumes;
+- :mod:`~keras_tl.training.still_improving`: the warning when a stage ends with its validation loss
+  still falling (a Keras callback);
 - :mod:`~keras_tl.training.freezing`: what trains (freezing by layer, count or block; BatchNorm in
   inference mode);
 - :mod:`~keras_tl.training.optimizers` and :mod:`~keras_tl.training.schedules`: layer-wise learning

@@ -12,6 +12,12 @@ retrain only as much as the data need. The recipe (fastai's ``fine_tune``; the K
    learning rate. Both stages stop early when the loss on a validation part, held out from the
    training images, stops improving, and keep their best epoch. The test set is used once, at the end.
 
+How long a stage trains is counted in optimisation steps (batches), not only in epochs: on a
+small dataset an epoch is a handful of batches, and a few epochs leave the new head untrained.
+``min_steps`` raises a stage's epochs until it has that many steps (:func:`stage_epochs`;
+:data:`MIN_STEPS` says why 100); early stopping still ends it sooner. A stage that ends with its
+validation loss still falling is reported (:mod:`keras_tl.training.still_improving`).
+
 What trains in stage fine_tune (:class:`Recipe` ``unfreeze``): every layer (``"all"``), part of
 the base (the top N layers that have weights, a layer and everything above it, or named blocks),
 or nothing (``None``: the head alone, which is feature extraction plus a trained head), as
@@ -36,17 +42,33 @@ finished epoch.
 """
 import contextlib
 import dataclasses
+import math
 import pathlib
 import tempfile
+import warnings
 
 import keras
 import numpy as np
 
 from keras_tl.messages import describe_layers
-from keras_tl.training import freezing, l2_sp, lora, optimizers, schedules
+from keras_tl.training import freezing, l2_sp, lora, optimizers, schedules, still_improving
 from keras_tl.training.resumable_fit import RestartLoRA, fit_stage
 
 FINE_TUNE_LR_FACTOR = 0.1  # stage fine_tune runs at a tenth of the head's learning rate
+MIN_STEPS = 100
+"""The job's ``--min-steps``: each stage trains at least this many batches (:func:`stage_epochs`).
+
+A new head starts random and needs a hundred steps or more at lr 1e-3 (Adam): fastai's
+``fine_tune`` gives it one epoch, 92 batches of 64 on its Oxford-IIIT Pets example (5,912 images);
+keras.io's guide "Transfer learning & fine-tuning" two epochs of 146 batches (20 of 291 in its
+first version). 100 is that floor: the default job (Animal-MNIST, 1,600 training images in batches
+of 32: 50 steps an epoch) already trains 2 x 50 = 100 and 4 x 50 = 200 steps, so it is unchanged;
+a folder of 212 photographs (5 steps an epoch once test and validation are held out) gets 20
+epochs a stage instead of 2 and 4. Where that is still too few, the stage ends with its
+validation loss still falling and the run says so (:mod:`keras_tl.training.still_improving`; the
+default job's two stages do, with ``--seed 0``). The recipe's own default is 0: a call trains the
+epochs it asks for, as ``fit`` does, and is warned when they were too few.
+"""
 
 
 # ----------------------------------------------------------------------------- the model
@@ -77,12 +99,44 @@ def build_classifier(base, num_classes, augmentation=None, dropout=0.2, bn_infer
 
 @dataclasses.dataclass
 class Stage:
-    """One ``fit``: its name, epochs, learning rate and whether the base may train."""
+    """One ``fit``: its name, epochs, learning rate and whether the base may train; with the batches in
+    an epoch (``steps_per_epoch``, None: not known), the recipe's ``min_steps`` and the epochs asked
+    for before ``min_steps`` raised them (:func:`stage_epochs`)."""
 
     name: str
     epochs: int
     learning_rate: float
     base_trains: bool
+    steps_per_epoch: int = None
+    min_steps: int = 0
+    requested_epochs: int = None
+
+    def describe(self):
+        """The plan of the stage in a line: "head: up to 20 epochs, raised from 2 (x 5 steps = 100 >= min 100) ..."."""
+        raised = f", raised from {self.requested_epochs}" if self.requested_epochs not in (None, self.epochs) else ""
+        if self.steps_per_epoch is None:
+            steps = " (batches per epoch unknown: min_steps not applied)" if self.min_steps else ""
+        else:
+            total = self.epochs * self.steps_per_epoch
+            steps = f" (x {self.steps_per_epoch} steps = {total}" + (
+                f" >= min {self.min_steps})" if self.min_steps else ")")
+        return f"{self.name}: up to {self.epochs} epochs{raised}{steps} at lr {self.learning_rate:g}"
+
+
+def stage_epochs(epochs, steps_per_epoch, min_steps):
+    """``epochs``, raised so that the stage trains at least ``min_steps`` batches:
+    ``max(epochs, ceil(min_steps / steps_per_epoch))`` (``epochs`` when ``steps_per_epoch`` is None)."""
+    if steps_per_epoch is None:
+        return epochs
+    return max(epochs, math.ceil(min_steps / steps_per_epoch))
+
+
+def steps_per_epoch_of(train):
+    """The batches in an epoch of ``train`` (a ``tf.data.Dataset`` or a ``keras.utils.PyDataset``), or None
+    where it cannot tell (an infinite or unknown-length dataset)."""
+    count = train.cardinality() if hasattr(train, "cardinality") else getattr(train, "num_batches", None)
+    count = None if count is None else int(count)
+    return count if count is not None and count > 0 else None
 
 
 @dataclasses.dataclass
@@ -90,7 +144,9 @@ class Recipe:
     """The settings of the two-stage recipe (fastai's ``fine_tune`` defaults, in Keras terms).
 
     ``freeze_epochs`` of the head alone, then ``epochs`` with the ``unfreeze`` choice training at
-    ``learning_rate / 10`` (``unfreeze=None``: the head stage only, ``epochs`` long). With
+    ``learning_rate / 10`` (``unfreeze=None``: the head stage only, ``epochs`` long); ``min_steps``
+    raises the epochs of a stage on a small dataset until it trains that many batches (0, the
+    default: epochs as given; the job's default is :data:`MIN_STEPS`). With
     ``from_scratch`` there is one stage, every layer training at ``learning_rate`` from the start.
     ``lr_ratio < 1`` gives discriminative rates over ``lr_groups`` groups; ``lora_rank > 0`` trains
     LoRA factors instead of the unfrozen Conv2D/Dense kernels. ``schedule``: each stage's rate over
@@ -114,14 +170,15 @@ class Recipe:
     seed: int = 0
     schedule: str = "constant"
     l2_sp: tuple = None
+    min_steps: int = 0
 
     def __post_init__(self):
         for name in ("epochs", "patience", "lr_groups"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1; got {getattr(self, name)}.")
-        if self.freeze_epochs < 0 or self.lora_rank < 0:
-            raise ValueError(f"freeze_epochs and lora_rank must be 0 or more; got {self.freeze_epochs}, "
-                             f"{self.lora_rank}.")
+        for name in ("freeze_epochs", "lora_rank", "min_steps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be 0 or more; got {getattr(self, name)}.")
         if not (np.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise ValueError(f"learning_rate must be a finite number > 0; got {self.learning_rate}.")
         if not 0 < self.lr_ratio <= 1:
@@ -137,14 +194,18 @@ class Recipe:
         """What trains in the stage that trains the base: ``"all"`` from scratch, else ``unfreeze``."""
         return "all" if self.from_scratch else self.unfreeze
 
-    def stages(self):
-        """The stages: ``scratch`` alone, ``head`` alone, or ``head`` then ``fine_tune`` at lr / 10."""
+    def stages(self, steps_per_epoch=None):
+        """The stages: ``scratch`` alone, ``head`` alone, or ``head`` then ``fine_tune`` at lr / 10; given
+        the batches in an epoch of the training data, each lasts at least ``min_steps`` of them."""
         if self.from_scratch:
-            return [Stage("scratch", self.epochs, self.learning_rate, True)]
-        if self.unfreeze is None:
-            return [Stage("head", self.epochs, self.learning_rate, False)]
-        head = [Stage("head", self.freeze_epochs, self.learning_rate, False)] if self.freeze_epochs else []
-        return head + [Stage("fine_tune", self.epochs, self.learning_rate * FINE_TUNE_LR_FACTOR, True)]
+            planned = [("scratch", self.epochs, self.learning_rate, True)]
+        elif self.unfreeze is None:
+            planned = [("head", self.epochs, self.learning_rate, False)]
+        else:
+            planned = ([("head", self.freeze_epochs, self.learning_rate, False)] if self.freeze_epochs else []) + [
+                ("fine_tune", self.epochs, self.learning_rate * FINE_TUNE_LR_FACTOR, True)]
+        return [Stage(name, stage_epochs(epochs, steps_per_epoch, self.min_steps), rate, base_trains,
+                      steps_per_epoch, self.min_steps, epochs) for name, epochs, rate, base_trains in planned]
 
 
 def build_model(model_or_source, num_classes, recipe, image_size=None, augmentation=None, dropout=0.2):
@@ -204,22 +265,23 @@ def run_stages(model, base, recipe, train, validation, run_dir, targets=(), call
     """Compile and fit each of the recipe's stages in turn (files in ``run_dir/<stage>``); return their summaries.
 
     ``callbacks``: Keras callbacks for every stage, or a function of the :class:`Stage` that returns them.
+    Each stage lasts at least ``recipe.min_steps`` batches of ``train``; one that ends with its
+    validation loss still falling is warned about, and its summary says ``still_improving``.
     """
     scope = strategy.scope if strategy is not None else contextlib.nullcontext
     say = print if verbose else (lambda *_, **__: None)
-    stages = recipe.stages()
+    stages = recipe.stages(steps_per_epoch_of(train))
     if recipe.l2_sp:  # w0: the weights before any stage, kept in run_dir for a resume (keras_tl.training.l2_sp)
         with scope():
             l2_sp.add_l2_sp(model, base, *recipe.l2_sp, reference_path=pathlib.Path(run_dir) / l2_sp.REFERENCE_FILE)
     results = {}
     for number, stage in enumerate(stages, 1):
         with scope():
-            steps = None if recipe.schedule == "constant" else train.cardinality()  # a schedule's length
-            groups = compile_stage(model, base, stage, recipe, targets, steps_per_epoch=steps)
+            groups = compile_stage(model, base, stage, recipe, targets, steps_per_epoch=stage.steps_per_epoch)
         counts = freezing.parameter_counts(model)
-        say(f"Stage {number}/{len(stages)} {stage.name}: {counts['trainable']:,} of {counts['total']:,} "
-            f"parameters train, lr {stage.learning_rate:g}"
-            + ("" if recipe.schedule == "constant" else f" at the peak of its {recipe.schedule} schedule"), flush=True)
+        say(f"Stage {number}/{len(stages)} {stage.describe()}"
+            + ("" if recipe.schedule == "constant" else f" at the peak of its {recipe.schedule} schedule")
+            + f"; {counts['trainable']:,} of {counts['total']:,} parameters train", flush=True)
         for layers, factor in groups:
             say(f"  lr x {factor:.3g}: {describe_layers(layers)}")
         stage_callbacks = [RestartLoRA(recipe.seed)] if recipe.lora_rank and stage.base_trains else []
@@ -229,9 +291,24 @@ def run_stages(model, base, recipe, train, validation, run_dir, targets=(), call
                                recipe.patience, stage_callbacks, verbose=verbose)
         if result["epochs_trained_now"] == 0:
             say(f"  already done: best epoch {result['best_epoch']} of {result['epochs']}")
+        losses = [row["val_loss"] for row in result["history"] if "val_loss" in row]
+        improving = still_improving.is_still_improving(losses)
+        if improving:
+            warnings.warn(still_improving.warning_line(f"stage {stage.name}", losses, more_training(stage)),
+                          stacklevel=2)
         results[stage.name] = {**result, **counts, "learning_rate": stage.learning_rate,
-                               "lr_factors": [[layers[0], layers[-1], factor] for layers, factor in groups]}
+                               "lr_factors": [[layers[0], layers[-1], factor] for layers, factor in groups],
+                               "planned_epochs": stage.epochs, "steps_per_epoch": stage.steps_per_epoch,
+                               "still_improving": improving}
     return results
+
+
+def more_training(stage):
+    """What to do about a stage whose validation loss was still falling: twice its steps (``min_steps=``)."""
+    if stage.steps_per_epoch is None:
+        return "give it more epochs"
+    steps = stage.epochs * stage.steps_per_epoch
+    return f"give it more steps, for example min_steps={2 * steps} (twice its {steps})"
 
 
 # ----------------------------------------------------------------------------- the one call
@@ -245,10 +322,11 @@ def fine_tune_model(model_or_source, train, validation, *, num_classes=None, ima
     ``"mobilenet"`` (see :func:`build_model`). ``train`` and ``validation`` yield ``(images, one-hot
     labels)`` batches, already preprocessed for the source (:func:`keras_tl.data.training_pipelines`).
     ``settings`` are :class:`Recipe` fields (``epochs``, ``freeze_epochs``, ``learning_rate``,
-    ``lr_ratio``, ``unfreeze``, ``lora_rank``, ...). ``stages`` maps each stage's name to its
-    summary, with the per-epoch ``history``. With ``run_dir`` the stages write their logs and
-    checkpoints there, and a call interrupted and made again resumes; without it they go to a
-    temporary folder.
+    ``lr_ratio``, ``unfreeze``, ``lora_rank``, ``min_steps``, ...); on a small dataset give
+    ``min_steps=MIN_STEPS`` (100), as the job does, so each stage gets enough steps. ``stages`` maps
+    each stage's name to its summary, with the per-epoch ``history`` and ``still_improving``. With
+    ``run_dir`` the stages write their logs and checkpoints there, and a call interrupted and made
+    again resumes; without it they go to a temporary folder.
 
     Every step can be taken by hand: :func:`build_model`, :func:`compile_stage`,
     :func:`keras_tl.training.resumable_fit.fit_stage`. (It was ``keras_tl.fine_tune`` before that name became

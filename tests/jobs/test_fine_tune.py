@@ -11,11 +11,12 @@ import pytest
 import tensorflow as tf
 
 from keras_tl import distribute
+from keras_tl.features.classifiers import wilson_interval
 from keras_tl.jobs import fine_tune
 from keras_tl.training import freezing, resumable_fit
 
 TINY = ["--image-size", "32", "--train-per-class", "5", "--test-per-class", "2", "--batch-size", "8",
-        "--epochs", "1", "--quiet"]
+        "--epochs", "1", "--min-steps", "0", "--quiet"]  # --min-steps 0: 1 epoch, though it is 5 steps
 HEAD_PARAMS = 1024 * 10 + 10  # the new classifier: MobileNet's 1024 features -> 10 classes
 
 
@@ -228,3 +229,38 @@ def test_bad_input_is_a_clear_error_before_training(extra, message, tmp_path, ca
     assert fine_tune.main(TINY + extra + ["--output-dir", str(tmp_path / "run")]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "run").exists()  # nothing was trained or written
+
+
+def test_the_test_accuracy_carries_its_wilson_interval_and_the_per_class_counts(fine_tune_run):
+    metrics = json.loads((fine_tune_run / "metrics.json").read_text())
+    assert metrics["test_images"] == 10 and metrics["tta"] == "flip"
+    for key in ("test_accuracy", "test_accuracy_tta"):
+        correct = round(metrics[key] * metrics["test_images"])
+        assert metrics[f"{key}_interval"] == pytest.approx(wilson_interval(correct, metrics["test_images"]))
+    assert {name: row["images"] for name, row in metrics["per_class"].items()} == {"blue": 4, "green": 3, "red": 3}
+
+
+def test_min_steps_sizes_the_stage_of_a_small_run_and_a_head_still_learning_is_warned(tmp_path, capsys):
+    """40 training images in batches of 8 are 5 steps an epoch: --min-steps 10 makes --epochs 1 two epochs.
+    Planted: 10 steps at lr 1e-3 leave a new head with its validation loss still falling."""
+    import warnings
+
+    run_dir = tmp_path / "run"
+    argv = [item for item in TINY if item != "--quiet"] + ["--unfreeze", "none", "--min-steps", "10", "--tta", "none",
+                                                           "--output-dir", str(run_dir)]
+    with pytest.warns(UserWarning, match=r"stage head ended with its validation loss still falling \(epochs 1-2 of 2: "
+                                         r"[0-9.]+, [0-9.]+\); it is likely under-trained: give it more steps, for "
+                                         r"example min_steps=20 \(twice its 10\)\.") as caught:
+        assert fine_tune.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "  stages:    head: up to 2 epochs, raised from 1 (x 5 steps = 10 >= min 10) at lr 0.001" in out
+    assert out.count("still improving") == 1 and " yes " in out.split("still improving")[1]  # the summary's column
+    warned = next(warning for warning in caught if "still falling" in str(warning.message))
+    line = warnings.formatwarning(warned.message, UserWarning, "recipe.py", 1)  # as the job's user reads it
+    assert line.startswith("warning: stage head ended") and line.count("\n") == 1
+    assert line.endswith("give it more steps, for example --min-steps 20 (twice its 10).\n")  # the job's flag
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["stages"] == [{"name": "head", "epochs": 2, "learning_rate": 1e-3, "base_trains": False,
+                                 "steps_per_epoch": 5, "min_steps": 10, "requested_epochs": 1}]
+    head = json.loads((run_dir / "metrics.json").read_text())["stages"]["head"]
+    assert (head["epochs"], head["planned_epochs"], head["steps_per_epoch"], head["still_improving"]) == (2, 2, 5, True)

@@ -134,7 +134,8 @@ def test_the_job_finds_the_rate_uses_it_one_cycle_and_a_resumed_run_reads_it(tmp
     """``--learning-rate find --schedule one-cycle --check`` at tiny size; killed after lr_find, then resumed."""
     run_dir = tmp_path / "run"
     argv = ["--image-size", "32", "--train-per-class", "5", "--test-per-class", "2", "--batch-size", "8",
-            "--epochs", "1", "--unfreeze", "none", "--learning-rate", "find", "--schedule", "one-cycle", "--check",
+            "--epochs", "1", "--min-steps", "0", "--unfreeze", "none", "--learning-rate", "find", "--schedule",
+            "one-cycle", "--check",
             "--tta", "none", "--output-dir", str(run_dir)]
 
     def killed(*args, **kwargs):
