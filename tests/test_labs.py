@@ -20,11 +20,20 @@ LABS = pathlib.Path(__file__).resolve().parents[1] / "labs"
 sys.path.insert(0, str(LABS))
 import build_notebooks  # noqa: E402
 
+from keras_tl.data import photos  # noqa: E402
+
 EXPECTED = {
     "lab1_feature_extraction": {
-        "figures": ["kernels.png", "samples.png", "confusion_matrix.png", "per_layer.png", "few_shot.png"],
-        "check": lambda r: r["fne_accuracy"] >= r["baseline_accuracy"] - 0.05 and r["fne_accuracy"] > 0.5
-                           and r["feature_width"] > r["last_layer_width"],
+        "figures": ["kernels.png", "samples.png", "confusion_matrix.png", "similar_vs_dissimilar.png",
+                    "per_layer.png", "few_shot.png"],
+        "check": lambda r: r["fne_accuracy"] > 0.4 and r["baseline_accuracy"] > 0.4
+                           and r["feature_width"] > r["last_layer_width"]
+                           and set(r["gain"]) == set(r["best_layer"]) == {"photos (similar)",
+                                                                           "silhouettes (dissimilar)"}
+                           and all(abs(gain["mean"]) <= 1 and gain["std"] >= 0 for gain in r["gain"].values())
+                           and r["gain"]["silhouettes (dissimilar)"]["mean"] > r["gain"]["photos (similar)"]["mean"]
+                           and all(0 < best["depth"] <= 1 for best in r["best_layer"].values()),
+        "needs": photos.STAMPS_DIR,  # the photographs: apt-get install tuxpaint-stamps-default
     },
     "lab2_fine_tuning": {
         "figures": ["augmentation.png", "learning_curves.png"],
@@ -73,7 +82,10 @@ def test_student_notebooks_hide_the_solutions():
 
 
 @pytest.mark.parametrize("lab", sorted(EXPECTED))
-def test_lab_runs_small(lab, tmp_path):
+def test_lab_runs_small(lab, tmp_path, decode_cache):
+    needs = EXPECTED[lab].get("needs")
+    if needs is not None and not needs.exists():
+        pytest.skip(f"{lab} reads {needs}, not installed here")
     notebook = nbformat.read(LABS / f"{lab}.ipynb", as_version=4)
     env = {key: value for key, value in os.environ.items() if key not in ("MPLBACKEND", "KERAS_TL_LAB_RUN_DIR")}
     env.update(KERAS_TL_LAB_SMALL="1", TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(LABS.parent))
@@ -91,7 +103,8 @@ def test_lab_runs_small(lab, tmp_path):
     assert "IProgress not found" not in printed  # the lab extra's ipywidgets draw the progress bars
     results = json.loads((run_dir / "results.json").read_text())
     assert EXPECTED[lab]["check"](results), results
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["runs"], "the lab wrote outside its run folder"
+    written = sorted(path.name for path in tmp_path.iterdir() if path != decode_cache)  # $KERAS_TL_CACHE: conftest's
+    assert written == ["runs"], "the lab wrote outside its run folder"
 
 
 def test_jupyterlab_serves_the_labs(tmp_path):
