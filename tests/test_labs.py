@@ -55,11 +55,15 @@ EXPECTED = {
         "figures": ["filters.png", "feature_maps.png", "top_images.png", "maximized.png", "feature_in_context.png",
                     "top_losses.png", "per_class_accuracy.png"],
         "check": lambda r: r["first_layer_filters"] == 32 and r["top_images_sorted"] and r["ascent_improved"] >= 0.5
+                           and len(r["dead_channels"]) == len(r["top_image_classes"]) == 4
+                           and all(0 <= share < 1 for share in r["dead_channels"].values())
+                           and all(1 <= classes <= 6 for classes in r["top_image_classes"].values())
                            and abs(sum(r["feature_codes"].values()) - 1) < 1e-6
-                           and r["fine_tuned_accuracy"] > r["raw_pixel_accuracy"] and r["fine_tuned_accuracy"] > 0.3
+                           and r["fine_tuned_accuracy"] > r["raw_pixel_accuracy"] and r["fine_tuned_accuracy"] > 2 / 9
                            and r["check_errors"]["correct"] == 0
                            and min(r["check_errors"][name] for name in ("raw_pixels", "scaled_twice",
                                                                          "batchnorm_training")) >= 1,
+        "needs": photos.STAMPS_DIR,
     },
 }
 
