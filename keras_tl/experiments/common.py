@@ -163,13 +163,21 @@ def extracted_pool(extractor, images, cache_dir=None, verbose=False):
 
 def split_pool(labels, train_per_class, test_per_class, seed):
     """A seeded stratified split of a pool: ``test_per_class`` test images per class, then up to
-    ``train_per_class`` train images per class from the rest. Returns (train, test) indices."""
+    ``train_per_class`` train images per class from the rest. Returns (train, test) indices.
+
+    A class with fewer than ``train_per_class + test_per_class`` images is split in that proportion,
+    with at least one image on each side: taking its test images first would leave a small class
+    (10 photographs of fish) with no training image at all, a class the SVM could never predict."""
     rng = np.random.default_rng(seed)
     train, test = [], []
     for label in np.unique(labels):
         members = rng.permutation(np.flatnonzero(labels == label))
-        test.extend(members[:test_per_class])
-        train.extend(members[test_per_class:test_per_class + train_per_class])
+        held_out = test_per_class
+        if len(members) < train_per_class + test_per_class:
+            share = round(len(members) * test_per_class / (train_per_class + test_per_class))
+            held_out = min(max(share, 1), len(members) - 1) if len(members) > 1 else len(members)
+        test.extend(members[:held_out])
+        train.extend(members[held_out:held_out + train_per_class])
     return np.array(sorted(train)), np.array(sorted(test))
 
 

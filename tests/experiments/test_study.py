@@ -69,8 +69,17 @@ def test_fne_study(tmp_path, feature_cache):
     assert {name: sorted(curve) for name, curve in result["shots"].items()} == {
         name: ["1", "3"] for name in fne_ablation.CURVE_METHODS}
     assert all(0 <= value <= 1 for value in accuracies(result))
-    for header in ("| method | animal_mnist |", "| post-processing | animal_mnist |", "| method | 1 | 3 |"):
+    for header in ("| method | animal_mnist |", "| post-processing | animal_mnist |", "| method | 1 | 3 |",
+                   "| dataset | target | FNE - last conv | the slides |"):
         assert header in report
+    gains = [100 * (fne - last) for last, fne in zip(*(result["methods"][name]["values"]
+                                                       for name in fne_ablation.CURVE_METHODS))]
+    gain = fne_ablation.fne_gain(result)
+    assert gain["values"] == pytest.approx(gains) and gain["mean"] == pytest.approx(np.mean(gains))
+    assert f"| animal_mnist | dissimilar (28-px silhouettes) | {gain['mean']:+.1f} ± {gain['std']:.1f} | " \
+           f"+3.3 to +17.5 |" in report
+    assert fne_ablation.gain_row("my_folder", result)[1:] == ["not classified", f"{gain['mean']:+.1f} ± "
+                                                               f"{gain['std']:.1f}", "—"]
     assert all(name in report for name in [*fne_ablation.FNE_METHODS, *fne_ablation.ABLATION])
     fits = (len(fne_ablation.FNE_METHODS) + 2 * len(fne_ablation.CURVE_METHODS) + len(fne_ablation.ABLATION))
     assert f"Linear SVMs (LinearSVC, C=1): {fits} fits, of which " in report
@@ -103,6 +112,10 @@ def test_split_pool_is_stratified_disjoint_and_seeded():
     assert np.bincount(labels[train]).tolist() == [2, 2, 2] and np.bincount(labels[test]).tolist() == [3, 3, 3]
     assert not set(train) & set(test)
     assert [a.tolist() for a in common.split_pool(labels, 2, 3, seed=0)] == [train.tolist(), test.tolist()]
+    # a class smaller than train + test is split in proportion, never left without training images
+    small = np.repeat(np.arange(3), [10, 40, 2])
+    train, test = common.split_pool(small, 20, 20, seed=0)
+    assert np.bincount(small[train]).tolist() == [5, 20, 1] and np.bincount(small[test]).tolist() == [5, 20, 1]
 
 
 def test_svm_fits_stopped_at_the_pass_cap_are_counted_not_hidden(monkeypatch):
