@@ -26,6 +26,26 @@ def feature_cache(tmp_path_factory):
     return tmp_path_factory.mktemp("feature_cache")
 
 
+@pytest.fixture
+def softmax_problem():
+    """``(batches, make_model)``: 32 random rows of 5 features in 3 one-hot classes, in batches of 8, and
+    ``make_model(learning_rate)``, a softmax layer compiled with Adam, with the same start every call."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(32, 5)).astype("float32"), np.eye(3, dtype="float32")[rng.integers(0, 3, 32)]
+
+    def make_model(learning_rate):
+        keras.utils.set_random_seed(0)
+        net = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3, activation="softmax")])
+        net.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy")
+        return net
+
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(8), make_model
+
+
 @pytest.fixture(scope="session")
 def random_image_set():
     """``random_image_set(count, size=28, seed=2)``: an in-memory ImageSet of ``count`` random grey

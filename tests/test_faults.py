@@ -74,16 +74,11 @@ def test_two_runs_on_one_cache_entry_wait_for_each_other_and_share_the_result(ra
     np.testing.assert_array_equal(results["features"], expected)
 
 
-def test_a_kill_while_best_keras_is_written_keeps_the_previous_best(tmp_path, monkeypatch):
-    rng = np.random.default_rng(0)
-    x, y = rng.normal(size=(32, 5)).astype("float32"), np.eye(3, dtype="float32")[rng.integers(0, 3, 32)]
-    batches = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+def test_a_kill_while_best_keras_is_written_keeps_the_previous_best(tmp_path, monkeypatch, softmax_problem):
+    batches, make_model = softmax_problem
 
     def model():
-        keras.utils.set_random_seed(0)
-        net = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3, activation="softmax")])
-        net.compile(optimizer=keras.optimizers.Adam(0.05), loss="categorical_crossentropy")
-        return net
+        return make_model(0.05)
 
     save, saves = keras.Model.save, []
 
