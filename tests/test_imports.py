@@ -137,6 +137,13 @@ def test_a_reader_never_imports_the_registry_above_it():
     assert offenders == {}
 
 
+def test_the_named_datasets_are_the_registry_s_readers_by_name():
+    """NAMED_DATASETS is a literal (the jobs read it from source for --help); it names the registry's readers."""
+    from keras_tl.data import registry
+
+    assert registry.NAMED_DATASETS == tuple(reader.name for reader in registry.BY_SPEC if ":" not in reader.name)
+
+
 def test_the_public_names_of_0_1_are_all_there():
     assert set(PUBLIC_NAMES_0_1) <= set(keras_tl.__all__)  # new names may come; none of 0.1's goes
     code = ("import keras_tl, sys\n"
