@@ -14,6 +14,7 @@ and the run folder. It never imports TensorFlow, so it starts fast.
 import argparse
 import pathlib
 import time
+import warnings
 
 from keras_tl import messages, runs
 from keras_tl.jobs import cli
@@ -126,18 +127,18 @@ def show_evaluation(word_vectors, analogies, pair_files, restrict_vocab, method,
     score, sections = word_vectors.evaluate_word_analogies(analogies, restrict_vocab=restrict_vocab, method=method,
                                                            exclude_inputs=exclude_inputs, progress=progress)
     seconds = time.perf_counter() - start
-    total = sections[-1]
-    answered = len(total["correct"]) + len(total["incorrect"])
-    print(messages.format_table([(section["section"], len(section["correct"]) + len(section["incorrect"]),
-                                  section["skipped"], f"{section_accuracy(section):.1%}") for section in sections],
+    answered = _answered(sections[-1])
+    print(messages.format_table([(section["section"], _answered(section), section["skipped"],
+                                  f"{section_accuracy(section):.1%}" if _answered(section) else "-")
+                                 for section in sections],
                                 ["section", "questions", "skipped (unknown words)", "accuracy"]))
     print(f"{answered:,} questions in {seconds:.2f} s ({answered / seconds:,.0f} questions/s)")
     report["metrics"]["analogies"] = {
         "file": analogies, "method": method, "exclude_inputs": exclude_inputs, "restrict_vocab": restrict_vocab,
-        "accuracy": score, "questions": answered, "skipped": total["skipped"], "seconds": seconds,
+        "accuracy": score, "questions": answered, "skipped": sections[-1]["skipped"], "seconds": seconds,
         "questions_per_second": answered / seconds,
-        "sections": {section["section"]: {"accuracy": section_accuracy(section), "skipped": section["skipped"],
-                                          "questions": len(section["correct"]) + len(section["incorrect"])}
+        "sections": {section["section"]: {"accuracy": section_accuracy(section) if _answered(section) else None,
+                                          "skipped": section["skipped"], "questions": _answered(section)}
                      for section in sections[:-1]}}
     report["summary"] += [("analogy accuracy", f"{score:.1%}"), ("analogy questions/s", f"{answered / seconds:,.0f}")]
 
@@ -146,12 +147,20 @@ def show_evaluation(word_vectors, analogies, pair_files, restrict_vocab, method,
     for path in pair_files:
         pearson, spearman, oov_ratio = word_vectors.evaluate_word_pairs(path, restrict_vocab=restrict_vocab)
         name = pathlib.Path(path).stem
-        report["metrics"][name] = {"file": path, "pairs": len(read_word_pairs(path)), "oov_percent": oov_ratio,
+        with warnings.catch_warnings():  # the lines skipped were named by evaluate_word_pairs; once is enough
+            warnings.simplefilter("ignore")
+            pairs = len(read_word_pairs(path))
+        report["metrics"][name] = {"file": path, "pairs": pairs, "oov_percent": oov_ratio,
                                    "spearman": spearman.statistic, "pearson": pearson.statistic}
         rows.append((name, report["metrics"][name]["pairs"], f"{oov_ratio:.1f}%", spearman.statistic,
                      pearson.statistic))
         report["summary"].append((f"{name} Spearman", f"{spearman.statistic:.3f}"))
     print(messages.format_table(rows, ["set", "pairs", "unknown", "Spearman", "Pearson"]))
+
+
+def _answered(section):
+    """How many questions of an analogy section were answered (the others were skipped)."""
+    return len(section["correct"]) + len(section["incorrect"])
 
 
 def _heading(text):

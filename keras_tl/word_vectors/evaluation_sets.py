@@ -11,7 +11,9 @@ and ``evaluate_word_pairs`` score vectors on them; :func:`parse_analogy` reads o
 by hand, ``"king - man + woman"``.
 """
 import importlib.util
+import math
 import pathlib
+import warnings
 
 from keras_tl import messages
 from keras_tl.word_vectors import formats
@@ -46,26 +48,33 @@ def read_analogy_questions(path):
     """The questions of an analogy file, as ``[(section name, [(a, b, c, d), ...]), ...]``.
 
     The format of ``questions-words.txt``: a line ``: name`` opens a section; each other line has
-    four words ``a b c d`` meaning ``a : b :: c : d``. Lines without four words are skipped, as in
-    gensim; a question before the first section header, or a file without questions, is an error.
+    four words ``a b c d`` meaning ``a : b :: c : d``. Blank lines are ignored; other lines without
+    four words are skipped, as in gensim, with a warning naming them, and a section left without
+    questions is named in another. A question before the first section header, or a file without
+    questions, is an error.
     """
-    sections = []
-    with open(path, encoding="utf-8-sig") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if line.startswith(": "):
-                sections.append((line.lstrip(": ").strip(), []))
-                continue
-            words = line.split()
-            if len(words) != 4:
-                continue
-            if not sections:
-                raise ValueError(f"{path}, line {line_number}: expected a section header ': name' before the "
-                                 f"first question, got {line.strip()!r}.")
-            sections[-1][1].append(tuple(words))
-    if not any(questions for _, questions in sections):
+    sections, malformed = [], []
+    for line_number, line in _numbered_lines(path):
+        if line.startswith(": "):
+            sections.append((line.lstrip(": ").strip(), [], line_number))
+            continue
+        words = line.split()
+        if len(words) != 4:
+            if words:
+                malformed.append(line_number)
+            continue
+        if not sections:
+            raise ValueError(f"{path}, line {line_number}: expected a section header ': name' before the "
+                             f"first question, got {line.strip()!r}.")
+        sections[-1][1].append(tuple(words))
+    _warn_skipped(path, malformed, "not four words 'a b c d'")
+    if not any(questions for _, questions, _ in sections):
         raise ValueError(f"{path} has no analogy questions; expected a section header ': name' followed by "
                          f"lines of four words 'a b c d' (a : b :: c : d).")
-    return sections
+    empty = [f"{name!r} (line {line_number})" for name, questions, line_number in sections if not questions]
+    if empty:
+        warnings.warn(f"{path}: {len(empty)} section(s) have no questions: {first_few(empty)}", stacklevel=2)
+    return [(name, questions) for name, questions, _ in sections]
 
 
 def parse_analogy(expression):
@@ -95,19 +104,53 @@ def section_accuracy(section):
 def read_word_pairs(path, delimiter="\t"):
     """``[(word1, word2, human score), ...]`` from a WordSim-353-style file.
 
-    Lines starting with ``#`` are comments; lines that are not two words and a number are skipped,
-    as in gensim.
+    Lines starting with ``#`` are comments and blank lines are ignored. Lines that are not two
+    words and a number are skipped, as in gensim, and so are scores that are NaN or infinite (the
+    correlation would be NaN), each kind with a warning naming the lines. A file without pairs is
+    an error.
     """
-    pairs = []
-    with open(path, encoding="utf-8-sig") as handle:
-        for line in handle:
-            if line.startswith("#"):
-                continue
-            fields = line.split(delimiter)
-            try:
-                word1, word2, score = fields
-                pairs.append((word1, word2, float(score)))
-            except ValueError:
-                continue
+    pairs, malformed, not_finite = [], [], []
+    for line_number, line in _numbered_lines(path):
+        if line.startswith("#") or not line.strip():
+            continue
+        try:
+            word1, word2, score = line.split(delimiter)
+            score = float(score)
+        except ValueError:
+            malformed.append(line_number)
+            continue
+        if math.isfinite(score):
+            pairs.append((word1, word2, score))
+        else:
+            not_finite.append(line_number)
+    _warn_skipped(path, malformed, f"not two words and a score separated by {delimiter!r}")
+    _warn_skipped(path, not_finite, "the score is NaN or infinite")
+    if not pairs:
+        raise ValueError(f"{path} has no word pairs; expected lines of two words and a score separated by "
+                         f"{delimiter!r} (delimiter=).")
     return pairs
 
+
+def _numbered_lines(path):
+    """``(line number, text)`` for each line of ``path``, as gensim reads it: split at ``\\n``, each
+    line decoded as UTF-8 (a byte-order mark is ignored); bytes that are not UTF-8 are an error
+    naming the line."""
+    with open(path, "rb") as handle:
+        for line_number, raw in enumerate(handle, start=1):
+            try:
+                yield line_number, raw.decode("utf-8-sig" if line_number == 1 else "utf-8")
+            except UnicodeDecodeError as error:
+                raise ValueError(f"{path}, line {line_number}: the byte(s) {error.object[error.start:error.end]!r} "
+                                 f"are not UTF-8; save the file as UTF-8.") from None
+
+
+def _warn_skipped(path, line_numbers, why):
+    """One warning naming ``path``, how many lines were skipped and why, and the first few of them."""
+    if line_numbers:
+        warnings.warn(f"{path}: {len(line_numbers)} line(s) skipped, {why}: line(s) "
+                      f"{first_few(list(map(str, line_numbers)))}", stacklevel=3)
+
+
+def first_few(items, n=5):
+    """The first ``n`` of ``items`` (strings) for a message, joined by commas, with ``...`` when there are more."""
+    return ", ".join(items[:n]) + (", ..." if len(items) > n else "")

@@ -8,7 +8,8 @@
 Text files may be gzipped (``.gz``) and may start with a UTF-8 byte-order mark. Each reader returns
 ``(words, vectors, source)``: the words in file order, a float32 matrix with one row per word, and
 a description of where they came from; :class:`keras_tl.word_vectors.vectors.WordVectors` checks
-them. A file that does not follow its format is a :class:`VectorFormatError` naming the line.
+them. A file that does not follow its format is a :class:`VectorFormatError` naming the line; a
+word2vec header that announces more than the file can hold is one before anything is allocated.
 """
 import codecs
 import contextlib
@@ -24,6 +25,8 @@ UNICODE_ERRORS = ("strict", "replace", "ignore")
 VECTOR_FORMATS = ("auto", "glove", "word2vec", "word2vec-binary")
 PACKAGED_NAME = "glove.6B.50d"
 _LINES_PER_UPDATE = 4096  # lines read between two redraws of the progress bar
+_HEADER_BYTES = 100  # the most of line 1 read to find a word2vec header, so a file without newlines is not read whole
+_GZIP_MAX_RATIO = 1032  # deflate's largest expansion: a gzipped file holds at most this many bytes per byte
 
 
 class VectorFormatError(ValueError):
@@ -109,6 +112,7 @@ def read_word2vec(path, binary=False, limit=None, unicode_errors="strict", progr
     with _open_vector_file(path) as (handle, file):
         count, dimension = _read_header(handle, path)
         wanted = count if limit is None else min(count, limit)
+        _check_header_fits(handle, file, path, count, dimension, wanted, binary)
         if binary:
             words, vectors = _read_binary_vectors(handle, path, count, wanted, dimension, unicode_errors, progress)
         else:
@@ -125,7 +129,7 @@ def guess_format(path):
     if path.name.removesuffix(".gz").endswith(".bin"):
         return "word2vec-binary"
     with _open_vector_file(path) as (handle, _):
-        fields = handle.readline().split()
+        fields = handle.readline(_HEADER_BYTES).split()
     return "word2vec" if len(fields) == 2 and all(field.isdigit() for field in fields) else "glove"
 
 
@@ -169,16 +173,40 @@ def _check_unicode_errors(unicode_errors):
 
 
 def _read_header(handle, path):
-    """The ``count dimension`` header of a word2vec file."""
-    line = handle.readline()
+    """The ``count dimension`` header of a word2vec file (line 1, read up to ``_HEADER_BYTES`` bytes)."""
+    line = handle.readline(_HEADER_BYTES)
     if not line:
         raise VectorFormatError(path, None, "the file is empty; expected a header 'count dimension' and vectors.")
     fields = line.split()
-    if len(fields) != 2 or not all(field.isdigit() and int(field) > 0 for field in fields):
+    cut = len(line) == _HEADER_BYTES and not line.endswith(b"\n")
+    if cut or len(fields) != 2 or not all(field.isdigit() and int(field) > 0 for field in fields):
         raise VectorFormatError(path, 1, f"expected a word2vec header 'count dimension' (two positive integers), "
                                          f"got {line[:60]!r}; a file without a header is GloVe (load_glove, "
                                          f"format='glove').")
     return int(fields[0]), int(fields[1])
+
+
+def _check_header_fits(handle, file, path, count, dimension, wanted, binary):
+    """A :class:`TruncatedVectorFileError` when the file is too small for the ``wanted`` vectors its
+    header announces, before anything is allocated for them.
+
+    The shortest entry is a one-byte word, a space and the numbers: ``dimension`` float32 in binary,
+    ``dimension`` one-digit numbers each after a space in text. A gzipped file is bounded by deflate's
+    largest expansion.
+    """
+    shortest_entry = 4 * dimension + 2 if binary else 2 * dimension + 1
+    size = os.fstat(file.fileno()).st_size
+    room = size * _GZIP_MAX_RATIO if handle is not file else size - file.tell()
+    if wanted * shortest_entry <= room:
+        return
+    asked = f"the first {wanted:,} (limit={wanted})" if wanted < count else "they"
+    stored = (f"{size:,} bytes gzipped, at most {room:,} unpacked" if handle is not file
+              else f"{size:,} bytes ({room:,} after the header)")
+    raise TruncatedVectorFileError(path, None, f"the header '{count} {dimension}' announces {count:,} vectors of "
+                                               f"{dimension:,} numbers; {asked} need at least "
+                                               f"{wanted * shortest_entry:,} bytes in word2vec "
+                                               f"{'binary' if binary else 'text'} format, but the file has "
+                                               f"{stored}. The header is wrong or the file was cut short.")
 
 
 def _read_text_vectors(handle, file, path, limit, unicode_errors, dimension, first_line, progress):

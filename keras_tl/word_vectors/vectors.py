@@ -70,7 +70,7 @@ class WordVectors:
             kept_rows.append(row)
         if duplicates:
             warnings.warn(f"{len(duplicates)} duplicate word(s) in {source}; the first occurrence is kept: "
-                          f"{_first_few(duplicates)}", stacklevel=2)
+                          f"{evaluation_sets.first_few(duplicates)}", stacklevel=2)
         if len(kept_rows) < len(words):
             vectors = vectors[kept_rows]
         self.index_to_key = [words[row] for row in kept_rows]
@@ -83,7 +83,7 @@ class WordVectors:
             zero_words = [repr(self.index_to_key[row]) for row in self._zero_rows]
             warnings.warn(f"{len(zero_words)} word(s) in {source} have an all-zero vector, which has no direction; "
                           f"they are left out of similarity search (most_similar, analogies, doesnt_match): "
-                          f"{_first_few(zero_words)}", stacklevel=2)
+                          f"{evaluation_sets.first_few(zero_words)}", stacklevel=2)
         self.source = source
 
     # ------------------------------------------------------------------ loading
@@ -351,7 +351,8 @@ class WordVectors:
         ``pairs`` is a file of ``word1<TAB>word2<TAB>score`` lines (``#`` starts a comment); the
         default is WordSim-353 (Finkelstein et al. 2002); ``simlex999.txt`` (Hill et al. 2015)
         rates similarity, not relatedness. Pairs with a word outside the first ``restrict_vocab``
-        words are skipped (or scored 0 with ``dummy4unknown``).
+        words are skipped (or scored 0 with ``dummy4unknown``); malformed lines and scores that are
+        NaN or infinite are skipped with a warning (:func:`~keras_tl.word_vectors.read_word_pairs`).
 
         Returns ``(pearson, spearman, oov_ratio)``: scipy's results (``statistic``, ``pvalue``)
         and the percentage of pairs with an unknown word.
@@ -373,8 +374,9 @@ class WordVectors:
             if dummy4unknown:
                 human.append(score)
                 model.append(0.0)
-        if not human:
-            raise ValueError(f"No pair in {path} has both words among the first {size:,} words of the vocabulary.")
+        if len(human) < 2:
+            raise ValueError(f"{len(human)} pair(s) in {path} have both words among the first {size:,} words of the "
+                             f"vocabulary; a correlation needs at least 2.")
         oov_ratio = 100.0 * unknown / (len(human) if dummy4unknown else len(human) + unknown)
         return stats.pearsonr(human, model), stats.spearmanr(human, model), oov_ratio
 
@@ -399,18 +401,14 @@ def _finite_rows(words, vectors, source, drop):
     if finite.all():
         return range(len(words))
     bad = [repr(words[row]) for row in np.flatnonzero(~finite)]
+    named = evaluation_sets.first_few(bad)
     if not drop:
-        raise ValueError(f"{len(bad)} vector(s) in {source} contain NaN or infinity: {_first_few(bad)}; fix the "
-                         f"file, or load with bad_rows='drop' to leave them out.")
+        raise ValueError(f"{len(bad)} vector(s) in {source} contain NaN or infinity: {named}; fix the file, or load "
+                         f"with bad_rows='drop' to leave them out.")
     if len(bad) == len(words):
         raise ValueError(f"Every vector in {source} contains NaN or infinity; no word is left.")
-    warnings.warn(f"{len(bad)} vector(s) in {source} contain NaN or infinity and are left out: {_first_few(bad)}",
-                  stacklevel=3)
+    warnings.warn(f"{len(bad)} vector(s) in {source} contain NaN or infinity and are left out: {named}", stacklevel=3)
     return np.flatnonzero(finite)
-
-
-def _first_few(items, n=5):
-    return ", ".join(items[:n]) + (", ..." if len(items) > n else "")
 
 
 def _word_list(words):

@@ -196,11 +196,13 @@ def test_analogy_case_handling_matches_gensim(tmp_path):
     assert score == 0.0  # the input 'paris' itself is the closest word
 
 
+@pytest.mark.filterwarnings("ignore:.*pairs.tsv. 1 line:UserWarning")  # asserted once below
 def test_evaluate_word_pairs_on_a_tiny_file(compass, tmp_path):
     pairs = tmp_path / "pairs.tsv"
     pairs.write_text("# word1\tword2\tscore\nW0\tw1\t9.0\nw0\tw2\t7.0\nw0\tw3\t3.0\nw0\tw4\t1.0\n"
                      "w0\tunknown\t5.0\nnot a valid line\n")
-    pearson, spearman, oov_ratio = compass.evaluate_word_pairs(pairs)
+    with pytest.warns(UserWarning, match=r"pairs.tsv: 1 line\(s\) skipped, not two words and a score .*: line\(s\) 7$"):
+        pearson, spearman, oov_ratio = compass.evaluate_word_pairs(pairs)
     assert spearman.statistic == pytest.approx(1.0) and oov_ratio == pytest.approx(20.0)
     assert pearson.statistic == pytest.approx(np.corrcoef([9, 7, 3, 1], [0.98481, 0.86603, 0, -1])[0, 1], abs=1e-4)
     keyed_vectors = _keyed_vectors(compass)
@@ -256,10 +258,10 @@ def test_glove_and_word2vec_text_and_binary_load_the_same_vectors(tmp_path, writ
     ("glove", "2 3\na 1 2 3\n", "line 1: .* looks like a word2vec header"),
     ("glove", "lonely\n", "line 1: expected a word followed by its numbers"),
     ("word2vec", "2 3\na 1 2 3\nb 1 2\n", "line 3: expected 4 fields (a word and 3 numbers, as the header says)"),
-    ("word2vec", "3 2\na 1 2\nb 3 4\n", "the header announces 3 vectors but the file has only 2"),
+    ("word2vec", "3 2\nalpha 1.5 2.5\nbeta 3.5 4.5\n", "the header announces 3 vectors but the file has only 2"),
     ("word2vec", "", "the file is empty"),
     ("word2vec", "a 1 2\n", "line 1: expected a word2vec header 'count dimension'"),
-    ("binary", b"2 2\na " + struct.pack("<2f", 1, 2) + b"\nb " + struct.pack("<f", 1), "ends inside vector 2"),
+    ("binary", b"2 2\nalpha " + struct.pack("<2f", 1, 2) + b"\nbeta " + struct.pack("<f", 1), "ends inside vector 2"),
 ])
 def test_malformed_files_name_the_line(tmp_path, loader, content, message, write_file):
     path = write_file(tmp_path / "bad.txt", content)

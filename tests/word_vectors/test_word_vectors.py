@@ -10,7 +10,7 @@ import pytest
 
 from keras_tl.jobs import word_embeddings
 from keras_tl.word_vectors import (TruncatedVectorFileError, UndecodableVectorFileError, UnknownWordError,
-                                   VectorFormatError, WordVectors, read_analogy_questions, top_k_rows)
+                                   VectorFormatError, WordVectors, read_analogy_questions, read_word_pairs, top_k_rows)
 
 BOM = b"\xef\xbb\xbf"
 
@@ -198,11 +198,12 @@ def test_gzipped_vector_files_load(tmp_path, write_file):
 
 # ---------------------------------------------------------------------- files: the exceptions gensim's users catch
 def test_a_truncated_word2vec_file_is_an_eof_error_as_in_gensim(tmp_path, write_file):
-    cut_short = b"2 2\na " + struct.pack("<2f", 1, 2) + b"\nb " + struct.pack("<f", 1)
+    """Files cut short but long enough for their header (long words): the cut is found as they are read."""
+    cut_short = b"2 2\nalpha " + struct.pack("<2f", 1, 2) + b"\nbeta " + struct.pack("<f", 1)
     cut_binary = write_file(tmp_path / "cut.bin", cut_short)
     with pytest.raises(EOFError, match="cut.bin: the header announces 2 vectors but the file ends inside vector 2"):
         WordVectors.load(cut_binary)
-    short_text = write_file(tmp_path / "short.txt", "3 2\na 1 2\nb 3 4\n")
+    short_text = write_file(tmp_path / "short.txt", "3 2\nalpha 1.5 2.5\nbeta 3.5 4.5\n")
     with pytest.raises(EOFError, match="short.txt: the header announces 3 vectors but the file has only 2") as caught:
         WordVectors.load(short_text)
     assert isinstance(caught.value, TruncatedVectorFileError) and isinstance(caught.value, VectorFormatError)
@@ -228,17 +229,147 @@ def test_a_line_starting_with_a_space_is_an_error_naming_the_line(tmp_path, writ
         WordVectors.load_glove(write_file(tmp_path / "glove.txt", "a 1 2\n 1 2\n"))
     with pytest.raises(VectorFormatError, match=message.format(3)):
         WordVectors.load(write_file(tmp_path / "word2vec.txt", "2 2\na 1 2\n 1 2\n"))
-    binary = write_file(tmp_path / "space.bin", b"2 2\na " + struct.pack("<2f", 1, 2) + b" " + struct.pack("<2f", 3, 4))
+    entries = b"alpha " + struct.pack("<2f", 1, 2) + b" " + struct.pack("<2f", 3, 4)
+    binary = write_file(tmp_path / "space.bin", b"2 2\n" + entries)
     with pytest.raises(VectorFormatError, match="vector 2 has an empty word"):
         WordVectors.load(binary)
     blank_lines = write_file(tmp_path / "blank.txt", "a 1 2\n   \nb 3 4\n")  # only spaces: a blank line, skipped
     assert WordVectors.load_glove(blank_lines).index_to_key == ["a", "b"]
 
 
+# ---------------------------------------------------------------------- headers larger than their file
+@pytest.mark.parametrize("name, content, limit, message", [
+    ("huge.bin", b"10 1000000000\na " + bytes(44), None,
+     "the header '10 1000000000' announces 10 vectors of 1,000,000,000 numbers; they need at least "
+     "40,000,000,020 bytes in word2vec binary format, but the file has 60 bytes (46 after the header)."),
+    ("huge.txt", b"10 1000000000\na" + b" 0" * 22 + b"\n", None,
+     "the header '10 1000000000' announces 10 vectors of 1,000,000,000 numbers; they need at least "
+     "20,000,000,010 bytes in word2vec text format, but the file has 60 bytes (46 after the header)."),
+    ("huge.bin", b"10 1000000000\na " + bytes(44), 3,
+     "announces 10 vectors of 1,000,000,000 numbers; the first 3 (limit=3) need at least 12,000,000,006 bytes"),
+    ("huge.bin.gz", gzip.compress(b"10 1000000000\na " + bytes(44), mtime=0), None,
+     "need at least 40,000,000,020 bytes in word2vec binary format, but the file has {size} bytes gzipped, at most "
+     "{unpacked:,} unpacked."),  # deflate unpacks at most 1,032 bytes per byte
+])
+def test_a_header_larger_than_its_file_is_an_error_before_anything_is_allocated(tmp_path, write_file, name, content,
+                                                                                limit, message):
+    """10 x 1,000,000,000 float32 would be 37 GiB; the file is checked against its header first."""
+    path = write_file(tmp_path / name, content)
+    with pytest.raises(TruncatedVectorFileError) as caught:
+        WordVectors.load(path, limit=limit)
+    message = message.format(size=len(content), unpacked=len(content) * 1032)
+    assert str(caught.value).startswith(f"{path}: ") and message in str(caught.value)
+    assert str(caught.value).endswith("The header is wrong or the file was cut short.")
+
+
+def test_a_header_line_without_an_end_is_read_no_further_than_100_bytes(tmp_path, write_file):
+    path = write_file(tmp_path / "no_newline.bin", b"1 " + b"7" * 100_000)
+    with pytest.raises(VectorFormatError, match=r"no_newline.bin, line 1: expected a word2vec header 'count "
+                                                r"dimension' \(two positive integers\), got b'1 7777"):
+        WordVectors.load(path)
+
+
+def test_job_reports_a_header_larger_than_its_file_in_one_line(tmp_path, capsys, write_file):
+    path = write_file(tmp_path / "huge.bin", b"10 1000000000\na " + bytes(44))
+    code = word_embeddings.main(["neighbors", "a", "--vectors", str(path), "--limit", "3", "--quiet",
+                                 "--output-dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and not (tmp_path / "run").exists()
+    assert err.strip().splitlines() == [
+        f"error: {path}: the header '10 1000000000' announces 10 vectors of 1,000,000,000 numbers; the first 3 "
+        f"(--limit 3) need at least 12,000,000,006 bytes in word2vec binary format, but the file has 60 bytes "
+        f"(46 after the header). The header is wrong or the file was cut short."]
+
+
+# ---------------------------------------------------------------------- evaluation files with malformed lines
+def _warning_texts(caught):
+    return [str(warning.message) for warning in caught]
+
+
+def test_malformed_analogy_lines_and_empty_sections_are_named_in_warnings(tmp_path, write_file):
+    path = write_file(tmp_path / "questions.txt", ": good\na b c d\na b c\n\n: three\nb a c\nc a b\n"
+                                                  ": five\na b c d e\n: last\nb a d c\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sections = read_analogy_questions(path)
+    assert _warning_texts(caught) == [
+        f"{path}: 4 line(s) skipped, not four words 'a b c d': line(s) 3, 6, 7, 9",
+        f"{path}: 2 section(s) have no questions: 'three' (line 5), 'five' (line 8)"]
+    assert sections == [("good", [("a", "b", "c", "d")]), ("three", []), ("five", []), ("last", [("b", "a", "d", "c")])]
+    word_vectors = WordVectors(["a", "b", "c", "d"], np.eye(4))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _, scored = word_vectors.evaluate_word_analogies(path, case_insensitive=False)
+    assert len(caught) == 2
+    assert [len(section["correct"] + section["incorrect"]) for section in scored] == [1, 0, 0, 1, 2]
+
+
+def test_an_analogy_file_of_malformed_lines_names_them_and_is_an_error(tmp_path, write_file):
+    path = write_file(tmp_path / "questions.txt", ": family\n" + "a b c\n" * 7)
+    with pytest.warns(UserWarning) as caught, pytest.raises(ValueError, match="questions.txt has no analogy questions"):
+        read_analogy_questions(path)
+    assert _warning_texts(caught) == [
+        f"{path}: 7 line(s) skipped, not four words 'a b c d': line(s) 2, 3, 4, 5, 6, ..."]
+
+
+def test_word_pairs_with_malformed_lines_or_nan_or_infinite_scores_are_named_and_left_out(tmp_path, write_file):
+    """Without the check, nan gives a NaN correlation and inf numpy's 'invalid value' warning."""
+    path = write_file(tmp_path / "pairs.tsv", "# w1\tw2\tscore\na\tb\t9\na\tc\tnan\na\td\tabc\nb\tc\tinf\n\n"
+                                              "b\td\t-inf\nc\td\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert read_word_pairs(path) == [("a", "b", 9.0)]
+    assert _warning_texts(caught) == [
+        f"{path}: 2 line(s) skipped, not two words and a score separated by '\\t': line(s) 4, 8",
+        f"{path}: 3 line(s) skipped, the score is NaN or infinite: line(s) 3, 5, 7"]
+    with open(path, "a") as handle:
+        handle.write("c\td\t2\nb\td\t5\n")
+    word_vectors = WordVectors(["a", "b", "c", "d"], [[1, 0], [0.9, 0.1], [0, 1], [0.5, 0.5]])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pearson, spearman, oov_ratio = word_vectors.evaluate_word_pairs(path, case_insensitive=False)
+    assert len(caught) == 2 and all("line(s) skipped" in text for text in _warning_texts(caught))  # no RuntimeWarning
+    assert spearman.statistic == pytest.approx(1.0) and np.isfinite(pearson.statistic) and oov_ratio == 0.0
+
+
+@pytest.mark.filterwarnings("ignore:.*line\\(s\\) skipped:UserWarning")
+def test_a_pair_file_without_two_usable_pairs_is_an_error_naming_it(tmp_path, write_file):
+    word_vectors = WordVectors(["a", "b"], [[1, 0], [0, 1]])
+    spaces = write_file(tmp_path / "spaces.txt", "a b 3\nb a 4\n")
+    with pytest.raises(ValueError, match=r"spaces.txt has no word pairs; expected lines of two words and a score "
+                                         r"separated by '\\t' \(delimiter=\)"):
+        word_vectors.evaluate_word_pairs(spaces)
+    one = write_file(tmp_path / "one.tsv", "a\tb\t3\na\tb\tnan\n")
+    with pytest.raises(ValueError, match=r"1 pair\(s\) in .*one.tsv have both words among the first 2 words of the "
+                                         r"vocabulary; a correlation needs at least 2"):
+        word_vectors.evaluate_word_pairs(one)
+    latin1 = write_file(tmp_path / "latin1.tsv", b"a\tb\t3\ncaf\xe9\tb\t4\n")
+    with pytest.raises(ValueError, match=r"latin1.tsv, line 2: the byte\(s\) b'\\xe9' are not UTF-8"):
+        word_vectors.evaluate_word_pairs(latin1)
+
+
+def test_job_names_skipped_lines_once_and_shows_an_empty_section(tmp_path, capsys, small_glove, write_file):
+    questions = write_file(tmp_path / "q.txt", ": family\nfrog toad king queen\nfrog toad king\n: empty\n")
+    pairs = write_file(tmp_path / "pairs.tsv", "frog\ttoad\t9\nfrog\tking\tnan\nking\tqueen\t8\nfrog\tqueen\t1\n")
+    argv = ["evaluate", "--analogies", str(questions), "--pairs", str(pairs), "--vectors", str(small_glove),
+            "--drop-bad-rows", "--quiet", "--output-dir", str(tmp_path / "run")]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = word_embeddings.run(word_embeddings.parse_args(argv))
+    assert _warning_texts(caught)[1:] == [  # the first: the NaN row of small.txt, dropped
+        f"{questions}: 1 line(s) skipped, not four words 'a b c d': line(s) 3",
+        f"{questions}: 1 section(s) have no questions: 'empty' (line 4)",
+        f"{pairs}: 1 line(s) skipped, the score is NaN or infinite: line(s) 2"]
+    table = capsys.readouterr().out
+    assert [line.split() for line in table.splitlines() if line.startswith("empty")] == [["empty", "0", "0", "-"]]
+    assert report["metrics"]["analogies"]["sections"]["empty"] == {"accuracy": None, "skipped": 0, "questions": 0}
+    assert report["metrics"]["pairs"]["pairs"] == 3 and np.isfinite(report["metrics"]["pairs"]["spearman"])
+
+
 # ---------------------------------------------------------------------- errors the library and the job report
 def test_an_analogy_file_without_questions_is_an_error(tmp_path, write_file):
     word_vectors = WordVectors(["a", "b"], [[1, 0], [0, 1]])
-    for content in ("", ": family\n", ": family\nnot four words\n"):
+    for content in ("", ": family\n"):  # a file of malformed lines: test_malformed_analogy_lines_are_named_...
         empty = write_file(tmp_path / "empty.txt", content)
         with pytest.raises(ValueError, match="empty.txt has no analogy questions; expected a section header"):
             word_vectors.evaluate_word_analogies(empty)
