@@ -3,20 +3,27 @@
 :data:`DATASETS` lists, per name of :mod:`keras_tl.data.course_datasets`, the files as their authors
 publish them, with their size and SHA-256 where one is published: tfds's ``checksums.tsv`` files
 (``tensorflow_datasets/datasets/*/checksums.tsv``, ``url_checksums/*.txt``) record them. Where none
-is (MIT-67), the SHA-256 computed on the first download is reported (trust on first use) and kept
-in the folder's record.
+is (MIT-67), a file is checked by its content instead: an archive must read to its end as the
+archive its name says and hold the paths the layout needs, a list must be text (not an HTML error
+page). A file that fails is set aside as ``<file>.damaged`` with a warning and fetched once more.
+The SHA-256 computed is kept in the folder's record.
 
 :func:`download` makes ``folder`` in one go: every file is streamed to ``<file>.part`` (an
 interrupted download resumes with an HTTP ``Range`` request), checked against its SHA-256 before
 it gets its name, then unpacked (archives) or moved (``.mat``, ``.txt``) into a staging folder
-beside ``folder``. Archive members that would land outside it (absolute paths, ``..``, links
-that lead out) are refused before anything is written. The staging folder becomes ``folder`` by
-one rename, with :data:`RECORD` inside, so ``folder`` is either absent or complete, and a
-complete one is never downloaded again.
+beside ``folder``. Archives unpack safely by construction (:func:`unpack_archive`): every member's
+final place, links followed, is worked out before anything is written, and links are made last, so
+nothing is written through one; a member or link that would leave the folder, a FIFO or a device, or
+an archive that unpacks to more than its cap is refused, and the staging folder is removed. The
+staging folder becomes ``folder`` by one rename, with :data:`RECORD` inside, so ``folder`` is either
+absent or complete, and a complete one is never downloaded again.
 """
 import dataclasses
+import errno
+import gzip
 import http.client
 import json
+import lzma
 import os
 import pathlib
 import shutil
@@ -24,7 +31,9 @@ import tarfile
 import urllib.error
 import urllib.parse
 import urllib.request
+import warnings
 import zipfile
+import zlib
 
 from keras_tl import messages, runs
 
@@ -32,6 +41,26 @@ RECORD = ".keras_tl_download.json"  # in a finished folder: what was downloaded,
 CHUNK = 1 << 20  # bytes read at a time
 TIMEOUT = 60  # seconds without an answer before a download counts as interrupted
 MIB = float(1 << 20)
+MAX_UNPACKED_SIZE = 10 << 30  # bytes one archive may unpack to: the largest dataset, Food-101, unpacks to 5 GB
+MAX_RATIO = 100  # unpacked bytes per archive byte: images hardly compress, a decompression bomb reaches 1,000
+MAX_LINK_FOLLOWS = 40  # links followed to resolve one path, as Linux allows
+# Python >= 3.10.12: modes made safe and owners left out (the paths are checked here, before it)
+EXTRACT_OPTIONS = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+# what reading a cut or foreign archive raises
+READ_ERRORS = (tarfile.ReadError, tarfile.CompressionError, EOFError, zlib.error, gzip.BadGzipFile,
+               lzma.LZMAError, zipfile.BadZipFile)
+HTML_PAGE = "an HTML page (the server sent a page, an error or a login, instead of the file)"
+TAR_KINDS = {tarfile.FIFOTYPE: "FIFO", tarfile.CHRTYPE: "character device", tarfile.BLKTYPE: "block device"}
+
+
+class UnsafeArchive(ValueError):
+    """An archive refused before anything of it is written: a member or link that would leave the folder,
+    a FIFO or device, or more unpacked bytes than allowed."""
+
+
+class DamagedDownload(ValueError):
+    """A downloaded file whose content is not what it should be: an archive that does not read to its end
+    or lacks the paths the layout needs, a list that is not text (an HTML error page)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,13 +68,15 @@ class RemoteFile:
     """One published file: its ``url``, ``sha256`` (None where none is published) and ``size`` in bytes.
 
     An archive (``.tar``, ``.tgz``, ``.tar.gz``, ``.zip``) is unpacked into the dataset's folder, and
-    then the ``nested`` archives it holds (paths inside it) where they lie; another file is moved there.
+    then the ``nested`` archives it holds (paths inside it) where they lie; it must unpack to the paths
+    ``provides`` names (the ones the layout needs). Another file is moved there.
     """
 
     url: str
     sha256: str = None
     size: int = None
     nested: tuple = ()
+    provides: tuple = ()
 
     @property
     def name(self):
@@ -72,7 +103,8 @@ DATASETS = {
     # jpg/, imagelabels.mat, setid.mat
     "flowers102": PublishedDataset("Oxford Flowers-102 (Nilsback & Zisserman 2008)", FLOWERS, (
         RemoteFile(FLOWERS + "102flowers.tgz",
-                   "2d01ecc807db462958cfe3d92f57a8c252b4abd240eb955770201e45f783b246", 344862509),
+                   "2d01ecc807db462958cfe3d92f57a8c252b4abd240eb955770201e45f783b246", 344862509,
+                   provides=("jpg",)),
         RemoteFile(FLOWERS + "imagelabels.mat",
                    "4903e94206bac23bf772aadf06451916df56b58fc483a62db32a97b82656651d", 502),
         RemoteFile(FLOWERS + "setid.mat",
@@ -80,36 +112,44 @@ DATASETS = {
     # images/, annotations/
     "oxford_pets": PublishedDataset("Oxford-IIIT Pets (Parkhi et al. 2012)", PETS, (
         RemoteFile("https://thor.robots.ox.ac.uk/~vgg/data/pets/images.tar.gz",
-                   "67195c5e1c01f1ab5f9b6a5d22b8c27a580d896ece458917e61d459337fa318d", 791918971),
+                   "67195c5e1c01f1ab5f9b6a5d22b8c27a580d896ece458917e61d459337fa318d", 791918971,
+                   provides=("images",)),
         RemoteFile("https://thor.robots.ox.ac.uk/~vgg/data/pets/annotations.tar.gz",
-                   "52425fb6de5c424942b7626b428656fcbd798db970a937df61750c0f1d358e91", 19173078))),
+                   "52425fb6de5c424942b7626b428656fcbd798db970a937df61750c0f1d358e91", 19173078,
+                   provides=("annotations/trainval.txt", "annotations/test.txt")))),
     # Images/, train_list.mat, test_list.mat, file_list.mat
     "stanford_dogs": PublishedDataset("Stanford Dogs (Khosla et al. 2011)", DOGS, (
         RemoteFile(DOGS + "images.tar",
-                   "a443fc2f9a851aa1a7b8e4fa4af94b8459fce2c9f5a2f4dd4669cf9673a4ec58", 793579520),
+                   "a443fc2f9a851aa1a7b8e4fa4af94b8459fce2c9f5a2f4dd4669cf9673a4ec58", 793579520,
+                   provides=("Images",)),
         RemoteFile(DOGS + "lists.tar",
-                   "34b47cacd9a98b5d150e084f24d29391c084c55272295ec65c85651bc35f4d6c", 481280))),
+                   "34b47cacd9a98b5d150e084f24d29391c084c55272295ec65c85651bc35f4d6c", 481280,
+                   provides=("train_list.mat", "test_list.mat", "file_list.mat")))),
     # CUB_200_2011/ (images/, images.txt, train_test_split.txt, ...)
     "cub200": PublishedDataset("CUB-200-2011 (Wah et al. 2011)", CUB, (
         RemoteFile("https://data.caltech.edu/records/65de6-vp158/files/CUB_200_2011.tgz?download=1",
-                   "0c685df5597a8b24909f6a7c9db6d11e008733779a671760afef78feb49bf081", 1150585339),)),
+                   "0c685df5597a8b24909f6a7c9db6d11e008733779a671760afef78feb49bf081", 1150585339,
+                   provides=("CUB_200_2011/images", "CUB_200_2011/images.txt")),)),
     # caltech-101/101_ObjectCategories/ (the zip holds it as a .tar.gz)
     "caltech101": PublishedDataset("Caltech-101 (Fei-Fei et al. 2004)", CALTECH101, (
         RemoteFile(CALTECH101 + "/files/caltech-101.zip?download=1",
                    "331234750fc7f77520e50d9565e8b6907b03565e30320da1401130db08c61f91", 137414764,
-                   nested=("caltech-101/101_ObjectCategories.tar.gz",)),)),
+                   nested=("caltech-101/101_ObjectCategories.tar.gz",),
+                   provides=("caltech-101/101_ObjectCategories",)),)),
     # food-101/ (images/, meta/)
     "food101": PublishedDataset("Food-101 (Bossard et al. 2014)",
                                 "https://data.vision.ee.ethz.ch/cvl/datasets_extra/food-101/", (
         RemoteFile("http://data.vision.ee.ethz.ch/cvl/food-101.tar.gz",
-                   "d97d15e438b7f4498f96086a4f7e2fa42a32f2712e87d3295441b2b6314053a4", 4996278331),)),
+                   "d97d15e438b7f4498f96086a4f7e2fa42a32f2712e87d3295441b2b6314053a4", 4996278331,
+                   provides=("food-101/images", "food-101/meta")),)),
     # dtd/ (images/, labels/, imdb/)
     "dtd": PublishedDataset("Describable Textures (Cimpoi et al. 2014)", DTD, (
         RemoteFile(DTD + "download/dtd-r1.0.1.tar.gz",
-                   "e42855a52a4950a3b59612834602aa253914755c95b0cff9ead6d07395f8e205", 625239812),)),
+                   "e42855a52a4950a3b59612834602aa253914755c95b0cff9ead6d07395f8e205", 625239812,
+                   provides=("dtd/images", "dtd/labels")),)),
     # Images/, TrainImages.txt, TestImages.txt; no checksum is published
     "mit67": PublishedDataset("MIT Indoor-67 (Quattoni & Torralba 2009)", MIT67 + "indoor.html", (
-        RemoteFile("http://groups.csail.mit.edu/vision/LabelMe/NewImages/indoorCVPR_09.tar"),
+        RemoteFile("http://groups.csail.mit.edu/vision/LabelMe/NewImages/indoorCVPR_09.tar", provides=("Images",)),
         RemoteFile(MIT67 + "TrainImages.txt"),
         RemoteFile(MIT67 + "TestImages.txt"))),
     "cats_vs_dogs": PublishedDataset("Kaggle Dogs vs. Cats", "https://www.kaggle.com/c/dogs-vs-cats/data"),
@@ -133,13 +173,18 @@ def is_downloaded(folder):
     return (pathlib.Path(folder) / RECORD).is_file()
 
 
-def download(name, folder, verbose=True):
+def download(name, folder, verbose=True, max_unpacked_size=None):
     """Download dataset ``name`` into ``folder`` (see the module docstring) and return its record:
     ``{"name", "title", "page", "files": [{"url", "sha256", "checked"}]}``; ``checked`` is False where no SHA-256 is
-    published (trust on first use). A finished ``folder`` is returned as it is.
+    published (the file was checked by its content). A finished ``folder`` is returned as it is.
 
-    Network failures raise ``ConnectionError`` (the same call resumes); a wrong checksum, a refused
-    archive member or a ``folder`` that already holds other files raise ``ValueError``.
+    ``max_unpacked_size``: the bytes one archive may unpack to; by default :data:`MAX_UNPACKED_SIZE`, and at
+    most :data:`MAX_RATIO` times the archive's size (a value given replaces both limits).
+
+    Network failures raise ``ConnectionError`` (the same call resumes); a place that cannot be written
+    ``PermissionError``; a wrong checksum, a file damaged twice (:class:`DamagedDownload`), a refused
+    archive (:class:`UnsafeArchive`: the staging folder is removed) or a ``folder`` that already holds
+    other files raise ``ValueError``.
     """
     dataset = published(name)
     folder = pathlib.Path(folder).expanduser().absolute()
@@ -149,17 +194,19 @@ def download(name, folder, verbose=True):
         raise ValueError(f"{folder} already holds files but no finished download; give a new or empty folder, so "
                          f"that nothing in it is overwritten.")
     staging = folder.with_name(f".{folder.name}.download")
-    downloads = staging / ".downloads"
-    downloads.mkdir(parents=True, exist_ok=True)
+    _make_writable_folder(staging / ".downloads", folder)
     files = []
-    for remote in dataset.files:
-        done = downloads / f"{remote.name}.done"  # unpacked or moved into staging
-        if not done.is_file():
-            fetched, sha256 = _fetch(remote, downloads / remote.name, dataset.page, verbose)
-            _install(fetched, remote, staging)
-            done.write_text(sha256 + "\n")
-            fetched.unlink(missing_ok=True)  # an archive (a plain file was moved)
-        files.append({"url": remote.url, "sha256": done.read_text().strip(), "checked": remote.sha256 is not None})
+    try:
+        for remote in dataset.files:
+            done = staging / ".downloads" / f"{remote.name}.done"  # unpacked or moved into staging
+            if not done.is_file():
+                done.write_text(_fetch_and_install(remote, staging, dataset.page, verbose, max_unpacked_size) + "\n")
+            files.append({"url": remote.url, "sha256": done.read_text().strip(),
+                          "checked": remote.sha256 is not None})
+        _check_links(staging)  # the links of every file together
+    except UnsafeArchive:
+        shutil.rmtree(staging)
+        raise
     record = {"name": name, "title": dataset.title, "page": dataset.page, "files": files}
     runs.write_json(staging / RECORD, record)
     if folder.exists():
@@ -169,23 +216,63 @@ def download(name, folder, verbose=True):
     return record
 
 
+def _make_writable_folder(path, folder):
+    """Make ``path`` (beside ``folder``), or raise ``PermissionError`` naming ``folder`` where it cannot be written."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        reason = None if os.access(path, os.W_OK) else "read-only"
+    except OSError as error:
+        if error.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        reason = error.strerror
+    if reason:
+        raise PermissionError(f"Cannot download into {folder}: its folder {folder.parent} cannot be written "
+                              f"({reason}; the download is made beside {folder.name} and renamed to it). Give a "
+                              f"DIR in a folder you can write to.")
+
+
+def _fetch_and_install(remote, staging, page, verbose, max_unpacked_size):
+    """The SHA-256 of ``remote`` once it is fetched (:func:`_fetch`) and installed in ``staging`` (:func:`_install`).
+
+    A file whose content fails :func:`_install`'s checks (a cut archive, an HTML error page) is set aside as
+    ``<name>.damaged``; without a published checksum it is fetched once more, with a warning naming it.
+    With one, fetching it again would bring the same bytes, and so would a second failure.
+    """
+    path = staging / ".downloads" / remote.name
+    for attempt in (1, 2):
+        sha256 = _fetch(remote, path, page, verbose)
+        try:
+            _install(path, remote, staging, max_unpacked_size)
+        except DamagedDownload as error:
+            aside = path.with_name(path.name + ".damaged")
+            os.replace(path, aside)
+            if remote.sha256 is None and attempt == 1:
+                warnings.warn(f"{error} It was set aside as {aside}; downloading it again.", stacklevel=4)
+                continue
+            why = (f"its SHA-256 is the published one, so the table in {__name__} is wrong: please report it"
+                   if remote.sha256 else "it came damaged twice: the server may be sending an error page instead")
+            raise DamagedDownload(f"{error} It was set aside as {aside}; {why} (see {page}).") from None
+        path.unlink(missing_ok=True)  # an archive (a plain file was moved)
+        return sha256
+
+
 def _fetch(remote, path, page, verbose):
-    """``(path, its SHA-256)``: the checked download of ``remote``, grown in ``path.part`` (resumed where
-    one is left) and renamed when its checksum is right."""
-    if path.is_file():  # checked on an earlier run, not installed yet
-        return path, runs.file_digest(path)
-    part = path.with_name(path.name + ".part")
-    offset = part.stat().st_size if part.exists() else 0
-    if remote.size is None or offset < remote.size:
-        _stream(remote.url, part, offset, remote.name, page, verbose)
-    actual = runs.file_digest(part)
+    """The SHA-256 of ``path``, the download of ``remote``: kept from an earlier run, or grown in ``path.part``
+    (resumed where one is left) and renamed, once its checksum (where one is published) is right."""
+    fetched = path
+    if not path.is_file():
+        fetched = path.with_name(path.name + ".part")
+        offset = fetched.stat().st_size if fetched.exists() else 0
+        if remote.size is None or offset < remote.size:
+            _stream(remote.url, fetched, offset, remote.name, page, verbose)
+    actual = runs.file_digest(fetched)
     if remote.sha256 is not None and actual != remote.sha256:
-        part.unlink()
+        fetched.unlink()
         raise ValueError(f"{remote.name}: SHA-256 mismatch (expected {remote.sha256}, got {actual}); the download "
                          f"was removed. Run the same command again; if it fails again, the file at {remote.url} "
                          f"has changed: see {page}.")
-    os.replace(part, path)
-    return path, actual
+    os.replace(fetched, path)
+    return actual
 
 
 def _stream(url, part, offset, description, page, verbose):
@@ -218,21 +305,32 @@ def _stream(url, part, offset, description, page, verbose):
                               f"{runs.readable_size(total)} of {url}. Run the same command again: it resumes.")
 
 
-def _install(path, remote, staging):
-    """Unpack archive ``path`` (then its ``nested`` archives) into ``staging``, or move a plain file there.
+def _install(path, remote, staging, max_unpacked_size):
+    """Unpack archive ``path`` (then its ``nested`` archives) into ``staging``, or move a plain file there,
+    once its content is checked (else a :class:`DamagedDownload`): an archive reads to its end and unpacks
+    to the paths ``remote.provides`` names; a ``.txt`` list is text, not an HTML page.
 
     An archive goes to a temporary folder first, and each of its top-level entries is renamed into
-    ``staging``, so an interrupted unpack leaves no half-unpacked entry there.
+    ``staging``, so an interrupted or refused unpack leaves no half-unpacked entry there.
     """
     if not _is_archive(path.name):
+        if path.suffix == ".txt":
+            _check_text(path)
         os.replace(path, staging / remote.name)
         return
     unpacking = staging / ".downloads" / f"{remote.name}.unpacking"
     shutil.rmtree(unpacking, ignore_errors=True)  # what an interrupted unpack left
-    unpack_archive(path, unpacking)
-    for nested in remote.nested:
-        unpack_archive(unpacking / nested, (unpacking / nested).parent)
-        (unpacking / nested).unlink()
+    try:
+        unpack_archive(path, unpacking, max_unpacked_size)
+        for nested in remote.nested:
+            unpack_archive(unpacking / nested, (unpacking / nested).parent, max_unpacked_size)
+            (unpacking / nested).unlink()
+        missing = [entry for entry in remote.provides if not (unpacking / entry).exists()]
+        if missing:
+            raise DamagedDownload(f"{path} unpacks without {', '.join(missing)}, which the layout needs.")
+    except ValueError:
+        shutil.rmtree(unpacking, ignore_errors=True)
+        raise
     for entry in unpacking.iterdir():
         target = staging / entry.name
         if target.is_dir() and not target.is_symlink():
@@ -245,32 +343,183 @@ def _is_archive(name):
     return name.endswith((".tar", ".tgz", ".tar.gz", ".zip"))
 
 
-def unpack_archive(path, folder):
-    """Unpack the tar or zip archive ``path`` into ``folder``, refusing (``ValueError``, before anything is
-    written) members that would land outside it: absolute paths, ``..``, and links that lead out."""
-    folder = pathlib.Path(folder)
-    if path.name.endswith(".zip"):
-        with zipfile.ZipFile(path) as archive:
-            for name in archive.namelist():
-                _check_member(path, folder, name)
-            archive.extractall(folder)
-        return
-    with tarfile.open(path) as archive:
-        members = archive.getmembers()
-        for member in members:
-            _check_member(path, folder, member.name)
-            if member.issym() or member.islnk():
-                # a symbolic link's target is relative to its folder, a hard link's to the archive's root
-                start = (folder / member.name).parent if member.issym() else folder
-                _check_member(path, folder, member.linkname, start, what=f"link {member.name} -> ")
-        # the "data" filter (Python >= 3.11.4, 3.10.12) refuses the same and more (devices, odd modes)
-        archive.extractall(folder, members, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+def _check_text(path):
+    """A :class:`DamagedDownload` unless ``path`` is UTF-8 text, not an HTML page."""
+    content = path.read_bytes()
+    try:
+        content.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DamagedDownload(f"{path} is not a list of files: byte {error.start} is not UTF-8 text.") from None
+    if _is_html(content):
+        raise DamagedDownload(f"{path} is not a list of files: it is {HTML_PAGE}.")
 
 
-def _check_member(archive, folder, name, start=None, what=""):
-    """A ``ValueError`` when ``name`` (relative to ``start``, default ``folder``) would leave ``folder``."""
-    inside = os.path.abspath(folder)
-    target = os.path.abspath(os.path.join(start or folder, name))
-    if os.path.isabs(name) or os.path.commonpath([inside, target]) != inside:
-        raise ValueError(f"{archive} holds a member that would be written outside the dataset folder "
-                         f"({what}{name!r}); refusing to unpack it. The file may be damaged or tampered with.")
+def _is_html(head):
+    return head[:1024].lstrip()[:1] == b"<"  # no list, no archive starts so
+
+
+def unpack_archive(path, folder, max_unpacked_size=None):
+    """Unpack the tar or zip archive ``path`` into ``folder``, safe by construction.
+
+    Before anything is written, every member's place is worked out (:func:`_check_members`): it must stay in
+    ``folder`` with every link followed (the archive's, all in place, and any already in ``folder``), be a
+    file, folder or link (no FIFO, no device), and the archive must unpack to at most ``max_unpacked_size``
+    bytes (see :func:`download`); else an :class:`UnsafeArchive`. Then the files and folders are written, and
+    the links last, so that nothing is written through a link. An archive that does not read to its end is a
+    :class:`DamagedDownload`.
+    """
+    path, folder = pathlib.Path(path), pathlib.Path(folder)
+    kind = "zip" if path.name.endswith(".zip") else "tar"
+    try:
+        if kind == "zip":
+            with zipfile.ZipFile(path) as archive:
+                members = [(info.filename, "folder" if info.is_dir() else "file", info.file_size, "")
+                           for info in archive.infolist()]
+                links = _check_members(path, folder, members, max_unpacked_size)
+                archive.extractall(folder)
+        else:
+            with tarfile.open(path) as archive:
+                members = archive.getmembers()
+                links = _check_members(path, folder, [(member.name, _tar_kind(member), member.size, member.linkname)
+                                                      for member in members], max_unpacked_size)
+                archive.extractall(folder, [member for member in members if not member.issym()], **EXTRACT_OPTIONS)
+                # a tar cut between two members reads as a shorter one: only the zero block after the last tells
+                # (read now, a forward seek: a backward one decompresses a .tar.gz again from its start)
+                archive.fileobj.seek(archive.offset)
+                if archive.fileobj.read(tarfile.BLOCKSIZE) != bytes(tarfile.BLOCKSIZE):
+                    raise tarfile.ReadError("it ends before its end-of-archive block")
+    except READ_ERRORS as error:
+        with open(path, "rb") as file:
+            html = f": it is {HTML_PAGE}" if _is_html(file.read(1024)) else ""
+        reason = str(error).splitlines()[0].rstrip(":")
+        raise DamagedDownload(f"{path} does not read to its end as a {kind} archive ({type(error).__name__}: "
+                              f"{reason}){html}.") from None
+    for place, target in links.items():
+        link = folder.joinpath(*place)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(target, link)
+
+
+def _tar_kind(member):
+    if member.isreg():
+        return "file"
+    if member.isdir():
+        return "folder"
+    if member.issym():
+        return "link"
+    if member.islnk():
+        return "hard link"
+    return TAR_KINDS.get(member.type, f"special file (tar type {member.type!r})")
+
+
+def _check_members(archive, folder, members, max_unpacked_size):
+    """The links among ``members`` (``(name, kind, size, link target)``, in the archive's order) as
+    ``{place: target}``, once every member is known to land inside ``folder``; else an :class:`UnsafeArchive`.
+
+    A place is a tuple of names under ``folder``. Links are made last, so a member whose place passes
+    through a link (the archive's or one already in ``folder``) is refused, and a link's target is
+    resolved with every link in place. A hard link must name a file that comes before it.
+    """
+    links = {place: target for name, kind, _, target in members if kind == "link" and (place := _place(name))}
+    link_at = _link_finder(folder, links)
+    files, total = {}, 0
+    for name, kind, size, target in members:
+        if kind not in ("file", "folder", "link", "hard link"):
+            raise _unsafe(archive, f"a {kind} ({name!r})")
+        place = _place(name)
+        if place is None or not place and kind != "folder":
+            raise _unsafe(archive, f"a member that could be written outside the dataset folder ({name!r})")
+        ends = range(1, len(place) if kind == "link" else len(place) + 1)
+        through = next((place[:end] for end in ends if link_at(place[:end]) is not None), None)
+        if through:
+            raise _unsafe(archive, f"a member written through the link {'/'.join(through)!r} ({name!r})")
+        if kind == "link" and _resolved(place[:-1], target, link_at) is None:
+            raise _unsafe(archive, f"a link that leads outside the dataset folder, or loops, once the archive's "
+                                   f"links are in place ({name!r} -> {target!r})")
+        if kind == "hard link":
+            if _place(target) not in files:
+                raise _unsafe(archive, f"a hard link to no file before it ({name!r} -> {target!r})")
+            size = files[_place(target)]
+        if kind in ("file", "hard link"):
+            files[place] = size
+            total += size
+    _check_size(archive, total, max_unpacked_size)
+    return links
+
+
+def _place(name):
+    """Member path ``name`` as a tuple of names; None when it is absolute or holds ``..``."""
+    parts = name.split("/")
+    if name.startswith("/") or ".." in parts:
+        return None
+    return tuple(part for part in parts if part not in ("", "."))
+
+
+def _link_finder(folder, links):
+    """``link_at(place)``: the target of the link at ``place``, one of ``links`` or one in ``folder``; else None."""
+    def link_at(place):
+        if place in links:
+            return links[place]
+        path = folder.joinpath(*place)
+        return os.readlink(path) if path.is_symlink() else None
+
+    return link_at
+
+
+def _resolved(start, target, link_at):
+    """The place that link ``target``, read in folder ``start``, leads to once every link on the way
+    is followed (``link_at``); None when it leaves the folder or loops."""
+    if target.startswith("/"):
+        return None
+    place, names, follows = list(start), target.split("/")[::-1], 0  # the next name to walk is last
+    while names:
+        name = names.pop()
+        if name == "..":
+            if not place:
+                return None
+            place.pop()
+        elif name not in ("", "."):
+            place.append(name)
+            link = link_at(tuple(place))
+            if link is not None:
+                follows += 1
+                if follows > MAX_LINK_FOLLOWS or link.startswith("/"):
+                    return None
+                place.pop()
+                names.extend(link.split("/")[::-1])
+    return tuple(place)
+
+
+def _check_size(archive, total, max_unpacked_size):
+    """An :class:`UnsafeArchive` when ``total`` unpacked bytes pass the cap (see :func:`download`)."""
+    cap = MAX_UNPACKED_SIZE if max_unpacked_size is None else max_unpacked_size
+    size = os.path.getsize(archive)
+    if total > cap:
+        raise UnsafeArchive(f"{archive.name} would unpack to {runs.readable_size(total)}, more than the "
+                            f"{runs.readable_size(cap)} allowed; refusing to unpack it. If you trust the file, "
+                            f"give a larger max_unpacked_size=.")
+    if max_unpacked_size is None and total > MAX_RATIO * size:
+        raise UnsafeArchive(f"{archive.name} would unpack to {runs.readable_size(total)}, {total / size:,.0f} "
+                            f"times its {runs.readable_size(size)}, where images hardly compress (at most "
+                            f"{MAX_RATIO} times is allowed: a decompression bomb?); refusing to unpack it. If you "
+                            f"trust the file, give max_unpacked_size=, which replaces this limit.")
+
+
+def _unsafe(archive, what):
+    return UnsafeArchive(f"{archive.name} holds {what}; refusing to unpack it. The file may be damaged or "
+                         f"tampered with.")
+
+
+def _check_links(folder):
+    """An :class:`UnsafeArchive` when a link in ``folder`` leads outside it, or loops, once every link in it
+    is in place (the links of two archives can combine)."""
+    link_at = _link_finder(folder, {})
+    for root, folders, files in os.walk(folder):
+        for name in folders + files:
+            path = pathlib.Path(root, name)
+            place = path.relative_to(folder).parts
+            if path.is_symlink() and _resolved(place[:-1], os.readlink(path), link_at) is None:
+                raise UnsafeArchive(f"The downloaded files hold a link that leads outside the dataset folder, or "
+                                    f"loops, once the links of all of them are in place ({'/'.join(place)!r} -> "
+                                    f"{os.readlink(path)!r}); refusing them. The files may be damaged or "
+                                    f"tampered with.")

@@ -1,8 +1,10 @@
 """The download job, ``python -m keras_tl.download NAME DIR`` (``--list``: the names).
 
-Downloads a course dataset's published files into DIR, checks their SHA-256, and unpacks them into
-the layout that ``--dataset NAME:DIR`` reads (see :mod:`keras_tl.data.downloads`). An interrupted
-download resumes when the same command runs again; a finished DIR is left as it is.
+Downloads a course dataset's published files into DIR, checks their SHA-256 (or, where none is
+published, their content), and unpacks them into the layout that ``--dataset NAME:DIR`` reads (see
+:mod:`keras_tl.data.downloads`); an archive that would write outside DIR, holds a FIFO or a device, or
+unpacks to more than ``--max-unpacked-size`` is refused. An interrupted download resumes when the
+same command runs again; a finished DIR is left as it is.
 """
 import argparse
 
@@ -25,6 +27,9 @@ def make_parser():
     parser.add_argument("name", nargs="?", help="the dataset (see --list)")
     parser.add_argument("dir", nargs="?", help="the folder to make (new or empty)")
     parser.add_argument("--list", action="store_true", help="list the datasets and their files, then stop")
+    parser.add_argument("--max-unpacked-size", type=float, default=None, metavar="GIB",
+                        help=f"the GiB one archive may unpack to (default: {downloads.MAX_UNPACKED_SIZE >> 30}, and at "
+                             f"most {downloads.MAX_RATIO} times the archive's size; a value given replaces both)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     cli.add_verbose(parser)
     return parser
@@ -35,6 +40,7 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if not args.list and not (args.name and args.dir):
         parser.error("give NAME and DIR (or --list to see the names).")
+    cli.check_options(parser, args, max_unpacked_size=cli.POSITIVE)
     return args
 
 
@@ -50,14 +56,20 @@ def run(args):
     if not args.quiet:
         print(f"Downloading {dataset.title}: {len(dataset.files)} file(s), "
               f"{runs.readable_size(size) if size else 'size not published'}, into {args.dir}", flush=True)
+    cap = None if args.max_unpacked_size is None else int(args.max_unpacked_size * (1 << 30))
     try:
-        record = downloads.download(args.name, args.dir, verbose=not args.quiet)
+        record = downloads.download(args.name, args.dir, verbose=not args.quiet, max_unpacked_size=cap)
     except ConnectionError as error:  # offline or interrupted: one error line; the same command resumes
         raise ValueError(str(error)) from None
+    except OSError as error:
+        if error.errno not in cli.DISK_FULL:
+            raise
+        raise ValueError(f"{error.strerror} (writing {error.filename or args.dir}). Free some space there, or give "
+                         f"a DIR on another disk, then run the same command again: it resumes.") from None
     for entry in record["files"]:
         if not entry["checked"]:
-            print(f"no published checksum for {entry['url']}: its SHA-256 is {entry['sha256']} (trusted on first "
-                  f"use, kept in {args.dir}/{downloads.RECORD})")
+            print(f"no published checksum for {entry['url']}: its content was checked instead; its SHA-256 is "
+                  f"{entry['sha256']} (kept in {args.dir}/{downloads.RECORD})")
     print(f"Done: python -m keras_tl.fne --dataset {args.name}:{args.dir}")
 
 

@@ -1,16 +1,24 @@
 """Checked downloads: ``python -m keras_tl.download NAME DIR``.
 
 A replica of Flowers-102 as published (``102flowers.tgz`` holding ``jpg/``, ``imagelabels.mat``,
-``setid.mat``) is served by a local ``http.server`` on 127.0.0.1, and the table entry is pointed at it.
+``setid.mat``), of MIT-67 (no checksums) or a hostile archive is served by a local ``http.server`` on
+127.0.0.1, and the table entry is pointed at it.
 """
+import dataclasses
+import errno
+import gzip
 import hashlib
 import http.server
 import io
 import json
+import os
+import pathlib
+import re
 import subprocess
 import sys
 import tarfile
 import threading
+import zipfile
 
 import numpy as np
 import pytest
@@ -52,7 +60,7 @@ class Server:
                 pass
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     def url(self, name):
         return f"http://127.0.0.1:{self.httpd.server_port}/{name}"
@@ -62,12 +70,15 @@ class Server:
         self.httpd.server_close()
 
 
-def tar_gz(members):
-    """A .tar.gz of ``{name: bytes}``."""
+def tar_gz(members, mode="w:gz"):
+    """A .tar.gz (a .tar with ``mode="w"``) of ``{name: bytes}``; a ``(tar type, link target)`` value makes a
+    link or a special file."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+    with tarfile.open(fileobj=buffer, mode=mode) as archive:
         for name, content in members.items():
             info = tarfile.TarInfo(name)
+            if isinstance(content, tuple):
+                (info.type, info.linkname), content = content, b""
             info.size = len(content)
             archive.addfile(info, io.BytesIO(content))
     return buffer.getvalue()
@@ -100,6 +111,41 @@ def flowers(monkeypatch):
     yield serve
     for server in servers:
         server.close()
+
+
+@pytest.fixture
+def serve(monkeypatch):
+    """``serve(files, remotes=None, dataset="flowers102")``: serve ``files`` (``{name: bytes}``) and point the table
+    entry of ``dataset`` at them: ``remotes`` with their URLs replaced, else each file with its SHA-256 and size."""
+    servers = []
+
+    def start(files, remotes=None, dataset="flowers102"):
+        server = Server(files)
+        servers.append(server)
+        remotes = ([dataclasses.replace(remote, url=server.url(remote.name)) for remote in remotes] if remotes else
+                   [downloads.RemoteFile(server.url(name), hashlib.sha256(content).hexdigest(), len(content))
+                    for name, content in files.items()])
+        monkeypatch.setitem(downloads.DATASETS, dataset,
+                            downloads.PublishedDataset("Replica", "http://127.0.0.1/", tuple(remotes)))
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def mit67_files(train_list=b"kitchen/a.jpg\nbar/b.jpg\n"):
+    """MIT-67 as published: ``indoorCVPR_09.tar`` holding ``Images/``, and the two lists."""
+    images = {f"Images/{name}": jpeg(seed) for seed, name in enumerate(["kitchen/a.jpg", "bar/b.jpg", "kitchen/c.jpg",
+                                                                       "bar/d.jpg"])}
+    return {"indoorCVPR_09.tar": tar_gz(images, mode="w"), "TrainImages.txt": train_list,
+            "TestImages.txt": b"kitchen/c.jpg\nbar/d.jpg\n"}
+
+
+def error_lines(captured):
+    """The ``error:`` lines of a job's stderr, after checking that it holds no traceback."""
+    assert "Traceback" not in captured.err
+    return [line for line in captured.err.splitlines() if line.startswith("error:")]
 
 
 def test_download_checks_and_unpacks_into_the_published_layout(flowers, tmp_path):
@@ -149,24 +195,180 @@ def test_a_wrong_checksum_is_an_error_and_leaves_no_file(flowers, tmp_path):
     assert list((tmp_path / ".flowers102.download" / ".downloads").iterdir()) == []  # no .part, no final name
 
 
-@pytest.mark.parametrize("member, link", [("../evil", None), ("/tmp/evil", None), ("jpg/evil", "../../evil")])
-def test_an_archive_member_that_leaves_the_folder_is_refused(monkeypatch, tmp_path, member, link):
+SYMLINK, HARD_LINK = tarfile.SYMTYPE, tarfile.LNKTYPE
+OUTSIDE = "a member that could be written outside the dataset folder"
+LEADS_OUT = "a link that leads outside the dataset folder, or loops, once the archive's links are in place"
+HOSTILE = {  # {name: (members, what the error says the archive holds)}
+    "parent": ({"../evil": b"evil"}, f"{OUTSIDE} ('../evil')"),
+    "absolute": ({"/tmp/evil": b"evil"}, f"{OUTSIDE} ('/tmp/evil')"),
+    "link": ({"jpg/evil": (SYMLINK, "../../evil")}, f"{LEADS_OUT} ('jpg/evil' -> '../../evil')"),
+    # lexically inside; through x (made after it, x -> .) three levels above the folder
+    "chained links": ({"sub/leak": (SYMLINK, "../x/x/x/../../../outside"), "x": (SYMLINK, ".")},
+                      f"{LEADS_OUT} ('sub/leak' -> '../x/x/x/../../../outside')"),
+    "loop": ({"a": (SYMLINK, "b"), "b": (SYMLINK, "a")}, f"{LEADS_OUT} ('a' -> 'b')"),
+    "through a link": ({"jpg": (SYMLINK, "images"), "jpg/evil": b"evil"},
+                       "a member written through the link 'jpg' ('jpg/evil')"),
+    "hard link": ({"jpg/passwd": (HARD_LINK, "../../etc/passwd")},
+                  "a hard link to no file before it ('jpg/passwd' -> '../../etc/passwd')"),
+    "FIFO": ({"jpg/image.jpg": jpeg(0), "jpg/pipe": (tarfile.FIFOTYPE, "")}, "a FIFO ('jpg/pipe')"),
+    "device": ({"jpg/null": (tarfile.CHRTYPE, "")}, "a character device ('jpg/null')"),
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE)
+def test_a_hostile_archive_is_one_error_line_and_nothing_is_written(serve, tmp_path, capsys, case):
+    members, holds = HOSTILE[case]
+    serve({"evil.tar.gz": tar_gz(members)})
+    assert download_job.main(["flowers102", str(tmp_path / "data" / "flowers102"), "--quiet"]) == 2
+    assert error_lines(capsys.readouterr()) == [f"error: evil.tar.gz holds {holds}; refusing to unpack it. The "
+                                                f"file may be damaged or tampered with."]
+    assert [path.name for path in tmp_path.iterdir()] == ["data"]
+    assert list((tmp_path / "data").iterdir()) == []  # no folder, no staging left
+
+
+def zip_of(members):
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        info = tarfile.TarInfo(member)
-        if link:
-            info.type, info.linkname = tarfile.SYMTYPE, link
-        archive.addfile(info, io.BytesIO(b"" if link else b"evil"))
-    server = Server({"evil.tar.gz": buffer.getvalue()})
-    monkeypatch.setitem(downloads.DATASETS, "flowers102", downloads.PublishedDataset("Evil", "http://127.0.0.1/", (
-        downloads.RemoteFile(server.url("evil.tar.gz"), hashlib.sha256(buffer.getvalue()).hexdigest()),)))
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("members, message", [
+    ({"jpg/a.jpg": jpeg(0), "../evil": b"evil"}, f"evil.zip holds {OUTSIDE} ('../evil'); refusing to unpack it"),
+    ({"jpg/zeros": bytes(4 << 20)}, "evil.zip would unpack to 4.0 MiB, "),
+])
+def test_a_zip_is_checked_the_same_way(serve, tmp_path, members, message):
+    serve({"evil.zip": zip_of(members)})
+    with pytest.raises(downloads.UnsafeArchive, match=re.escape(message)):
+        downloads.download("flowers102", tmp_path / "data" / "flowers102", verbose=False)
+    assert list((tmp_path / "data").iterdir()) == []
+
+
+def test_links_of_two_archives_that_lead_out_together_are_refused(serve, tmp_path):
+    # each alone stays inside; with images -> . in place, lists/leak climbs above the folder
+    serve({"a.tar.gz": tar_gz({"images": (SYMLINK, ".")}),
+           "b.tar.gz": tar_gz({"lists/leak": (SYMLINK, "../images/images/../../outside")})})
+    with pytest.raises(downloads.UnsafeArchive, match="'lists/leak' -> '../images/images/../../outside'"):
+        downloads.download("flowers102", tmp_path / "data" / "flowers102", verbose=False)
+    assert list((tmp_path / "data").iterdir()) == []
+
+
+def test_links_inside_the_folder_are_kept(serve, tmp_path):
+    serve({"ok.tar.gz": tar_gz({"jpg/a.jpg": jpeg(0), "jpg/same.jpg": (SYMLINK, "a.jpg"),
+                                "all": (SYMLINK, "jpg"), "jpg/copy.jpg": (HARD_LINK, "jpg/a.jpg")})})
+    folder = tmp_path / "flowers102"
+    downloads.download("flowers102", folder, verbose=False)
+    assert (folder / "all" / "same.jpg").read_bytes() == (folder / "jpg" / "copy.jpg").read_bytes() == jpeg(0)
+    assert os.readlink(folder / "all") == "jpg"
+
+
+def test_an_archive_over_the_cap_is_refused_and_nothing_is_left(flowers, tmp_path):
+    flowers()
+    with pytest.raises(downloads.UnsafeArchive, match=r"102flowers.tgz would unpack to .* more than the 1000 bytes "
+                                                      r"allowed; refusing to unpack it.*max_unpacked_size="):
+        downloads.download("flowers102", tmp_path / "flowers102", verbose=False, max_unpacked_size=1000)
+    assert list(tmp_path.iterdir()) == []  # no folder, no staging
+
+
+def test_a_decompression_bomb_is_refused_unless_the_job_is_given_a_cap(serve, tmp_path, capsys):
+    serve({"bomb.tar.gz": tar_gz({"jpg/zeros": bytes(4 << 20)})})  # 4 MiB of zeros: about 4 KiB packed
+    folder = str(tmp_path / "flowers102")
+    assert download_job.main(["flowers102", folder, "--quiet"]) == 2
+    [error] = error_lines(capsys.readouterr())
+    assert error.startswith("error: bomb.tar.gz would unpack to 4.0 MiB, ")
+    assert "(at most 100 times is allowed: a decompression bomb?)" in error
+    assert error.endswith("give --max-unpacked-size, which replaces this limit.")
+    assert list(tmp_path.iterdir()) == []
+    assert download_job.main(["flowers102", folder, "--quiet", "--max-unpacked-size", "0.01"]) == 0
+    assert (tmp_path / "flowers102" / "jpg" / "zeros").stat().st_size == 4 << 20
+
+
+@pytest.mark.parametrize("kept", [b"cut", b"<!DOCTYPE html><html><body>503 Service Unavailable</body></html>"])
+def test_a_damaged_kept_archive_without_checksum_is_set_aside_and_fetched_again(serve, tmp_path, kept):
+    files = mit67_files()
+    server = serve(files, downloads.DATASETS["mit67"].files, "mit67")
+    archive = tmp_path / ".mit67.download" / ".downloads" / "indoorCVPR_09.tar"
+    archive.parent.mkdir(parents=True)
+    # what a cut transfer (here between two members: it reads as a shorter tar), or a page saved as the
+    # archive, left on an earlier run
+    archive.write_bytes(files["indoorCVPR_09.tar"][:5000] if kept == b"cut" else kept)
+    reason = "it is an HTML page" if kept != b"cut" else "it ends before its end-of-archive block"
+    with pytest.warns(UserWarning, match=f"{archive} does not read to its end as a tar archive .*{reason}.* It was "
+                                         f"set aside as {archive}.damaged; downloading it again."):
+        record = downloads.download("mit67", tmp_path / "mit67", verbose=False)
+    assert [name for name, _ in server.requests] == ["indoorCVPR_09.tar", "TrainImages.txt", "TestImages.txt"]
+    assert sorted(path.name for path in (tmp_path / "mit67" / "Images" / "kitchen").iterdir()) == ["a.jpg", "c.jpg"]
+    assert record["files"][0] == {"url": server.url("indoorCVPR_09.tar"), "checked": False,
+                                  "sha256": hashlib.sha256(files["indoorCVPR_09.tar"]).hexdigest()}
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["mit67"]
+
+
+def test_an_html_page_as_a_split_list_is_refused_not_done(serve, tmp_path, capsys):
+    page = b"\n<html><head><title>404 Not Found</title></head></html>\n"
+    serve(mit67_files(train_list=page), downloads.DATASETS["mit67"].files, "mit67")
+    kept = tmp_path / ".mit67.download" / ".downloads" / "TrainImages.txt"
+    with pytest.warns(UserWarning, match=f"{kept} is not a list of files: it is an HTML page .* downloading it again"):
+        assert download_job.main(["mit67", str(tmp_path / "mit67"), "--quiet"]) == 2
+    captured = capsys.readouterr()
+    assert error_lines(captured) == [
+        f"error: {kept} is not a list of files: it is an HTML page (the server sent a page, an error or a login, "
+        f"instead of the file). It was set aside as {kept}.damaged; it came damaged twice: the server may be "
+        f"sending an error page instead (see http://127.0.0.1/)."]
+    assert "Done" not in captured.out and not (tmp_path / "mit67").exists()
+    assert kept.with_name("TrainImages.txt.damaged").read_bytes() == page
+
+
+def test_an_archive_without_the_paths_the_layout_needs_is_damaged(serve, tmp_path):
+    files = {**mit67_files(), "indoorCVPR_09.tar": tar_gz({"images/a.jpg": jpeg(0)}, mode="w")}
+    serve(files, downloads.DATASETS["mit67"].files, "mit67")
+    with pytest.warns(UserWarning, match="indoorCVPR_09.tar unpacks without Images, which the layout needs"):
+        with pytest.raises(downloads.DamagedDownload, match="unpacks without Images.*came damaged twice"):
+            downloads.download("mit67", tmp_path / "mit67", verbose=False)
+
+
+@pytest.mark.parametrize("how", ["chmod", "read-only disk"])
+def test_a_folder_that_cannot_be_written_is_one_error_line_naming_it(flowers, tmp_path, capsys, monkeypatch, how):
+    flowers()
+    parent = tmp_path / "read-only"
+    parent.mkdir()
+    if how == "chmod":
+        parent.chmod(0o555)
+        if os.access(parent, os.W_OK):
+            parent.chmod(0o755)
+            pytest.skip("this user (root) writes in a read-only folder")
+    else:
+        def read_only(path, *args, **kwargs):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        monkeypatch.setattr(pathlib.Path, "mkdir", read_only)
     try:
-        with pytest.raises(ValueError, match="would be written outside the dataset folder.*refusing to unpack"):
-            downloads.download("flowers102", tmp_path / "data" / "flowers102", verbose=False)
+        assert download_job.main(["flowers102", str(parent / "flowers102")]) == 2
     finally:
-        server.close()
-    assert not (tmp_path / "evil").exists() and not (tmp_path / "data" / "evil").exists()
-    assert not (tmp_path / "data" / "flowers102").exists()
+        parent.chmod(0o755)
+    [error] = error_lines(capsys.readouterr())
+    assert error.startswith(f"error: Cannot download into {parent / 'flowers102'}: its folder {parent} cannot be "
+                            f"written (")
+    assert error.endswith("Give a DIR in a folder you can write to.")
+
+
+def test_a_full_disk_names_the_jobs_own_dir_not_flags_it_lacks(monkeypatch, tmp_path, capsys):
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", "DIR/.flowers102.download/.downloads/102flowers.tgz")
+    monkeypatch.setattr(downloads, "download", full)
+    assert download_job.main(["flowers102", str(tmp_path / "flowers102"), "--quiet"]) == 2
+    assert error_lines(capsys.readouterr()) == [
+        "error: No space left on device (writing DIR/.flowers102.download/.downloads/102flowers.tgz). Free some "
+        "space there, or give a DIR on another disk, then run the same command again: it resumes."]
+
+
+def test_a_kept_file_whose_checksum_no_longer_matches_is_not_trusted(flowers, tmp_path):
+    flowers()
+    kept = tmp_path / ".flowers102.download" / ".downloads" / "102flowers.tgz"
+    kept.parent.mkdir(parents=True)
+    kept.write_bytes(gzip.compress(b"changed on disk since it was checked"))
+    with pytest.raises(ValueError, match="102flowers.tgz: SHA-256 mismatch"):
+        downloads.download("flowers102", tmp_path / "flowers102", verbose=False)
+    assert not kept.exists()
 
 
 def test_the_job_downloads_once_and_a_second_run_does_nothing(flowers, tmp_path, capsys):
@@ -189,7 +391,7 @@ def test_without_a_published_checksum_the_job_prints_the_one_it_computed(flowers
                                                                                          server.url("setid.mat")),)))
     assert download_job.main(["flowers102", str(tmp_path / "unchecked"), "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert f"its SHA-256 is {hashlib.sha256(content).hexdigest()} (trusted on first use" in out
+    assert f"its content was checked instead; its SHA-256 is {hashlib.sha256(content).hexdigest()} (kept in" in out
     assert (tmp_path / "unchecked" / "setid.mat").read_bytes() == content
 
 
