@@ -9,7 +9,7 @@ same command runs again; a finished DIR is left as it is.
 import argparse
 
 from keras_tl import messages, runs
-from keras_tl.data import downloads
+from keras_tl.data import archives, downloads
 from keras_tl.jobs import cli
 
 EXAMPLES = """examples:
@@ -28,8 +28,8 @@ def make_parser():
     parser.add_argument("dir", nargs="?", help="the folder to make (new or empty)")
     parser.add_argument("--list", action="store_true", help="list the datasets and their files, then stop")
     parser.add_argument("--max-unpacked-size", type=float, default=None, metavar="GIB",
-                        help=f"the GiB one archive may unpack to (default: {downloads.MAX_UNPACKED_SIZE >> 30}, and at "
-                             f"most {downloads.MAX_RATIO} times the archive's size; a value given replaces both)")
+                        help=f"the GiB one archive may unpack to (default: {archives.MAX_UNPACKED_SIZE >> 30}, and at "
+                             f"most {archives.MAX_RATIO} times the archive's size; a value given replaces both)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     cli.add_verbose(parser)
     return parser
