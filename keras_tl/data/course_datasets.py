@@ -18,12 +18,19 @@ it both work. Every loader keeps the published train/test split:
 - ``cats_vs_dogs``: Kaggle's Dogs vs. Cats ``train/`` folder (``cat.0.jpg``, ``dog.0.jpg``), a seeded
   stratified split (``test_fraction``).
 
-Every file a split names must exist (one ``FileNotFoundError`` says how many are missing and shows
-the first few); then the files get the decode check of every folder dataset
+Every list and metadata file is checked before any image is read: an entry that leaves the dataset
+folder (absolute, or with ``..``), a malformed line or ``.mat`` field (an id that is no whole number or
+is out of range, a class id that ``classes.txt`` lacks, a CUB split flag other than 0 or 1, an HTML page
+saved in a file's place) is one :class:`DatasetListError` naming the file and the field. An image listed
+in both train and test is left out of train, with one warning that gives the count, so that no test
+image is trained on. Every file a split names must exist (one ``FileNotFoundError`` says how many are
+missing and shows the first few); then the files get the decode check of every folder dataset
 (:func:`keras_tl.data.folders.file_dataset`). :func:`recognise` tells a published layout by its marker
 files, so ``load_dataset(PATH)`` without the name works too.
 """
 import pathlib
+import re
+import warnings
 
 import numpy as np
 
@@ -44,6 +51,11 @@ ACCEPTED_SUBFOLDERS = {"cub200": ("CUB_200_2011",), "flowers102": ("flowers-102"
                        "cats_vs_dogs": ("train",)}
 
 
+class DatasetListError(ValueError):
+    """A list or metadata file of a published layout that does not read as published; the message names
+    the file and the field."""
+
+
 def parse_spec(spec):
     """``(NAME, PATH)`` when ``spec`` reads ``NAME:PATH`` (and is not itself a path), else None.
 
@@ -57,12 +69,20 @@ def parse_spec(spec):
 
 def recognise(folder):
     """The NAME of the published layout that ``folder`` (or an accepted sub-folder) has, or None."""
-    folder = pathlib.Path(folder)
+    return next(iter(layout_markers(folder)), None)
+
+
+def layout_markers(folder):
+    """``{NAME: [the marker files found]}`` for each published layout whose marker files are all in ``folder``
+    (or an accepted sub-folder): more than one means the folder mixes two datasets."""
+    folder, found = pathlib.Path(folder), {}
     for name, markers in MARKERS.items():
         for candidate in [folder] + [folder / child for child in ACCEPTED_SUBFOLDERS.get(name, ())]:
-            if all(next(candidate.glob(marker), None) for marker in markers):
-                return name
-    return None
+            paths = [next(candidate.glob(marker), None) for marker in markers]
+            if all(paths):
+                found[name] = paths
+                break
+    return found
 
 
 def read(spec, options):
@@ -120,16 +140,102 @@ def _check_listed(splits, listing):
     return splits
 
 
-def _columns(path):
-    """The ``id value`` lines of a CUB table as ``{id: value}``."""
-    rows = (line.split(maxsplit=1) for line in path.read_text().splitlines() if line.strip())
-    return {row[0]: row[1].strip() for row in rows}
+def _published(entries, listing):
+    """The checked ``{split: {class: [files]}}`` of a published split ``{"train": [(class, file)], "test": [...]}``.
+
+    A file listed in both splits is left out of train, with one warning: the published test set stays
+    whole, and no test image is trained on. Every file must exist (:func:`_check_listed`).
+    """
+    test = {str(path) for _, path in entries["test"]}
+    both = sorted({str(path) for _, path in entries["train"]} & test)
+    if both:
+        warnings.warn(f"{listing}: {len(both)} image(s) listed in both train and test, e.g. {', '.join(both[:3])}; "
+                      f"leaving them out of train, so that no test image is trained on.", stacklevel=4)
+        entries = {**entries, "train": [(label, path) for label, path in entries["train"] if str(path) not in test]}
+    return _check_listed(_grouped(entries), listing)
 
 
-def _mat(path):
+def _refuse(bad, listing, field, problem, expected):
+    """One :class:`DatasetListError` naming ``listing``, its ``field``, the count of ``bad`` values and the first
+    few, when there are any."""
+    if bad:
+        raise DatasetListError(f"{listing}, {field}: {len(bad)} value(s) {problem}, e.g. "
+                               f"{', '.join(map(str, bad[:3]))}. Expected {expected}.")
+
+
+def _inside(entries, listing, field, in_a_folder=False):
+    """``entries``, paths relative to the dataset folder, when none leaves it (absolute, or a ``..`` step)
+    and, ``in_a_folder``, each is ``class/file``; else a :class:`DatasetListError` naming them."""
+    _refuse([repr(entry) for entry in entries if re.match(r"[\\/]|[A-Za-z]:", entry)
+             or ".." in re.split(r"[\\/]", entry)],
+            listing, field, "leave the dataset folder", "paths inside it (no absolute paths, no '..')")
+    if in_a_folder:
+        _refuse([repr(entry) for entry in entries if not re.search(r".[\\/].", entry)],
+                listing, field, "name no class folder", "class/file paths")
+    return entries
+
+
+def _lines(path):
+    """``(line number, line)`` of the lines of a text list that are not blank; undecodable text is a
+    :class:`DatasetListError` naming the file."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise DatasetListError(f"{path} is not a text file ({error}); download the dataset again.") from error
+    return [(number, line.strip()) for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
+
+
+def _whole(text):
+    """``text`` as an int when it is a whole number written in digits, else None."""
+    return int(text) if re.fullmatch(r"[0-9]+", text) else None
+
+
+def _table(path, column):
+    """A CUB table of ``<id> <column>`` lines as ``{id: value}``; a line without both, an id that is no whole
+    number or a repeated id is a :class:`DatasetListError` naming the line."""
+    table = {}
+    for number, line in _lines(path):
+        fields = line.split(maxsplit=1)
+        if len(fields) < 2 or _whole(fields[0]) is None or _whole(fields[0]) in table:
+            raise DatasetListError(f"{path} line {number}: expected '<id> <{column}>' with a whole-number id not "
+                                   f"used before, not {line[:80]!r}.")
+        table[_whole(fields[0])] = fields[1]
+    return table
+
+
+def _mat(path, fields):
+    """The ``fields`` of the MATLAB file ``path``; a file scipy cannot read (an HTML page saved in its place)
+    or one that lacks a field is a :class:`DatasetListError` naming it."""
     import scipy.io
 
-    return scipy.io.loadmat(path)
+    with open(path, "rb") as handle:
+        html = handle.read(512).lstrip()[:1] == b"<"
+    try:
+        contents = scipy.io.loadmat(path)
+    except Exception as error:  # scipy raises anything from IndexError to MatReadError on a file that is no MAT-file
+        looks = ", it starts like an HTML page: a failed download?" if html else ""
+        raise DatasetListError(f"{path} is not a MATLAB file scipy can read ({type(error).__name__}: {error}{looks}); "
+                               f"download it again.") from error
+    missing = [field for field in fields if field not in contents]
+    if missing:
+        found = [key for key in contents if not key.startswith("__")]
+        raise DatasetListError(f"{path} has no field {', '.join(map(repr, missing))}; expected {', '.join(fields)} "
+                               f"(it has {', '.join(found) or 'none'}).")
+    return [contents[field] for field in fields]
+
+
+def _numbers(values, listing, field, highest=None, meaning="numbers"):
+    """The values of a ``.mat`` field as whole numbers 1..``highest`` (any from 1 without it), else a
+    :class:`DatasetListError` naming the field."""
+    values = np.ravel(values)
+    if values.dtype.kind not in "iuf" or not values.size:
+        raise DatasetListError(f"{listing}, {field}: expected {meaning}, found {values.size} value(s) of type "
+                               f"{values.dtype}.")
+    numbers = values.astype(float)
+    limit = np.inf if highest is None else highest
+    bad = values[~np.isfinite(numbers) | (numbers != np.round(numbers)) | (numbers < 1) | (numbers > limit)]
+    _refuse(bad.tolist(), listing, field, f"not a whole number in 1..{highest or 'N'}", meaning)
+    return numbers.astype(int)
 
 
 # ----------------------------------------------------------------------------- one loader per layout
@@ -137,43 +243,67 @@ def _mat(path):
 
 def _mit67(path, seed):
     root = _find_folder(path, "mit67", ("TrainImages.txt", "TestImages.txt", "Images"))
-    return root, folders.split_lists(root)
+    entries = {split: [(label, file) for label, files in classes.items() for file in files]
+               for split, classes in folders.split_lists(root).items()}
+    return root, _published(entries, f"{root}/TrainImages.txt and TestImages.txt")
 
 
 def _cub200(path, seed):
-    tables = ("images", "image_class_labels", "train_test_split", "classes")
+    tables = {"images": "image path", "image_class_labels": "class id", "train_test_split": "is_training_image",
+              "classes": "class name"}
     root = _find_folder(path, "cub200", [f"{table}.txt" for table in tables] + ["images"])
-    images, labels, is_train, classes = (_columns(root / f"{table}.txt") for table in tables)
-    unmatched = sorted((set(images) - set(labels)) | (set(images) - set(is_train)), key=int)
+    images, labels, is_train, classes = (_table(root / f"{table}.txt", column) for table, column in tables.items())
+    unmatched = sorted((set(images) - set(labels)) | (set(images) - set(is_train)))
     if unmatched:
-        raise ValueError(f"{root}: image_class_labels.txt or train_test_split.txt lacks {len(unmatched)} image id(s) "
-                         f"of images.txt, e.g. {unmatched[:3]}.")
+        raise DatasetListError(f"{root}: image_class_labels.txt or train_test_split.txt lacks {len(unmatched)} image "
+                               f"id(s) of images.txt, e.g. {unmatched[:3]}.")
+    _inside(list(images.values()), root / "images.txt", "image path", in_a_folder=True)
+    _refuse([f"image {image_id}: {labels[image_id]!r}" for image_id in images
+             if _whole(labels[image_id]) not in classes],
+            root / "image_class_labels.txt", "class id", "missing from classes.txt",
+            f"the ids of classes.txt ({len(classes)} classes)")
+    _refuse([f"image {image_id}: {is_train[image_id]!r}" for image_id in images
+             if is_train[image_id] not in ("0", "1")],
+            root / "train_test_split.txt", "is_training_image", "not 0 or 1", "1 (train) or 0 (test)")
     entries = {"train": [], "test": []}
     for image_id, relative in images.items():
         entries["train" if is_train[image_id] == "1" else "test"].append(
-            (classes[labels[image_id]], root / "images" / relative))
-    return root, _check_listed(_grouped(entries), root / "images.txt")
+            (classes[_whole(labels[image_id])], root / "images" / relative))
+    return root, _published(entries, root / "images.txt")
 
 
 def _flowers102(path, seed):
     root = _find_folder(path, "flowers102", ("jpg", "imagelabels.mat", "setid.mat"))
-    labels = _mat(root / "imagelabels.mat")["labels"].ravel().astype(int)  # label of image_{i:05d}.jpg at i - 1
-    set_ids = _mat(root / "setid.mat")
-    entries = {split: [(f"class_{labels[image_id - 1]:03d}", root / "jpg" / f"image_{image_id:05d}.jpg")
-                       for key in keys for image_id in set_ids[key].ravel().astype(int)]
+    (labels,) = _mat(root / "imagelabels.mat", ["labels"])
+    labels = _numbers(labels, root / "imagelabels.mat", "labels", meaning="class numbers from 1")
+    # labels[i - 1] is the label of image_{i:05d}.jpg; setid.mat lists the image numbers i of each part
+    parts = dict(zip(("trnid", "valid", "tstid"), _mat(root / "setid.mat", ["trnid", "valid", "tstid"])))
+    image_numbers = {key: _numbers(ids, root / "setid.mat", key, len(labels),
+                                   f"image numbers 1..{len(labels)}, as imagelabels.mat labels {len(labels)} images")
+                     for key, ids in parts.items()}
+    entries = {split: [(f"class_{labels[number - 1]:03d}", root / "jpg" / f"image_{number:05d}.jpg")
+                       for key in keys for number in image_numbers[key]]
                for split, keys in (("train", ("trnid", "valid")), ("test", ("tstid",)))}
-    return root, _check_listed(_grouped(entries), root / "setid.mat")
+    return root, _published(entries, root / "setid.mat")
 
 
 def _oxford_pets(path, seed):
     root = _find_folder(path, "oxford_pets", ("images", "annotations/trainval.txt", "annotations/test.txt"))
     entries = {}
     for split, listing in (("train", "trainval.txt"), ("test", "test.txt")):
-        lines = (root / "annotations" / listing).read_text().splitlines()
-        images = [line.split()[0] for line in lines if line.strip() and not line.startswith("#")]
-        # "Image CLASS-ID SPECIES BREED-ID": the breed is the image name without its number
+        images = []
+        for number, line in _lines(root / "annotations" / listing):
+            if line.startswith("#"):
+                continue
+            fields = line.split()
+            if len(fields) != 4 or not all(field.isdigit() for field in fields[1:]):
+                raise DatasetListError(f"{root / 'annotations' / listing} line {number}: expected 'Image CLASS-ID "
+                                       f"SPECIES BREED-ID' (a name and three whole numbers), not {line[:80]!r}.")
+            images.append(fields[0])
+        _inside(images, root / "annotations" / listing, "Image")
+        # the breed is the image name without its number
         entries[split] = [(image.rsplit("_", 1)[0], root / "images" / f"{image}.jpg") for image in images]
-    return root, _check_listed(_grouped(entries), f"{root / 'annotations'}/trainval.txt and test.txt")
+    return root, _published(entries, f"{root / 'annotations'}/trainval.txt and test.txt")
 
 
 def _stanford_dogs(path, seed):
@@ -181,10 +311,16 @@ def _stanford_dogs(path, seed):
     entries = {}
     for split in ("train", "test"):
         # file_list: a cell array of "n02085620-Chihuahua/n02085620_5927.jpg"; the breed follows the synset id
-        relatives = [str(np.ravel(cell)[0]) for cell in _mat(root / f"{split}_list.mat")["file_list"].ravel()]
+        listing = root / f"{split}_list.mat"
+        (file_list,) = _mat(listing, ["file_list"])
+        texts = [np.ravel(cell) if isinstance(cell, np.ndarray) else None for cell in np.ravel(file_list)]
+        _refuse([f"entry {number}" for number, text in enumerate(texts, start=1)
+                 if text is None or text.dtype.kind != "U" or text.size != 1],
+                listing, "file_list", "not a string", "a cell array of breed/file paths")
+        relatives = _inside([str(text[0]) for text in texts], listing, "file_list", in_a_folder=True)
         entries[split] = [(relative.split("/")[0].split("-", 1)[-1], root / "Images" / relative)
                           for relative in relatives]
-    return root, _check_listed(_grouped(entries), f"{root}/train_list.mat and test_list.mat")
+    return root, _published(entries, f"{root}/train_list.mat and test_list.mat")
 
 
 def _caltech101(path, seed):
@@ -194,6 +330,12 @@ def _caltech101(path, seed):
         raise FileNotFoundError(f"dataset='caltech101:{path}': {path} is not a folder.")
     files = folders.class_files(folder)
     files.pop("BACKGROUND_Google", None)  # clutter, not a category: the FNE paper's protocol leaves it out
+    small = [f"{label} ({len(paths)})" for label, paths in files.items() if len(paths) <= CALTECH101_TRAIN_PER_CLASS]
+    if small:
+        raise ValueError(f"caltech101 takes {CALTECH101_TRAIN_PER_CLASS} train images a class and tests on the rest, "
+                         f"so each class needs at least {CALTECH101_TRAIN_PER_CLASS + 1} images; {folder} has "
+                         f"{len(small)} class(es) with fewer: {', '.join(small[:5])}"
+                         f"{', ...' if len(small) > 5 else ''}. Is the download complete?")
     pairs = [(label, file) for label, paths in files.items() for file in paths]
     in_train = np.zeros(len(pairs), dtype=bool)
     labels = np.repeat(np.arange(len(files)), [len(paths) for paths in files.values()])
@@ -208,7 +350,7 @@ def _food101(path, seed):
     entries = {split: [(entry.split("/")[0], root / "images" / f"{entry}.jpg")
                        for entry in folders.read_split_list(root / "meta" / f"{split}.txt")]
                for split in ("train", "test")}
-    return root, _check_listed(_grouped(entries), f"{root / 'meta'}/train.txt and test.txt")
+    return root, _published(entries, f"{root / 'meta'}/train.txt and test.txt")
 
 
 def _dtd(path, seed):
@@ -226,7 +368,7 @@ def _dtd(path, seed):
                        for name in names for entry in folders.read_split_list(root / "labels" / name)]
                for split, names in lists.items()}
     listing = f"{root / 'labels'}/train{number}.txt, val{number}.txt and test{number}.txt"
-    return root, _check_listed(_grouped(entries), listing)
+    return root, _published(entries, listing)
 
 
 def _cats_vs_dogs(path, seed):

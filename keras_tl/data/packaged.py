@@ -14,25 +14,64 @@ import numpy as np
 from keras_tl.data.folders import class_files, file_dataset
 from keras_tl.data.image_sets import ImageDataset, ImageSet, stratified_split
 
+try:
+    from numpy._core.multiarray import _reconstruct  # numpy 2
+except ImportError:
+    from numpy.core.multiarray import _reconstruct  # numpy 1
+
 FASHION_MNIST_DIR = pathlib.Path("/usr/share/datasets/fashion-mnist")
 OPENCLIPART_DIR = pathlib.Path("/usr/share/openclipart/png")
+ANIMAL_MNIST_FILES = ("animal_data_version_3.gz", "animal_label_version_3.gz")  # images, labels
 ANIMAL_MNIST_CLASSES = ["bear", "bird", "cat", "cow", "dog", "elephant", "giraffe", "horse", "sheep", "zebra"]
 FASHION_MNIST_CLASSES = ["t-shirt/top", "trouser", "pullover", "dress", "coat",
                          "sandal", "shirt", "sneaker", "bag", "ankle boot"]
 
 
-def read_animal_mnist(spec, options):
-    """Animal-MNIST from its PyPI package, split by ``options`` (one copy of each repeated image)."""
+class _ArrayUnpickler(pickle.Unpickler):
+    """An Unpickler that builds numpy arrays and nothing else.
+
+    A pickle can name any importable function to be called while it loads, so a plain ``pickle.load``
+    runs whatever a planted file asks for; this one refuses every global but the three an array needs
+    (as :class:`keras_tl.offline.RestrictedUnpickler` does for the weight files).
+    """
+
+    allowed = {("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+               ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+               ("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
+
+    def find_class(self, module, name):
+        if (module, name) not in self.allowed:
+            raise pickle.UnpicklingError(f"it asks for {module}.{name}, and only numpy arrays are read")
+        return self.allowed[module, name]
+
+
+def animal_mnist_folder():
+    """The folder of Animal-MNIST's data files in its installed PyPI package."""
     spec = importlib.util.find_spec("animal_mnist")  # found, not imported: its loader imports TensorFlow
     if spec is None:
         raise ModuleNotFoundError("The animal_mnist dataset needs the PyPI package: pip install animal-mnist "
                                   "(or pip install -e '.[data]').")
-    folder = pathlib.Path(list(spec.submodule_search_locations)[0]) / "data" / "Animal_MNIST"
-    with gzip.open(folder / "animal_data_version_3.gz", "rb") as handle:
-        images = pickle.load(handle)
-    with gzip.open(folder / "animal_label_version_3.gz", "rb") as handle:
-        labels = np.asarray(pickle.load(handle), dtype=int)
-    images = np.asarray(images, dtype=np.uint8)
+    return pathlib.Path(list(spec.submodule_search_locations)[0]) / "data" / "Animal_MNIST"
+
+
+def _read_array(path):
+    """The numpy array pickled in Animal-MNIST's gzip file ``path``, read without running code from it;
+    anything else is a ``ValueError`` naming the file."""
+    with gzip.open(path, "rb") as handle:
+        try:
+            array = _ArrayUnpickler(handle).load()
+            if not isinstance(array, np.ndarray):
+                raise pickle.UnpicklingError(f"it holds a value of type {type(array).__name__}, not an array")
+        except Exception as error:  # a damaged or planted file fails anywhere in gzip or pickle
+            raise ValueError(f"{path} is not Animal-MNIST's data as published ({error}); reinstall it: "
+                             f"pip install --force-reinstall animal-mnist.") from error
+    return array
+
+
+def read_animal_mnist(spec, options):
+    """Animal-MNIST from its PyPI package, split by ``options`` (one copy of each repeated image)."""
+    images, labels = (_read_array(animal_mnist_folder() / name) for name in ANIMAL_MNIST_FILES)
+    images, labels = images.astype(np.uint8), labels.astype(int)
     # 284 images appear twice; keep one copy, so that no test image is also a train image.
     _, first = np.unique(images.reshape(len(images), -1), axis=0, return_index=True)
     everything = ImageSet(labels=labels, images=images).subset(np.sort(first))

@@ -5,9 +5,12 @@ import pathlib
 
 import numpy as np
 import pytest
+import scipy.io
+from PIL import Image
 
 from keras_tl import data
 from keras_tl.data import course_datasets
+from keras_tl.data.course_datasets import DatasetListError
 from tests.replicas import NAMES, write_replica
 
 PUBLISHED_SPLITS = [name for name in NAMES if name not in ("caltech101", "cats_vs_dogs")]
@@ -85,6 +88,119 @@ def test_a_missing_listed_file_is_one_error_naming_it(name, tmp_path):
     assert "/".join(pathlib.Path(missing).parts[-2:]) in str(error.value)  # mit67 names it under Images/
 
 
+def _line(index, text):
+    """An edit of a text list: line ``index`` becomes ``text`` (``{outside}``: an image outside the dataset)."""
+    def edit(path, outside):
+        lines = path.read_text().splitlines()
+        lines[index] = text.format(outside=outside)
+        path.write_text("\n".join(lines) + "\n")
+    return edit
+
+
+def _fields(**changes):
+    """An edit of a ``.mat`` file: each field set to its value (None removes it); a callable gets the old value."""
+    def edit(path, outside):
+        fields = {key: value for key, value in scipy.io.loadmat(path).items() if not key.startswith("__")}
+        for key, change in changes.items():
+            fields[key] = change(fields[key], outside) if callable(change) else change
+        scipy.io.savemat(path, {key: value for key, value in fields.items() if value is not None})
+    return edit
+
+
+def _first_cell(text):
+    """A change of a cell array: its first cell becomes ``text`` (``{outside}`` as in :func:`_line`)."""
+    def change(cells, outside):
+        cells[0, 0] = np.array([text.format(outside=outside)])
+        return cells
+    return change
+
+
+def _html(path, outside):
+    path.write_text("<!DOCTYPE html>\n<html><body><h1>404 Not Found</h1></body></html>\n")
+
+
+# ../ entries reach tmp_path/outside.jpg from the replica under tmp_path/data (CUB's images/ is one level deeper)
+HOSTILE_LISTS = {
+    "cub-dotdot": ("cub200", "images.txt", _line(0, "1 ../../../outside.jpg"),
+                   r"images\.txt, image path: 1 value\(s\) leave the dataset folder, e\.g\. '\.\./\.\./\.\./outside"),
+    "cub-absolute": ("cub200", "images.txt", _line(0, "1 {outside}.jpg"), r"image path: 1 value\(s\) leave the"),
+    "cub-float-id": ("cub200", "images.txt", _line(2, "3.7 x/y.jpg"),
+                     r"images\.txt line 3: expected '<id> <image path>'"),
+    "cub-no-value": ("cub200", "image_class_labels.txt", _line(0, "1"),
+                     r"image_class_labels\.txt line 1: expected '<id> <class id>'"),
+    "cub-unknown-class": ("cub200", "image_class_labels.txt", _line(0, "1 201"),
+                          r"image_class_labels\.txt, class id: 1 value\(s\) missing from classes\.txt, e\.g\. image 1: "
+                          r"'201'"),
+    "cub-flag-2": ("cub200", "train_test_split.txt", _line(0, "1 2"),
+                   r"train_test_split\.txt, is_training_image: 1 value\(s\) not 0 or 1, e\.g\. image 1: '2'"),
+    "pets-dotdot": ("oxford_pets", "annotations/trainval.txt", _line(3, "../../outside 1 1 1"),
+                    r"trainval\.txt, Image: 1 value\(s\) leave the dataset folder, e\.g\. '\.\./\.\./outside'"),
+    "pets-absolute": ("oxford_pets", "annotations/test.txt", _line(3, "{outside} 1 1 1"), r"test\.txt, Image: 1 value"),
+    "pets-html": ("oxford_pets", "annotations/test.txt", _html,
+                  r"test\.txt line 1: expected 'Image CLASS-ID SPECIES BREED-ID'"),
+    "dogs-dotdot": ("stanford_dogs", "train_list.mat", _fields(file_list=_first_cell("../../outside.jpg")),
+                    r"train_list\.mat, file_list: 1 value\(s\) leave the dataset folder"),
+    "dogs-absolute": ("stanford_dogs", "test_list.mat", _fields(file_list=_first_cell("{outside}.jpg")),
+                      r"test_list\.mat, file_list: 1 value\(s\) leave the dataset folder"),
+    "dogs-numbers": ("stanford_dogs", "train_list.mat", _fields(file_list=np.array([[1.0], [2.0]])),
+                     r"train_list\.mat, file_list: 2 value\(s\) not a string"),
+    "dogs-no-field": ("stanford_dogs", "test_list.mat", _fields(file_list=None),
+                      r"test_list\.mat has no field 'file_list'"),
+    "flowers-float-id": ("flowers102", "setid.mat", _fields(trnid=np.array([[1, 3.7]])),
+                         r"setid\.mat, trnid: 1 value\(s\) not a whole number in 1\.\.12, e\.g\. 3\.7"),
+    "flowers-past-end": ("flowers102", "setid.mat", _fields(tstid=np.array([[11, 12, 13]])),
+                         r"setid\.mat, tstid: 1 value\(s\) not a whole number in 1\.\.12, e\.g\. 13"),
+    "flowers-keys": ("flowers102", "setid.mat", _fields(trnid=None), r"setid\.mat has no field 'trnid'"),
+    "flowers-html": ("flowers102", "setid.mat", _html, r"setid\.mat is not a MATLAB file .*HTML page"),
+    "flowers-label-type": ("flowers102", "imagelabels.mat", _fields(labels=np.array(["a", "b"])),
+                           r"imagelabels\.mat, labels: expected class numbers"),
+}
+
+
+@pytest.mark.parametrize("name, listing, edit, message", HOSTILE_LISTS.values(), ids=HOSTILE_LISTS)
+def test_a_hostile_or_malformed_list_is_one_error_naming_the_file_and_field(name, listing, edit, message, tmp_path):
+    root = pathlib.Path(write_replica(name, tmp_path / "data")["path"])
+    outside = tmp_path / "outside"
+    Image.new("RGB", (8, 8)).save(outside.with_suffix(".jpg"))  # a real image, which an unchecked entry would read
+    edit(root / listing, outside)
+    with pytest.raises(DatasetListError, match=message) as error:
+        load(f"{name}:{root}")
+    assert str(root / listing) in str(error.value)
+
+
+@pytest.mark.parametrize("name, lists", [("mit67", ("TrainImages.txt", "TestImages.txt")),
+                                         ("food101", ("meta/train.txt", "meta/test.txt")),
+                                         ("dtd", ("labels/train1.txt", "labels/test1.txt")),
+                                         ("oxford_pets", ("annotations/trainval.txt", "annotations/test.txt")),
+                                         ("flowers102", ("setid.mat", "setid.mat"))])
+def test_an_image_listed_in_train_and_test_stays_only_in_test_with_a_warning(name, lists, tmp_path):
+    expected = write_replica(name, tmp_path)
+    root = pathlib.Path(expected["path"])
+    if name == "flowers102":
+        ids = scipy.io.loadmat(root / "setid.mat")
+        _fields(tstid=np.append(ids["tstid"], ids["trnid"][0, 0]))(root / "setid.mat", None)
+    else:
+        train, test = (root / listing for listing in lists)
+        first = next(line for line in train.read_text().splitlines() if not line.startswith("#"))
+        test.write_text(test.read_text() + first + "\n")
+    with pytest.warns(UserWarning, match=r"1 image\(s\) listed in both train and test") as caught:
+        dataset = load(f"{name}:{root}")
+    assert str(root / lists[0]) in str(caught[0].message)
+    assert (len(dataset.train), len(dataset.test)) == (expected["train"] - 1, expected["test"] + 1)
+    assert not set(dataset.train.paths) & set(dataset.test.paths)
+
+
+@pytest.mark.parametrize("images", [25, 30])
+def test_a_caltech_class_too_small_for_the_protocol_names_its_count(images, tmp_path):
+    expected = write_replica("caltech101", tmp_path, classes=2, test_per_class=3)
+    folder = pathlib.Path(expected["path"]) / "101_ObjectCategories"
+    for path in sorted((folder / "category_1").iterdir())[images:]:
+        path.unlink()
+    with pytest.raises(ValueError, match=rf"each class needs at least 31 images; {folder} has 1 class\(es\) with "
+                                         rf"fewer: category_1 \({images}\)\."):
+        load(f"caltech101:{expected['path']}")
+
+
 def test_a_damaged_listed_file_is_skipped_by_the_decode_check(tmp_path):
     expected = write_replica("cub200", tmp_path)
     damaged = expected["files"]["train"][0]
@@ -115,7 +231,7 @@ def test_bad_dtd_split_number_names_the_form_and_the_range(number, tmp_path):
 def test_a_folder_in_another_layout_says_what_it_lacks(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"lacks images\.txt, image_class_labels\.txt.*CUB_200_2011"):
         load(f"cub200:{tmp_path}")
-    with pytest.raises(FileNotFoundError, match="is not a folder"):
+    with pytest.raises(FileNotFoundError, match="no such folder"):
         load(f"food101:{tmp_path / 'nowhere'}")
 
 
@@ -173,3 +289,9 @@ def test_fne_job_on_a_replica(tmp_path, capsys):
     assert fne.main(argv + ["--output-dir", str(tmp_path / "run2")]) == 2
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 1 and errors[0].startswith("error: 1 image(s) listed in") and missing in errors[0]
+
+    listing = pathlib.Path(expected["path"]) / "images.txt"  # a list entry that leaves the folder: one line too
+    _line(0, "1 ../../../outside.jpg")(listing, None)
+    assert fne.main(argv + ["--output-dir", str(tmp_path / "run3")]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 1 and errors[0].startswith(f"error: {listing}, image path: 1 value(s) leave the dataset")

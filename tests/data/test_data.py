@@ -1,5 +1,6 @@
 import gzip
 import os
+import pickle
 import struct
 
 import numpy as np
@@ -143,6 +144,32 @@ def test_animal_mnist_default_dataset_and_per_class_subsets():
     full = data.load_dataset("animal_mnist")
     assert len(full.train) + len(full.test) == 9716  # 10,000 less 284 exact duplicates
     assert not set(map(bytes, full.train.images[:50])) & set(map(bytes, full.test.images))
+
+
+class _RunsCode:
+    """Pickled, it asks the loader to call ``os.system`` (which writes ``marker``)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.mark.parametrize("content, message", [("code", r"posix\.system"), ("cut", "Compressed file ended"),
+                                              ("list", "it holds a value of type list, not an array")])
+def test_animal_mnist_data_that_is_not_an_array_is_refused_without_running_it(content, message, tmp_path, monkeypatch):
+    from keras_tl.data import packaged
+
+    marker = tmp_path / "ran"
+    contents = {"code": gzip.compress(pickle.dumps(_RunsCode(marker))), "list": gzip.compress(pickle.dumps([1, 2])),
+                "cut": gzip.compress(pickle.dumps(np.zeros((4, 28, 28), np.uint8)))[:-20]}
+    data_file = tmp_path / packaged.ANIMAL_MNIST_FILES[0]
+    data_file.write_bytes(contents[content])
+    monkeypatch.setattr(packaged, "animal_mnist_folder", lambda: tmp_path)
+    with pytest.raises(ValueError, match=rf"^{data_file} is not Animal-MNIST's data as published \(.*{message}"):
+        data.load_dataset("animal_mnist")
+    assert not marker.exists()
 
 
 def test_unknown_dataset_names_the_choices():
