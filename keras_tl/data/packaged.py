@@ -13,11 +13,7 @@ import numpy as np
 
 from keras_tl.data.folders import class_files, file_dataset
 from keras_tl.data.image_sets import ImageDataset, ImageSet, stratified_split
-
-try:
-    from numpy._core.multiarray import _reconstruct  # numpy 2
-except ImportError:
-    from numpy.core.multiarray import _reconstruct  # numpy 1
+from keras_tl.safe_pickle import NumpyUnpickler
 
 FASHION_MNIST_DIR = pathlib.Path("/usr/share/datasets/fashion-mnist")
 OPENCLIPART_DIR = pathlib.Path("/usr/share/openclipart/png")
@@ -25,24 +21,6 @@ ANIMAL_MNIST_FILES = ("animal_data_version_3.gz", "animal_label_version_3.gz")  
 ANIMAL_MNIST_CLASSES = ["bear", "bird", "cat", "cow", "dog", "elephant", "giraffe", "horse", "sheep", "zebra"]
 FASHION_MNIST_CLASSES = ["t-shirt/top", "trouser", "pullover", "dress", "coat",
                          "sandal", "shirt", "sneaker", "bag", "ankle boot"]
-
-
-class _ArrayUnpickler(pickle.Unpickler):
-    """An Unpickler that builds numpy arrays and nothing else.
-
-    A pickle can name any importable function to be called while it loads, so a plain ``pickle.load``
-    runs whatever a planted file asks for; this one refuses every global but the three an array needs
-    (as :class:`keras_tl.offline.RestrictedUnpickler` does for the weight files).
-    """
-
-    allowed = {("numpy.core.multiarray", "_reconstruct"): _reconstruct,
-               ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
-               ("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
-
-    def find_class(self, module, name):
-        if (module, name) not in self.allowed:
-            raise pickle.UnpicklingError(f"it asks for {module}.{name}, and only numpy arrays are read")
-        return self.allowed[module, name]
 
 
 def animal_mnist_folder():
@@ -59,7 +37,7 @@ def _read_array(path):
     anything else is a ``ValueError`` naming the file."""
     with gzip.open(path, "rb") as handle:
         try:
-            array = _ArrayUnpickler(handle).load()
+            array = NumpyUnpickler(handle).load()
             if not isinstance(array, np.ndarray):
                 raise pickle.UnpicklingError(f"it holds a value of type {type(array).__name__}, not an array")
         except Exception as error:  # a damaged or planted file fails anywhere in gzip or pickle

