@@ -14,6 +14,7 @@ Adding a dataset is one reader module (a function ``read(spec, options)`` return
 :class:`~keras_tl.data.ImageDataset`) and one :class:`Reader` entry here.
 """
 import dataclasses
+import itertools
 import os
 import pathlib
 from typing import Callable
@@ -52,17 +53,74 @@ BY_FOLDER = (  # applies(folder: pathlib.Path), tried in this order
 
 
 def find_reader(spec):
-    """The :class:`Reader` of ``spec``; a ``FileNotFoundError`` for a spec that is neither a name nor a folder."""
+    """The :class:`Reader` of ``spec``. It reads no image and needs no TensorFlow, so a job asks it before
+    TensorFlow loads: a path that does not exist is a ``FileNotFoundError`` ("no such folder"), a folder
+    with the marker files of two layouts a ``ValueError`` naming them (:func:`folder_layouts`)."""
     reader = next((reader for reader in BY_SPEC if reader.applies(spec)), None)
     if reader is not None:
+        if reader.name == "NAME:PATH":
+            check_course_folder(spec, course_datasets.parse_spec(spec)[1])
         return reader
     root = pathlib.Path(spec)
-    if not root.is_dir():
+    if root.exists() and not root.is_dir():
+        raise NotADirectoryError(f"Dataset {spec!r} is a file, not a folder: expected a folder of images, "
+                                 f"one of {', '.join(NAMED_DATASETS)}, or NAME:PATH.")
+    if not root.exists():
+        if looks_like_path(spec):
+            raise missing_folder_error(root)
         courses = tuple(f"{name}:PATH" for name in course_datasets.LOADERS)
         raise FileNotFoundError(f"Dataset {spec!r} is neither a folder nor one of {', '.join(NAMED_DATASETS)} "
                                 f"(nor NAME:PATH, NAME one of {', '.join(course_datasets.LOADERS)})."
                                 + messages.did_you_mean(spec, NAMED_DATASETS + courses))
+    layouts = folder_layouts(root)
+    if len(layouts) > 1:
+        found = "; ".join(f"{', '.join(markers)} ({name})" for name, markers in layouts.items())
+        named = [name for name in layouts if name in course_datasets.LOADERS]
+        raise ValueError(f"Dataset folder {spec} holds the marker files of {len(layouts)} layouts: {found}. "
+                         f"Name the one you mean ({' or '.join(f'{name}:{spec}' for name in named)}), "
+                         "or keep one dataset per folder.")
     return next(reader for reader in BY_FOLDER if reader.applies(root))
+
+
+def looks_like_path(spec):
+    """Whether ``spec`` is meant as a path: it holds a path separator, starts with ``.`` or ``~``, or has a
+    file suffix (``flowers.zip``)."""
+    return (any(separator in spec for separator in (os.sep, os.altsep) if separator)
+            or spec.startswith((".", "~")) or bool(pathlib.PurePath(spec).suffix))
+
+
+def missing_folder_error(path, where=""):
+    """The ``FileNotFoundError`` "no such folder: PATH" (``where``: after it), with the close names
+    beside the first part of ``path`` that does not exist (one listing, of at most 1000 entries)."""
+    path = pathlib.Path(path)
+    first = next(part for part in reversed([path, *path.parents]) if not part.exists())
+    try:
+        names = [child.name for child in itertools.islice(first.parent.iterdir(), 1000) if child.is_dir()]
+    except OSError:  # the parent is a file, or cannot be listed
+        names = []
+    close = [str(first.parent / name / path.relative_to(first))
+             for name in messages.close_matches(first.name, names, n=3)]
+    return FileNotFoundError(f"no such folder: {path}{where}."
+                             + (f" Did you mean {', '.join(close)}?" if close else ""))
+
+
+def check_course_folder(spec, path):
+    """A ``FileNotFoundError`` when neither ``path`` of ``NAME:PATH`` nor, for ``NAME:PATH:N``, its PATH exists."""
+    candidates = [path, path.rpartition(":")[0]] if ":" in path else [path]
+    if path and not any(pathlib.Path(candidate).expanduser().exists() for candidate in candidates):
+        raise missing_folder_error(pathlib.Path(candidates[-1]).expanduser(), f" (dataset={spec!r})")
+
+
+def folder_layouts(root):
+    """``{layout: [its marker files found]}`` for each layout whose marker files ``root`` holds: Fashion-MNIST's
+    idx files, a course dataset's (:func:`keras_tl.data.course_datasets.layout_markers`), MIT-67's split lists."""
+    layouts = {name: [str(path.relative_to(root)) for path in paths]
+               for name, paths in course_datasets.layout_markers(root).items()}
+    if packaged.is_fashion_mnist_folder(root):
+        layouts["fashion_mnist"] = ["train-images-idx3-ubyte.gz"]
+    if folders.has_split_lists(root):
+        layouts["mit67"] = ["TrainImages.txt", "TestImages.txt"]
+    return layouts
 
 
 def load_dataset(spec="animal_mnist", *, test_fraction=0.2, seed=0, train_per_class=None, test_per_class=None,
@@ -77,7 +135,7 @@ def load_dataset(spec="animal_mnist", *, test_fraction=0.2, seed=0, train_per_cl
     decoding, an empty folder, an empty class folder and a single class are errors that say what
     was expected. ``tfds_data_dir``: where ``tfds:NAME`` datasets are read.
     """
-    spec = os.fspath(spec)
+    spec = os.path.expanduser(os.fspath(spec))
     options = ReadOptions(test_fraction=test_fraction, seed=seed, cache_dir=cache_dir, verbose=verbose,
                           min_images_per_class=min_images_per_class, tfds_data_dir=tfds_data_dir)
     dataset = find_reader(spec).read(spec, options)

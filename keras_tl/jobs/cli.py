@@ -37,7 +37,8 @@ USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, NotADirectoryErro
                ModuleNotFoundError)
 INTERRUPTED_EXIT = 130
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
-_PARAMETER = re.compile(r"(?<![\w.-])([a-z][a-z0-9_]*)=(?!=)(?=(.?))")
+# a command in quotes or backticks (left as it is), or a library parameter: "unfreeze=" and the character after it
+_QUOTED_OR_PARAMETER = re.compile(r"""(["`]).*?\1|(?<![\w.-])([a-z][a-z0-9_]*)=(?!=)(?=(.?))""", re.DOTALL)
 
 
 def list_jobs():
@@ -91,18 +92,19 @@ def library_constant(module, name):
 
 
 def run_cli(parse_args, job, argv=None, resumable=True, make_parser=None):
-    """Parse ``argv``, start TensorFlow (:func:`start_tensorflow`) and run ``job(args)``; a user error
-    prints ``error: ...`` and returns 2, Ctrl-C prints one line (saying how to resume, for a
-    ``resumable`` job) and returns 130.
+    """Parse ``argv``, check ``--dataset`` (:func:`check_datasets`), start TensorFlow (:func:`start_tensorflow`)
+    and run ``job(args)``; a user error prints ``error: ...`` and returns 2, Ctrl-C prints one line (saying
+    how to resume, for a ``resumable`` job) and returns 130.
 
     With ``make_parser``, library parameters named in an error (``image_size=``) are shown as the
     job's flags (``--image-size``).
     """
     args = parse_args(argv)
-    start_tensorflow(job, args)
     parser = make_parser() if make_parser is not None else None
     warnings.formatwarning = lambda message, *_, **__: _warning_line(message, parser)
     try:
+        check_datasets(args)
+        start_tensorflow(job, args)
         job(args)
     except USER_ERRORS as error:
         message = str(error) if make_parser is None else flags_in_message(str(error), make_parser())
@@ -121,6 +123,17 @@ def run_cli(parse_args, job, argv=None, resumable=True, make_parser=None):
     return 0
 
 
+def check_datasets(args):
+    """Stop at a ``--dataset`` that names no dataset (a path that does not exist, an unknown name, a folder with
+    two layouts' marker files) before TensorFlow loads: :func:`keras_tl.data.registry.find_reader` needs none."""
+    specs = getattr(args, "dataset", None)
+    if specs:
+        from keras_tl.data import registry
+
+        for spec in [specs] if isinstance(specs, str) else specs:
+            registry.find_reader(os.path.expanduser(spec))
+
+
 def disk_full_message(error):
     """One line for a full disk or quota: what could not be written, and what to do."""
     where = error.filename or "a file"
@@ -136,15 +149,16 @@ def flag_names(parser):
 
 
 def flags_in_message(message, parser):
-    """``message`` with each ``parameter=`` that is one of ``parser``'s options written as its flag."""
+    """``message`` with each ``parameter=`` that is one of ``parser``'s options written as its flag; text in
+    double quotes or backticks (a command to run, ``python -c "...(weights='imagenet')"``) is left as it is."""
     flags = flag_names(parser)
 
     def as_flag(match):  # "unfreeze='x'" -> "--unfreeze 'x'"; "(learning_rate=)" -> "(--learning-rate)"
-        if match[1] not in flags:
+        if match[1] or match[2] not in flags:
             return match[0]
-        return flags[match[1]] + (" " if match[2] and match[2] not in " ),;." else "")
+        return flags[match[2]] + (" " if match[3] and match[3] not in " ),;." else "")
 
-    return _PARAMETER.sub(as_flag, message)
+    return _QUOTED_OR_PARAMETER.sub(as_flag, message)
 
 
 def _warning_line(message, parser=None):

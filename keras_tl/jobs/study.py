@@ -1,9 +1,10 @@
 """The study job, ``python -m keras_tl.study STUDY``: the course's claims, measured here.
 
 The studies are those of :data:`keras_tl.experiments.STUDIES` (the one list, read for the choices
-and ``--help``), one module each. A study runs on every offline dataset that is installed (or
-``--dataset``), repeats each number over ``--seeds`` seeded splits, and writes ``report.md`` (tables of
-mean ± std), ``figures/*.png`` and ``results.json`` into its folder. Features come from the feature
+and ``--help``), one module each. A study runs on every offline dataset that is installed (or on
+``--dataset``, each of which must load: one that does not stops the study before any work), repeats
+each number over ``--seeds`` seeded splits, and writes ``report.md`` (tables of mean ± std),
+``figures/*.png`` and ``results.json`` into its folder. Features come from the feature
 cache shared with the fne job, and each finished training run (tradeoff, depth) is kept in ``parts/``,
 so the same command run again resumes instead of starting over. This module turns the options into
 the studies' settings and writes the report around the study's tables.
@@ -98,6 +99,7 @@ def parse_args(argv=None):
     if args.source is None:
         args.source = list(OFFLINE_SOURCES) if args.study in ("layers", "select") else ["vgg16" if args.study == "paper"
                                                                             else "mobilenet"]
+    args.skip_missing = args.dataset is None  # the default: the offline datasets that are installed
     if args.dataset is None:
         args.dataset = ["animal_mnist"] if args.study in ("tradeoff", "depth") else list(NAMED_DATASETS)
     cli.check_options(parser, args, image_size=cli.IMAGE_SIZE, train_per_class=cli.AT_LEAST_ONE,
@@ -118,6 +120,10 @@ def run(args):
         sources.get_source(name)  # an unknown source is an error before any work, with the close matches
     verbose = not args.quiet
     datasets, missing = common.available_datasets(args.dataset, args.tfds_data_dir)
+    if missing and not args.skip_missing:
+        raise ValueError("Not available here: " + "; ".join(f"{name} ({reason})" for name, reason in missing.items())
+                         + ". Fix or remove them from --dataset (left out, --dataset is the offline datasets "
+                         "that are installed), then run the same command again.")
     if not datasets:
         raise ValueError("None of the targets is available: " + "; ".join(f"{k}: {v}" for k, v in missing.items()))
     run_dir = runs.make_run_dir(args.output_dir, f"study-{args.study}")  # only once there is something to run

@@ -8,6 +8,8 @@ as they are for real data. Cassava: 5 classes, train/validation/test; cats_vs_do
 import json
 import math
 import os
+import pathlib
+import socket
 import sys
 
 import numpy as np
@@ -122,6 +124,7 @@ def test_offline_a_missing_dataset_says_where_it_looked_and_how_to_prepare_it(tm
     def offline(*args, **kwargs):
         raise requests.exceptions.ConnectionError("Failed to resolve 'storage.googleapis.com'")
 
+    monkeypatch.setattr(tfds_datasets, "network_problem", lambda: None)  # tfds's host answers; the download fails
     monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", offline)
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "from_environment"))
     with pytest.raises(FileNotFoundError, match="'cassava' is not in .*from_environment/cassava/0.1.0 and could "
@@ -133,6 +136,56 @@ def test_offline_a_missing_dataset_says_where_it_looked_and_how_to_prepare_it(tm
     error = capsys.readouterr().err.strip()
     assert error.startswith("error: ") and len(error.splitlines()) == 1
     assert f"{tmp_path / 'shared'}/cassava/0.1.0" in error and "point --tfds-data-dir (or $TFDS_DATA_DIR)" in error
+
+
+def test_offline_the_job_fails_at_once_with_one_line_and_no_download(tmp_path, monkeypatch, capfd):
+    def unreachable(address, timeout):
+        assert timeout <= 5
+        raise socket.gaierror(-2, "Name or service not known")
+
+    def download(*args, **kwargs):
+        raise AssertionError("a download was attempted offline")
+
+    monkeypatch.setattr(socket, "create_connection", unreachable)
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", download)
+    argv = ["--dataset", "tfds:cassava", "--tfds-data-dir", str(tmp_path / "empty"), "--weights", "none",
+            "--output-dir", str(tmp_path / "run"), "--quiet"]
+    assert fne.main(argv) == 2
+    captured = capfd.readouterr()
+    assert captured.err.splitlines() == [
+        f"error: tfds dataset 'cassava' is not in {tmp_path / 'empty'}/cassava/0.1.0 and could not be downloaded "
+        "(storage.googleapis.com cannot be reached: Name or service not known; the machine may be offline). On a "
+        f"machine with internet, run tfds build cassava --data_dir DIR (or load it there once), then copy "
+        f"DIR/cassava into {tmp_path / 'empty'} here, or point --tfds-data-dir (or $TFDS_DATA_DIR) at a shared "
+        "copy."]
+
+
+def test_a_damaged_export_list_is_named_set_aside_and_exported_again(prepared):
+    data_dir = prepared("cassava", ["train", "test"])
+    damages = {"cut short": lambda text: text[:len(text) // 2].encode(),
+               "leaves its folder": lambda text: json.dumps({name: ["../../../outside.jpeg"]
+                                                             for name in json.loads(text)}).encode(),
+               "not UTF-8": lambda text: text.encode("utf-16")}
+    with mocked(data_dir):
+        first = data.load_dataset("tfds:cassava:train/test", tfds_data_dir=data_dir, verbose=False)
+        manifest = pathlib.Path(first.test.paths[0]).parents[1] / tfds_datasets.MANIFEST
+        text = manifest.read_text()
+        for damage in damages.values():
+            manifest.write_bytes(damage(text))
+            with pytest.warns(UserWarning, match=f"{manifest} cannot be read .*set aside as complete.json.damaged, "
+                                                 "the split is exported again"):
+                second = data.load_dataset("tfds:cassava:train/test", tfds_data_dir=data_dir, verbose=False)
+            assert list(second.test.paths) == list(first.test.paths) and manifest.read_text() == text
+            assert manifest.with_name("complete.json.damaged").read_bytes() == damage(text)
+
+
+def test_a_damaged_tfds_metadata_file_is_named(prepared):
+    data_dir = prepared("cassava", ["train", "test"])
+    info = next(data_dir.glob("cassava/*/dataset_info.json"))
+    info.write_text(info.read_text()[:100])
+    with pytest.raises(ValueError, match=f"a dataset_info.json under {data_dir / 'cassava'} is damaged .*; move "
+                                         f"{data_dir / 'cassava'} aside and prepare it again"):
+        data.load_dataset("tfds:cassava", tfds_data_dir=data_dir, verbose=False)
 
 
 def test_without_the_package_the_error_says_what_to_install(monkeypatch):

@@ -61,7 +61,7 @@ def test_cli_runs_end_to_end_on_a_few_images(tmp_path, capsys):
 
 def test_cli_reports_bad_input_as_an_error(tmp_path, capsys):
     assert fne.main(["--dataset", str(tmp_path / "missing"), "--output-dir", str(tmp_path / "run")]) == 2
-    assert "neither a folder nor one of" in capsys.readouterr().err
+    assert f"error: no such folder: {tmp_path / 'missing'}." in capsys.readouterr().err
 
 
 def test_each_accuracy_carries_its_wilson_interval_and_the_per_class_counts(fne_run):
