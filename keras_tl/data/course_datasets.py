@@ -166,8 +166,7 @@ def _refuse(bad, listing, field, problem, expected):
 def _inside(entries, listing, field, in_a_folder=False):
     """``entries``, paths relative to the dataset folder, when none leaves it (absolute, or a ``..`` step)
     and, ``in_a_folder``, each is ``class/file``; else a :class:`DatasetListError` naming them."""
-    _refuse([repr(entry) for entry in entries if re.match(r"[\\/]|[A-Za-z]:", entry)
-             or ".." in re.split(r"[\\/]", entry)],
+    _refuse([repr(entry) for entry in entries if folders.leaves_folder(entry)],
             listing, field, "leave the dataset folder", "paths inside it (no absolute paths, no '..')")
     if in_a_folder:
         _refuse([repr(entry) for entry in entries if not re.search(r".[\\/].", entry)],

@@ -5,6 +5,7 @@ ends with (links shared by two classes left out, the decode check, the seeded sp
 """
 import os
 import pathlib
+import re
 import warnings
 
 import numpy as np
@@ -69,6 +70,12 @@ def train_test_trees(root):
     return {split: class_files(root / split) for split in ("train", "test")}
 
 
+def leaves_folder(entry):
+    """Whether ``entry``, a path read from a list relative to a dataset folder, leaves it: an absolute path
+    (``/x``, ``\\x``, ``C:x``) or a ``..`` step."""
+    return bool(re.match(r"[\\/]|[A-Za-z]:", entry)) or ".." in re.split(r"[\\/]", entry)
+
+
 def read_split_list(path):
     """The ``class/file`` lines of a split list: ``\\`` read as ``/``, CRLF and blank lines handled, repeats dropped."""
     lines = [line.strip().replace("\\", "/") for line in path.read_text(encoding="utf-8-sig").splitlines()]
@@ -80,8 +87,7 @@ def read_split_list(path):
     if without_class:
         raise ValueError(f"{path} has {len(without_class)} line(s) with no class folder, e.g. {without_class[:3]}: "
                          f"expected one class/file path per line, like bar/1.jpg.")
-    escaping = [entry for entry in entries if entry.startswith("/") or ".." in entry.split("/")
-                or ":" in entry.split("/")[0]]
+    escaping = [entry for entry in entries if leaves_folder(entry)]
     if escaping:
         raise ValueError(f"{path} has {len(escaping)} line(s) that leave the dataset folder, e.g. {escaping[:3]}: "
                          f"expected class/file paths inside it, like bar/1.jpg (no absolute paths, no '..').")
