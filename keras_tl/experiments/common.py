@@ -6,9 +6,17 @@ Features are extracted once per source and dataset from a *pool* of images, thro
 ``python -m keras_tl.fne``); every seed then draws its own stratified train/test split from that
 pool (:func:`split_pool`), so the spread over seeds measures how much a result depends on which
 images were drawn.
+
+The training studies (tradeoff, depth) keep each finished run in their run folder, as
+``parts/<key>.json`` (:func:`part_key`: every setting the run's result depends on), so the same
+command run again resumes, and a run with any other setting trains anew.
 """
 import dataclasses
+import hashlib
 import json
+import os
+import pathlib
+import re
 import warnings
 
 import numpy as np
@@ -255,10 +263,56 @@ def svm_fits_bar(pool, fits, verbose):
 # ----------------------------------------------------------------------------- reports
 
 
-def part_or_run(path, compute):
-    """The finished run kept at ``path`` (JSON), or ``compute()``'s result, kept there for a rerun."""
+def file_name(text, limit=40):
+    """``text`` as one short, safe file name: letters, digits and ``._+-`` kept, every other run of characters
+    one ``_``, no leading dot (so never ``..`` nor a path), its last ``limit`` characters."""
+    return re.sub(r"[^A-Za-z0-9._+-]+", "_", text)[-limit:].lstrip("._") or "_"
+
+
+def dataset_identity(spec):
+    """Dataset ``spec`` as it names its data wherever the job runs from: the spec with the resolved absolute
+    path of its folder (of the whole spec, else of each ``:``-separated part) where one exists."""
+    def resolved(text):
+        return str(pathlib.Path(text).resolve()) if text and os.path.exists(text) else text
+
+    return resolved(spec) if os.path.exists(spec) else ":".join(map(resolved, spec.split(":")))
+
+
+def dataset_name(spec):
+    """A short file name for dataset ``spec`` in its figures and parts: the spec itself where it is one
+    (``animal_mnist``), else its readable end and a hash of :func:`dataset_identity` (``data_flowers-3f2a9c1d``),
+    so two datasets never share a name and a path never leaves the run folder."""
+    if file_name(spec) == spec:
+        return spec
+    return f"{file_name(spec)}-{hashlib.sha1(dataset_identity(spec).encode()).hexdigest()[:8]}"
+
+
+def part_key(study, run, **more):
+    """The name of one finished run's part (:func:`part_or_run`): readable (``study``, the dataset's
+    :func:`dataset_name`, ``more``'s values, the seed), then a hash of every setting the run's result depends
+    on: each field of ``run`` (a :class:`RunSettings`: source, dataset by its :func:`dataset_identity`, image
+    size, images per class, seed, epochs, batch size, TensorFlow Datasets folder) and ``more`` (the method,
+    the cut...). Runs that differ in any of them never share a key."""
+    settings = {**dataclasses.asdict(run), "dataset": dataset_identity(run.dataset),
+                "tfds_data_dir": run.tfds_data_dir and str(pathlib.Path(run.tfds_data_dir).resolve()), **more}
+    digest = hashlib.sha1(json.dumps([study, settings], sort_keys=True, default=str).encode()).hexdigest()[:12]
+    readable = [study, dataset_name(run.dataset), *(file_name(str(value), 30) for value in more.values())]
+    return "-".join(readable + [f"seed{run.seed}", digest])
+
+
+def part_or_run(run_dir, key, compute):
+    """The finished run kept in ``run_dir`` as ``parts/<key>.json`` (``key``: :func:`part_key`), or
+    ``compute()``'s result, kept there for a rerun. A part that does not read is set aside as
+    ``.damaged``, with a warning, and computed again."""
+    path = run_dir / "parts" / f"{key}.json"
     if path.exists():
-        return json.loads(path.read_text())
+        try:
+            return json.loads(path.read_text())
+        except (ValueError, OSError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            damaged = path.with_name(path.name + ".damaged")
+            os.replace(path, damaged)
+            warnings.warn(f"Study part {path} does not read ({error}); moved to {damaged.name} and run again.",
+                          stacklevel=2)
     result = compute()
     runs.write_json(path, result)
     return result

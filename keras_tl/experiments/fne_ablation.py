@@ -70,7 +70,7 @@ def report(settings, run_dir):
                                         tfds_data_dir=settings.tfds_data_dir)
             result = results[source][dataset] = fne_study(pool, settings.train_per_class, settings.test_per_class,
                                                           settings.shots, settings.seeds, verbose=settings.verbose)
-            figure = f"figures/shots_{source}_{dataset}.png"
+            figure = f"figures/shots_{source}_{common.dataset_name(dataset)}.png"
             plots.plot_few_shot(result["shots"], path=run_dir / figure,
                                 title=f"{source} on {dataset}: accuracy against shots")
             sections.append((f"{source} on {dataset}: accuracy against training images per class",

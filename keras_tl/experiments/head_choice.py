@@ -127,7 +127,8 @@ def report(settings, run_dir):
             result = results[source][dataset] = heads_study(pool, shots, settings.test_per_class, settings.seeds,
                                                             verbose=settings.verbose)
             for features, curves in result.items():
-                figure = f"figures/heads_{source}_{dataset}_{features.split(',')[0].replace(' ', '_')}.png"
+                figure = (f"figures/heads_{source}_{common.dataset_name(dataset)}_"
+                          f"{features.split(',')[0].replace(' ', '_')}.png")
                 plots.plot_few_shot(curves, path=run_dir / figure,
                                     title=f"{source} on {dataset}, {features}: heads against shots")
                 rows = [[head, *[mean_std(curve[shot]) for shot in shots], mean_std(curve[shots[-1]]["train"]),

@@ -113,12 +113,10 @@ def _fine_tune(method, source, run, splits, num_classes, freeze_epochs):
 
 def report(settings, run_dir):
     """Per dataset: each method's accuracy and cost, mean ± std over seeds (a table and a figure of accuracy
-    against wall time). Each finished run is kept in ``parts/`` (one folder per setting), so a rerun resumes."""
+    against wall time). Each finished run is kept in ``parts/`` (:func:`~keras_tl.experiments.common.part_key`: a
+    rerun with other settings trains anew), so a rerun resumes."""
     results, sections = {}, []
     source = settings.sources[0]
-    # finished runs, kept per setting: a rerun with other settings trains anew instead of reusing them
-    parts = run_dir / "parts" / (f"{source}-{settings.image_size}px-{settings.train_per_class}+"
-                                 f"{settings.test_per_class}-per-class-{settings.epochs}-epochs")
     progress = messages.progress_bar(len(settings.datasets) * len(settings.methods) * len(settings.seeds), "runs",
                                      unit="run", verbose=settings.verbose)
     with progress:
@@ -127,14 +125,14 @@ def report(settings, run_dir):
             for method in settings.methods:
                 per_seed = []
                 for seed in settings.seeds:
-                    part = parts / f"{dataset}-{method}-seed{seed}.json".replace(" ", "_")
                     run = settings.run_settings(source, dataset, seed)
-                    per_seed.append(common.part_or_run(part, lambda: tradeoff_run(method, run)))
+                    per_seed.append(common.part_or_run(run_dir, common.part_key("tradeoff", run, method=method),
+                                                       lambda: tradeoff_run(method, run)))
                     progress.update(1)
                 results[dataset][method] = {key: common.summary([entry[key] for entry in per_seed])
                                             for key in per_seed[0] if isinstance(per_seed[0][key], (int, float))}
                 results[dataset][method]["energy_method"] = per_seed[0]["energy_method"]
-            figure = f"figures/tradeoff_{dataset}.png"
+            figure = f"figures/tradeoff_{common.dataset_name(dataset)}.png"
             plots.plot_tradeoff(results[dataset], path=run_dir / figure,
                                 title=f"{source} on {dataset}: accuracy against wall time")
             rows = [[method, mean_std(entry["accuracy"]), mean_std(entry["network_epochs"], ".1f"),

@@ -97,14 +97,13 @@ def depth_verdicts(curves, scratch):
 
 def report(settings, run_dir):
     """AnB and AnB+ against the cut, and scratch, per dataset: a table, a figure and the paper's two effects
-    as verdicts. Each finished run is kept in ``parts/``, so a rerun resumes."""
+    as verdicts. Each finished run is kept in ``parts/`` (:func:`~keras_tl.experiments.common.part_key`), so a
+    rerun resumes."""
     source = sources.get_source(settings.sources[0])
     pretrained = source.build("imagenet", image_size=settings.image_size)
     cuts = settings.cuts or depth_cuts(pretrained, settings.cut_count)
     for cut in cuts:
         freezing.find_layer(pretrained, cut)  # an unknown layer is an error now, with the close names
-    parts = run_dir / "parts" / (f"depth-{source.name}-{settings.image_size}px-{settings.train_per_class}+"
-                                 f"{settings.test_per_class}-per-class-{settings.epochs}-fixed-epochs")
     grid = [("scratch", 0)] + [(method, cut) for cut in cuts for method in ("AnB", "AnB+")]
     results, sections = {}, []
     with messages.progress_bar(len(settings.datasets) * len(grid) * len(settings.seeds), "runs", unit="run",
@@ -115,7 +114,7 @@ def report(settings, run_dir):
                 per_seed = []
                 for seed in settings.seeds:
                     run = settings.run_settings(source.name, dataset, seed)
-                    per_seed.append(common.part_or_run(parts / f"{dataset}-{method}-{cut}-seed{seed}.json",
+                    per_seed.append(common.part_or_run(run_dir, common.part_key("depth", run, method=method, cut=cut),
                                                        lambda: depth_run(method, cut, run, pretrained=pretrained)))
                     bar.update(1)
                 entry = common.summary([finished["accuracy"] for finished in per_seed])
@@ -124,7 +123,7 @@ def report(settings, run_dir):
                 else:
                     result[method][per_seed[0]["cut_layer"]] = {"layers_kept": per_seed[0]["layers_kept"], **entry}
             result["verdicts"] = depth_verdicts(result, result["scratch"])
-            figure = f"figures/depth_{dataset}.png"
+            figure = f"figures/depth_{common.dataset_name(dataset)}.png"
             plots.plot_depth({method: result[method] for method in ("AnB", "AnB+")}, result["scratch"],
                              path=run_dir / figure, title=f"{source.name} on {dataset}: ImageNet layers kept, "
                              f"{settings.image_size} px")

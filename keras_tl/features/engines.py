@@ -11,7 +11,9 @@ through ``tf2onnx``). Figures: ``bench/bench_engines.py`` and bench/RESULTS.md.
   ``onnxruntime``, or ``auto`` (the fastest one installed on a CPU-only machine, TensorFlow on a GPU);
 - :func:`compile_model`: a model converted once, kept under ``$KERAS_TL_CACHE/engines/<key>`` (the
   key holds everything the converted file depends on: the weights' values, the layers, the input
-  size, the converter's version), written to a temporary name and renamed, and loaded;
+  size, the converter's version), written to a temporary name and renamed, and loaded; a kept
+  conversion that does not load (a truncated or deleted file) is set aside as ``<key>.damaged`` with
+  a warning and converted again, and what a killed conversion left (``.<key>.*.part``) is removed;
 - :class:`EngineStep`: one batch through it, as :func:`keras_tl.features.extraction.feature_step` runs one
   batch through TensorFlow, so :class:`~keras_tl.features.extraction.FeatureExtractor` (``engine=``) uses either.
 
@@ -25,6 +27,7 @@ import os
 import pathlib
 import shutil
 import tempfile
+import warnings
 
 import keras
 import numpy as np
@@ -125,7 +128,8 @@ def compile_model(model, engine, description=(), cache_folder=None, verbose=True
 
     Several outputs (an extractor's pooled layers) are joined along the last axis, as
     :func:`keras_tl.features.extraction.feature_step` joins them. Two processes converting the same model wait
-    for each other (a lock), and a conversion is written to a temporary folder and renamed.
+    for each other (a lock), and a conversion is written to a temporary folder and renamed. A kept conversion
+    that does not load is set aside as ``<key>.damaged`` (a warning names it) and converted again.
     """
     from filelock import FileLock
 
@@ -133,17 +137,47 @@ def compile_model(model, engine, description=(), cache_folder=None, verbose=True
     folder = pathlib.Path(cache_folder or engines_folder()) / model_key(model, engine, description)
     path = folder / REQUIREMENTS[engine][4]
     folder.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(folder) + ".lock"):
-        if not path.is_file():
-            if verbose:
-                print(f"  engine: converting {model.name} for {engine} into {folder}", flush=True)
-            convert(model, engine, folder)
+    remove_stale_parts(folder.parent)
+    with FileLock(str(folder) + ".lock"):  # one process at a time converts, sets aside or loads this key
+        if folder.exists():
+            try:
+                return load(modules, engine, path)
+            except Exception as error:  # each engine has its own errors (OpenVINO RuntimeError, ONNX Runtime Fail...)
+                damaged = folder.with_name(folder.name + ".damaged")
+                shutil.rmtree(damaged, ignore_errors=True)  # an older one
+                os.replace(folder, damaged)
+                reason = (str(error).strip().splitlines() or [type(error).__name__])[-1]
+                warnings.warn(f"The converted model in {folder} does not load ({reason}); moved to {damaged.name} "
+                              "and converted again.", stacklevel=2)
+        if verbose:
+            print(f"  engine: converting {model.name} for {engine} into {folder}", flush=True)
+        convert(model, engine, folder)
+        return load(modules, engine, path)
+
+
+def load(modules, engine, path):
+    """The converted model at ``path`` loaded by ``engine`` (``modules``: :func:`require`'s), as a function
+    from a float32 numpy batch to its outputs."""
     if engine == "openvino":
         compiled = modules[0].Core().compile_model(str(path), "CPU", RUN_OPTIONS["openvino"])
         return lambda images: compiled(images)[0]
     session = modules[0].InferenceSession(str(path), providers=["CPUExecutionProvider"])
     input_name = session.get_inputs()[0].name
     return lambda images: session.run(None, {input_name: images})[0]
+
+
+def remove_stale_parts(folder):
+    """Delete the temporary folders (``.<key>.*.part``) that killed conversions left in ``folder``, each only
+    while no process holds its key's lock (a conversion that runs keeps its folder)."""
+    from filelock import FileLock, Timeout
+
+    for part in folder.glob(".*.part"):
+        key = part.name[1:].rsplit(".", 2)[0]  # .<key>.<random>.part, as convert() names it
+        try:
+            with FileLock(str(folder / key) + ".lock", timeout=0):
+                shutil.rmtree(part, ignore_errors=True)
+        except Timeout:
+            continue
 
 
 def convert(model, engine, folder):

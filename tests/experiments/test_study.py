@@ -1,15 +1,18 @@
 """Each study on a tiny grid (MobileNet at 32 px, a few images, one seed) writes its report,
 figures and results.json, with accuracies in [0, 1] and a table row for every target and method."""
+import dataclasses
 import importlib
 import json
 import pathlib
+import re
+import shutil
 import warnings
 
 import numpy as np
 import pytest
 
 import keras_tl
-from keras_tl.experiments import STUDIES, common, fne_ablation, fne_paper, transfer_depth
+from keras_tl.experiments import STUDIES, common, fne_ablation, fne_paper, tradeoff, transfer_depth
 from keras_tl.features import classifiers
 from keras_tl.jobs import cli, study
 
@@ -17,10 +20,10 @@ TINY = ["--source", "mobilenet", "--dataset", "animal_mnist", "--image-size", "3
         "--test-per-class", "2", "--seeds", "1", "--quiet"]
 
 
-def run_study(name, run_dir, *extra):
-    assert study.main([name, *TINY, "--output-dir", str(run_dir), *extra]) == 0
+def run_study(name, run_dir, *extra, dataset="animal_mnist"):
+    assert study.main([name, *TINY, "--output-dir", str(run_dir), *extra, "--dataset", dataset]) == 0
     results = json.loads((run_dir / "results.json").read_text())
-    assert results["study"] == name and results["targets"] == ["animal_mnist"] and results["seeds"] == [0]
+    assert results["study"] == name and results["targets"] == [dataset] and results["seeds"] == [0]
     return results, (run_dir / "report.md").read_text()
 
 
@@ -48,14 +51,13 @@ def test_the_studies_are_listed_once_and_read_by_the_job_its_help_and_the_docs()
 
 def test_layers_study(tmp_path, feature_cache):
     results, report = run_study("layers", tmp_path, "--layer-step", "13", "--cache-dir", str(feature_cache),
-                                "--sources", "mobilenet", "--targets", "animal_mnist", "no_such_folder")  # 0.1's flags
+                                "--sources", "mobilenet", "--targets", "animal_mnist")  # 0.1's flags
     result = results["results"]["mobilenet"]["animal_mnist"]
     layers = ["conv1_relu", "conv_dw_7_relu", "conv_pw_13_relu"]  # every 13th fne layer, and the last
     assert sorted(result["layers"]) == layers  # (results.json sorts its keys)
     depths = [result["layers"][name]["depth"] for name in layers]
     assert depths == sorted(depths) and 0 < depths[0] and depths[-1] <= 1
     assert all(0 <= value <= 1 for value in accuracies(result))
-    assert "no_such_folder" in results["missing_targets"] and "skipped: no_such_folder" in report
     assert "| target | layer (relative depth) | dimensions | accuracy |" in report
     assert "| animal_mnist | FNE (all layers) |" in report
     assert (tmp_path / "figures" / "layers_mobilenet.png").stat().st_size > 0
@@ -100,10 +102,95 @@ def test_tradeoff_study_resumes_from_its_parts(tmp_path):
     first = json.loads((tmp_path / "results.json").read_text())["results"]
     run_study("tradeoff", tmp_path, *extra)  # every run is in parts/: nothing trains again, same numbers
     assert json.loads((tmp_path / "results.json").read_text())["results"] == first
-    # other settings: trained anew, in a folder of their own
+    # other settings: trained anew, in a part of their own
     run_study("tradeoff", tmp_path, "--methods", "extraction", "--epochs", "1", "--train-per-class", "6")
-    assert sorted(path.name for path in (tmp_path / "parts").iterdir()) == [
-        "mobilenet-32px-5+2-per-class-1-epochs", "mobilenet-32px-6+2-per-class-1-epochs"]
+    assert sorted(path.name.rsplit("-", 1)[0] for path in (tmp_path / "parts").iterdir()) == [
+        "tradeoff-animal_mnist-extraction-seed0", "tradeoff-animal_mnist-extraction-seed0",
+        "tradeoff-animal_mnist-scratch-seed0"]
+
+
+def image_folder(root, classes=("a", "b"), per_class=5):
+    """``root/<class>/``: ``per_class`` random 8x8 PNG images in each of ``classes``; returns ``root``."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name in classes:
+        (root / name).mkdir(parents=True)
+        for index in range(per_class):
+            Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(root / name / f"{index}.png")
+    return root
+
+
+def test_study_parts_stay_in_the_run_folder_and_a_changed_setting_runs_again(tmp_path, monkeypatch):
+    """tradeoff on a folder given by its absolute path, each run a stand-in whose accuracy is its image size / 100:
+    the parts are in the run folder and nothing is written beside the data; a rerun reads them, and another image
+    size or count, or another folder of the same name, runs anew (a 48 px run once reported the 32 px numbers)."""
+    data = image_folder(tmp_path / "data" / "images")
+    written = sorted((tmp_path / "data").rglob("*"))
+    calls = []
+
+    def stand_in(method, run):
+        calls.append((method, run.image_size))
+        return {"accuracy": run.image_size / 100, "trainable_params": 1, "network_epochs": 0, "wall_seconds": 1.0,
+                "cpu_seconds": 1.0, "images_per_second": 1.0, "energy_joules": 1.0, "energy_method": "stand-in",
+                "train_images": 8, "test_images": 2}
+
+    monkeypatch.setattr(tradeoff, "tradeoff_run", stand_in)
+
+    def study_at(*options, dataset=data):
+        calls.clear()
+        results, _ = run_study("tradeoff", tmp_path / "run", "--methods", "extraction", "scratch", "--epochs", "1",
+                               *options, dataset=str(dataset))
+        return results["results"][str(dataset)]["extraction"]["accuracy"]["mean"], list(calls)
+
+    both = [("extraction", 32), ("scratch", 32)]
+    assert study_at() == (0.32, both)
+    assert sorted((tmp_path / "data").rglob("*")) == written  # nothing beside nor in the data
+    parts = sorted(path.name for path in (tmp_path / "run" / "parts").iterdir())
+    assert len(parts) == 2 and all(name.startswith(f"tradeoff-{common.dataset_name(str(data))}-") for name in parts)
+    assert study_at() == (0.32, [])  # resumed: every run read from its part
+    assert study_at("--image-size", "48") == (0.48, [("extraction", 48), ("scratch", 48)])
+    assert study_at("--train-per-class", "4") == (0.32, both)  # every other setting: test_part_keys_differ...
+    assert study_at(dataset=shutil.copytree(data, tmp_path / "other" / "images")) == (0.32, both)
+    assert len(list((tmp_path / "run" / "parts").iterdir())) == 2 * 4
+
+
+def test_part_keys_differ_with_every_setting_and_name_a_folder_by_where_it_is(tmp_path, monkeypatch):
+    for folder in ("a", "b"):
+        (tmp_path / folder / "images").mkdir(parents=True)
+    base = common.RunSettings("mobilenet", str(tmp_path / "a" / "images"), 32, 5, 2, seed=0, epochs=1)
+
+    def key(run=base, study="depth", method="AnB", cut="conv_dw_3"):
+        return common.part_key(study, run, method=method, cut=cut)
+
+    assert key() == key(dataclasses.replace(base))  # the same settings: the same key
+    assert "/" not in key() and not key().startswith(".") and len(key()) < 160
+    changed = {"source": "resnet50", "dataset": str(tmp_path / "b" / "images"), "image_size": 48,
+               "train_per_class": 6, "test_per_class": 3, "seed": 1, "epochs": 2, "batch_size": 8,
+               "tfds_data_dir": str(tmp_path)}
+    keys = {key(dataclasses.replace(base, **{field: value})) for field, value in changed.items()}
+    keys |= {key(method="AnB+"), key(cut=17), key(study="tradeoff")}
+    assert len(keys) == len(changed) + 3 and key() not in keys
+    relative = dataclasses.replace(base, dataset="images")  # the folder of that name where the job runs
+    monkeypatch.chdir(tmp_path / "a")
+    in_a = key(relative)
+    monkeypatch.chdir(tmp_path / "b")
+    assert key(relative) != in_a
+    assert common.dataset_name("animal_mnist") == "animal_mnist"
+    assert common.dataset_name("/a/images") != common.dataset_name("/b/images")
+    for spec in ("/data/../../etc/passwd", "../..", "..", "mit67:/data/mit67", "tfds:cifar10:train/test", "-"):
+        name = common.dataset_name(spec)
+        assert "/" not in name and not name.startswith(".") and name.count("-") >= 1, (spec, name)
+
+
+def test_a_damaged_part_is_set_aside_with_a_warning_and_run_again(tmp_path):
+    part = tmp_path / "parts" / "key.json"
+    part.parent.mkdir()
+    part.write_text('{"accuracy": 0.')  # cut short outside the job
+    with pytest.warns(UserWarning, match=re.escape(f"Study part {part} does not read (")):
+        assert common.part_or_run(tmp_path, "key", lambda: {"accuracy": 0.5}) == {"accuracy": 0.5}
+    assert part.with_name("key.json.damaged").read_text() == '{"accuracy": 0.'
+    assert common.part_or_run(tmp_path, "key", lambda: 1 / 0) == {"accuracy": 0.5}  # kept: read, not run
 
 
 def test_split_pool_is_stratified_disjoint_and_seeded():
@@ -134,10 +221,31 @@ def test_svm_fits_stopped_at_the_pass_cap_are_counted_not_hidden(monkeypatch):
     assert study.svm_fits({"t": {"m": stopped, "n": converged}, "energy_method": "x"}) == (4, 2)
 
 
-def test_no_available_target_is_one_error_line_and_leaves_no_folder(tmp_path, capsys):
+def test_a_requested_dataset_that_is_missing_stops_the_study_before_any_work(tmp_path, capsys, monkeypatch):
+    """A missing folder among --dataset is one error line before TensorFlow starts; a requested dataset that
+    does not load (a package not installed) is one error line before the run folder; without --dataset, the
+    offline datasets that are not installed are skipped, and none installed is one error line."""
     run_dir = tmp_path / "study"
-    assert study.main(["fne", "--dataset", str(tmp_path / "missing"), "--quiet", "--output-dir", str(run_dir)]) == 2
-    assert capsys.readouterr().err.startswith("error: None of the targets is available:")
+
+    def start_tensorflow(job, args):
+        raise AssertionError("TensorFlow was started before the datasets were checked")
+
+    monkeypatch.setattr(cli, "start_tensorflow", start_tensorflow)
+    assert study.main(["fne", "--dataset", "animal_mnist", str(tmp_path / "missing"), "--quiet",
+                       "--output-dir", str(run_dir)]) == 2
+    assert capsys.readouterr().err == f"error: no such folder: {tmp_path / 'missing'}.\n"
+    monkeypatch.undo()
+    monkeypatch.setattr(common, "available_datasets",
+                        lambda names, _: (names[:-1], {names[-1]: "not installed: apt-get install x"}))
+    assert study.main(["fne", "--dataset", "animal_mnist", "openclipart", "--quiet",
+                       "--output-dir", str(run_dir)]) == 2
+    assert capsys.readouterr().err == (
+        "error: Not available here: openclipart (not installed: apt-get install x). Fix or remove them from "
+        "--dataset (left out, --dataset is the offline datasets that are installed), then run the same command "
+        "again.\n")
+    monkeypatch.setattr(common, "available_datasets", lambda names, _: ([], {name: "not installed" for name in names}))
+    assert study.main(["fne", "--quiet", "--output-dir", str(run_dir)]) == 2
+    assert capsys.readouterr().err.startswith("error: None of the targets is available: animal_mnist: not installed")
     assert not run_dir.exists()
 
 
@@ -241,13 +349,17 @@ def test_depth_models_keep_exactly_the_first_n_imagenet_layers(imagenet_mobilene
     assert not any(changed[:kept]) and any(changed[kept:])  # AnB's ImageNet layers stay as they were
 
 
-def test_depth_study_on_a_tiny_grid(tmp_path):
-    results, report = run_study("depth", tmp_path, "--cuts", "conv_dw_3", "--epochs", "1", "--train-per-class", "5")
-    result = results["results"]["animal_mnist"]
+def test_depth_study_on_a_tiny_grid(tmp_path, colours):
+    """On a folder given by its absolute path: the parts are in the run folder, nothing is written beside the data."""
+    beside = sorted(colours.parent.iterdir())
+    results, report = run_study("depth", tmp_path, "--cuts", "conv_dw_3", "--epochs", "1", "--train-per-class", "5",
+                                dataset=str(colours))
+    result = results["results"][str(colours)]
     for method in ("AnB", "AnB+"):
         assert list(result[method]) == ["conv_dw_3"] and result[method]["conv_dw_3"]["layers_kept"] == 17
     assert all(0 <= value <= 1 for value in accuracies(result))
     assert len(result["verdicts"]) == 2 and result["verdicts"][0].startswith("Frozen transfer (AnB)")
     assert "| n: layers kept | AnB (frozen) | AnB+ (fine-tuned) |" in report and "| 0 (scratch) |" in report
-    assert (tmp_path / "figures" / "depth_animal_mnist.png").stat().st_size > 0
-    assert len(list((tmp_path / "parts").rglob("*.json"))) == 3  # scratch, AnB and AnB+: kept for a rerun
+    assert (tmp_path / "figures" / f"depth_{common.dataset_name(str(colours))}.png").stat().st_size > 0
+    assert len(list((tmp_path / "parts").glob("depth-*.json"))) == 3  # scratch, AnB and AnB+: kept for a rerun
+    assert sorted(colours.parent.iterdir()) == beside

@@ -1,10 +1,13 @@
 """The extractor's other engines (keras_tl.features.engines): OpenVINO and ONNX Runtime against TensorFlow.
 
 The converted models are built once for the module (a MobileNet with random weights at 32 px, its
-first three pointwise layers, 20 Animal-MNIST images); an engine that is not installed is skipped.
+first three pointwise layers, 20 Animal-MNIST images; a one-convolution model for the damaged caches);
+an engine that is not installed is skipped.
 """
 import dataclasses
 import json
+import re
+import shutil
 import sys
 
 import numpy as np
@@ -142,3 +145,79 @@ def test_fne_job_and_its_model_run_with_an_engine(features, tmp_path, monkeypatc
     run = trained.load_run(run_dir)  # its model.keras: backbone, pooling, FNE and the SVM in one model
     scores = dataclasses.replace(run, engine="openvino").predict(pictures, batch_size=2)
     np.testing.assert_allclose(scores, run.predict(pictures), atol=1e-4 * np.abs(scores).max())
+
+
+# ----------------------------------------------------------------------------- caches that heal
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    return keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3), keras.layers.GlobalAveragePooling2D()],
+                            name="small")
+
+
+@pytest.fixture(scope="module")
+def conversions(small_model, tmp_path_factory):
+    """``{engine: folder}``: ``small_model`` converted once for each installed engine, as the conversion wrote it."""
+    found = {}
+    for engine in INSTALLED:
+        cache = tmp_path_factory.mktemp(engine)
+        engines.compile_model(small_model, engine, ("small",), cache, verbose=False)
+        found[engine] = next(path for path in cache.iterdir() if path.is_dir())
+    return found
+
+
+def copying_convert(good, converted):
+    """A stand-in for engines.convert: the good conversion copied into place, each target noted in ``converted``."""
+    def convert(model, engine, folder):
+        assert not list(folder.parent.glob(f".{folder.name}.*.part")), "a killed conversion's part is still there"
+        converted.append(folder)
+        shutil.copytree(good, folder)
+
+    return convert
+
+
+@needs_engine
+@pytest.mark.parametrize("damage", ["truncated", "deleted"])
+def test_a_damaged_conversion_is_set_aside_with_a_warning_and_converted_again(conversions, small_model, engine,
+                                                                              damage, tmp_path, monkeypatch):
+    good, images = conversions[engine], np.random.default_rng(0).uniform(size=(2, 8, 8, 3)).astype(np.float32)
+    for name in sorted(path.name for path in good.iterdir()):  # model.xml and model.bin; model.onnx
+        folder = tmp_path / name / good.name  # the cache folder of small_model, one file damaged
+        shutil.copytree(good, folder)
+        if damage == "truncated":
+            (folder / name).write_bytes((good / name).read_bytes()[:(good / name).stat().st_size // 2])
+        else:
+            (folder / name).unlink()
+        converted = []
+        monkeypatch.setattr(engines, "convert", copying_convert(good, converted))
+        with pytest.warns(UserWarning, match=re.escape(f"The converted model in {folder} does not load (")) as caught:
+            run = engines.compile_model(small_model, engine, ("small",), folder.parent, verbose=False)
+        said = [str(warning.message) for warning in caught if "converted model" in str(warning.message)]
+        assert len(said) == 1 and said[0].endswith(f"moved to {good.name}.damaged and converted again.")
+        assert converted == [folder] and (folder.parent / f"{good.name}.damaged").is_dir()
+        np.testing.assert_allclose(run(images), small_model(images), atol=1e-5)
+
+
+@needs_engine
+def test_a_killed_conversion_leaves_no_part_behind_on_the_next_run(conversions, small_model, engine, tmp_path,
+                                                                   monkeypatch):
+    from filelock import FileLock
+
+    good = conversions[engine]
+    killed = tmp_path / f".{good.name}.k1ll3d.part"  # a conversion of small_model killed mid-export left it
+    running = tmp_path / f".{engine}-other-0123.x_y.part"  # another model's, converted by a process that runs
+    for part in (killed, running):
+        part.mkdir()
+        (part / "model.bin").write_bytes(b"half")
+    converted = []
+    monkeypatch.setattr(engines, "convert", copying_convert(good, converted))
+    with FileLock(str(tmp_path / f"{engine}-other-0123.lock")):
+        engines.compile_model(small_model, engine, ("small",), tmp_path, verbose=False)
+    assert converted == [tmp_path / good.name] and not killed.exists()
+    assert running.is_dir()  # its conversion holds its lock: left alone
+    engines.compile_model(small_model, engine, ("small",), tmp_path, verbose=False)
+    assert converted == [tmp_path / good.name] and not running.exists()  # its lock free: stale, removed
