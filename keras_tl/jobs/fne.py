@@ -154,7 +154,8 @@ def run(args):
     image_size = args.image_size or source.default_size
     source.input_shape(image_size)  # an error below the source's minimum size, before any work
     dataset = data.load_dataset(args.dataset, seed=args.seed, train_per_class=args.train_per_class,
-                                test_per_class=args.test_per_class, verbose=verbose, tfds_data_dir=args.tfds_data_dir)
+                                test_per_class=args.test_per_class, verbose=verbose, tfds_data_dir=args.tfds_data_dir,
+                                **cli.table_options(args))
     if args.shots:
         smallest = int(np.bincount(dataset.train.labels).min())
         if max(args.shots) > smallest:

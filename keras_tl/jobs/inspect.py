@@ -135,7 +135,7 @@ def inspected_dataset(args, trained_run, verbose):
     if args.dataset is not None or trained_run is None:
         dataset = data.load_dataset(args.dataset or BUILTIN_DATASET, seed=args.seed,
                                     train_per_class=args.train_per_class, test_per_class=args.test_per_class,
-                                    verbose=verbose, tfds_data_dir=args.tfds_data_dir)
+                                    verbose=verbose, tfds_data_dir=args.tfds_data_dir, **cli.table_options(args))
         return dataset, "--dataset" if args.dataset else "the default; --dataset to choose"
     from keras_tl.analysis import interpret
 
