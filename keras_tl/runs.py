@@ -3,7 +3,9 @@
 Files are written to a temporary name in the same folder and renamed when complete, so an
 interrupted run never leaves a half-written file behind (``os.replace`` is atomic on POSIX).
 A job holds its run folder's lock (:func:`locked_run_dir`) while it writes there, so two runs
-never write into one folder.
+never write into one folder. A full disk is an ``OSError`` naming the file being written (or, for
+another write in the run folder, the folder): an ``OSError`` from a write itself names no file, and
+one from a copy names its source.
 """
 import contextlib
 import datetime
@@ -18,6 +20,8 @@ import tempfile
 
 import numpy as np
 
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)  # no space left on the device, or the user's quota used up
+
 
 @contextlib.contextmanager
 def atomic_path(path):
@@ -28,12 +32,25 @@ def atomic_path(path):
                                           suffix=".part" + "".join(path.suffixes))  # keeps ".weights.h5" for Keras
     os.close(handle)
     try:
-        yield pathlib.Path(tmp_name)
+        with _naming_a_full_disk(path):
+            yield pathlib.Path(tmp_name)
         os.chmod(tmp_name, 0o666 & ~_current_umask())  # mkstemp makes files private; give them the usual mode
         os.replace(tmp_name, path)
     finally:
         if os.path.exists(tmp_name):
             os.remove(tmp_name)
+
+
+@contextlib.contextmanager
+def _naming_a_full_disk(path, unless_named=False):
+    """Raise a full disk's ``OSError`` from the block again naming ``path`` (or, ``unless_named``, only when it
+    names no file), so that the error line says where the space ran out."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in DISK_FULL or (unless_named and error.filename):
+            raise
+        raise OSError(error.errno, error.strerror or os.strerror(error.errno), str(path)) from error
 
 
 def _current_umask():
@@ -95,7 +112,8 @@ def locked_run_dir(run_dir):
                          f"or choose another output_dir=.") from None
     try:
         owner.write_text(f"process {os.getpid()}, started {datetime.datetime.now():%Y-%m-%d %H:%M:%S}\n")
-        yield run_dir
+        with _naming_a_full_disk(run_dir, unless_named=True):  # a log a Keras callback appends to, for one
+            yield run_dir
     finally:
         owner.unlink(missing_ok=True)
         lock.release()

@@ -100,3 +100,28 @@ def test_check_free_space_names_the_folder_and_the_sizes(tmp_path, monkeypatch):
         runs.check_free_space(tmp_path, 3 * 2**20)
     assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(tmp_path)
     assert str(caught.value).endswith(f"needs 3.0 MiB, 2.0 KiB are free: '{tmp_path}'")
+
+
+def test_a_full_disk_names_the_file_written_not_the_copy_source_nor_nothing(tmp_path):
+    """A write's OSError names no file and a copy's names its source; either way the error names the file
+    (or, for another write in a locked run folder, the folder) whose disk is full."""
+    import errno
+
+    def disk_full(filename=None):
+        raise OSError(errno.ENOSPC, "No space left on device", filename)
+
+    target = tmp_path / "run" / "features" / "train.npy"
+    for filename in (None, str(tmp_path / "cache" / "train.npy")):
+        with pytest.raises(OSError) as caught, runs.atomic_path(target):
+            disk_full(filename)
+        assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(target)
+    assert not list(tmp_path.rglob("*.part*"))
+    with pytest.raises(OSError) as caught, runs.locked_run_dir(tmp_path / "run"):
+        disk_full()  # a Keras callback appending to its log, say
+    assert caught.value.filename == str(tmp_path / "run")
+    with pytest.raises(OSError) as caught, runs.locked_run_dir(tmp_path / "run"):
+        disk_full(str(tmp_path / "cache"))  # named already: kept
+    assert caught.value.filename == str(tmp_path / "cache")
+    with pytest.raises(OSError) as caught, runs.atomic_path(target):
+        raise OSError(errno.EACCES, "Permission denied")  # other errors pass unchanged
+    assert caught.value.filename is None

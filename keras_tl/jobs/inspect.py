@@ -34,6 +34,8 @@ BUILTIN_DATASET = "animal_mnist"
 BUILTIN_DEFAULTS = {"train_per_class": 20, "test_per_class": 10}
 DEFAULT_IMAGE_SIZE = 96
 DEFAULT_CHANNELS = 4  # per layer: its most active channels on the images inspected
+MAX_TOP_K = 100  # top images per channel: a figure row of 100 images is already 160 inches wide
+MAX_STEPS = 1000  # gradient-ascent steps per channel (Lucid's renderings take 512)
 
 
 def make_parser():
@@ -56,8 +58,9 @@ def make_parser():
     cli.add_dataset_options(parser, ("20 for animal_mnist; a run's own dataset: as the run kept it; else all",
                                      "10 for animal_mnist; a run's own dataset: as the run kept it; else all"),
                             default_help=f"a run folder's own dataset, else {BUILTIN_DATASET}")
-    parser.add_argument("--top-k", type=int, default=9, help="top images per channel (default 9)")
-    parser.add_argument("--steps", type=int, default=40, help="gradient-ascent steps per channel (default 40)")
+    parser.add_argument("--top-k", type=int, default=9, help=f"top images per channel (default 9, at most {MAX_TOP_K})")
+    parser.add_argument("--steps", type=int, default=40,
+                        help=f"gradient-ascent steps per channel (default 40, at most {MAX_STEPS})")
     parser.add_argument("--learning-rate", type=float, default=6.0,
                         help="gradient-ascent step, in pixels of 0..255 (default 6)")
     cli.add_output_options(parser, "inspect", cache=True)
@@ -69,9 +72,10 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     builtin = args.dataset == BUILTIN_DATASET or (args.dataset is None and not is_run_folder(args.subject))
     cli.fill_defaults(args, BUILTIN_DEFAULTS, when=builtin)
-    cli.check_options(parser, args, image_size=cli.IMAGE_SIZE, channels=cli.NOT_NEGATIVE, top_k=cli.AT_LEAST_ONE,
-                      steps=cli.AT_LEAST_ONE, learning_rate=cli.POSITIVE, train_per_class=cli.AT_LEAST_ONE,
-                      test_per_class=cli.AT_LEAST_ONE)
+    cli.check_options(parser, args, image_size=cli.IMAGE_SIZE, channels=cli.NOT_NEGATIVE,
+                      top_k=(cli.AT_LEAST_ONE, cli.at_most(MAX_TOP_K)),
+                      steps=(cli.AT_LEAST_ONE, cli.at_most(MAX_STEPS)), learning_rate=cli.POSITIVE,
+                      train_per_class=cli.AT_LEAST_ONE, test_per_class=cli.AT_LEAST_ONE)
     return args
 
 

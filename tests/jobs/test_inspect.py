@@ -136,3 +136,16 @@ def test_a_runs_own_dataset_keeps_fewer_images_per_class_when_asked(fine_tune_ru
     assert fewer.class_names == ["blue", "green", "red"]
     assert fewer.class_counts() == {"blue": (2, 1), "green": (2, 1), "red": (2, 1)}
     assert set(fewer.train.paths) <= set(dataset.train.paths) and set(fewer.test.paths) <= set(dataset.test.paths)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--steps", "100000000"], "--steps must be at most 1000; got 100000000."),
+    (["--top-k", "1000"], "--top-k must be at most 100; got 1000."),
+    (["--steps", "0"], "--steps must be at least 1; got 0."),
+])
+def test_counts_past_their_bounds_are_one_error_line_before_any_work(argv, message, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        inspect.main(["mobilenet", *argv])
+    error = capsys.readouterr().err
+    assert stopped.value.code == 2 and error.strip().splitlines()[-1] == f"python -m keras_tl.inspect: error: {message}"
+    assert "Traceback" not in error
