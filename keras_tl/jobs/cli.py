@@ -10,7 +10,6 @@ with the job's flag instead (``--unfreeze 'x'``), see :func:`flags_in_message`.
 """
 import argparse
 import ast
-import errno
 import importlib
 import math
 import os
@@ -19,6 +18,7 @@ import re
 import sys
 import warnings
 
+from keras_tl import runs
 from keras_tl.experiments import STUDIES
 
 # name: (what it does, whether TensorFlow is imported (quietly) once its arguments are read)
@@ -38,7 +38,6 @@ JOBS = {
 USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, NotADirectoryError, IsADirectoryError,
                ModuleNotFoundError)
 INTERRUPTED_EXIT = 130
-DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 # a command in quotes or backticks (left as it is), or a library parameter: "unfreeze=" and the character after it
 _QUOTED_OR_PARAMETER = re.compile(r"""(["`]).*?\1|(?<![\w.-])([a-z][a-z0-9_]*)=(?!=)(?=(.?))""", re.DOTALL)
 
@@ -113,7 +112,7 @@ def run_cli(parse_args, job, argv=None, resumable=True, make_parser=None):
         print(f"error: {message}", file=sys.stderr)
         return 2
     except OSError as error:
-        if error.errno not in DISK_FULL:
+        if error.errno not in runs.DISK_FULL:
             raise
         print(f"error: {disk_full_message(error)}", file=sys.stderr)
         return 2

@@ -62,7 +62,7 @@ def run(args):
     except ConnectionError as error:  # offline or interrupted: one error line; the same command resumes
         raise ValueError(str(error)) from None
     except OSError as error:
-        if error.errno not in cli.DISK_FULL:
+        if error.errno not in runs.DISK_FULL:
             raise
         raise ValueError(f"{error.strerror} (writing {error.filename or args.dir}). Free some space there, or give "
                          f"a DIR on another disk, then run the same command again: it resumes.") from None
