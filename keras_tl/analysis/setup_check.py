@@ -179,8 +179,10 @@ def balance_findings(labels, max_class_ratio=MAX_CLASS_RATIO):
     what = f"Class sizes {counts.min()}..{counts.max()} images ({len(counts)} classes, ratio {ratio:.1f})"
     if ratio > max_class_ratio:
         return [Finding(f"{what}: imbalanced.", "warning",
-                        "weigh the loss by class (fit(class_weight=...)), resample, and report per-class or balanced "
-                        "accuracy as well")]
+                        "weigh each class's loss: --class-weight auto in the fne and fine_tune jobs (in the library "
+                        "class_weight='auto' in fine_tune_model or Recipe, class_weight='balanced' in "
+                        "make_classifier); judge by the balanced accuracy and the recall per class, which the jobs "
+                        "report")]
     return [Finding(f"{what}.", "info")]
 
 

@@ -1,7 +1,8 @@
 """``tf.data`` pipelines: :func:`make_pipeline` turns an image set into batches for a source (decode,
 convert grey, RGBA, palette, CMYK, 16-bit and float images to 8-bit RGB, resize, apply the source's
 ``preprocess_input``, batch, prefetch); :func:`training_pipelines` makes the train, validation and test
-pipelines of a fine-tuning run from them. TensorFlow (and Keras) are imported when a pipeline is made.
+pipelines of a fine-tuning run from them, the train one optionally class-balanced (:func:`balanced_order`).
+TensorFlow (and Keras) are imported when a pipeline is made.
 """
 import numpy as np
 
@@ -19,24 +20,29 @@ def check_sizes(image_size=None, batch_size=None):
             raise ValueError(f"{name}={value} is outside 1..{largest}.")
 
 
-def make_pipeline(image_set, image_size, preprocess=None, batch_size=32, shuffle=False, seed=0):
+def make_pipeline(image_set, image_size, preprocess=None, batch_size=32, shuffle=False, seed=0, balanced=False):
     """A ``tf.data.Dataset`` of ``(images, labels)`` batches, ready for a source's model.
 
     Files are decoded in parallel by :func:`load_image` (:func:`decode_image`, the decoder that
     :func:`load_dataset` checked them with); a file that fails anyway stops the pipeline with an error
     that names it. In-memory arrays are resized in the graph. Images become float32 RGB at
     ``image_size`` pixels; then ``preprocess`` (the source's ``preprocess_input``) is applied to whole
-    batches, and the next batches are prefetched.
+    batches, and the next batches are prefetched. ``balanced``: every class drawn equally often, in a
+    shuffled order (:func:`balanced_order`).
     """
     check_sizes(image_size=image_size, batch_size=batch_size)
     import tensorflow as tf
 
     autotune = tf.data.AUTOTUNE
     labels = image_set.labels.astype(np.int32)
+
+    def order(dataset):
+        if balanced:
+            return balanced_order(dataset, labels, seed)
+        return dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True) if shuffle else dataset
+
     if image_set.paths is not None:
-        dataset = tf.data.Dataset.from_tensor_slices((image_set.paths.astype(str), labels))
-        if shuffle:
-            dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+        dataset = order(tf.data.Dataset.from_tensor_slices((image_set.paths.astype(str), labels)))
 
         def read(name):
             try:
@@ -52,9 +58,7 @@ def make_pipeline(image_set, image_size, preprocess=None, batch_size=32, shuffle
     else:
         images = image_set.images if image_set.images.ndim == 4 else image_set.images[..., None]
         antialias = image_size < max(images.shape[1:3])  # only shrinking needs it, and it is the slow kernel
-        dataset = tf.data.Dataset.from_tensor_slices((images, labels))
-        if shuffle:
-            dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+        dataset = order(tf.data.Dataset.from_tensor_slices((images, labels)))
 
         def resize(batch, label):
             batch = tf.image.resize(batch, (image_size, image_size), antialias=antialias)
@@ -71,13 +75,28 @@ def make_pipeline(image_set, image_size, preprocess=None, batch_size=32, shuffle
     return dataset.map(finish, num_parallel_calls=autotune).prefetch(autotune)
 
 
+def balanced_order(dataset, labels, seed=0):
+    """``dataset`` (of ``(image, label)`` pairs, ``labels`` their labels) in an order that draws each class equally
+    often: a class chosen at random for each image (``tf.data.Dataset.sample_from_datasets``), then the next of its
+    images, which are reshuffled and repeated. An epoch is as long as ``dataset``: a small class is seen several
+    times an epoch, a large one in part (oversampling; the alternative to weighing the loss by class)."""
+    import tensorflow as tf
+
+    per_class = [dataset.filter(lambda _, label, kept=int(kept): label == kept)
+                 .shuffle(int(np.sum(labels == kept)), seed=seed, reshuffle_each_iteration=True).repeat()
+                 for kept in np.unique(labels)]
+    mixed = tf.data.Dataset.sample_from_datasets(per_class, seed=seed, rerandomize_each_iteration=True)
+    return mixed.take(len(labels)).apply(tf.data.experimental.assert_cardinality(len(labels)))
+
+
 def training_pipelines(source, image_size, splits, num_classes, batch_size=32, mix="none", mix_alpha=0.0, seed=0,
-                       shard=False):
+                       shard=False, balanced=False):
     """tf.data pipelines for train (shuffled, optionally mixed), validation and test of ``splits``;
     labels one-hot for train and validation (mixup and CutMix make soft labels), integers for test.
     Without a ``"validation"`` split (a fixed schedule) the validation pipeline is None.
 
-    ``shard``: split the training data across the workers of a multi-worker strategy.
+    ``shard``: split the training data across the workers of a multi-worker strategy. ``balanced``: train
+    draws every class equally often (:func:`balanced_order`).
     """
     import tensorflow as tf
 
@@ -87,12 +106,14 @@ def training_pipelines(source, image_size, splits, num_classes, batch_size=32, m
     def one_hot(images, labels):
         return images, tf.one_hot(labels, num_classes)
 
-    def pipeline(image_set, shuffle=False):
-        return make_pipeline(image_set, image_size, source.preprocess_input, batch_size, shuffle=shuffle, seed=seed)
+    def pipeline(image_set, shuffle=False, balanced=False):
+        return make_pipeline(image_set, image_size, source.preprocess_input, batch_size, shuffle=shuffle, seed=seed,
+                             balanced=balanced)
 
     def for_fit(dataset):  # what fit reads: sharded across workers on request, prefetched
         return (distribute.shard_by_data(dataset) if shard else dataset).prefetch(tf.data.AUTOTUNE)
 
-    train = for_fit(augment.mix_batches(pipeline(splits["train"], shuffle=True).map(one_hot), mix, mix_alpha, seed))
+    train = for_fit(augment.mix_batches(pipeline(splits["train"], shuffle=True, balanced=balanced).map(one_hot), mix,
+                                        mix_alpha, seed))
     validation = for_fit(pipeline(splits["validation"]).map(one_hot)) if "validation" in splits else None
     return train, validation, pipeline(splits["test"])

@@ -7,7 +7,11 @@ enough; kernel likely to overfit; if target data size allows, 1-3 FC layers" (:d
 Optionally C is chosen by cross-validation on the training set only. The few-shot mode repeats
 training on seeded subsets of K images per class, the "training samples per class" curves of the
 course slides. Every accuracy of an evaluation comes with its image count and a 95 % Wilson score
-interval (:func:`wilson_interval`): 0.907 on 43 test images is "somewhere from 0.78 to 0.96".
+interval (:func:`wilson_interval`): 0.907 on 43 test images is "somewhere from 0.78 to 0.96"; and
+with the balanced accuracy, the mean of the per-class recalls, which a large class cannot hide a small
+one's errors behind. ``class_weight="balanced"`` weighs each class's errors by n / (k x its images)
+(imbalanced classes); :func:`k_fold` gives a mean ± std over the stratified folds of one pool of
+images, where a single split of a small dataset is noisy.
 """
 import math
 import statistics
@@ -37,6 +41,7 @@ CLASSIFIERS = {  # the heads make_classifier builds: name -> what it is (a liter
     "mlp": "fully connected ReLU layers (EarlyStoppedMLP), early-stopped on a validation part of train",
 }
 WITH_C = ("linear-svm", "logistic", "rbf-svm")  # the heads whose regularisation is C
+WITH_CLASS_WEIGHT = ("linear-svm", "logistic", "rbf-svm")  # the heads that weigh each class's errors
 LINEAR = ("linear-svm", "logistic")  # the heads whose decision is a linear function of the features
 
 
@@ -104,22 +109,23 @@ def check_classifier(classifier):
                          + did_you_mean(str(classifier), CLASSIFIERS))
 
 
-def _head(classifier, c, seed, dual):
+def _head(classifier, c, seed, dual, class_weight):
     """The pipeline's last step, ``(step name, estimator)``; decision scores: ``decision_function``
     (the SVMs, logistic regression) or ``predict_proba`` (every head but the SVMs)."""
     if classifier == "linear-svm":
-        return "svm", LinearSVC(C=c, dual=dual, max_iter=SVM_MAX_ITER, random_state=seed)
+        return "svm", LinearSVC(C=c, dual=dual, max_iter=SVM_MAX_ITER, random_state=seed, class_weight=class_weight)
     if classifier == "logistic":
-        return "logistic", LogisticRegression(C=c, max_iter=LOGISTIC_MAX_ITER, random_state=seed)
+        return "logistic", LogisticRegression(C=c, max_iter=LOGISTIC_MAX_ITER, random_state=seed,
+                                              class_weight=class_weight)
     if classifier == "rbf-svm":
-        return "rbf_svm", SVC(kernel="rbf", C=c, gamma="scale", random_state=seed)
+        return "rbf_svm", SVC(kernel="rbf", C=c, gamma="scale", random_state=seed, class_weight=class_weight)
     if classifier == "knn":
         return "knn", KNeighborsClassifier(n_neighbors=5)
     return "mlp", EarlyStoppedMLP(random_state=seed)
 
 
 def make_classifier(postprocessing="passthrough", c=1.0, search_c=False, seed=0, folds=3, row_space=False,
-                    classifier="linear-svm"):
+                    classifier="linear-svm", class_weight=None):
     """``Pipeline([("postprocess", ...), (head, ...)])`` with the ``classifier`` of :data:`CLASSIFIERS`
     (the default ``Pipeline([("postprocess", ...), ("svm", LinearSVC(C=c))])``), seeded by ``seed``;
     with ``search_c``, a grid search over C.
@@ -127,15 +133,21 @@ def make_classifier(postprocessing="passthrough", c=1.0, search_c=False, seed=0,
     ``c`` and ``search_c`` apply to the heads with a C (:data:`WITH_C`). The search uses stratified
     folds of the training data it is fitted on, never the test set. ``row_space``: fit in the span of
     the training rows (:class:`RowSpace`), for fewer images than features and a linear head.
+    ``class_weight``: scikit-learn's, for the heads of :data:`WITH_CLASS_WEIGHT`: ``"balanced"`` weighs
+    the errors on each class by n / (k x its training images), so that a small class counts as much
+    as a large one (the jobs' ``--class-weight auto``), or a dict ``{class: weight}``.
     """
     check_classifier(classifier)
+    if class_weight is not None and classifier not in WITH_CLASS_WEIGHT:
+        raise ValueError(f"class_weight= weighs the errors of {', '.join(WITH_CLASS_WEIGHT)}; "
+                         f"classifier={classifier!r} has none to weigh.")
     if search_c and classifier not in WITH_C:
         raise ValueError(f"search_c=True chooses C, and classifier={classifier!r} has none; "
                          f"use it with {', '.join(WITH_C)}.")
     if row_space and classifier not in LINEAR:
         raise ValueError(f"row_space=True keeps a linear head's decisions only, and classifier={classifier!r} is "
                          f"not linear; use it with {', '.join(LINEAR)}.")
-    step, head = _head(classifier, c, seed, dual=True if row_space else "auto")
+    step, head = _head(classifier, c, seed, True if row_space else "auto", class_weight)
     steps = [("postprocess", postprocessing)] + ([("row_space", RowSpace())] if row_space else [])
     pipeline = Pipeline(steps + [(step, head)])
     if not search_c:
@@ -174,8 +186,10 @@ def format_accuracy(accuracy, interval):
 
 def evaluate_predictions(true_labels, predicted, class_names):
     """Accuracy, its 95 % Wilson interval (:func:`wilson_interval`) and image count; each class's accuracy
-    (its recall), interval and image count (``per_class``, the classes that have images); the report
-    (precision, recall, F1) and the confusion matrix of predictions."""
+    (its recall), interval and image count (``per_class``, the classes that have images); the balanced
+    accuracy, the mean of those recalls (scikit-learn's ``balanced_accuracy_score``, without its warning
+    about predicted classes that have no image); the report (precision, recall, F1) and the confusion
+    matrix of predictions."""
     labels = np.arange(len(class_names))
     matrix = confusion_matrix(true_labels, predicted, labels=labels)
     right, images = np.diag(matrix).tolist(), matrix.sum(axis=1).tolist()  # per class
@@ -187,11 +201,23 @@ def evaluate_predictions(true_labels, predicted, class_names):
         "accuracy": float(accuracy_score(true_labels, predicted)),
         "accuracy_interval": list(wilson_interval(correct, total)),
         "images": total,
+        "balanced_accuracy": float(np.mean([row["accuracy"] for row in per_class.values()])),
         "per_class": per_class,
         "report": classification_report(true_labels, predicted, labels=labels, target_names=list(class_names),
                                          output_dict=True, zero_division=0),
         "confusion_matrix": matrix,
     }
+
+
+def format_recalls(per_class, limit=10):
+    """``"cat 0.90 (10), dog 0.40 (5)"``: each class's recall (its accuracy) and images, from an evaluation's
+    ``per_class``; above ``limit`` classes, the ``limit`` lowest recalls."""
+    rows = list(per_class.items())
+    more = len(rows) - limit
+    if more > 0:
+        rows = sorted(rows, key=lambda item: item[1]["accuracy"])[:limit]
+    shown = ", ".join(f"{name} {row['accuracy']:.2f} ({row['images']})" for name, row in rows)
+    return shown + (f", ... (the {limit} lowest of {len(per_class)} classes)" if more > 0 else "")
 
 
 def predict_classes(model, pipeline):
@@ -230,3 +256,48 @@ def few_shot(classifier, train_x, train_y, test_x, test_y, shots, repeats, seed=
             curve[int(shot_count)] = {"mean": float(np.mean(accuracies)), "std": float(np.std(accuracies)),
                                       "accuracies": accuracies}
     return curve
+
+
+# ----------------------------------------------------------------------------- k-fold estimates
+
+
+def stratified_folds(labels, folds, seed=0):
+    """``[(train, test), ...]``: the indices of ``folds`` seeded stratified folds of ``labels``, each the test
+    part once (scikit-learn's ``StratifiedKFold``, shuffled); every class needs an image in every fold."""
+    labels = np.asarray(labels)
+    counts = np.bincount(labels)
+    smallest = int(counts[counts > 0].min())
+    if not 2 <= folds <= smallest:
+        raise ValueError(f"folds={folds} should be at least 2 and at most the images of the smallest class "
+                         f"({smallest}): each fold needs an image of each class.")
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros(len(labels)), labels))
+
+
+def mean_std(values):
+    """``{"mean", "std", "values"}`` of a list of numbers (population std: 0 for one value)."""
+    return {"mean": float(np.mean(values)), "std": float(np.std(values)), "values": [float(v) for v in values]}
+
+
+def format_mean_std(entry):
+    """``"0.912 ± 0.031"``: a :func:`mean_std` with 3 decimals."""
+    return f"{entry['mean']:.3f} ± {entry['std']:.3f}"
+
+
+def summarise_folds(evaluations):
+    """Each fold's accuracy, balanced accuracy, images and per-class recall, and the :func:`mean_std` of the
+    two accuracies over the folds, from each fold's :func:`evaluate_predictions`."""
+    return {"folds": [{"fold": number, "accuracy": evaluation["accuracy"],
+                       "balanced_accuracy": evaluation["balanced_accuracy"], "images": evaluation["images"],
+                       "recall": {name: row["accuracy"] for name, row in evaluation["per_class"].items()}}
+                      for number, evaluation in enumerate(evaluations, 1)],
+            **{key: mean_std([evaluation[key] for evaluation in evaluations])
+               for key in ("accuracy", "balanced_accuracy")}}
+
+
+def k_fold(classifier, x, y, folds, class_names, seed=0):
+    """Fit a clone of ``classifier`` on all folds but one of ``x`` and test it on that one, for each of the
+    :func:`stratified_folds`; return :func:`summarise_folds` of the ``folds`` evaluations."""
+    evaluations = [evaluate_predictions(y[test], clone(classifier).fit(x[train], y[train]).predict(x[test]),
+                                        class_names) for train, test in stratified_folds(y, folds, seed)]
+    return summarise_folds(evaluations)

@@ -16,7 +16,8 @@ How long a stage trains is counted in optimisation steps (batches), not only in 
 small dataset an epoch is a handful of batches, and a few epochs leave the new head untrained.
 ``min_steps`` raises a stage's epochs until it has that many steps (:func:`stage_epochs`;
 :data:`MIN_STEPS` says why 100); early stopping still ends it sooner. A stage that ends with its
-validation loss still falling is reported (:mod:`keras_tl.training.still_improving`).
+validation loss still falling is reported (:mod:`keras_tl.training.still_improving`), and so is one
+whose training loss explodes (:mod:`keras_tl.training.exploding_loss`: a learning rate far too large).
 
 What trains in stage fine_tune (:class:`Recipe` ``unfreeze``): every layer (``"all"``), part of
 the base (the top N layers that have weights, a layer and everything above it, or named blocks),
@@ -35,6 +36,10 @@ overrides it; :class:`keras_tl.training.freezing.InferenceMode` makes the call i
 From scratch, BN trains on batch statistics and its moving averages get a short memory
 (:func:`keras_tl.training.freezing.shorten_batchnorm_memory`), so that inference sees this run's statistics.
 
+Imbalanced classes: ``class_weight="auto"`` weighs each image's loss by n / (k x the training images of
+its class) in every stage (:func:`balanced_class_weight`, scikit-learn's ``"balanced"``), so that a
+small class counts as much as a large one; early stopping still watches the unweighted validation loss.
+
 Keras reads ``trainable`` flags when the model is compiled, so every stage recompiles. Each stage
 is fitted by :func:`keras_tl.training.resumable_fit.fit_stage`, which writes into the run folder as it goes,
 so a run killed mid-training and started again with the same command goes on from its last
@@ -52,6 +57,7 @@ import numpy as np
 
 from keras_tl.messages import describe_layers
 from keras_tl.training import freezing, l2_sp, lora, optimizers, schedules, still_improving
+from keras_tl.training.exploding_loss import ExplodingLoss
 from keras_tl.training.resumable_fit import RestartLoRA, fit_stage
 
 FINE_TUNE_LR_FACTOR = 0.1  # stage fine_tune runs at a tenth of the head's learning rate
@@ -152,6 +158,8 @@ class Recipe:
     LoRA factors instead of the unfrozen Conv2D/Dense kernels. ``schedule``: each stage's rate over
     its own steps, ``"constant"``, ``"one-cycle"`` or ``"cosine"`` (:mod:`keras_tl.training.schedules`).
     ``l2_sp=(alpha, beta)``: the L2-SP penalty towards the starting weights (:mod:`keras_tl.training.l2_sp`).
+    ``class_weight``: Keras's ``fit(class_weight=...)`` in every stage: None, ``"auto"`` (counted in one
+    pass over the training labels: :func:`balanced_class_weight`) or a dict ``{class index: weight}``.
     """
 
     epochs: int = 4
@@ -171,6 +179,7 @@ class Recipe:
     schedule: str = "constant"
     l2_sp: tuple = None
     min_steps: int = 0
+    class_weight: object = None
 
     def __post_init__(self):
         for name in ("epochs", "patience", "lr_groups"):
@@ -188,6 +197,7 @@ class Recipe:
         self.l2_sp = l2_sp.check_l2_sp(self.l2_sp)
         if self.l2_sp and self.from_scratch:
             raise ValueError("l2_sp= pulls the weights towards their pretrained values; from_scratch=True has none.")
+        check_class_weight(self.class_weight)
 
     @property
     def unfrozen(self):
@@ -206,6 +216,50 @@ class Recipe:
                 ("fine_tune", self.epochs, self.learning_rate * FINE_TUNE_LR_FACTOR, True)]
         return [Stage(name, stage_epochs(epochs, steps_per_epoch, self.min_steps), rate, base_trains,
                       steps_per_epoch, self.min_steps, epochs) for name, epochs, rate, base_trains in planned]
+
+
+def check_class_weight(class_weight):
+    """A ``ValueError`` unless ``class_weight`` is None, ``"auto"`` or ``{class index >= 0: finite weight > 0}``."""
+    if class_weight is None or class_weight == "auto":
+        return
+    if not isinstance(class_weight, dict):
+        raise ValueError(f"class_weight={class_weight!r} should be None, 'auto' (n / (k x images of the class)) "
+                         "or a dict {class index: weight}.")
+    for key, weight in class_weight.items():
+        if not (isinstance(key, (int, np.integer)) and key >= 0 and isinstance(weight, (int, float, np.number))
+                and np.isfinite(weight) and weight > 0):
+            raise ValueError(f"class_weight= maps class indices (0, 1, ...) to finite weights > 0; got "
+                             f"{key!r}: {weight!r}.")
+
+
+def balanced_class_weight(counts):
+    """``{class: n / (k x count)}`` from the images per class (``np.bincount(labels)``; soft counts of mixed
+    labels alike): n images in k classes (those with an image), scikit-learn's ``class_weight="balanced"``.
+    Every class then weighs as much in the loss as n / k images would; a class of the average size gets 1."""
+    counts = np.asarray(counts, dtype=float)
+    present = np.flatnonzero(counts > 0)
+    return {int(index): float(counts.sum() / (len(present) * counts[index])) for index in present}
+
+
+def label_counts(train, num_classes):
+    """The images per class in ``train``'s batches of one-hot (or mixed) labels, in one pass over it."""
+    counts = np.zeros(num_classes)
+    for batch in train:
+        counts += np.sum(keras.ops.convert_to_numpy(batch[1]), axis=0)
+    return counts
+
+
+def stage_class_weight(recipe, train, num_classes):
+    """What ``fit`` gets as ``class_weight``: None, or a weight for each of the ``num_classes`` classes: the
+    recipe's dict (1 where it gives none) or its ``"auto"``, counted from ``train``."""
+    if not recipe.class_weight:
+        return None
+    weights = (balanced_class_weight(label_counts(train, num_classes)) if recipe.class_weight == "auto"
+               else recipe.class_weight)
+    if max(weights) >= num_classes:
+        raise ValueError(f"class_weight= names class {max(weights)}, and the model has {num_classes} classes "
+                         f"(0..{num_classes - 1}).")
+    return {index: float(weights.get(index, 1.0)) for index in range(num_classes)}
 
 
 def build_model(model_or_source, num_classes, recipe, image_size=None, augmentation=None, dropout=0.2):
@@ -265,16 +319,20 @@ def run_stages(model, base, recipe, train, validation, run_dir, targets=(), call
     """Compile and fit each of the recipe's stages in turn (files in ``run_dir/<stage>``); return their summaries.
 
     ``callbacks``: Keras callbacks for every stage, or a function of the :class:`Stage` that returns them.
+    Every stage weighs the loss by ``recipe.class_weight`` (:func:`stage_class_weight`).
     Each stage lasts at least ``recipe.min_steps`` batches of ``train``; one that ends with its
-    validation loss still falling is warned about, and its summary says ``still_improving``.
+    validation loss still falling is warned about, and its summary says ``still_improving``; one whose
+    training loss explodes (:class:`~keras_tl.training.exploding_loss.ExplodingLoss`) is warned about instead,
+    once: the stages after it start from its weights.
     """
     scope = strategy.scope if strategy is not None else contextlib.nullcontext
     say = print if verbose else (lambda *_, **__: None)
     stages = recipe.stages(steps_per_epoch_of(train))
+    class_weight = stage_class_weight(recipe, train, model.output_shape[-1])
     if recipe.l2_sp:  # w0: the weights before any stage, kept in run_dir for a resume (keras_tl.training.l2_sp)
         with scope():
             l2_sp.add_l2_sp(model, base, *recipe.l2_sp, reference_path=pathlib.Path(run_dir) / l2_sp.REFERENCE_FILE)
-    results = {}
+    results, exploded = {}, False
     for number, stage in enumerate(stages, 1):
         with scope():
             groups = compile_stage(model, base, stage, recipe, targets, steps_per_epoch=stage.steps_per_epoch)
@@ -284,16 +342,18 @@ def run_stages(model, base, recipe, train, validation, run_dir, targets=(), call
             + f"; {counts['trainable']:,} of {counts['total']:,} parameters train", flush=True)
         for layers, factor in groups:
             say(f"  lr x {factor:.3g}: {describe_layers(layers)}")
+        watch = [] if exploded else [ExplodingLoss(f"stage {stage.name}", smaller_rate(stage))]  # warned once
         stage_callbacks = [RestartLoRA(recipe.seed)] if recipe.lora_rank and stage.base_trains else []
-        stage_callbacks += callbacks(stage) if callable(callbacks) else list(callbacks)
+        stage_callbacks += [*watch, *(callbacks(stage) if callable(callbacks) else callbacks)]
         with scope():
             result = fit_stage(model, pathlib.Path(run_dir) / stage.name, stage.epochs, train, validation,
-                               recipe.patience, stage_callbacks, verbose=verbose)
+                               recipe.patience, stage_callbacks, verbose=verbose, class_weight=class_weight)
         if result["epochs_trained_now"] == 0:
             say(f"  already done: best epoch {result['best_epoch']} of {result['epochs']}")
         losses = [row["val_loss"] for row in result["history"] if "val_loss" in row]
         improving = still_improving.is_still_improving(losses)
-        if improving:
+        exploded = exploded or any(callback.exploded_at for callback in watch)  # later stages start from it
+        if improving and not exploded:  # more steps would not mend an exploded loss
             warnings.warn(still_improving.warning_line(f"stage {stage.name}", losses, more_training(stage)),
                           stacklevel=2)
         results[stage.name] = {**result, **counts, "learning_rate": stage.learning_rate,
@@ -301,6 +361,12 @@ def run_stages(model, base, recipe, train, validation, run_dir, targets=(), call
                                "planned_epochs": stage.epochs, "steps_per_epoch": stage.steps_per_epoch,
                                "still_improving": improving}
     return results
+
+
+def smaller_rate(stage):
+    """What to do about a stage whose training loss exploded: a smaller ``learning_rate=``, or the range test."""
+    return (f"lower learning_rate= (this stage trained at {stage.learning_rate:g}), or choose it with the range "
+            f"test (lr_find; in the fine_tune job, --learning-rate find)")
 
 
 def more_training(stage):

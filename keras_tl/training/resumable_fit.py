@@ -228,7 +228,7 @@ def load_finished_stage(model, stage_dir):
             "epochs_trained_now": 0}
 
 
-def fit_stage(model, stage_dir, epochs, train, validation, patience=3, callbacks=(), verbose=0):
+def fit_stage(model, stage_dir, epochs, train, validation, patience=3, callbacks=(), verbose=0, class_weight=None):
     """``model.fit`` for one stage, with its files in ``stage_dir``, resumable; returns a summary dict.
 
     Callbacks, in this order: CSVLogger (``log.csv``), :class:`BestModelCheckpoint` of the best epoch
@@ -238,6 +238,7 @@ def fit_stage(model, stage_dir, epochs, train, validation, patience=3, callbacks
     best epoch is loaded back: that is EarlyStopping's "restore best weights", and it also holds
     when a resumed run's EarlyStopping never saw the best epoch. ``done.json`` marks a finished
     stage, which a rerun only loads; the backup is removed only after ``done.json`` is in place.
+    ``class_weight``: ``fit``'s, ``{class index: weight}`` for the training loss.
     """
     stage_dir = pathlib.Path(stage_dir)
     log_path, best_path, done_path = stage_dir / "log.csv", stage_dir / "best.keras", stage_dir / "done.json"
@@ -262,7 +263,7 @@ def fit_stage(model, stage_dir, epochs, train, validation, patience=3, callbacks
     ]
     # shuffle=False: the tf.data pipeline shuffles; fit cannot shuffle a dataset (and warns if asked to).
     fit_history = model.fit(train, validation_data=validation, epochs=epochs, initial_epoch=epochs_done,
-                            callbacks=fit_callbacks, verbose=verbose, shuffle=False)
+                            callbacks=fit_callbacks, verbose=verbose, shuffle=False, class_weight=class_weight)
     losses = fit_history.history.get("loss", [])
     if losses and not np.isfinite(losses[-1]):
         raise ValueError(f"Training diverged in {stage_dir.name}: the loss became {losses[-1]} at epoch "

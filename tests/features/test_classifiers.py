@@ -136,6 +136,8 @@ def test_mlp_early_stops_on_at_least_one_validation_image_per_class():
                                    "linear-svm"),
     ({"classifier": "knn", "search_c": True}, "search_c=True chooses C, and classifier='knn' has none"),
     ({"classifier": "mlp", "row_space": True}, "row_space=True keeps a linear head's decisions only"),
+    ({"classifier": "knn", "class_weight": "balanced"}, "class_weight= weighs the errors of linear-svm, logistic, "
+                                                        "rbf-svm; classifier='knn' has none"),
 ])
 def test_bad_heads_are_refused_by_name(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -150,3 +152,76 @@ def test_row_space_keeps_logistic_regression_decisions():
                       for flag in (False, True))
     np.testing.assert_allclose(rotated.decision_function(test_x), plain.decision_function(test_x), atol=1e-2)
     np.testing.assert_array_equal(rotated.predict(test_x), plain.predict(test_x))  # equal up to L-BFGS's tolerance
+
+
+# ----------------------------------------------------------------------------- imbalanced classes, k folds
+
+
+def _imbalanced(per_class, seed):
+    """Two overlapping classes in 5 dimensions (centres 1.6 apart), ``per_class`` images each."""
+    rng = np.random.default_rng(seed)
+    x = np.concatenate([rng.normal(size=(count, 5)) + 0.7 * label for label, count in enumerate(per_class)])
+    return x, np.repeat(np.arange(len(per_class)), per_class)
+
+
+@pytest.mark.parametrize("name", ["linear-svm", "logistic"])
+def test_a_balanced_head_raises_the_recall_of_a_class_ten_times_smaller(name):
+    """Planted 10:1 (200 against 20 training images, 1000 against 100 test images): the plain head favours the
+    large class; weighing each class's errors by n / (k x its images) raises the small class's recall, and the
+    balanced accuracy."""
+    train_x, train_y = _imbalanced((200, 20), seed=0)
+    test_x, test_y = _imbalanced((1000, 100), seed=1)
+    plain, balanced = (classifiers.fit_evaluate(classifiers.make_classifier(classifier=name, class_weight=weight),
+                                                train_x, train_y, test_x, test_y, ["large", "small"])
+                       for weight in (None, "balanced"))
+    assert balanced["per_class"]["small"]["accuracy"] > plain["per_class"]["small"]["accuracy"] + 0.3
+    assert balanced["balanced_accuracy"] > plain["balanced_accuracy"]
+    assert plain["accuracy"] > plain["balanced_accuracy"]  # the plain accuracy hides the small class
+
+
+def test_balanced_accuracy_is_scikit_learns_also_with_a_class_that_has_no_test_image():
+    from sklearn.metrics import balanced_accuracy_score
+
+    rng = np.random.default_rng(3)
+    true, predicted = rng.integers(0, 3, 40), rng.integers(0, 4, 40)  # class 3 is predicted, never true
+    result = classifiers.evaluate_predictions(true, predicted, ["a", "b", "c", "d"])
+    with pytest.warns(UserWarning, match="y_pred contains classes not in y_true"):
+        expected = balanced_accuracy_score(true, predicted)
+    assert result["balanced_accuracy"] == pytest.approx(expected)
+    recalls = [row["accuracy"] for row in result["per_class"].values()]
+    assert result["balanced_accuracy"] == pytest.approx(np.mean(recalls))
+    per_class = {"a": {"accuracy": 0.5, "images": 4}, "b": {"accuracy": 1.0, "images": 2},
+                 "c": {"accuracy": 0.25, "images": 8}}
+    assert classifiers.format_recalls(per_class) == "a 0.50 (4), b 1.00 (2), c 0.25 (8)"
+    assert classifiers.format_recalls(per_class, limit=2) == "c 0.25 (8), a 0.50 (4), ... (the 2 lowest of 3 classes)"
+
+
+def test_stratified_folds_test_each_image_once_keep_class_shares_and_follow_the_seed():
+    labels = np.repeat([0, 1, 2], [10, 5, 20])
+    folds = classifiers.stratified_folds(labels, 5, seed=0)
+    assert len(folds) == 5
+    np.testing.assert_array_equal(np.sort(np.concatenate([test for _, test in folds])), np.arange(35))
+    for train, test in folds:
+        assert not set(train) & set(test) and len(train) + len(test) == 35
+        assert np.bincount(labels[test]).tolist() == [2, 1, 4]  # a fifth of each class
+    again, other = classifiers.stratified_folds(labels, 5, seed=0), classifiers.stratified_folds(labels, 5, seed=1)
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(folds, again))
+    assert not all(np.array_equal(a[1], b[1]) for a, b in zip(folds, other))
+    for count in (1, 6):  # class 1 has 5 images: 6 folds would leave one without it
+        with pytest.raises(ValueError, match=f"folds={count} should be at least 2 and at most the images of the "
+                                             r"smallest class \(5\)"):
+            classifiers.stratified_folds(labels, count)
+
+
+def test_k_fold_reports_each_fold_and_the_mean_and_std():
+    x, y = _blobs(10)
+    result = classifiers.k_fold(classifiers.make_classifier(), x, y, 5, ["a", "b", "c"], seed=0)
+    assert [fold["fold"] for fold in result["folds"]] == [1, 2, 3, 4, 5]
+    assert sum(fold["images"] for fold in result["folds"]) == 30
+    assert all(sorted(fold["recall"]) == ["a", "b", "c"] for fold in result["folds"])
+    for key in ("accuracy", "balanced_accuracy"):
+        values = [fold[key] for fold in result["folds"]]
+        assert result[key] == {"mean": pytest.approx(np.mean(values)), "std": pytest.approx(np.std(values)),
+                               "values": values}
+    assert result["accuracy"]["mean"] >= 0.9
+    assert classifiers.format_mean_std({"mean": 0.91234, "std": 0.0456}) == "0.912 ± 0.046"
