@@ -10,7 +10,9 @@
 - :mod:`~keras_tl.analysis.gradcam`: Grad-CAM, where a fine-tuned network looked;
 - :mod:`~keras_tl.analysis.visualize`: filters, feature maps, top images and gradient ascent;
 - :mod:`~keras_tl.analysis.setup_check`: ``check``, the classic transfer-learning mistakes found
-  before training.
+  before training;
+- :mod:`~keras_tl.analysis.batches`: ``show_batch`` and ``show_results``, a pipeline's images with
+  their labels, and a run's answers on test images.
 
 Most of its modules import Keras, scikit-learn or matplotlib at the top, so this file imports none
 of them: ``python -m keras_tl.<job> --help`` reads their constants without loading TensorFlow.

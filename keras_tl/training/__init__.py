@@ -10,7 +10,9 @@
 - :mod:`~keras_tl.training.optimizers` and :mod:`~keras_tl.training.schedules`: layer-wise learning
   rates, one-cycle and cosine schedules; :mod:`~keras_tl.training.lr_finder`: the learning-rate finder;
 - :mod:`~keras_tl.training.lora` and :mod:`~keras_tl.training.l2_sp`: LoRA and the L2-SP regulariser;
-- :mod:`~keras_tl.training.domain_adaptation`: CORAL, Deep CORAL and DANN.
+- :mod:`~keras_tl.training.domain_adaptation`: CORAL, Deep CORAL and DANN;
+- :mod:`~keras_tl.training.calibration`: the expected calibration error, reliability diagrams,
+  temperature and Platt scaling.
 
 Its modules import Keras, so this file imports none of them: ``python -m keras_tl.<job> --help``
 reads their constants without loading TensorFlow.
