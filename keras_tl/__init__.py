@@ -48,24 +48,28 @@ _HOMES = {  # module (under keras_tl) -> the public names it defines: keras_tl.N
     "training.l2_sp": ("add_l2_sp",),
     "training.lr_finder": ("lr_find", "plot_lr_find"),
     "training.domain_adaptation": ("coral", "GradientReversal", "DANN", "adaptation_strength", "coral_loss"),
+    "training.calibration": ("expected_calibration_error", "fit_temperature", "fit_platt", "Calibration",
+                             "plot_reliability"),
     "word_vectors": ("WordVectors", "UnknownWordError", "VectorFormatError", "evaluation_file",
                      "read_analogy_questions", "read_word_pairs", "parse_analogy", "cluster_words", "project_words"),
     "word_vectors.embedding_layer": ("frozen_embedding", "embedding_matrix"),
     "analysis.trained": ("load_run", "TrainedModel"),
     "analysis.export": ("fne_model",),
+    "analysis.raw_images": ("raw_image_model", "raw_image_model_of"),
     "analysis.interpret": ("Interpretation",),
     "analysis.tta": ("tta_model",),
     "analysis.gradcam": ("grad_cam",),
     "analysis.visualize": ("plot_filters", "plot_feature_maps", "top_images", "plot_top_images",
                            "maximize_activation", "maximize_channels", "plot_maximized", "plot_feature_in_context"),
     "analysis.setup_check": ("check",),
+    "analysis.batches": ("show_batch", "show_results", "undo_preprocess"),
     "plots": ("plot_confusion_matrix", "plot_few_shot", "plot_learning_curves", "plot_distance_matrix",
               "plot_word_map", "plot_grad_cam", "plot_layers", "plot_tradeoff", "plot_depth"),
 }
 _PUBLIC = {name: module for module, names in _HOMES.items() for name in names}
 _RENAMED = {"fine_tune": "fine_tune_model"}  # old public names whose name now belongs to a command's module
 _CUSTOM_OBJECT_MODULES = ("features.full_network_embedding", "training.freezing", "training.optimizers",
-                          "training.domain_adaptation", "training.schedules")
+                          "training.domain_adaptation", "training.schedules", "analysis.raw_images")
 
 __all__ = sorted(_PUBLIC)
 

@@ -12,7 +12,7 @@ import tensorflow as tf
 from keras_tl import data, runs
 from keras_tl.features import extraction
 from keras_tl.features.cache import FeatureCache
-from keras_tl.jobs import fine_tune, fne
+from keras_tl.jobs import fine_tune, fne, predict
 from keras_tl.training import resumable_fit
 
 
@@ -144,6 +144,11 @@ def test_metrics_json_is_strict_json(tmp_path):
     (fne.main, ["--image-size", "1000000"], "--image-size must be at most 4096; got 1000000."),
     (fne.main, ["--batch-size", "100000"], "--batch-size must be at most 4096; got 100000."),
     (fne.main, ["--thresholds", "1e300", "1e308"], "--thresholds must lie within -10.0 .. 10.0; got 1e+300."),
+    (fine_tune.main, ["--epochs", "100000000"], "--epochs must be at most 1000; got 100000000."),
+    (fine_tune.main, ["--freeze-epochs", "5000"], "--freeze-epochs must be at most 1000; got 5000."),
+    (fine_tune.main, ["--min-steps", "10000000"], "--min-steps must be at most 100000; got 10000000."),
+    (fine_tune.main, ["--lora-rank", "100000000"], "--lora-rank must be at most 1024; got 100000000."),
+    (predict.main, ["run", "--interpret", "--top-losses", "100000"], "--top-losses must be at most 100; got 100000."),
 ])
 def test_bad_numbers_stop_before_any_work(main, argv, message, capsys):
     with pytest.raises(SystemExit) as stopped:
@@ -233,31 +238,59 @@ def test_jobs_finish_on_a_folder_with_damaged_jpegs_naming_each_once(job, tmp_pa
     assert metrics["test_images"] + (metrics.get("train_images") or 0) <= 16
 
 
-@pytest.mark.parametrize("where", ["feature cache", "run folder"])
-def test_a_full_disk_is_one_error_line_and_exit_2(where, tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("where", ["feature cache", "run folder", "copy into the run folder"])
+def test_a_full_disk_is_one_error_line_naming_where_and_exit_2(where, tmp_path, capsys, monkeypatch):
+    """Planted as the operating system reports it: a write's error names no file, a copy's names its source
+    (here the cache, on a disk with room); the line names the file in the full run folder."""
     import errno
+    import pathlib
     import shutil
+
+    def disk_full(filename=None):
+        raise OSError(errno.ENOSPC, "No space left on device", filename)
+
+    def other_device(*_):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
 
     if where == "feature cache":
         monkeypatch.setattr(runs.shutil, "disk_usage", lambda folder: shutil._ntuple_diskusage(10**9, 10**9, 4096))
+    elif where == "run folder":
+        real_write_text = pathlib.Path.write_text
+        monkeypatch.setattr(pathlib.Path, "write_text", lambda path, *args, **kwargs: disk_full() if
+                            path.name.startswith(".metrics.json.") else real_write_text(path, *args, **kwargs))
     else:
-        real_write_json = runs.write_json
-
-        def disk_full_at_metrics(path, data):
-            if path.name == "metrics.json":
-                raise OSError(errno.ENOSPC, "No space left on device", str(path))
-            return real_write_json(path, data)
-
-        monkeypatch.setattr(runs, "write_json", disk_full_at_metrics)
+        monkeypatch.setattr(fne.os, "link", other_device)  # the cache on another disk: copied
+        monkeypatch.setattr(fne.shutil, "copyfile", lambda source, _: disk_full(str(source)))
     run_dir = tmp_path / "run"
     code = fne.main(["--train-per-class", "2", "--test-per-class", "1", "--image-size", "32", "--quiet",
                      "--output-dir", str(run_dir), "--cache-dir", str(tmp_path / "cache")])
     error = capsys.readouterr().err
     assert code == 2 and error.count("\n") == 1 and error.startswith("error: No space left on device")
     assert "Nothing was half-written" in error and "Traceback" not in error
-    assert str(tmp_path / ("cache" if where == "feature cache" else "run")) in error
+    named = {"feature cache": tmp_path / "cache", "run folder": run_dir / "metrics.json",
+             "copy into the run folder": run_dir / "features" / "train.npy"}[where]
+    assert f"(writing {named})" in error
     assert not list(tmp_path.rglob("*.part*")) and not list(tmp_path.rglob("*.partial.npy"))
     assert not (run_dir / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("tamper, message", [
+    ("128 px", "model.json, field image_size: 128 px, but the model in {run}/model.keras takes 32x32 px images"),
+    ("no model.json", "{run} is an fne run (its config.json says so) without model.json: the fne job writes"),
+], ids=["128 px", "no model.json"])
+def test_predict_on_an_fne_run_with_a_tampered_model_json_names_it(fne_run, tamper, message, tmp_path, capsys):
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(fne_run, run_dir, ignore=shutil.ignore_patterns("features"))
+    if tamper == "128 px":
+        info = json.loads((run_dir / "model.json").read_text())
+        (run_dir / "model.json").write_text(json.dumps({**info, "image_size": 128}))
+    else:
+        (run_dir / "model.json").unlink()
+    assert predict.main([str(run_dir), "--interpret", "--quiet"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and error.startswith("error: ") and message.format(run=run_dir) in error
 
 
 def test_a_split_list_that_escapes_the_dataset_folder_is_one_error_line(tmp_path, capsys):

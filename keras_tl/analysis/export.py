@@ -16,8 +16,9 @@ decision scores). A binary head has one score ``s`` for the second class; the mo
 
 The model takes the source's *preprocessed* images (``source.preprocess_input`` of RGB 0..255),
 as a fine-tuned run's ``model.keras`` does; :func:`keras_tl.analysis.trained.load_run` applies it.
-:func:`save_fne_model` writes ``model.keras`` and ``model.json`` (class names, source, image
-size, method) into the run folder.
+:func:`save_fne_model` writes ``model.keras``, ``raw_model.keras`` (the same classifier of raw RGB
+images, :mod:`keras_tl.analysis.raw_images`) and ``model.json`` (class names, source, image size,
+method) into the run folder.
 """
 import keras
 import numpy as np
@@ -27,7 +28,7 @@ from sklearn.preprocessing import Normalizer
 from sklearn.svm import LinearSVC
 
 from keras_tl import runs
-from keras_tl.analysis import trained
+from keras_tl.analysis import raw_images, trained
 from keras_tl.features.full_network_embedding import FNETransformer
 
 
@@ -88,11 +89,14 @@ def fne_model(extractor, classifier, name="fne_classifier"):
 
 
 def save_fne_model(model, run_dir, class_names, source, image_size, method, score_name=trained.SVM_SCORE):
-    """Write ``model.keras`` and ``model.json`` (what :func:`keras_tl.analysis.trained.load_run` needs) atomically;
-    ``score_name``: what the model outputs (:func:`head_score_name`), in the file's ``scores`` field."""
+    """Write ``model.keras``, ``raw_model.keras`` and ``model.json`` (what :func:`keras_tl.analysis.trained.load_run`
+    needs) atomically; ``score_name``: what the model outputs (:func:`head_score_name`), in the file's ``scores``
+    field."""
     with runs.atomic_path(run_dir / "model.keras") as temporary:
         model.save(temporary)
+    raw_model = raw_images.save_raw_model(model, run_dir, source, image_size, class_names, score_name)
     runs.write_json(run_dir / "model.json", {
         "kind": "fne", "method": method, "class_names": list(class_names), "source": source,
         "image_size": int(image_size), "scores": score_name,
-        "preprocessing": f"{source} preprocess_input on RGB 0..255, applied before the model"})
+        "preprocessing": f"{source} preprocess_input on RGB 0..255, applied before the model",
+        "raw_model": raw_model})

@@ -24,6 +24,7 @@ import numpy as np
 
 from keras_tl import data, sources
 from keras_tl.features import engines
+from keras_tl.training.calibration import CALIBRATION_FILE, read_calibration
 
 PROBABILITY, SVM_SCORE = "probability", "svm score"  # what a run's model outputs
 SCORE_NAMES = (PROBABILITY, SVM_SCORE)
@@ -34,7 +35,9 @@ class TrainedModel:
     """A trained classifier and what it needs: ``classes``, ``source`` (a :class:`~keras_tl.sources.Source`),
     ``image_size``, ``kind`` ("fine_tune" or "fne"), ``score_name`` (what the model outputs: "probability",
     or "svm score" for an fne run with a linear SVM) and the Keras ``model`` (which takes preprocessed images);
-    ``method``: the ``LAYERS:POST`` method an fne run exported (``model.json``'s ``method``), else ``None``.
+    ``method``: the ``LAYERS:POST`` method an fne run exported (``model.json``'s ``method``), else ``None``;
+    ``calibration``: the run's :class:`~keras_tl.training.calibration.Calibration` (``calibration.json``), else
+    ``None``.
 
     ``engine`` runs :meth:`predict`: ``"tensorflow"``, or ``"openvino"`` / ``"onnxruntime"`` (the model
     converted once, see :mod:`keras_tl.features.engines`)."""
@@ -48,52 +51,92 @@ class TrainedModel:
     score_name: str = PROBABILITY
     engine: str = "tensorflow"
     method: str = None
+    calibration: object = None
     _engine_run: object = dataclasses.field(default=None, init=False, repr=False, compare=False)
+    _raw_model: object = dataclasses.field(default=None, init=False, repr=False, compare=False)
+    _compiled_run: object = dataclasses.field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def raw_model(self):
+        """The run's classifier of raw images (RGB 0..255, any size; see :mod:`keras_tl.analysis.raw_images`),
+        built once from :attr:`model`."""
+        if self._raw_model is None:
+            from keras_tl.analysis import raw_images
+
+            self._raw_model = raw_images.raw_image_model_of(self)
+        return self._raw_model
 
     def load_images(self, images):
         """``images`` as a float32 RGB batch in 0..255 at the run's size, the way the jobs' pipelines make it.
 
-        ``images``: a file path or a list of them; or an array in 0..255: one RGB image (H, W, 3),
-        a batch (N, H, W, 3), or grey images (N, H, W) or (N, H, W, 1).
+        ``images``: a file path, a Pillow image, or a list of them (each read as the pipeline reads a
+        file: upright as its EXIF says, RGB, Pillow's bilinear resize); or an array in 0..255 (uint8 or
+        float): one RGB image (H, W, 3), a batch (N, H, W, 3), or grey images (N, H, W) or (N, H, W, 1).
         """
-        if isinstance(images, (str, os.PathLike)):
+        from PIL import Image
+
+        if isinstance(images, (str, os.PathLike, Image.Image)):
             images = [images]
-        if isinstance(images, (list, tuple)) and images and isinstance(images[0], (str, os.PathLike)):
-            return np.stack([data.load_image(path, self.image_size) for path in images]).astype("float32")
+        if isinstance(images, (list, tuple)) and images and isinstance(images[0], (str, os.PathLike, Image.Image)):
+            return np.stack([self._load_image(image) for image in images]).astype("float32")
         import keras
 
         array = np.array(images, dtype="float32")  # a copy: preprocess_input scales its argument in place
         if array.ndim == 3:
             array = array[None] if array.shape[-1] == 3 else array[..., None]
         if array.ndim != 4 or array.shape[-1] not in (1, 3):
-            raise ValueError(f"Expected file paths, or images of shape (H, W, 3), (N, H, W, 3) or (N, H, W) with "
-                             f"values in 0..255; got an array of shape {np.shape(images)}.")
+            raise ValueError(f"Expected file paths, Pillow images, or images of shape (H, W, 3), (N, H, W, 3) or "
+                             f"(N, H, W) with values in 0..255; got an array of shape {np.shape(images)}.")
         if array.shape[1:3] != (self.image_size, self.image_size):
             antialias = self.image_size < max(array.shape[1:3])  # as data.make_pipeline resizes
             array = keras.ops.convert_to_numpy(keras.ops.image.resize(
                 array, (self.image_size, self.image_size), antialias=antialias))
         return np.repeat(array, 3, axis=-1) if array.shape[-1] == 1 else array
 
+    def _load_image(self, image):
+        """One file or Pillow image as a (size, size, 3) uint8 array, as :func:`keras_tl.data.load_image` reads."""
+        from PIL import Image, ImageOps
+
+        if not isinstance(image, Image.Image):
+            return data.load_image(image, self.image_size)
+        upright = data.to_rgb(data.to_8bit(ImageOps.exif_transpose(image)))
+        return np.asarray(upright.resize((self.image_size, self.image_size), Image.BILINEAR), dtype=np.uint8)
+
     def model_inputs(self, images):
         """The model's input: :meth:`load_images`, then the source's ``preprocess_input``."""
         return self.source.preprocess_input(self.load_images(images))
 
     def predict(self, images, batch_size=32):
-        """Scores ``(N, classes)`` of ``images`` (see :meth:`load_images`): probabilities or SVM scores."""
-        inputs = self.model_inputs(images)
+        """Scores ``(N, classes)`` of ``images`` (see :meth:`load_images`): probabilities or SVM scores.
+
+        With the TensorFlow engine, :attr:`raw_model` runs as one compiled ``tf.function`` of images at the
+        run's size (:func:`keras_tl.analysis.raw_images.compiled_call`), ``batch_size`` images a call."""
         engine = engines.resolve_engine(self.engine)
         if engine == "tensorflow":
-            return self.model.predict(inputs, batch_size=batch_size, verbose=0)
-        if self._engine_run is None:
-            self._engine_run = engines.compile_model(self.model, engine, [self.kind, self.source.name, self.image_size])
-        return np.concatenate([self._engine_run(inputs[start:start + batch_size])
-                               for start in range(0, len(inputs), batch_size)])
+            from keras_tl.analysis import raw_images
 
-    def top_k(self, images, k=5):
-        """The ``k`` best ``(class, score)`` pairs of each image, best first."""
+            inputs = self.load_images(images)
+            if self._compiled_run is None:
+                self._compiled_run = raw_images.compiled_call(self.raw_model, (None, *inputs.shape[1:]))
+            run = self._compiled_run
+        else:
+            inputs = self.model_inputs(images)
+            if self._engine_run is None:
+                self._engine_run = engines.compile_model(self.model, engine,
+                                                         [self.kind, self.source.name, self.image_size])
+            run = self._engine_run
+        return np.concatenate([run(inputs[start:start + batch_size]) for start in range(0, len(inputs), batch_size)])
+
+    def top_k(self, images, k=5, calibrated=False):
+        """The ``k`` best ``(class, score)`` pairs of each image, best first; ``calibrated``, where the run has
+        a :attr:`calibration`: ``(class, score, calibrated probability)`` triples, in the same order."""
         scores = self.predict(images)
         best = np.argsort(-scores, axis=1, kind="stable")[:, :min(k, len(self.classes))]
-        return [[(self.classes[index], float(row[index])) for index in order] for row, order in zip(scores, best)]
+        if not (calibrated and self.calibration is not None):
+            return [[(self.classes[index], float(row[index])) for index in order] for row, order in zip(scores, best)]
+        probabilities = self.calibration.probabilities(scores)
+        return [[(self.classes[index], float(row[index]), float(chances[index])) for index in order]
+                for row, chances, order in zip(scores, probabilities, best)]
 
 
 def run_kind(run_dir):
@@ -102,14 +145,28 @@ def run_kind(run_dir):
     if not run_dir.is_dir():
         raise ValueError(f"Run folder {run_dir} does not exist; give the folder that a fine_tune or fne run "
                          f"named in its last line ('Run folder: ...').")
-    kind = "fne" if (run_dir / "model.json").is_file() else "fine_tune"
-    needed = ("model.json" if kind == "fne" else "config.json", "metrics.json", "model.keras")
+    fne = (run_dir / "model.json").is_file() or _is_fne_config(run_dir / "config.json")
+    needed = ("model.json" if fne else "config.json", "metrics.json", "model.keras")
     missing = [name for name in needed if not (run_dir / name).is_file()]
+    if missing and fne:
+        raise ValueError(f"{run_dir} is an fne run (its config.json says so) without {' or '.join(missing)}: "
+                         f"the fne job writes its classifier, model.keras and model.json (classes, source, image "
+                         f"size), last and only for a linear --classifier. Let it finish or run it again with the "
+                         f"same options (its features are cached), or give another run folder.")
     if missing:
         raise ValueError(f"{run_dir} is not a finished fine_tune or fne run: {', '.join(missing)} missing. "
-                         f"Let the run finish (or rerun an fne run made before it exported model.keras), "
-                         f"or give another run folder.")
-    return kind
+                         f"Let the run finish, or give another run folder.")
+    return "fne" if fne else "fine_tune"
+
+
+def _is_fne_config(path):
+    """Whether ``path`` is the ``config.json`` an fne job writes (its options at the top level, ``methods`` among
+    them; a fine_tune run's are under ``settings``)."""
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(info, dict) and "methods" in info and "settings" not in info
 
 
 def load_run(run_dir):
@@ -134,7 +191,18 @@ def load_run(run_dir):
     if outputs[1] != len(classes):
         raise ValueError(f"{info_path} lists {len(classes)} class_names, but the model in {model_path} has "
                          f"{outputs[1]} outputs; the two files are from different runs.")
-    return TrainedModel(model, kind, classes, source, image_size, run_dir, score_name, method=method)
+    inputs = getattr(model, "input_shape", None)
+    if not (isinstance(inputs, tuple) and len(inputs) == 4 and inputs[3] in (None, 3)):
+        raise ValueError(f"{model_path} should take one batch of RGB images, of shape (batch, height, width, 3); "
+                         f"its input shape is {inputs}.")
+    if any(side not in (None, image_size) for side in inputs[1:3]):
+        raise ValueError(f"{info_path}, field image_size: {image_size} px, but the model in {model_path} takes "
+                         f"{inputs[1]}x{inputs[2]} px images; the two files are from different runs, or one was "
+                         f"edited. Give another run folder.")
+    calibration_path = run_dir / CALIBRATION_FILE
+    calibration = read_calibration(calibration_path, len(classes)) if calibration_path.is_file() else None
+    return TrainedModel(model, kind, classes, source, image_size, run_dir, score_name, method=method,
+                        calibration=calibration)
 
 
 def read_run_info(path, kind):

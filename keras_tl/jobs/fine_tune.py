@@ -18,7 +18,20 @@ folder: ``config.json``, ``metrics.json``, ``model.keras``, ``layers.txt``, per-
 The test accuracy is reported plain and with test-time augmentation (``--tta``, default ``flip``: the
 mean probabilities of each image and its mirror image, which the default training flips too; use
 ``--tta none`` for tasks where a mirror image means something else, such as text), each with its 95 %
-Wilson interval (:func:`keras_tl.features.classifiers.wilson_interval`).
+Wilson interval (:func:`keras_tl.features.classifiers.wilson_interval`), and beside it the balanced
+accuracy (the mean of the recalls per class) and each class's recall.
+
+Imbalanced classes: ``--class-weight auto`` weighs each image's loss by n / (k x the training images of
+its class) in every stage (the recipe's ``class_weight``); ``--balanced-sampling`` instead draws every
+class equally often (:func:`keras_tl.data.pipelines.balanced_order`). A small dataset: ``--folds K`` trains K
+models, one per stratified fold of train and test joined, each in its own run folder (``fold-1`` ...),
+and reports each fold and mean ± std.
+
+Before training, ``figures/batch.png`` shows the first training images with their labels, plain and
+augmented (:func:`keras_tl.analysis.batches.show_batch`): a wrong label or a broken pipeline shows there.
+After it, a temperature fitted on the validation part calibrates the probabilities
+(:mod:`keras_tl.training.calibration`): ``calibration.json`` (which ``python -m keras_tl.predict`` uses),
+``figures/reliability.png`` and the expected calibration error on test before and after in ``metrics.json``.
 """
 import argparse
 import dataclasses
@@ -27,6 +40,8 @@ import json
 import pathlib
 import sys
 import time
+
+import numpy as np
 
 from keras_tl import data, messages, runs
 from keras_tl.jobs import cli
@@ -41,6 +56,9 @@ MIN_STEPS = cli.library_constant("keras_tl.training.recipe", "MIN_STEPS")
 MODES = ("head", "partial", "full", "scratch")  # the older --mode, still read: what each means in --unfreeze
 MODE_UNFREEZE = {"head": "none", "full": "all", "scratch": "all"}
 FIND = "find"  # --learning-rate find: the rate lr_find suggests
+MAX_EPOCHS = 1000  # of a stage (a ResNet trained from scratch on CIFAR-10 takes 182, He et al. 2016)
+MAX_MIN_STEPS = 100_000  # batches of a stage
+MAX_LORA_RANK = 1024  # a rank at or above a layer's width is a full-rank update (MobileNet's widest: 1024)
 DEFAULT_UNFREEZE = "8"  # --mode partial: the top 8 layers with weights (MobileNet: its last two blocks)
 MIX_ALPHA = {"mixup": 0.2, "cutmix": 1.0}  # the papers' usual choices for ImageNet
 # options that may change when a run resumes
@@ -57,6 +75,7 @@ EXAMPLES = """examples:
   python -m keras_tl.fine_tune --from-scratch --epochs 20         # the "hero" baseline, random weights
   python -m keras_tl.fine_tune --mix cutmix --rotation 0          # CutMix, no rotations
   python -m keras_tl.fine_tune --dataset ~/data/flowers --source resnet50 --output-dir runs/flowers
+  python -m keras_tl.fine_tune --dataset ~/data/photos --class-weight auto --folds 5   # imbalanced, small
   python -m keras_tl.fine_tune --strategy mirrored --mixed-precision --batch-size 64   # all GPUs of a node
 
 A run that is interrupted resumes when started again with the same command (same --output-dir,
@@ -76,6 +95,10 @@ def make_parser():
                                    "else all"))
     what.add_argument("--validation-fraction", type=float, default=0.2,
                       help="share of the train images held out for validation (default 0.2)")
+    what.add_argument("--folds", type=int, default=None, metavar="K",
+                      help="train K models, one per stratified fold of train and test joined (each fold the test "
+                           "part once; run folders fold-1 ... fold-K), and report each fold and mean ± std")
+    parser.set_defaults(fold=None)  # [fold, K] in one fold's run, which run_folds starts
     what.add_argument("--check", action="store_true", help="check the set-up first (input scale, BatchNorm, "
                       "class balance, test images copied from train, tiny images): a table and check.json")
     how = parser.add_argument_group("what trains")
@@ -117,6 +140,12 @@ def make_parser():
     fit.add_argument("--lr-ratio", type=float, default=1.0, help="discriminative rates: the bottom layer group "
                      "learns at this fraction of the head's rate (default 1: one rate for all)")
     fit.add_argument("--lr-groups", type=int, default=3, help="layer groups of the base for --lr-ratio (default 3)")
+    fit.add_argument("--class-weight", choices=["none", "auto"], default="none",
+                     help="auto: weigh each image's loss by n / (k x the training images of its class) in every "
+                          "stage, for imbalanced classes (default none)")
+    fit.add_argument("--balanced-sampling", action="store_true",
+                     help="draw the training images of every class equally often (small classes repeated within an "
+                          "epoch), the other remedy for imbalanced classes")
     aug = parser.add_argument_group("augmentation")
     aug.add_argument("--no-augment", action="store_true", help="no flip, zoom, rotation or translation")
     aug.add_argument("--flip", choices=["horizontal", "vertical", "horizontal_and_vertical", "none"],
@@ -148,15 +177,24 @@ def parse_args(argv=None):
     cli.fill_defaults(args, {"train_per_class": 200, "test_per_class": 100, "image_size": 96},
                       when=args.dataset == parser.get_default("dataset"))
     cli.check_options(parser, args, image_size=cli.IMAGE_SIZE, train_per_class=cli.AT_LEAST_ONE,
-                      test_per_class=cli.AT_LEAST_ONE, validation_fraction=cli.FRACTION, lora_rank=cli.NOT_NEGATIVE,
-                      lora_alpha=cli.POSITIVE, dropout=cli.FRACTION_OR_ZERO, epochs=cli.AT_LEAST_ONE,
-                      freeze_epochs=cli.NOT_NEGATIVE, min_steps=cli.NOT_NEGATIVE, patience=cli.AT_LEAST_ONE,
+                      test_per_class=cli.AT_LEAST_ONE, validation_fraction=cli.FRACTION,
+                      lora_rank=(cli.NOT_NEGATIVE, cli.at_most(MAX_LORA_RANK)), lora_alpha=cli.POSITIVE,
+                      dropout=cli.FRACTION_OR_ZERO, epochs=(cli.AT_LEAST_ONE, cli.at_most(MAX_EPOCHS)),
+                      freeze_epochs=(cli.NOT_NEGATIVE, cli.at_most(MAX_EPOCHS)),
+                      min_steps=(cli.NOT_NEGATIVE, cli.at_most(MAX_MIN_STEPS)), patience=cli.AT_LEAST_ONE,
                       batch_size=cli.BATCH_SIZE,
                       learning_rate=() if args.learning_rate == FIND else cli.POSITIVE, lr_ratio=cli.UP_TO_ONE,
                       lr_groups=cli.AT_LEAST_ONE,
                       zoom=cli.FRACTION_OR_ZERO, rotation=cli.FRACTION_OR_ZERO, translation=cli.FRACTION_OR_ZERO,
                       mix_alpha=cli.POSITIVE)
     read_mode(parser, args)
+    if args.folds is not None and args.folds < 2:
+        parser.error(f"--folds must be at least 2; got {args.folds}.")
+    if args.balanced_sampling and args.class_weight == "auto":
+        parser.error("--balanced-sampling and --class-weight auto both correct for imbalanced classes; give one.")
+    if args.folds and args.strategy == "multi-worker":
+        parser.error("--folds trains its folds one after another in this process; use it without --strategy "
+                     "multi-worker.")
     if args.freeze_bn and args.from_scratch:
         parser.error("--freeze-bn keeps ImageNet's BatchNorm statistics; --from-scratch has none to keep.")
     if args.lora_rank and (args.from_scratch or args.unfreeze == "none"):
@@ -295,12 +333,15 @@ def check_environment(args):
 
 
 def load_splits(args, strategy):
-    """The dataset and its train / validation (held out from train) / test image sets."""
+    """The dataset and its train / validation (held out from train) / test image sets; in one fold's run
+    (:func:`run_folds`), train and test are those of the fold."""
     from keras_tl import distribute
 
     dataset = data.load_dataset(args.dataset, seed=args.seed, train_per_class=args.train_per_class,
                                 test_per_class=args.test_per_class, verbose=not args.quiet,
-                                tfds_data_dir=args.tfds_data_dir)
+                                tfds_data_dir=args.tfds_data_dir, **cli.table_options(args))
+    if args.fold is not None:
+        dataset = fold_dataset(dataset, *args.fold, args.seed)
     train_set, validation_set = data.split_validation(dataset.train, args.validation_fraction, args.seed)
     batch_size = distribute.global_batch_size(args.batch_size, strategy)
     if batch_size > len(train_set):
@@ -326,7 +367,7 @@ def build_model(args, source, image_size, num_classes, settings, strategy):
 
 
 def print_plan(say, args, run_dir, resuming, source, image_size, dataset, sizes, tuned, targets, augmentation,
-               strategy, batch_size, stages):
+               strategy, batch_size, stages, class_weight=None):
     """What the run will do, before it starts (the design notes' convention); a stage a line, with its steps."""
     from keras_tl import distribute
 
@@ -341,9 +382,15 @@ def print_plan(say, args, run_dir, resuming, source, image_size, dataset, sizes,
     say(f"  data:      {dataset.name}, {len(dataset.class_names)} classes: {sizes['train']} train, "
         f"{sizes['validation']} validation (held out from train), {sizes['test']} test images")
     say(f"  batches:   {args.batch_size} per replica x {strategy.num_replicas_in_sync} = {batch_size}; "
-        f"{distribute.describe(strategy)}" + (", mixed precision" if args.mixed_precision else ""))
+        f"{distribute.describe(strategy)}" + (", mixed precision" if args.mixed_precision else "")
+        + ("; every class drawn equally often (balanced sampling)" if args.balanced_sampling else ""))
     say(f"  augment:   {'none' if augmentation is None else ', '.join(layer.name for layer in augmentation.layers)}"
         + (f"; {args.mix} (alpha {mix_alpha})" if args.mix != "none" else ""))
+    if class_weight:
+        low, high = min(class_weight, key=class_weight.get), max(class_weight, key=class_weight.get)
+        say("  weights:   each class's loss x n / (k x its train images): " + (
+            f"{class_weight[low]:.3g} ({dataset.class_names[low]}) .. {class_weight[high]:.3g} "
+            f"({dataset.class_names[high]})" if class_weight[low] < class_weight[high] else "1 (classes of one size)"))
     say("  stages:    " + "\n             ".join(stage.describe() for stage in stages), flush=True)
 
 
@@ -356,6 +403,8 @@ def run(args):
     from keras_tl.sources import get_source
     from keras_tl.training import freezing, recipe
 
+    if args.folds:
+        return run_folds(args)  # which runs this for each fold
     started = time.perf_counter()
     say = print if not args.quiet else (lambda *_, **__: None)
     check_environment(args)
@@ -368,6 +417,9 @@ def run(args):
     source.input_shape(image_size)  # an error below the source's minimum size
     settings = recipe_of(args)
     dataset, splits = load_splits(args, strategy)
+    if args.class_weight == "auto":  # counted from the labels, without a pass over the images
+        settings = dataclasses.replace(settings, class_weight=recipe.balanced_class_weight(
+            np.bincount(splits["train"].labels, minlength=len(dataset.class_names))))
     base, model, tuned, targets, augmentation = build_model(args, source, image_size, len(dataset.class_names),
                                                             settings, strategy)
     freezing.unfreeze_all(base)
@@ -382,18 +434,21 @@ def run(args):
         if args.learning_rate == FIND:  # first: the plan and config.json show the rates it finds
             settings = find_learning_rate(args, model, base, settings, targets, data.training_pipelines(
                 source, image_size, splits, len(dataset.class_names), batch_size, args.mix, mix_alpha_of(args),
-                args.seed)[0], run_dir, strategy, say)
+                args.seed, balanced=args.balanced_sampling)[0], run_dir, strategy, say)
         train, validation, test = data.training_pipelines(source, image_size, splits, len(dataset.class_names),
                                                           batch_size, args.mix, mix_alpha_of(args), args.seed,
-                                                          shard=args.strategy == "multi-worker")
+                                                          shard=args.strategy == "multi-worker",
+                                                          balanced=args.balanced_sampling)
         stages = settings.stages(recipe.steps_per_epoch_of(train))  # what run_stages will train
         runs.write_json(run_dir / "config.json", {
             "settings": settings_of(args), "learning_rate": settings.learning_rate, "image_size": image_size,
             "global_batch_size": batch_size, "sizes": sizes,
             "class_names": dataset.class_names, "stages": [dataclasses.asdict(stage) for stage in stages],
-            "layers_tuned": tuned, "strategy": distribute.describe(strategy), "keras": keras.__version__})
+            "layers_tuned": tuned, "strategy": distribute.describe(strategy), "keras": keras.__version__,
+            "class_weight": settings.class_weight})
         print_plan(say, args, run_dir, resuming, source, image_size, dataset, sizes, tuned, targets, augmentation,
-                   strategy, batch_size, stages)
+                   strategy, batch_size, stages, settings.class_weight)
+        show_training_batch(args, source, image_size, splits, dataset.class_names, batch_size, augmentation, run_dir)
         if args.check:
             compile_first_stage(model, base, settings, targets, strategy)
             setup_check.check(model, dataset, source, pipeline=train, path=run_dir / "check.json",
@@ -405,6 +460,7 @@ def run(args):
         with runs.atomic_path(run_dir / "layers.txt") as temporary:
             temporary.write_text(freezing.trainable_report(model, expand_nested=True) + "\n")
         metrics = evaluate_and_save(args, model, test, dataset, results, run_dir, source, sizes)
+        metrics["calibration"] = calibrate(model, validation, test, splits, run_dir, f"{source.name} on {dataset.name}")
         metrics["cost"] = cost_of(results, sizes, time.perf_counter() - started, full_fine_tune_params)
         runs.write_json(run_dir / "metrics.json", metrics)
         print_summary(results, metrics, run_dir)
@@ -414,6 +470,7 @@ def run(args):
 def evaluate_and_save(args, model, test, dataset, results, run_dir, source, sizes):
     """Test accuracy, ``model.keras`` and the figures; the metrics without their cost."""
     from keras_tl import plots
+    from keras_tl.analysis import raw_images
     from keras_tl.analysis.tta import tta_model
     from keras_tl.features import classifiers
 
@@ -428,6 +485,7 @@ def evaluate_and_save(args, model, test, dataset, results, run_dir, source, size
         dataset.test.labels, classifiers.predict_classes(tta_model(model, args.tta), test), dataset.class_names)
     with runs.atomic_path(run_dir / "model.keras") as temporary:
         model.save(temporary)
+    raw_model = raw_images.save_raw_model(model, run_dir, source, args.image_size, dataset.class_names)
     title = f"{source.name} ({describe_training(args)}) on {dataset.name}"
     plots.plot_learning_curves(history, path=run_dir / "figures" / "learning_curves.png", title=title)
     plots.plot_confusion_matrix(evaluation["confusion_matrix"], dataset.class_names,
@@ -436,10 +494,37 @@ def evaluate_and_save(args, model, test, dataset, results, run_dir, source, size
     return {"test_accuracy": evaluation["accuracy"], "test_accuracy_interval": evaluation["accuracy_interval"],
             "test_accuracy_tta": tta["accuracy"] if tta else None,
             "test_accuracy_tta_interval": tta["accuracy_interval"] if tta else None,
-            "tta": args.tta, "test_images": sizes["test"], "stages": results, "history": history,
+            "tta": args.tta, "test_images": sizes["test"], "test_balanced_accuracy": evaluation["balanced_accuracy"],
+            "stages": results, "history": history,
             "confusion_matrix": evaluation["confusion_matrix"], "per_class": evaluation["per_class"],
             "report": evaluation["report"],
-            "class_names": dataset.class_names, "skipped_files": dataset.skipped}
+            "class_names": dataset.class_names, "skipped_files": dataset.skipped, "raw_model": raw_model}
+
+
+def show_training_batch(args, source, image_size, splits, class_names, batch_size, augmentation, run_dir):
+    """``figures/batch.png``: the first training images as the network gets them, with their labels (mixed ones
+    too) and augmented (:func:`keras_tl.analysis.batches.show_batch`), before any training. It reads a pipeline
+    of its own, so the training's shuffles and augmentations stay as they were."""
+    from keras_tl.analysis import batches
+
+    train = data.training_pipelines(source, image_size, splits, len(class_names), batch_size, args.mix,
+                                    mix_alpha_of(args), args.seed)[0]
+    batches.show_batch(train, class_names, augment=augmentation, source=source, seed=args.seed,
+                       path=run_dir / "figures" / "batch.png")
+
+
+def calibrate(model, validation, test, splits, run_dir, title):
+    """Temperature scaling fitted on the validation part (:mod:`keras_tl.training.calibration`): ``calibration.json``,
+    ``figures/reliability.png`` and the metrics' entry with the test ECE before and after; None without a
+    validation part."""
+    from keras_tl.training import calibration
+
+    if validation is None:
+        return None
+    fitted = calibration.Calibration.fit(calibration.model_outputs(model, validation), splits["validation"].labels,
+                                         "temperature", f"{len(splits['validation'])} validation images")
+    return calibration.write_calibration(run_dir, fitted, calibration.model_outputs(model, test),
+                                         splits["test"].labels, title)
 
 
 def cost_of(results, sizes, wall_seconds, full_fine_tune_params):
@@ -454,8 +539,10 @@ def cost_of(results, sizes, wall_seconds, full_fine_tune_params):
 
 
 def print_summary(results, metrics, run_dir):
-    """The per-stage table, the test accuracy (with its 95 % Wilson interval), the cost and where the run folder is."""
+    """The per-stage table, the test accuracy (with its 95 % Wilson interval), the balanced accuracy and the recall
+    per class, the cost and where the run folder is."""
     from keras_tl.features import classifiers
+    from keras_tl.training import calibration
 
     rows = [[name, result["epochs"], result["best_epoch"], result["best_val_accuracy"],
              "yes" if result["still_improving"] else "no", result["trainable"], result["train_seconds"]]
@@ -470,12 +557,91 @@ def print_summary(results, metrics, run_dir):
           + (f"; {classifiers.format_accuracy(metrics['test_accuracy_tta'], metrics['test_accuracy_tta_interval'])} "
              f"with {metrics['tta']} TTA" if metrics["test_accuracy_tta"] is not None else "")
           + " ([low, high]: the 95 % Wilson score interval, Wilson 1927)")
+    print(f"Balanced accuracy: {metrics['test_balanced_accuracy']:.3f}, the mean of the recalls per class (test "
+          f"images): {classifiers.format_recalls(metrics['per_class'])}")
     if metrics["skipped_files"]:
         print(f"Skipped {len(metrics['skipped_files'])} unreadable file(s), listed in metrics.json")
     print(f"Cost: {cost['wall_seconds']:.0f} s wall, {speed}; {cost['trainable_params']:,} of "
           f"{cost['total_params']:,} parameters trainable (a full fine-tune trains "
           f"{cost['full_fine_tune_trainable_params']:,})")
+    if metrics["calibration"]:
+        print(calibration.describe(metrics["calibration"]))
     print(f"Run folder: {run_dir}")
+
+
+# ----------------------------------------------------------------------------- --folds K
+
+
+def run_folds(args):
+    """``--folds K``: one ordinary run per fold, in ``fold-1`` ... ``fold-K`` of the run folder, one after another
+    (each resumable; a finished fold is read back, not trained again); then each fold's test scores, and their
+    mean ± std, in ``metrics.json`` and a table. Returns the metrics."""
+    import keras
+
+    from keras_tl import distribute
+    from keras_tl.features import classifiers
+
+    check_environment(args)
+    load_splits(fold_arguments(args, 1, None), distribute.make_strategy(args.strategy))  # errors before any folder
+    run_dir, _ = choose_run_dir(args.output_dir, settings_of(args))
+    with runs.locked_run_dir(run_dir):
+        runs.write_json(run_dir / "config.json", {"settings": settings_of(args),
+                                                  "folds": [f"fold-{fold}" for fold in range(1, args.folds + 1)]})
+        fold_metrics = []
+        for fold in range(1, args.folds + 1):
+            done = run_dir / f"fold-{fold}" / "metrics.json"
+            if done.is_file():
+                fold_metrics.append(json.loads(done.read_text()))
+                continue
+            keras.backend.clear_session()  # each fold's model starts as the first did
+            fold_metrics.append(run(fold_arguments(args, fold, run_dir / f"fold-{fold}")))
+        metrics = classifiers.summarise_folds([
+            {"accuracy": entry["test_accuracy"], "balanced_accuracy": entry["test_balanced_accuracy"],
+             "images": entry["test_images"], "per_class": entry["per_class"]} for entry in fold_metrics])
+        for entry in metrics["folds"]:
+            entry["run_dir"] = f"fold-{entry['fold']}"
+        runs.write_json(run_dir / "metrics.json", metrics)
+        print_folds_summary(metrics, run_dir)
+        return metrics
+
+
+def fold_arguments(args, fold, output_dir):
+    """The options of fold ``fold``'s run: those of the whole, with its fold and its own folder."""
+    return argparse.Namespace(**{**vars(args), "folds": None, "fold": [fold, args.folds],
+                                 "output_dir": None if output_dir is None else str(output_dir)})
+
+
+def fold_dataset(dataset, fold, folds, seed):
+    """Fold ``fold`` (1..``folds``) of ``dataset``'s train and test images joined: its stratified fold
+    (:func:`keras_tl.features.classifiers.stratified_folds`, seeded) is the test part, the other folds train."""
+    from keras_tl.features import classifiers
+
+    pool = joined(dataset.train, dataset.test)
+    train, test = classifiers.stratified_folds(pool.labels, folds, seed)[fold - 1]
+    return dataclasses.replace(dataset, train=pool.subset(train), test=pool.subset(test))
+
+
+def joined(first, second):
+    """One image set of two (both of files, or both in memory)."""
+    def both(field):
+        parts = [getattr(first, field), getattr(second, field)]
+        return None if parts[0] is None else np.concatenate(parts)
+
+    return data.ImageSet(labels=both("labels"), paths=both("paths"), images=both("images"))
+
+
+def print_folds_summary(metrics, run_dir):
+    """Each fold's test accuracy and balanced accuracy, and their mean ± std."""
+    from keras_tl.features import classifiers
+
+    rows = [[entry["fold"], entry["images"], f"{entry['accuracy']:.3f}", f"{entry['balanced_accuracy']:.3f}",
+             entry["run_dir"]] for entry in metrics["folds"]]
+    rows.append(["mean ± std", sum(entry["images"] for entry in metrics["folds"]),
+                 classifiers.format_mean_std(metrics["accuracy"]),
+                 classifiers.format_mean_std(metrics["balanced_accuracy"]), ""])
+    print(messages.format_table(rows, ["fold", "test images", "test accuracy", "balanced", "run folder"]))
+    print(f"{len(metrics['folds'])} stratified folds of the train and test images joined, each the test part once "
+          f"(its model trained on the others): mean ± std over the folds. Run folder: {run_dir}")
 
 
 def main(argv=None):

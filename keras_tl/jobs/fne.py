@@ -4,7 +4,14 @@ Extract once (every layer any method needs, pooled in the graph, cached), then t
 SVM per method on the columns it uses, and write the run folder: ``config.json``,
 ``metrics.json`` (each method's test accuracy with its 95 % Wilson interval), ``figures/*.png``,
 ``features/``, and one method (``--export-method``) as ``model.keras`` and ``model.json``, which
-``python -m keras_tl.predict`` uses.
+``python -m keras_tl.predict`` uses. That method's head is calibrated on cross-validated scores of the
+training features (Platt scaling of SVM scores, :mod:`keras_tl.training.calibration`): ``calibration.json``,
+``figures/reliability.png`` and the expected calibration error on test before and after in ``metrics.json``.
+
+Every method reports its balanced accuracy (the mean of the recalls per class) and each class's recall
+beside its accuracy. Imbalanced classes: ``--class-weight auto`` weighs each class's errors in the head
+(scikit-learn's ``class_weight="balanced"``). A small dataset: ``--folds K`` also fits each method's head
+on K stratified folds of train and test joined (the features are extracted once), each fold and mean ± std.
 
 At scale (see :mod:`keras_tl.features.extraction`): ``--strategy mirrored`` spreads each batch over the GPUs
 of the machine; ``--shard I/N`` (or, in a Slurm array, the array task's part) only extracts part
@@ -30,6 +37,7 @@ POSTPROCESSING = cli.library_constant("keras_tl.features.full_network_embedding"
 CLASSIFIERS = cli.library_constant("keras_tl.features.classifiers", "CLASSIFIERS")
 LINEAR = cli.library_constant("keras_tl.features.classifiers", "LINEAR")  # the heads that model.keras can hold
 WITH_C = cli.library_constant("keras_tl.features.classifiers", "WITH_C")
+WITH_CLASS_WEIGHT = cli.library_constant("keras_tl.features.classifiers", "WITH_CLASS_WEIGHT")
 
 EXAMPLES = """examples:
   python -m keras_tl.fne                                  # MobileNet on Animal-MNIST, baseline vs FNE
@@ -38,6 +46,7 @@ EXAMPLES = """examples:
   python -m keras_tl.fne --methods last:l2 fne:none fne:l2 fne:standardise fne:fne   # ablation
   python -m keras_tl.fne --methods last:l2 fne:fne --export-method last:l2   # model.keras holds last:l2
   python -m keras_tl.fne --dataset ~/data/flowers --ten-crop --search-c
+  python -m keras_tl.fne --dataset ~/data/photos --class-weight auto --folds 5   # imbalanced, small: 5 folds
   python -m keras_tl.fne --shard 0/2 & python -m keras_tl.fne --shard 1/2; wait; python -m keras_tl.fne  # in parts
 """
 BUILTIN_DEFAULTS = {"train_per_class": 100, "test_per_class": 50, "image_size": 128}
@@ -70,6 +79,12 @@ def make_parser():
     parser.add_argument("--C", dest="c", type=float, default=1.0,
                         help=f"regularisation of {', '.join(WITH_C)} (default 1)")
     parser.add_argument("--search-c", action="store_true", help="choose C by cross-validation on train only")
+    parser.add_argument("--class-weight", choices=["none", "auto"], default="none",
+                        help="auto: weigh each class's errors by n / (k x its images), scikit-learn's "
+                             "class_weight='balanced', for imbalanced classes (default none)")
+    parser.add_argument("--folds", type=int, default=None, metavar="K",
+                        help="also estimate each method by K stratified folds of train and test joined: each fold "
+                             "and mean ± std (model.keras and the test accuracy stay those of the given split)")
     parser.add_argument("--shots", type=int, nargs="+", default=None, metavar="K",
                         help="few-shot mode: train on K images per class")
     parser.add_argument("--repeats", type=int, default=5, help="seeded repeats per shot count (default 5)")
@@ -95,6 +110,13 @@ def parse_args(argv=None):
                      + messages.did_you_mean(args.classifier, CLASSIFIERS))
     if args.search_c and args.classifier not in WITH_C:
         parser.error(f"--search-c chooses C, which only {', '.join(WITH_C)} have; got --classifier {args.classifier}.")
+    if args.class_weight == "auto" and args.classifier not in WITH_CLASS_WEIGHT:
+        parser.error(f"--class-weight auto weighs the errors of {', '.join(WITH_CLASS_WEIGHT)}; --classifier "
+                     f"{args.classifier} has none to weigh.")
+    if args.folds is not None and args.folds < 2:
+        parser.error(f"--folds must be at least 2; got {args.folds}.")
+    if args.folds and args.ten_crop:
+        parser.error("--ten-crop averages crops of the test images only; --folds tests every image in turn.")
     for method in args.methods:
         layers, _, post = method.rpartition(":")
         if not layers or post not in POSTPROCESSING:
@@ -160,6 +182,10 @@ def run(args):
         smallest = int(np.bincount(dataset.train.labels).min())
         if max(args.shots) > smallest:
             raise ValueError(f"--shots {max(args.shots)} exceeds the smallest train class ({smallest} images).")
+    if args.folds:
+        from keras_tl.features import classifiers
+
+        classifiers.stratified_folds(pooled_labels(dataset), args.folds, args.seed)  # an error before any work
     weights = None if args.weights == "none" else "imagenet"
     with strategy.scope():
         model = source.build(weights=weights, include_top=args.include_top, image_size=image_size)
@@ -280,10 +306,14 @@ def evaluate_method(args, features, dataset, layers, post, names, extractor, run
     train_x, test_x = features["train"][:, selected], features["test"][:, selected]
     started = time.perf_counter()
     classifier = classifiers.make_classifier(postprocessor(post, args.thresholds), c=args.c,
-                                          search_c=args.search_c, seed=args.seed, classifier=args.classifier)
+                                          search_c=args.search_c, seed=args.seed, classifier=args.classifier,
+                                          class_weight="balanced" if args.class_weight == "auto" else None)
     result = classifiers.fit_evaluate(classifier, train_x, dataset.train.labels, test_x, dataset.test.labels,
                                    dataset.class_names)
     result.update(dimensions=len(selected), layers=len(names), seconds=time.perf_counter() - started)
+    if args.folds:  # features of train and test joined, each image tested once
+        result["folds"] = classifiers.k_fold(classifier, np.concatenate([train_x, test_x]), pooled_labels(dataset),
+                                             args.folds, dataset.class_names, args.seed)
     if args.shots:
         result["few_shot"] = classifiers.few_shot(classifier, train_x, dataset.train.labels, test_x,
                                                dataset.test.labels, args.shots, args.repeats, args.seed,
@@ -294,23 +324,62 @@ def evaluate_method(args, features, dataset, layers, post, names, extractor, run
                                                     strategy=extractor.strategy)
         export.save_fne_model(export.fne_model(method_extractor, classifier), run_dir, dataset.class_names,
                               source.name, extractor.image_size, f"{layers}:{post}", export.head_score_name(classifier))
+    if save_model:
+        result["calibration"] = calibrate(args, classifier, train_x, test_x, dataset, run_dir,
+                                          f"{source.name} {layers}:{post}")
     plots.plot_confusion_matrix(result["confusion_matrix"], dataset.class_names,
                                 path=run_dir / "figures" / f"confusion_{layers}_{post}.png".replace(",", "+"),
                                 title=f"{source.name} {layers}:{post}: accuracy {result['accuracy']:.3f}")
     return result
 
 
+def calibrate(args, classifier, train_x, test_x, dataset, run_dir, title):
+    """Calibrated probabilities for the exported head, fitted on cross-validated scores of the training features
+    (:func:`keras_tl.training.calibration.fit_head_calibration`: Platt scaling of SVM scores):
+    ``calibration.json``, ``figures/reliability.png`` and the metrics' entry with the test ECE before and after;
+    None (and no calibration.json) when a class has fewer than 2 training images."""
+    from keras_tl.training import calibration
+
+    fitted = calibration.fit_head_calibration(classifier, train_x, dataset.train.labels, seed=args.seed)
+    if fitted is None:
+        (run_dir / calibration.CALIBRATION_FILE).unlink(missing_ok=True)
+        return None
+    return calibration.write_calibration(run_dir, fitted, calibration.head_outputs(classifier, test_x)[0],
+                                         dataset.test.labels, title)
+
+
+def pooled_labels(dataset):
+    """The labels of train and test joined, in that order: the pool that ``--folds`` splits."""
+    return np.concatenate([dataset.train.labels, dataset.test.labels])
+
+
 def print_summary(results, images_per_second, run_dir, shots, skipped, classifier, export_method):
-    """The summary table (each accuracy with its 95 % Wilson interval; and the few-shot table), the files skipped,
-    the method in model.keras and where the run folder is."""
+    """The summary table (each accuracy with its 95 % Wilson interval, and the balanced accuracy), each method's
+    recall per class, the k-fold table and the few-shot table, the files skipped, the method in model.keras, its
+    calibration and where the run folder is."""
     from keras_tl.features import classifiers
+    from keras_tl.training import calibration
 
     rows = [[name, result["layers"], result["dimensions"],
-             classifiers.format_accuracy(result["accuracy"], result["accuracy_interval"]), images_per_second,
-             result["seconds"]] for name, result in results.items()]
-    print(messages.format_table(rows, ["method", "layers", "dims", "accuracy [95% CI]", "extract img/s", "fit s"]))
+             classifiers.format_accuracy(result["accuracy"], result["accuracy_interval"]),
+             f"{result['balanced_accuracy']:.3f}", images_per_second, result["seconds"]]
+            for name, result in results.items()]
+    print(messages.format_table(rows, ["method", "layers", "dims", "accuracy [95% CI]", "balanced", "extract img/s",
+                                       "fit s"]))
     test_images = next(iter(results.values()))["images"]
-    print(f"Accuracy on {test_images} test images, with its 95 % Wilson score interval [low, high] (Wilson 1927).")
+    print(f"Accuracy on {test_images} test images, with its 95 % Wilson score interval [low, high] (Wilson 1927); "
+          "balanced: the mean of the recalls per class.")
+    for name, result in results.items():
+        print(f"Recall per class (test images), {name}: {classifiers.format_recalls(result['per_class'])}")
+    folds = {name: result["folds"] for name, result in results.items() if "folds" in result}
+    if folds:
+        fold_rows = [[name, " ".join(f"{fold['accuracy']:.3f}" for fold in entry["folds"]),
+                      classifiers.format_mean_std(entry["accuracy"]),
+                      classifiers.format_mean_std(entry["balanced_accuracy"])] for name, entry in folds.items()]
+        print(messages.format_table(fold_rows, ["method", "accuracy of each fold", "accuracy", "balanced"]))
+        entry = next(iter(folds.values()))
+        print(f"{len(entry['folds'])} stratified folds of the {sum(fold['images'] for fold in entry['folds'])} train "
+              "and test images joined, each tested once: mean ± std over the folds.")
     if shots:
         shot_rows = [[name, count, f"{entry['mean']:.3f} ± {entry['std']:.3f}"]
                      for name, result in results.items() for count, entry in result["few_shot"].items()]
@@ -324,6 +393,8 @@ def print_summary(results, images_per_second, run_dir, shots, skipped, classifie
     else:
         print(f"model.keras: the {export_method} method, which python -m keras_tl.predict uses (--export-method "
               "chooses another).")
+    if results[export_method].get("calibration"):
+        print(calibration.describe(results[export_method]["calibration"]))
     print(f"Run folder: {run_dir}")
 
 

@@ -2,7 +2,8 @@
 
 Loads a finished ``fine_tune`` or ``fne`` run (:func:`keras_tl.analysis.trained.load_run`), reads the
 images with the run's own size and preprocessing, and prints each file's top classes: softmax
-probabilities for a fine-tuned network, linear-SVM decision scores for an FNE run.
+probabilities for a fine-tuned network, linear-SVM decision scores for an FNE run, and beside them the
+calibrated probabilities where the run has them (``calibration.json``, :mod:`keras_tl.training.calibration`).
 ``--output-dir`` writes them as ``predictions.csv`` there; ``--explain`` saves a Grad-CAM figure per
 image (fine-tuned runs) there, else in ``RUN_DIR/explain``. ``--tta flip|ten-crop`` averages the
 scores over views of each image (:mod:`keras_tl.analysis.tta`).
@@ -23,6 +24,7 @@ from keras_tl.messages import format_table
 
 TTA_KINDS = cli.library_constant("keras_tl.analysis.tta", "TTA_KINDS")
 SPLITS = cli.library_constant("keras_tl.analysis.interpret", "SPLITS")
+MAX_TOP_LOSSES = 100  # top_losses.png: a grid of 10 x 10 images
 
 EXAMPLES = """examples:
   python -m keras_tl.predict runs/fine_tune-20260101-120000 photo.jpg          # top 5 classes
@@ -59,7 +61,7 @@ def make_parser():
                           help="--interpret on this split of the dataset: test (default), train or all")
     analysis.add_argument("--top-losses", type=int, default=9, metavar="N",
                           help="--interpret: images in top_losses.png, and rows of each kind in mislabelled.csv "
-                               "(default 9)")
+                               f"(default 9, at most {MAX_TOP_LOSSES})")
     parser.add_argument("--output-dir", default=None, metavar="DIR",
                         help="also write predictions.csv (and the --explain figures) into this folder; "
                              "--interpret: its figures and CSV files (default RUN_DIR/interpret)")
@@ -72,7 +74,8 @@ def make_parser():
 def parse_args(argv=None):
     parser = make_parser()
     args = parser.parse_args(argv)
-    cli.check_options(parser, args, top_k=cli.AT_LEAST_ONE, batch_size=cli.BATCH_SIZE, top_losses=cli.AT_LEAST_ONE)
+    cli.check_options(parser, args, top_k=cli.AT_LEAST_ONE, batch_size=cli.BATCH_SIZE,
+                      top_losses=(cli.AT_LEAST_ONE, cli.at_most(MAX_TOP_LOSSES)))
     if args.interpret and (args.images or args.explain or args.out):
         parser.error("--interpret takes its labelled images from the run's dataset (or --dataset); give no "
                      + ("IMAGE_OR_FOLDER" if args.images else "--explain" if args.explain else "--out") + ".")
@@ -129,7 +132,7 @@ def run(args):
                          f"give tta='none' with it, or engine='tensorflow'.")
     scorer = dataclasses.replace(model, model=tta_model(model.model, args.tta), engine=args.engine)
     top = [entry for start in range(0, len(files), args.batch_size)
-           for entry in scorer.top_k(files[start:start + args.batch_size], args.top_k)]
+           for entry in scorer.top_k(files[start:start + args.batch_size], args.top_k, calibrated=True)]
     print_table(files, top, model.score_name)
     output_dir = pathlib.Path(args.output_dir) if args.output_dir else None
     csv_path = args.out or (output_dir / "predictions.csv" if output_dir else None)
@@ -199,19 +202,23 @@ def describe_run(model):
 
 
 def print_table(files, top, score_name):
-    """One row per file: the best class, its score, and the next ones."""
-    rows = [[path, entry[0][0], f"{entry[0][1]:.3f}", ", ".join(f"{name} {score:.3f}" for name, score in entry[1:])]
-            for path, entry in zip(files, top)]
-    print(format_table(rows, ["file", "class", score_name, "next classes"]))
+    """One row per file: the best class, its score (and calibrated probability), and the next ones."""
+    calibrated = len(top[0][0]) == 3
+    rows = [[path, entry[0][0], f"{entry[0][1]:.3f}"] + ([f"{entry[0][2]:.3f}"] if calibrated else [])
+            + [", ".join(f"{name} {score:.3f}" for name, score, *_ in entry[1:])] for path, entry in zip(files, top)]
+    print(format_table(rows, ["file", "class", score_name] + (["calibrated probability"] if calibrated else [])
+                       + ["next classes"]))
 
 
 def write_csv(path, files, top, score_name):
-    """``file,rank,class,<score name>``: one line per file and rank, written atomically."""
+    """``file,rank,class,<score name>[,calibrated_probability]``: one line per file and rank, written atomically."""
+    calibrated = len(top[0][0]) == 3
     with runs.atomic_path(path) as temporary, open(temporary, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["file", "rank", "class", score_name.replace(" ", "_")])
-        writer.writerows([path, rank, name, f"{score:.6g}"] for path, entry in zip(files, top)
-                         for rank, (name, score) in enumerate(entry, start=1))
+        writer.writerow(["file", "rank", "class", score_name.replace(" ", "_")]
+                        + (["calibrated_probability"] if calibrated else []))
+        writer.writerows([path, rank, name] + [f"{value:.6g}" for value in values] for path, entry in zip(files, top)
+                         for rank, (name, *values) in enumerate(entry, start=1))
 
 
 def explain(model, files, top, folder):

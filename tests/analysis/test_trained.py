@@ -80,6 +80,8 @@ def test_a_hand_made_fine_tune_run_loads_and_predicts(tmp_path, model_file):
     (with_changes(image_size=True), r"field image_size: .*; got True\."),
     (with_changes(class_names=["cat", "dog"]), r"config.json lists 2 class_names, but the model in .*model.keras "
                                                r"has 3 outputs"),
+    (with_changes(image_size=128), r"config.json, field image_size: 128 px, but the model in .*model.keras takes "
+                                   r"32x32 px images; the two files are from different runs"),
 ])
 def test_a_bad_config_json_is_one_error_naming_the_file_and_field(tmp_path, model_file, config, message):
     run_dir = make_run(tmp_path / "run", model_file, config)
@@ -89,14 +91,30 @@ def test_a_bad_config_json_is_one_error_naming_the_file_and_field(tmp_path, mode
 
 
 def test_an_fne_run_is_checked_in_its_model_json(tmp_path, model_file):
-    info = {"kind": "fne", "source": "mobilenet", "image_size": 48, "class_names": CLASSES}
+    info = {"kind": "fne", "source": "mobilenet", "image_size": 32, "class_names": CLASSES}
     assert trained.load_run(make_run(tmp_path / "good", model_file, info, "model.json")).kind == "fne"
+    with pytest.raises(ValueError, match=r"model.json, field image_size: 128 px, but the model in .*model.keras "
+                                         r"takes 32x32 px images"):
+        trained.load_run(make_run(tmp_path / "128px", model_file, {**info, "image_size": 128}, "model.json"))
     no_source = {key: value for key, value in info.items() if key != "source"}
     with pytest.raises(ValueError, match=r"model.json has no field source;"):
         trained.load_run(make_run(tmp_path / "no_source", model_file, no_source, "model.json"))
     with pytest.raises(ValueError, match=r"model.json lists 4 class_names, but .* has 3 outputs"):
         trained.load_run(make_run(tmp_path / "four", model_file, {**info, "class_names": CLASSES + ["ox"]},
                                   "model.json"))
+
+
+@pytest.mark.parametrize("removed", [("model.json",), ("model.json", "model.keras")])
+def test_an_fne_run_without_its_model_json_is_named_as_one(tmp_path, model_file, removed):
+    """An fne run's config.json holds its options at the top (not a fine_tune run's settings): the error names
+    the files missing, not a field of config.json."""
+    run_dir = make_run(tmp_path / "run", model_file, {"methods": ["fne:fne"], "source": "mobilenet"})
+    for name in removed:
+        (run_dir / name).unlink(missing_ok=True)
+    with pytest.raises(ValueError, match=rf"run is an fne run \(its config.json says so\) without "
+                                         rf"{' or '.join(removed)}: the fne job writes its classifier") as error:
+        trained.load_run(run_dir)
+    assert "has no field" not in str(error.value)
 
 
 def truncated(model_file, path):
@@ -143,6 +161,16 @@ def test_a_model_with_two_outputs_is_not_a_classifier(tmp_path, model_file):
     run_dir = make_run(tmp_path / "run", model_file)
     keras.Model(images, [keras.layers.Dense(3)(pooled), keras.layers.Dense(3)(pooled)]).save(run_dir / "model.keras")
     with pytest.raises(ValueError, match=r"model.keras should be a classifier with one output of shape"):
+        trained.load_run(run_dir)
+
+
+def test_a_model_of_grey_images_is_not_an_image_classifier_of_the_run(tmp_path, model_file):
+    run_dir = make_run(tmp_path / "run", model_file)
+    images = keras.Input((32, 32, 1))
+    pooled = keras.layers.GlobalAveragePooling2D()(images)
+    keras.Model(images, keras.layers.Dense(3)(pooled)).save(run_dir / "model.keras")
+    with pytest.raises(ValueError, match=r"model.keras should take one batch of RGB images, of shape \(batch, "
+                                         r"height, width, 3\); its input shape is \(None, 32, 32, 1\)"):
         trained.load_run(run_dir)
 
 

@@ -183,11 +183,16 @@ def test_help_shows_examples(capsys):
     (["--from-scratch", "--lora-rank", "2"], "--lora-rank adapts the unfrozen layers"),
     (["--unfreeze", "none", "--lora-rank", "2"], "--unfreeze none trains the head only"),
     (["--from-scratch", "--unfreeze", "8"], "--from-scratch trains every layer"),
+    (["--class-weight", "balanced"], "argument --class-weight: invalid choice: 'balanced'"),
+    (["--folds", "1"], "--folds must be at least 2; got 1."),
+    (["--folds", "3", "--strategy", "multi-worker"], "--folds trains its folds one after another in this process"),
+    (["--balanced-sampling", "--class-weight", "auto"], "--balanced-sampling and --class-weight auto both correct"),
 ])
 def test_bad_options_stop_at_parsing(argv, message, capsys):
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as stop:
         fine_tune.parse_args(argv)
-    assert message in capsys.readouterr().err
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert stop.value.code == 2 and len(errors) == 1 and message in errors[0]
 
 
 def one_class_folder(root):
@@ -258,3 +263,155 @@ def test_min_steps_sizes_the_stage_of_a_small_run_and_a_head_still_learning_is_w
                                  "steps_per_epoch": 5, "min_steps": 10, "requested_epochs": 1}]
     head = json.loads((run_dir / "metrics.json").read_text())["stages"]["head"]
     assert (head["epochs"], head["planned_epochs"], head["steps_per_epoch"], head["still_improving"]) == (2, 2, 5, True)
+
+
+# ----------------------------------------------------------------------------- imbalanced classes, k folds
+
+
+def test_balanced_accuracy_and_each_class_recall_are_in_the_metrics_and_the_summary(fine_tune_run):
+    from sklearn.metrics import balanced_accuracy_score, recall_score
+
+    metrics = json.loads((fine_tune_run / "metrics.json").read_text())
+    pairs = [(true, predicted) for true, row in enumerate(metrics["confusion_matrix"])
+             for predicted, count in enumerate(row) for _ in range(count)]
+    true, predicted = zip(*pairs)
+    assert metrics["test_balanced_accuracy"] == pytest.approx(balanced_accuracy_score(true, predicted))
+    recalls = recall_score(true, predicted, average=None, labels=[0, 1, 2])
+    assert [metrics["per_class"][name]["accuracy"] for name in metrics["class_names"]] == pytest.approx(recalls)
+    assert json.loads((fine_tune_run / "config.json").read_text())["class_weight"] is None  # --class-weight none
+
+
+def overlapping_classes(per_class, seed):
+    """Two classes of 1x1-pixel, 2-channel "images" whose centres are 2 apart (noise 1.5): ``(x, labels)``."""
+    rng = np.random.default_rng(seed)
+    x = np.concatenate([rng.normal(2.0 * label - 1, 1.5, size=(count, 1, 1, 2))
+                        for label, count in enumerate(per_class)])
+    return x.astype("float32"), np.repeat(np.arange(len(per_class)), per_class)
+
+
+@pytest.mark.filterwarnings("ignore:stage head ended with its validation loss still falling")
+def test_class_weight_auto_raises_the_recall_of_a_class_ten_times_smaller():
+    """The recipe on a planted 10:1 imbalance (200 against 20 training images): weighing the loss by
+    n / (k x the images of the class) raises the small class's recall on a balanced test set."""
+    import tensorflow as tf
+
+    from keras_tl.training import recipe
+
+    def batches(per_class, seed, shuffle=False):
+        x, labels = overlapping_classes(per_class, seed)
+        dataset = tf.data.Dataset.from_tensor_slices((x, np.eye(2, dtype="float32")[labels]))
+        return (dataset.shuffle(len(x), seed=0) if shuffle else dataset).batch(64)
+
+    test_x, test_labels = overlapping_classes((200, 200), seed=2)
+    recalls = {}
+    for class_weight in (None, "auto"):
+        keras.utils.set_random_seed(0)
+        base = keras.Sequential([keras.Input((1, 1, 2)), keras.layers.Identity()], name="base")
+        model, _ = recipe.fine_tune_model(base, batches((200, 20), 0, shuffle=True), batches((50, 5), 1),
+                                          unfreeze=None, epochs=4, learning_rate=0.2, dropout=0, jit_compile=False,
+                                          verbose=0, class_weight=class_weight)
+        predicted = np.argmax(keras.ops.convert_to_numpy(model(test_x)), axis=-1)
+        recalls[class_weight] = np.mean(predicted[test_labels == 1] == 1)
+    assert recalls["auto"] > recalls[None] + 0.15
+
+
+def test_class_weights_are_checked_counted_and_given_for_every_class():
+    import tensorflow as tf
+    from sklearn.utils.class_weight import compute_class_weight
+
+    from keras_tl.training import recipe
+
+    labels = np.repeat([0, 1, 2], [30, 3, 12])
+    expected = compute_class_weight("balanced", classes=np.arange(3), y=labels)  # n / (k x count)
+    assert recipe.balanced_class_weight(np.bincount(labels)) == pytest.approx(dict(enumerate(expected)))
+    one_hot = tf.data.Dataset.from_tensor_slices((np.zeros((45, 1)), np.eye(3)[labels])).batch(8)
+    auto = recipe.stage_class_weight(recipe.Recipe(class_weight="auto"), one_hot, 3)  # one pass over the labels
+    assert auto == pytest.approx(dict(enumerate(expected)))
+    assert recipe.stage_class_weight(recipe.Recipe(class_weight={1: 4.0}), one_hot, 3) == {0: 1.0, 1: 4.0, 2: 1.0}
+    assert recipe.stage_class_weight(recipe.Recipe(), one_hot, 3) is None
+    with pytest.raises(ValueError, match="class_weight= names class 5, and the model has 3 classes"):
+        recipe.stage_class_weight(recipe.Recipe(class_weight={5: 1.0}), one_hot, 3)
+    for bad in ("balanced", {0: 0.0}, {-1: 1.0}, {0: float("nan")}):
+        with pytest.raises(ValueError, match="class_weight="):
+            recipe.Recipe(class_weight=bad)
+
+
+def test_balanced_sampling_draws_each_class_about_equally_often_in_epochs_of_the_same_length():
+    """Planted 10:1 (200 against 20 images): an epoch of the balanced train pipeline still has 220 images in
+    7 batches, about half of them from the small class, whose images each come back as often (5 or 6 times)."""
+    from keras_tl import data, sources
+
+    labels = np.repeat([0, 1], [200, 20])
+    images = np.arange(220, dtype=np.uint8)[:, None, None] * np.ones((1, 4, 4), np.uint8)  # pixel value = index
+    splits = {"train": data.ImageSet(labels=labels, images=images), "test": data.ImageSet(labels=labels[:2],
+                                                                                           images=images[:2])}
+    train, _, _ = data.training_pipelines(sources.get_source("mobilenet"), 4, splits, 2, batch_size=32, balanced=True)
+    assert int(train.cardinality()) == 7
+    for _ in range(2):  # two epochs
+        batches = list(train)
+        drawn = np.concatenate([np.argmax(one_hot, axis=-1) for _, one_hot in batches])
+        assert len(drawn) == 220 and 80 <= np.sum(drawn == 1) <= 140  # binomial(220, 1/2): mean 110, sd 7.4
+        index = np.concatenate([np.rint((batch[:, 0, 0, 0] + 1) * 127.5) for batch, _ in batches]).astype(int)
+        small = np.bincount(index[drawn == 1] - 200, minlength=20)  # cycled through: each 5 or 6 times
+        assert small.max() - small.min() <= 1 and small.sum() == np.sum(drawn == 1)
+    plain, _, _ = data.training_pipelines(sources.get_source("mobilenet"), 4, splits, 2, batch_size=32)
+    assert sum(int(np.sum(np.argmax(one_hot, axis=-1))) for _, one_hot in plain) == 20
+
+
+def test_more_folds_than_the_smallest_class_is_one_error_line_before_any_folder(colours, tmp_path, capsys):
+    """The colours pool (5 train and 2 test images of each colour, as TINY reads them): 8 folds cannot each
+    hold a red image."""
+    argv = TINY + ["--dataset", str(colours), "--folds", "8", "--output-dir", str(tmp_path / "run")]
+    assert fine_tune.main(argv) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: --folds 8 should be at least 2 and at most the images of the smallest class (7): each fold needs "
+        "an image of each class."]
+    assert not (tmp_path / "run").exists()
+
+
+def test_folds_run_each_fold_in_its_folder_on_train_and_test_joined_and_report_mean_and_std(colours, tmp_path,
+                                                                                           monkeypatch, capsys):
+    """Each fold's run (here a stand-in that predicts "blue" for every image) gets its own folder and a test part
+    that is a stratified fifth of the 21 pooled images (7 of each colour), never in its train or validation part;
+    a rerun reads finished folds back."""
+    from keras_tl.features import classifiers
+
+    seen, whole_run = [], fine_tune.run
+
+    def blue_everywhere(args):
+        if args.folds:
+            return whole_run(args)
+        dataset, splits = fine_tune.load_splits(args, distribute.make_strategy("auto"))
+        seen.append((args.fold, args.output_dir, splits))
+        test = splits["test"].labels
+        evaluation = classifiers.evaluate_predictions(test, np.zeros_like(test), dataset.class_names)
+        metrics = {"test_accuracy": evaluation["accuracy"], "test_balanced_accuracy": evaluation["balanced_accuracy"],
+                   "test_images": len(test), "per_class": evaluation["per_class"]}
+        (tmp_path / "run" / f"fold-{args.fold[0]}").mkdir(parents=True)
+        (tmp_path / "run" / f"fold-{args.fold[0]}" / "metrics.json").write_text(json.dumps(metrics))
+        return metrics
+
+    monkeypatch.setattr(fine_tune, "run", blue_everywhere)
+    argv = TINY + ["--dataset", str(colours), "--folds", "5", "--output-dir", str(tmp_path / "run")]
+    assert fine_tune.main(argv) == 0
+    assert [(fold, output_dir) for fold, output_dir, _ in seen] == [
+        ([fold, 5], str(tmp_path / "run" / f"fold-{fold}")) for fold in range(1, 6)]
+    tested = np.concatenate([splits["test"].paths for _, _, splits in seen])
+    assert len(tested) == len(set(tested)) == 21  # every pooled image tested once
+    for _, _, splits in seen:
+        assert set(np.bincount(splits["test"].labels, minlength=3)) <= {1, 2}  # 7 images in 5 folds: 1 or 2
+        trained = set(splits["train"].paths) | set(splits["validation"].paths)
+        assert not trained & set(splits["test"].paths) and len(trained) + len(splits["test"].paths) == 21
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    accuracies = [fold["accuracy"] for fold in metrics["folds"]]
+    assert accuracies == [np.mean(splits["test"].labels == 0) for _, _, splits in seen]  # class 0: blue
+    assert metrics["accuracy"]["mean"] == pytest.approx(np.mean(accuracies))
+    assert metrics["accuracy"]["std"] == pytest.approx(np.std(accuracies))
+    assert metrics["balanced_accuracy"]["values"] == pytest.approx([1 / 3] * 5)  # one class of three, always right
+    assert [fold["run_dir"] for fold in metrics["folds"]] == [f"fold-{fold}" for fold in range(1, 6)]
+    last_row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("mean ± std"))
+    assert last_row.split() == ["mean", "±", "std", "21", *classifiers.format_mean_std(metrics["accuracy"]).split(),
+                                "0.333", "±", "0.000"]
+    seen.clear()
+    (tmp_path / "run" / "metrics.json").unlink()  # as if interrupted after the last fold
+    assert fine_tune.main(argv) == 0 and seen == []  # finished folds are read back, not run again

@@ -1,0 +1,135 @@
+"""Raw-image models: a run's classifier that takes RGB images as they come, and its fast compiled call.
+
+A run's ``model.keras`` takes images already resized to the run's size and passed through the
+source's ``preprocess_input``; whoever serves it must repeat both, and getting that wrong is the
+classic cause of wrong predictions. :func:`raw_image_model` puts both steps into the graph, as the
+Keras transfer-learning guide recommends ("models that take raw data"):
+
+``RGB 0..255, any height and width -> SourcePreprocessing -> the run's model -> ClassScores``
+
+- :class:`SourcePreprocessing` is the run's pipeline as a layer: it squashes the image to
+  ``image_size`` x ``image_size`` with bilinear interpolation, antialiased, without cropping (what the
+  pipelines do: Pillow's bilinear resize of a file, ``tf.image.resize`` of an array; both antialias
+  when shrinking), then applies the source's ``preprocess_input``. Not ``keras.layers.Resizing``:
+  its ``training=True`` default would put the BatchNorm layers behind it in training mode whenever
+  the model is called as ``raw(images)``.
+- the run's model is called with ``training=False``, so ``raw(images)`` predicts: the run's
+  ``model.keras`` called as ``model(images)`` runs a fine-tuned model's augmentation layers and
+  dropout (they default to training), unlike ``model.predict`` or ``model(images, training=False)``;
+- :class:`ClassScores` passes the scores through and holds the class names (``class_names``) and what
+  the scores are (``score_name``) in its config: the saved file carries them.
+
+Every run saves it as ``raw_model.keras`` (:data:`RAW_MODEL_FILE`, :func:`save_raw_model`) beside
+``model.keras``, which the engines and Grad-CAM keep using. It loads with
+``keras.models.load_model`` once ``keras_tl`` is installed (its layers are registered when Keras is
+imported). :func:`compiled_call` is the fast path that ``TrainedModel.predict`` uses: one traced
+``tf.function`` instead of ``model.predict`` per call (for one image, 6-8x faster on a 2-core CPU:
+``bench/bench_predict.py``).
+
+>>> raw = keras.models.load_model("runs/fine_tune-20260101-120000/raw_model.keras")
+>>> scores = raw(np.asarray(PIL.Image.open("photo.jpg").convert("RGB"), "float32")[None])
+>>> class_names(raw)[int(np.argmax(scores))]
+"""
+import keras
+
+from keras_tl import runs
+
+RAW_MODEL_FILE = "raw_model.keras"  # beside model.keras in every run folder
+RAW_INPUT_NAME = "image"  # the raw model's input: float32 (batch, height, width, 3), RGB 0..255
+
+
+@keras.saving.register_keras_serializable(package="keras_tl")
+class SourcePreprocessing(keras.layers.Layer):
+    """RGB floats in 0..255 of any size in; ``source``'s input out: resized to ``image_size`` px (bilinear,
+    ``antialias``), then the ``preprocess_input`` of ``source`` (a name, see :mod:`keras_tl.sources`)."""
+
+    def __init__(self, source, image_size, antialias=True, **kwargs):
+        super().__init__(**kwargs)
+        # imported here: this module is imported whenever Keras is, and sources imports much more
+        from keras_tl import sources
+
+        self.source = sources.get_source(source)  # a ValueError for a name that is not a source
+        self.image_size, self.antialias = int(image_size), bool(antialias)
+        self.source.input_shape(self.image_size)  # a ValueError for a size the source cannot take
+
+    def call(self, images):
+        size = (self.image_size, self.image_size)
+        if tuple(images.shape[1:3]) != size:  # unless known to be at the size already (then it changes nothing)
+            images = keras.ops.image.resize(images, size, antialias=self.antialias)
+        return self.source.preprocess_input(images)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.image_size, self.image_size, 3)
+
+    def get_config(self):
+        return {**super().get_config(), "source": self.source.name, "image_size": self.image_size,
+                "antialias": self.antialias}
+
+
+@keras.saving.register_keras_serializable(package="keras_tl")
+class ClassScores(keras.layers.Layer):
+    """The scores unchanged; the layer holds ``class_names`` (one per score) and ``score_name`` (what the
+    scores are: "probability", or "svm score" for an fne run's linear SVM) for whoever loads the model."""
+
+    def __init__(self, class_names, score_name, **kwargs):
+        super().__init__(**kwargs)
+        if not (isinstance(class_names, (list, tuple)) and all(isinstance(name, str) for name in class_names)):
+            raise ValueError(f"class_names should be a list of strings; got {class_names!r:.200}.")
+        self.class_names, self.score_name = list(class_names), str(score_name)
+
+    def call(self, scores):
+        return scores
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "class_names": self.class_names, "score_name": self.score_name}
+
+
+def raw_image_model(model, source, image_size, class_names, score_name="probability", antialias=True,
+                    name="raw_image_classifier"):
+    """``model`` (which takes ``source``'s preprocessed images at ``image_size`` px) as a model of raw images:
+    float32 RGB in 0..255, shape ``(batch, height, width, 3)``, any height and width.
+
+    ``source``: a :class:`~keras_tl.sources.Source` or its name. ``antialias=False`` resizes with plain
+    bilinear interpolation, an op that TensorFlow Lite and ONNX have built in; it differs from the
+    run's pipeline only on images larger than ``image_size`` (aliasing).
+    """
+    images = keras.Input((None, None, 3), dtype="float32", name=RAW_INPUT_NAME)
+    preprocessed = SourcePreprocessing(getattr(source, "name", source), image_size, antialias, name="preprocess")(images)
+    scores = model(preprocessed, training=False)  # for predicting: a fine-tuned model's augmentation stays off
+    if len(class_names) != scores.shape[-1]:
+        raise ValueError(f"class_names lists {len(class_names)} classes, but the model has {scores.shape[-1]} outputs.")
+    return keras.Model(images, ClassScores(class_names, score_name, name="class_scores")(scores), name=name)
+
+
+def raw_image_model_of(run, antialias=True):
+    """The raw-image model of a loaded run (a :class:`~keras_tl.analysis.trained.TrainedModel`)."""
+    return raw_image_model(run.model, run.source, run.image_size, run.classes, run.score_name, antialias)
+
+
+def class_names(raw_model):
+    """The class names a raw-image model holds (its :class:`ClassScores` layer), one per output."""
+    return raw_model.get_layer("class_scores").class_names
+
+
+def save_raw_model(model, run_dir, source, image_size, class_names, score_name="probability"):
+    """Write ``run_dir/raw_model.keras``: :func:`raw_image_model` of ``model``, atomically; return its file name."""
+    with runs.atomic_path(run_dir / RAW_MODEL_FILE) as temporary:
+        raw_image_model(model, source, image_size, class_names, score_name).save(temporary)
+    return RAW_MODEL_FILE
+
+
+def compiled_call(model, input_shape=None):
+    """``model`` (one float32 image input) as a function of a numpy batch, compiled once: a ``tf.function``
+    whose input signature is ``input_shape`` (default: the model's; ``None`` sides take any size, so any batch
+    size runs without retracing), numpy out. A raw-image model given ``(None, image_size, image_size, 3)``
+    skips its resize."""
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec(input_shape or model.input_shape, tf.float32)])
+    def call(images):
+        return model(images, training=False)
+
+    return lambda images: call(tf.convert_to_tensor(images, tf.float32)).numpy()
