@@ -20,7 +20,6 @@ MOVED = {  # old module -> the modules that now hold its names (looked up in thi
     "keras_tl.downloads": ("keras_tl.data.downloads",),
     "keras_tl.embedding_layer": ("keras_tl.word_vectors.embedding_layer",),
     "keras_tl.engines": ("keras_tl.features.engines",),
-    "keras_tl.export": ("keras_tl.analysis.export",),
     "keras_tl.extract": ("keras_tl.features.extraction", "keras_tl.features.cache", "keras_tl.data.crops"),
     "keras_tl.freezing": ("keras_tl.training.freezing",),
     "keras_tl.full_network_embedding": ("keras_tl.features.full_network_embedding",),

@@ -22,7 +22,8 @@ ROOT = PACKAGE.parent
 # entry module -> the job it starts: `python -m keras_tl.<entry>`
 ENTRY_MODULES = {"fne.py": "fne", "fine_tune.py": "fine_tune", "word_embeddings.py": "word_embeddings",
                  "predict.py": "predict", "study.py": "study", "offline/__main__.py": "offline",
-                 "inspect.py": "inspect", "download.py": "download", "demo.py": "demo"}
+                 "inspect.py": "inspect", "download.py": "download", "demo.py": "demo",
+                 "export.py": "export"}
 
 
 def _is_main_guard(node):
