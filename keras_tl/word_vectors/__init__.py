@@ -36,8 +36,7 @@ keys                      a word or a row number                      a word
 unknown word              ``KeyError``                                ``UnknownWordError`` (a ``KeyError`` and
                                                                       a ``ValueError``) naming close words
 ``most_similar``          input words always left out; also takes     ``exclude_inputs=False`` lets them be the
-                          vectors, weights, ``topn=None``,            answer; words only; ``topn`` a number
-                          ``indexer``
+                          ``indexer``                                 answer
 ``doesnt_match``          unknown words ignored (a log line)          an unknown word is an error; at least two
                                                                       words
 ``restrict_vocab``        0 means "no limit" in ``most_similar`` and  a positive number of words or None,
@@ -48,7 +47,7 @@ unknown word              ``KeyError``                                ``UnknownW
                                                                       ``method="3cosmul"``, ``exclude_inputs``,
                                                                       ``progress``
 not here                  training, ``save``, ``add_vectors``,        ``pairwise_distances(words, metric)``,
-                          ``similar_by_*``, ``rank_by_centrality``    :func:`cluster_words`,
+                          ``wmdistance`` (docs/word_vectors.md)       :func:`cluster_words`,
                                                                       :func:`project_words`
 ========================  ==========================================  ==========================================
 

@@ -25,16 +25,17 @@ _BLOCK_SCORES = 2**20  # scores computed at once, 4 MB of float32 that stay in t
 
 def analogy_scorer(unit_vectors, unscorable_rows, positive, negative, method):
     """``score_block(start, stop)``: the scores of rows ``start`` to ``stop - 1`` of ``unit_vectors``
-    for a batch of queries, given as rows of word indices (for :func:`top_k_rows`).
+    for a batch of queries (for :func:`top_k_rows`). ``positive`` and ``negative`` hold the query
+    vectors, ``(queries, terms, dimension)``: unit vectors for 3CosMul.
 
-    3CosAdd adds the positive unit vectors and subtracts the negative ones in the order gensim
-    does (so the rounding matches), then ranks by cosine: one matrix product per block.
+    3CosAdd adds the positive vectors and subtracts the negative ones in the order gensim does
+    (so the rounding matches), then ranks by cosine: one matrix product per block.
     3CosMul needs the cosine to every input word: one product with all of them, then the
     shifted cosines are multiplied (positive) and divided (negative). The ``unscorable_rows``
     (words with an all-zero vector) score ``-inf``.
     """
     if method == "3cosadd":
-        query = unit_vectors[positive].sum(axis=1) - unit_vectors[negative].sum(axis=1)
+        query = positive.sum(axis=1) - negative.sum(axis=1)
         query /= np.maximum(np.linalg.norm(query, axis=1, keepdims=True), np.finfo(np.float32).tiny)
 
         buffers = {}  # one score array per block size, filled again block after block (no new 4 MB each time)
@@ -45,10 +46,10 @@ def analogy_scorer(unit_vectors, unscorable_rows, positive, negative, method):
             return np.matmul(query, words.T, out=buffers[len(words)])
     elif method == "3cosmul":
         terms = np.concatenate([positive, negative], axis=1)
-        term_vectors = unit_vectors[terms.ravel()]
+        term_vectors = terms.reshape(-1, terms.shape[-1])
 
         def scores_of(words):
-            shifted = analogy_search.shifted_cosines(term_vectors, words).reshape(terms.shape + (len(words),))
+            shifted = analogy_search.shifted_cosines(term_vectors, words).reshape(terms.shape[:2] + (len(words),))
             scores = np.prod(shifted[:, :positive.shape[1]], axis=1)
             denominator = np.prod(shifted[:, positive.shape[1]:], axis=1)
             denominator += analogy_search.COSMUL_EPSILON
@@ -154,14 +155,16 @@ def _answer_batch(unit_vectors, unscorable_rows, inputs, size, method, exclude_i
     if pruned:
         best = analogy_search.best_answer_rows(unit_vectors[:size], inputs, method, unscorable_rows, exclude_inputs)
     else:
-        scorer = analogy_scorer(unit_vectors, unscorable_rows, inputs[:, [1, 2]], inputs[:, [0]], method)
+        scorer = analogy_scorer(unit_vectors, unscorable_rows, unit_vectors[inputs[:, [1, 2]]],
+                                unit_vectors[inputs[:, [0]]], method)
         best = top_k_rows(scorer, len(inputs), size, 1, excluded=inputs if exclude_inputs else None)[0][:, 0]
     if not exclude_inputs:
         return best
     clashes = np.flatnonzero((canonical[best][:, None] == inputs).any(axis=1) & (best >= 0))
     if len(clashes):
         clashing = inputs[clashes]
-        scorer = analogy_scorer(unit_vectors, unscorable_rows, clashing[:, [1, 2]], clashing[:, [0]], method)
+        scorer = analogy_scorer(unit_vectors, unscorable_rows, unit_vectors[clashing[:, [1, 2]]],
+                                unit_vectors[clashing[:, [0]]], method)
         top5 = top_k_rows(scorer, len(clashes), size, min(5, size), excluded=clashing)[0]
         for clash, rows, words in zip(clashes, top5, clashing):
             rows = rows[rows >= 0]

@@ -233,56 +233,185 @@ class WordVectors:
             return np.linalg.norm(vectors[:, None, :] - vectors[None, :, :], axis=-1)
         raise ValueError(f"Unknown metric {metric!r}; expected 'cosine' or 'euclidean'.")
 
-    def most_similar(self, positive=(), negative=(), topn=10, restrict_vocab=None, exclude_inputs=True):
-        """The ``topn`` words closest (cosine) to the sum of ``positive`` minus ``negative`` unit vectors.
+    def n_similarity(self, ws1, ws2):
+        """Cosine similarity of the means of two lists of words, their vectors as loaded (gensim's ``n_similarity``)."""
+        mean1, mean2 = (self.get_mean_vector(_word_list(words), pre_normalize=False, ignore_missing=False)
+                        for words in (ws1, ws2))
+        return float(_unit(mean1) @ _unit(mean2))
 
+    def get_mean_vector(self, keys, weights=None, pre_normalize=True, post_normalize=False, ignore_missing=True):
+        """The weighted mean of words (their unit vectors, or as loaded with ``pre_normalize=False``) and
+        vectors (as given), divided by the sum of the weights' sizes, as gensim's ``get_mean_vector``.
+
+        ``post_normalize``: scaled to length 1. Words not in the vocabulary are left out with a warning
+        (``ignore_missing``), or an :class:`UnknownWordError`.
+        """
+        keys = _term_list(keys)
+        if not keys:
+            raise ValueError("Expected at least one word or vector to average; got none.")
+        weights = np.ones(len(keys), dtype=np.float32) if weights is None else np.asarray(weights, dtype=np.float32)
+        if weights.shape != (len(keys),):
+            raise ValueError(f"Expected one weight per word or vector ({len(keys)}); got weights of shape "
+                             f"{weights.shape}.")
+        missing = [key for key in keys if not isinstance(key, np.ndarray) and key not in self]
+        if missing and not ignore_missing:
+            self.get_index(missing[0])  # an UnknownWordError naming close words
+        if missing:
+            warnings.warn(f"{len(missing)} word(s) not in the vocabulary are left out of the mean: "
+                          f"{evaluation_sets.first_few([repr(key) for key in missing])}", stacklevel=2)
+        mean, total_weight = np.zeros(self.vector_size, dtype=np.float32), 0.0
+        for key, weight in zip(keys, weights):
+            if isinstance(key, np.ndarray):
+                mean += weight * self._query_vector(key)
+            elif key in self:
+                mean += weight * self.get_vector(key, norm=pre_normalize)
+            else:
+                continue
+            total_weight += abs(float(weight))
+        if total_weight > 0:
+            mean /= total_weight
+        return _unit(mean) if post_normalize else mean
+
+    def closer_than(self, word1, word2):
+        """The words closer (cosine) to ``word1`` than ``word2`` is, in vocabulary order, ``word1`` left
+        out (gensim's ``closer_than``). A word with an all-zero vector is never closer."""
+        distances = self.distances(word1)
+        closer = distances < distances[self.get_index(word2)]
+        closer[self.get_index(word1)] = False
+        closer[self._zero_rows] = False
+        return [self.index_to_key[row] for row in np.flatnonzero(closer)]
+
+    def rank(self, word1, word2):
+        """Where ``word2`` comes among the words closest to ``word1``: 1 for the closest (gensim's ``rank``)."""
+        return len(self.closer_than(word1, word2)) + 1
+
+    def relative_cosine_similarity(self, word1, word2, topn=10):
+        """``similarity(word1, word2)`` over the sum of the similarities of ``word1``'s ``topn`` closest
+        words (Leeuwenberg et al. 2016, equation 1), as gensim's method of that name."""
+        similar = self.similar_by_word(word1, topn)
+        if not similar:
+            raise ValueError(f"Expected topn of at least 1, got {topn!r}.")
+        return self.similarity(word1, word2) / sum(score for _, score in similar)
+
+    def most_similar_to_given(self, word, words):
+        """The one of ``words`` most similar (cosine) to ``word``, as gensim's method of that name."""
+        words = _word_list(words)
+        return words[int(np.argmax([self.similarity(word, other) for other in words]))]
+
+    def most_similar(self, positive=None, negative=None, topn=10, restrict_vocab=None, exclude_inputs=True):
+        """The ``topn`` words closest (cosine) to the weighted mean of ``positive`` and ``negative``.
+
+        As in gensim, ``positive`` and ``negative`` are a word, a vector (a 1-D array; the rows of a
+        2-D one) or a list of them: a word counts with its unit vector, a vector as given, so its
+        length weighs it. A pair ``(word or vector, weight)`` gives the weight instead of 1
+        (``positive``) or -1 (``negative``): in ``negative`` too, the weight is used as given.
         With ``positive=[b, c], negative=[a]`` this is 3CosAdd, ``argmax_x cos(x, b - a + c)``
         (Levy & Goldberg 2014). The input words are left out of the answer (``exclude_inputs``, as
         in gensim); with ``exclude_inputs=False`` an input word is often the closest one.
         ``restrict_vocab``: search only the first N (most frequent) words.
+
+        Returns a list of ``(word, similarity)``, best first; with ``topn=None``, as gensim, the
+        similarity of every word searched, a 1-D float32 array in vocabulary order (input words
+        included; words with an all-zero vector ``-inf``).
         """
         return self._ranked(positive, negative, "3cosadd", topn, restrict_vocab, exclude_inputs)
 
-    def most_similar_cosmul(self, positive=(), negative=(), topn=10, restrict_vocab=None, exclude_inputs=True):
-        """Like :meth:`most_similar`, ranked by 3CosMul (Levy & Goldberg 2014, equation 4).
+    def most_similar_cosmul(self, positive=None, negative=None, topn=10, restrict_vocab=None, exclude_inputs=True):
+        """Like :meth:`most_similar`, ranked by 3CosMul (Levy & Goldberg 2014, equation 4); no weights.
 
         Each cosine is shifted to ``(1 + cos) / 2`` in [0, 1]; the score is the product over
         ``positive`` divided by the product over ``negative`` (plus 1e-6), so one big similarity
-        cannot outweigh the others. Levy & Goldberg found it more accurate than 3CosAdd on their
-        vectors; on glove.6B.50d it is less accurate (see labs/lab3_word_embeddings.py).
+        cannot outweigh the others. A vector counts with its direction (its cosine). Levy & Goldberg
+        found 3CosMul more accurate than 3CosAdd on their vectors; on glove.6B.50d it is less
+        accurate (see labs/lab3_word_embeddings.py).
         """
         return self._ranked(positive, negative, "3cosmul", topn, restrict_vocab, exclude_inputs)
+
+    def similar_by_vector(self, vector, topn=10, restrict_vocab=None):
+        """The ``topn`` words closest (cosine) to ``vector``; all similarities with ``topn=None`` (gensim's)."""
+        return self.most_similar(positive=[np.asarray(vector)], topn=topn, restrict_vocab=restrict_vocab)
+
+    def similar_by_word(self, word, topn=10, restrict_vocab=None):
+        """The ``topn`` words closest (cosine) to ``word``, itself left out (gensim's ``similar_by_word``)."""
+        return self.most_similar(positive=[word], topn=topn, restrict_vocab=restrict_vocab)
+
+    similar_by_key = similar_by_word  # gensim 4's name
 
     def doesnt_match(self, words):
         """The word of ``words`` furthest from the mean of their unit vectors (the odd one out).
 
         Words with an all-zero vector have no direction and are left out.
         """
-        rows = [self.get_index(word) for word in _word_list(words)]
-        rows = [row for row in rows if self.norms[row] > 0]
-        if len(rows) < 2:
+        ranked = self.rank_by_centrality(words)
+        if len(ranked) < 2:
             raise ValueError(f"Expected at least two words with a (non-zero) vector to find the odd one out, "
                              f"got {_word_list(words)}.")
-        unit = self._unit_vectors[rows]
-        return self.index_to_key[rows[int(np.argmin(unit @ _unit(unit.mean(axis=0))))]]
+        return ranked[-1][1]
+
+    def rank_by_centrality(self, words, use_norm=True):
+        """``(similarity, word)`` for each of ``words``, most central first, as gensim's method: the dot
+        product of its vector (unit, or as loaded with ``use_norm=False``) with the unit mean of them all.
+
+        Words with an all-zero vector have no direction and are left out.
+        """
+        rows = [self.get_index(word) for word in _word_list(words)]
+        rows = [row for row in rows if self.norms[row] > 0]
+        vectors = (self._unit_vectors if use_norm else self.vectors)[rows]
+        similarities = vectors @ _unit(vectors.mean(axis=0)) if rows else []
+        return sorted(zip(map(float, similarities), [self.index_to_key[row] for row in rows]), reverse=True)
 
     def _ranked(self, positive, negative, method, topn, restrict_vocab, exclude_inputs):
-        positive, negative = _word_list(positive), _word_list(negative)
-        if not positive:
-            raise ValueError("Expected at least one positive word.")
         size = self._vocabulary_limit(restrict_vocab)
-        indices = np.array([[self.get_index(word) for word in positive + negative]])
-        pointless = [self.index_to_key[row] for row in indices[0] if self.norms[row] == 0]
-        if pointless:
-            raise ValueError(f"No word is similar to an all-zero vector, which has no direction: "
-                             f"{', '.join(map(repr, pointless))}.")
+        positive, negative, input_rows = self._query(positive, negative, method)
+        scorer = scoring.analogy_scorer(self._unit_vectors, self._zero_rows, positive[None], negative[None], method)
+        if topn is None:
+            return scorer(0, size)[0]
         if topn < 1:
             return []
-        scorer = scoring.analogy_scorer(self._unit_vectors, self._zero_rows, indices[:, :len(positive)],
-                                        indices[:, len(positive):], method)
-        rows, scores = scoring.top_k_rows(scorer, 1, size, min(int(topn), size),
-                                          excluded=indices if exclude_inputs else None)
+        excluded = np.array(input_rows, dtype=np.int64).reshape(1, -1) if exclude_inputs else None
+        rows, scores = scoring.top_k_rows(scorer, 1, size, min(int(topn), size), excluded=excluded)
         return [(self.index_to_key[row], float(score)) for row, score in zip(rows[0], scores[0]) if row >= 0]
+
+    def _query(self, positive, negative, method):
+        """The query of :meth:`most_similar` (3CosAdd: gensim's weighted mean, one unit vector) or of
+        :meth:`most_similar_cosmul` (the unit vector of each term), as positive and negative vectors
+        (2-D arrays) for the scorer, and the rows of the input words."""
+        keys, weights, signs = [], [], []
+        for terms, sign in ((_term_list(positive), 1.0), (_term_list(negative), -1.0)):
+            for term in terms:
+                weighted = isinstance(term, tuple) and len(term) == 2 and method == "3cosadd"
+                key, weight = term if weighted else (term, sign)
+                if not isinstance(key, (str, np.ndarray)):
+                    raise ValueError(f"Expected words, vectors (1-D numpy arrays) or, for most_similar, (word or "
+                                     f"vector, weight) pairs; got {term!r}.")
+                keys.append(key)
+                weights.append(weight)
+                signs.append(sign)
+        if 1.0 not in signs:
+            raise ValueError("Expected at least one positive word or vector.")
+        input_rows = [self.get_index(key) for key in keys if isinstance(key, str)]
+        unit = [self._unit_vectors[self.key_to_index[key]] if isinstance(key, str) else _unit(self._query_vector(key))
+                for key in keys]
+        pointless = [repr(key) if isinstance(key, str) else "a vector of zeros"
+                     for key, vector in zip(keys, unit) if not vector.any()]
+        if pointless:
+            raise ValueError(f"No word is similar to an all-zero vector, which has no direction: "
+                             f"{', '.join(pointless)}.")
+        if method == "3cosadd":
+            query = self.get_mean_vector(keys, weights, post_normalize=True, ignore_missing=False)
+            return query[None], np.empty((0, self.vector_size), dtype=np.float32), input_rows
+        unit = np.vstack(unit)
+        return unit[np.equal(signs, 1.0)], unit[np.equal(signs, -1.0)], input_rows
+
+    def _query_vector(self, vector):
+        """``vector`` as a float32 array, checked to be one vector of this space."""
+        vector = np.asarray(vector, dtype=np.float32)
+        if vector.shape != (self.vector_size,):
+            raise ValueError(f"Expected a vector of {self.vector_size} numbers (vector_size); got an array of shape "
+                             f"{vector.shape}.")
+        if not np.isfinite(vector).all():
+            raise ValueError("Expected a vector of finite numbers; got one with NaN or infinity.")
+        return vector
 
     def _vocabulary_limit(self, restrict_vocab):
         if restrict_vocab is None:
@@ -413,6 +542,15 @@ def _finite_rows(words, vectors, source, drop):
 
 def _word_list(words):
     return [words] if isinstance(words, str) else list(words)
+
+
+def _term_list(terms):
+    """gensim's ``_ensure_list``: a word or a 1-D vector alone is a list of one, a 2-D array the list of its rows."""
+    if terms is None:
+        return []
+    if isinstance(terms, str) or (isinstance(terms, np.ndarray) and terms.ndim == 1):
+        return [terms]
+    return list(terms)
 
 
 def _unit(vector):
