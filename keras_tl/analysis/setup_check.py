@@ -16,7 +16,9 @@ Each is silent in Keras: training runs, the accuracy is just worse, or better th
 - **What trains**: trainable and frozen parameter counts (:func:`keras_tl.training.freezing.parameter_counts`).
 - **Class balance**: the largest class against the smallest (accuracy hides a small class).
 - **Leaks**: test images that are exact copies of train images (SHA-256 of the file bytes, or of
-  the pixels of in-memory images) make the test accuracy a memory test.
+  the pixels of in-memory images) make the test accuracy a memory test; so do resized or
+  re-encoded copies, found as near-duplicates of 16x16 thumbnails
+  (:func:`keras_tl.features.neighbours.near_duplicates`, threshold measured there).
 - **Tiny images**: files much smaller than the input size (read lazily with Pillow: the header
   only) are blown up into blur.
 
@@ -32,6 +34,8 @@ import keras  # before keras_tl.training.freezing: Keras loading first registers
 import numpy as np
 
 from keras_tl import data, runs
+from keras_tl.features.neighbours import (DUPLICATE_THRESHOLD, near_duplicates,
+                                          pixel_features)
 from keras_tl.messages import format_table, progress_bar
 from keras_tl.training import freezing
 
@@ -198,23 +202,50 @@ def content_hashes(image_set, verbose=False):
     return hashes
 
 
-def duplicate_findings(train, test, verbose=False):
-    """Test images that are exact copies of train images."""
+def exact_copies(train, test, verbose=False):
+    """``(test index, train index)`` of the test images that are exact copies of train images (see
+    :func:`content_hashes`)."""
     if (train.paths is None) != (test.paths is None):
         return []  # files against arrays: no byte-level comparison
     train_hashes = dict(zip(content_hashes(train, verbose), range(len(train))))
-    copies = [(index, train_hashes[digest]) for index, digest in enumerate(content_hashes(test, verbose))
-              if digest in train_hashes]
+    return [(index, train_hashes[digest]) for index, digest in enumerate(content_hashes(test, verbose))
+            if digest in train_hashes]
+
+
+def _name(image_set, index):
+    return str(image_set.paths[index]) if image_set.paths is not None else f"#{index}"
+
+
+def duplicate_findings(train, test, copies=None, verbose=False):
+    """Test images that are exact copies of train images (``copies``: :func:`exact_copies`, found when not given)."""
+    if (train.paths is None) != (test.paths is None):
+        return []
+    copies = exact_copies(train, test, verbose) if copies is None else copies
     if not copies:
         return [Finding(f"No test image is a copy of a train image ({len(test)} against {len(train)}).", "info")]
-
-    def name(image_set, index):
-        return str(image_set.paths[index]) if image_set.paths is not None else f"#{index}"
-
     test_index, train_index = copies[0]
-    return [Finding(f"{len(copies)} test image(s) are exact copies of train images (e.g. test {name(test, test_index)} "
-                    f"= train {name(train, train_index)}).", "error",
+    return [Finding(f"{len(copies)} test image(s) are exact copies of train images (e.g. test "
+                    f"{_name(test, test_index)} = train {_name(train, train_index)}).", "error",
                     "remove them from one of the two: they inflate the test accuracy")]
+
+
+def near_copy_findings(train, test, skip=(), threshold=DUPLICATE_THRESHOLD):
+    """Test images that are near-copies of train images (resized, re-encoded): cosine similarity of their
+    :func:`~keras_tl.features.neighbours.pixel_features` at least ``threshold``; the test indices in ``skip``
+    (the exact copies, reported already) are left out. Cheap: each image is decoded once, at 16x16."""
+    nearest = {}  # test index -> its most similar train image
+    for test_index, train_index, similarity in near_duplicates(pixel_features(test), pixel_features(train), threshold):
+        if test_index not in skip and test_index not in nearest:
+            nearest[test_index] = (train_index, similarity)
+    if not nearest:
+        return [Finding(f"No test image is a near-copy of a train image (cosine of 16x16 thumbnails below "
+                        f"{threshold}).", "info")]
+    pairs = sorted(nearest.items(), key=lambda item: -item[1][1])
+    examples = "; ".join(f"test {_name(test, test_index)} ~ train {_name(train, train_index)} ({similarity:.3f})"
+                         for test_index, (train_index, similarity) in pairs[:3])
+    return [Finding(f"{len(nearest)} test image(s) are near-copies of train images, resized or re-encoded? "
+                    f"(cosine of 16x16 thumbnails >= {threshold}: {examples}{'; ...' if len(pairs) > 3 else ''}).",
+                    "warning", "look at the pairs: copies inflate the test accuracy; remove them from one of the two")]
 
 
 def image_sizes(paths, verbose=False):
@@ -305,7 +336,9 @@ def check(model, dataset_or_pipeline, source=None, *, pipeline=None, test=None, 
         if input_size:
             findings += small_image_findings(train, input_size, verbose)
     if train is not None and test is not None:
-        findings += duplicate_findings(train, test, verbose)
+        copies = exact_copies(train, test, verbose)
+        findings += duplicate_findings(train, test, copies)
+        findings += near_copy_findings(train, test, {test_index for test_index, _ in copies})
     if verbose:
         print(format_findings(findings), flush=True)
     if path is not None:

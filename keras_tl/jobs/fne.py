@@ -89,6 +89,9 @@ def make_parser():
                         help="few-shot mode: train on K images per class")
     parser.add_argument("--repeats", type=int, default=5, help="seeded repeats per shot count (default 5)")
     parser.add_argument("--check", action="store_true", help="check the set-up first (input scale, class balance, "
+    parser.add_argument("--projector", action="store_true",
+                        help="also write projector/ for TensorBoard's Embedding Projector: every image (train, then "
+                             "test) as the --export-method's head sees it, with its label, split, file and thumbnail")
                         "test images copied from train, tiny images): a table and check.json")
     cli.add_scale_options(parser, shard=True)
     cli.add_engine_option(parser)
@@ -240,6 +243,8 @@ def run(args):
                                                        args.export_method and args.classifier in LINEAR)
                    for layers, post in methods}  # only a linear head is a Dense layer in model.keras
         images_per_second = (len(dataset.train) + len(dataset.test)) / max(sum(timings.values()), 1e-9)
+        if args.projector:
+            write_projector(args, features, dataset, method_layers, extractor, run_dir)
         if args.shots:
             plots.plot_few_shot({name: result["few_shot"] for name, result in results.items()},
                                 path=run_dir / "figures" / "few_shot.png", title=f"{source.name} on {dataset.name}")
@@ -350,6 +355,33 @@ def calibrate(args, classifier, train_x, test_x, dataset, run_dir, title):
 
 def pooled_labels(dataset):
     """The labels of train and test joined, in that order: the pool that ``--folds`` splits."""
+def write_projector(args, features, dataset, method_layers, extractor, run_dir):
+    """``--projector``: ``run_dir/projector`` (:mod:`keras_tl.features.projector`) with every image, train then test,
+    as the ``--export-method``'s head sees it (its layers' columns, post-processed as fitted on train), and its
+    label, split, file and thumbnail."""
+    from sklearn.pipeline import Pipeline
+
+    from keras_tl.features import projector
+    from keras_tl.features.full_network_embedding import postprocessor
+
+    layers, _, post = args.export_method.rpartition(":")
+    selected = extractor.columns(method_layers[layers])
+    postprocess = Pipeline([("postprocess", postprocessor(post, args.thresholds))]).fit(features["train"][:, selected])
+    vectors = np.concatenate([postprocess.transform(features[split][:, selected]) for split in ("train", "test")])
+    rows, images = [], []
+    for split in ("train", "test"):
+        image_set = getattr(dataset, split)
+        files = [str(path) for path in image_set.paths] if image_set.paths is not None else \
+            [f"{split} image {index}" for index in range(len(image_set))]
+        rows += [(dataset.class_names[label], split, file) for label, file in zip(image_set.labels, files)]
+        images += list(image_set.paths if image_set.paths is not None else image_set.images)
+    folder = projector.write_projector(run_dir / "projector", vectors, rows, metadata_header=("label", "split", "file"),
+                                       images=images, name=f"{extractor.source.name} {args.export_method}")
+    if not args.quiet:
+        print(f"Projector: {len(vectors)} images x {vectors.shape[1]} features ({args.export_method}) in {folder}; "
+              f"tensorboard --logdir {folder}")
+
+
     return np.concatenate([dataset.train.labels, dataset.test.labels])
 
 

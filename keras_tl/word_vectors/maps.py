@@ -1,4 +1,4 @@
-"""Maps of a set of words: k-means clusters and 2-D projections (PCA, t-SNE) of their unit vectors.
+"""Maps of a set of words: k-means clusters and 2-D projections (PCA, t-SNE; UMAP where installed) of unit vectors.
 
 scikit-learn is imported when a map is drawn, not with this module.
 """
@@ -20,12 +20,19 @@ def cluster_words(word_vectors, words, n_clusters, seed=0):
 
 
 def project_words(word_vectors, words, method="pca", seed=0):
-    """2-D coordinates of ``words``: PCA (linear, keeps the large-scale layout) or t-SNE (keeps neighbours).
+    """2-D coordinates of ``words`` (see :func:`project_vectors`)."""
+    return project_vectors(np.stack([word_vectors.get_vector(word, norm=True) for word in words]), method, seed)
 
-    Both work on unit vectors. t-SNE (van der Maaten & Hinton 2008) needs a perplexity below the
+
+def project_vectors(vectors, method="pca", seed=0):
+    """2-D coordinates of the rows of ``vectors``: PCA (linear, keeps the large-scale layout), t-SNE
+    (keeps neighbours) or, where ``umap-learn`` is installed, UMAP (McInnes et al. 2018, also keeps neighbours).
+
+    All work on unit vectors. t-SNE (van der Maaten & Hinton 2008) needs a perplexity below the
     number of points; it is set to a third of it, at most 30.
     """
-    vectors = np.stack([word_vectors.get_vector(word, norm=True) for word in words])
+    vectors = np.asarray(vectors, dtype="float32")
+    vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     if method == "pca":
         from sklearn.decomposition import PCA
 
@@ -33,8 +40,16 @@ def project_words(word_vectors, words, method="pca", seed=0):
     if method == "tsne":
         from sklearn.manifold import TSNE
 
-        if len(words) < 4:
-            raise ValueError(f"t-SNE needs at least 4 words, got {len(words)}; use PCA for fewer.")
-        perplexity = min(30.0, (len(words) - 1) / 3)
+        if len(vectors) < 4:
+            raise ValueError(f"t-SNE needs at least 4 points, got {len(vectors)}; use PCA for fewer.")
+        perplexity = min(30.0, (len(vectors) - 1) / 3)
         return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(vectors)
-    raise ValueError(f"Unknown projection {method!r}; expected one of {', '.join(PROJECTIONS)}.")
+    if method == "umap":
+        try:
+            import umap
+        except ImportError:
+            raise ModuleNotFoundError("method='umap' needs the umap-learn package: pip install umap-learn "
+                                      "(or use 'pca' or 'tsne').") from None
+        neighbours = max(2, min(15, len(vectors) - 1))
+        return umap.UMAP(n_components=2, n_neighbors=neighbours, random_state=seed).fit_transform(vectors)
+    raise ValueError(f"Unknown projection {method!r}; expected one of {', '.join(PROJECTIONS + ('umap',))}.")

@@ -119,10 +119,12 @@ def test_an_in_memory_duplicate_across_train_and_test(classifier, pixels):
     assert "test #0 = train #4" in findings[0].what
 
 
-def write_png(path, size, value):
-    """A black-to-white gradient (the full 0..255 range), told apart by one pixel of ``value``."""
+def write_png(path, size, value, vertical=False):
+    """A black-to-white gradient (the full 0..255 range), told apart by one pixel of ``value``
+    (the vertical one is a different image, not a near-copy)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     image = np.repeat(np.linspace(0, 255, size, dtype=np.uint8)[None, :, None], size, axis=0).repeat(3, axis=2)
+    image = image.transpose(1, 0, 2).copy() if vertical else image
     image[0, 0] = value
     Image.fromarray(image).save(path)
     return str(path)
@@ -131,7 +133,8 @@ def write_png(path, size, value):
 def test_files_duplicated_across_splits_and_tiny_files(classifier, tmp_path, capsys):
     train_paths = [write_png(tmp_path / "train" / f"{index}.png", SIZE, index * 20) for index in range(6)]
     train_paths.append(write_png(tmp_path / "train" / "tiny.png", 8, 7))
-    test_paths = [write_png(tmp_path / "test" / "copy.png", SIZE, 40), write_png(tmp_path / "test" / "new.png", SIZE, 3)]
+    test_paths = [write_png(tmp_path / "test" / "copy.png", SIZE, 40),
+                  write_png(tmp_path / "test" / "new.png", SIZE, 3, vertical=True)]
     train = data.ImageSet(labels=np.array([0, 1, 0, 1, 0, 1, 0]), paths=np.array(train_paths))
     test = data.ImageSet(labels=np.array([0, 1]), paths=np.array(test_paths))
     findings = setup_check.check(classifier, train, "mobilenet", test=test, path=tmp_path / "check.json")
