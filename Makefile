@@ -7,7 +7,7 @@ TEST_WORKERS ?= 2
 # Debian packages of the offline datasets the tests read where installed (tests/data/test_photos.py)
 TEST_DATASETS ?= tuxpaint-stamps-default
 
-.PHONY: demo test test-datasets bench clean notebooks labs lab slurm-test
+.PHONY: demo test test-datasets bench clean notebooks executed-notebooks labs lab slurm-test
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ bench: $(VENV)/.installed  ## every benchmark; figures go to bench/RESULTS.md by
 
 notebooks: $(VENV)/.installed  ## labs/*.ipynb (teacher) and labs/student/*.ipynb from the percent scripts
 	$(PY) labs/build_notebooks.py
+
+executed-notebooks: $(VENV)/.installed  ## run the teacher notebooks at full size and keep their figures (about 25 min)
+	$(PY) labs/build_notebooks.py --execute
 
 lab: $(VENV)/.installed  ## JupyterLab on the labs, in the browser (Ctrl-C stops it)
 	$(VENV)/bin/jupyter lab labs/

@@ -39,6 +39,7 @@ EXPECTED = {
         "figures": ["augmentation.png", "learning_curves.png"],
         "check": lambda r: r["fine_tuning"] > r["scratch"] and r["feature_extraction"] > r["scratch"]
                            and r["augmentation_preview_classes"] >= 3,
+        "needs": photos.STAMPS_DIR,
     },
     "lab3_word_embeddings": {
         "figures": ["distances.png", "map_pca.png"],
@@ -86,16 +87,29 @@ def test_student_notebooks_hide_the_solutions():
 
 
 @pytest.mark.parametrize("lab", sorted(EXPECTED))
+def test_teacher_notebooks_show_their_full_size_run_and_student_notebooks_nothing(lab):
+    teacher = nbformat.read(LABS / f"{lab}.ipynb", as_version=4)
+    code = [cell for cell in teacher.cells if cell.cell_type == "code"]
+    assert "full size" in teacher.metadata[build_notebooks.RUN_INFO]["run"], "run `make executed-notebooks`"
+    assert all(cell.execution_count for cell in code), "a cell was not run"
+    outputs = [output for cell in code for output in cell.outputs]
+    assert not [output for output in outputs if output.output_type == "error"]
+    figures = sum("image/png" in output.get("data", {}) for output in outputs)
+    assert figures >= len(EXPECTED[lab]["figures"]), f"{figures} inline figures"
+    assert not [output for output in outputs if build_notebooks.WIDGET in output.get("data", {})]
+    student = nbformat.read(LABS / "student" / f"{lab}.ipynb", as_version=4)
+    assert [cell.outputs for cell in student.cells if cell.cell_type == "code"] == [[]] * len(code)
+    assert build_notebooks.RUN_INFO not in student.metadata
+    assert not any("solution" in cell.metadata.get("tags", []) for cell in student.cells)
+
+
+@pytest.mark.parametrize("lab", sorted(EXPECTED))
 def test_lab_runs_small(lab, tmp_path, decode_cache):
     needs = EXPECTED[lab].get("needs")
     if needs is not None and not needs.exists():
         pytest.skip(f"{lab} reads {needs}, not installed here")
     notebook = nbformat.read(LABS / f"{lab}.ipynb", as_version=4)
-    env = {key: value for key, value in os.environ.items() if key not in ("MPLBACKEND", "KERAS_TL_LAB_RUN_DIR")}
-    env.update(KERAS_TL_LAB_SMALL="1", TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(LABS.parent))
-    client = nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
-                                     resources={"metadata": {"path": str(tmp_path)}})
-    client.execute(env=env)  # raises CellExecutionError, with the cell and its traceback, on any error
+    build_notebooks.execute(notebook, tmp_path, small=True, timeout=600)  # raises on any error, with its cell
     run_dir = tmp_path / "runs" / lab.split("_")[0]
     figures = sorted(path.name for path in (run_dir / "figures").glob("*.png"))
     assert set(EXPECTED[lab]["figures"]) <= set(figures), figures
