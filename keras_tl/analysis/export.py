@@ -88,15 +88,16 @@ def fne_model(extractor, classifier, name="fne_classifier"):
     return keras.Model(extractor.model.inputs, linear_head(classifier, extractor.num_features)(joined), name=name)
 
 
-def save_fne_model(model, run_dir, class_names, source, image_size, method, score_name=trained.SVM_SCORE):
+def save_fne_model(model, run_dir, class_names, source, image_size, method, score_name=trained.SVM_SCORE,
+                   resize="squash"):
     """Write ``model.keras``, ``raw_model.keras`` and ``model.json`` (what :func:`keras_tl.analysis.trained.load_run`
     needs) atomically; ``score_name``: what the model outputs (:func:`head_score_name`), in the file's ``scores``
-    field."""
+    field; ``resize``: how the run made images square (:func:`keras_tl.data.make_pipeline`), its ``resize`` field."""
     with runs.atomic_path(run_dir / "model.keras") as temporary:
         model.save(temporary)
-    raw_model = raw_images.save_raw_model(model, run_dir, source, image_size, class_names, score_name)
+    raw_model = raw_images.save_raw_model(model, run_dir, source, image_size, class_names, score_name, resize)
     runs.write_json(run_dir / "model.json", {
         "kind": "fne", "method": method, "class_names": list(class_names), "source": source,
-        "image_size": int(image_size), "scores": score_name,
+        "image_size": int(image_size), "resize": resize, "scores": score_name,
         "preprocessing": f"{source} preprocess_input on RGB 0..255, applied before the model",
         "raw_model": raw_model})

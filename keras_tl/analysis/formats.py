@@ -14,7 +14,8 @@ scores out) into a folder that whoever serves it needs nothing else from:
   OpenVINO (both converted as :mod:`keras_tl.features.engines` converts its engines).
 
 The three device formats take float32 RGB images in 0..255 of the run's size, ``(batch, size, size, 3)``:
-the caller resizes (squashed, bilinear, as the run's pipeline did); the preprocessing is inside.
+the caller resizes (squashed, cropped or padded, bilinear, as the run's pipeline did: ``export.json``'s ``input``);
+the preprocessing is inside.
 Each folder also holds ``labels.txt`` (one class name a line) and ``export.json``: the format, the
 input, the class names, the file size, and the export measured against the Keras model on the run's
 test images: top-1 agreement, accuracy, batch-1 latency. A float export should agree on at least
@@ -317,7 +318,8 @@ def describe_export(run, format, quantize, folder, calibration=None):
                    "signature": "serving_default"}
     else:
         inputs = {"name": raw_images.RAW_INPUT_NAME, "dtype": "float32", "shape": [None, size, size, 3],
-                  "values": f"RGB 0..255, resized to {size}x{size} px first (squashed, bilinear); preprocessed inside"}
+                  "values": f"RGB 0..255, made square as the run did ({run.resize}) and resized to {size}x{size} px "
+                            f"first (bilinear); preprocessed inside"}
         outputs = {"scores": f"float32 (batch, classes): {run.score_name} scores, in the order of class_names"}
     files = [path for path in sorted(folder.rglob("*")) if path.is_file()]
     size_bytes = sum(path.stat().st_size for path in files)

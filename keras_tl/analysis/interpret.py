@@ -155,7 +155,7 @@ class Interpretation:
         """Scores (N, classes) of every image, batch by batch through the run's pipeline (and TTA)."""
         model = tta_model(self.model.model, self.tta)
         pipeline = data.make_pipeline(self.image_set, self.model.image_size, self.model.source.preprocess_input,
-                                      batch_size)
+                                      batch_size, resize=self.model.resize)
         batches = []
         with messages.progress_bar(len(self.image_set), "predicting", verbose=verbose) as progress:
             for images, _ in pipeline:

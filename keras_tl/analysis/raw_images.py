@@ -7,8 +7,9 @@ Keras transfer-learning guide recommends ("models that take raw data"):
 
 ``RGB 0..255, any height and width -> SourcePreprocessing -> the run's model -> ClassScores``
 
-- :class:`SourcePreprocessing` is the run's pipeline as a layer: it squashes the image to
-  ``image_size`` x ``image_size`` with bilinear interpolation, antialiased, without cropping (what the
+- :class:`SourcePreprocessing` is the run's pipeline as a layer: it makes the image square as the run's
+  ``resize`` says (squashed, its central square cropped, or padded with white; ``keras_tl.data.resize_batch``)
+  and resizes it to ``image_size`` x ``image_size`` with bilinear interpolation, antialiased (what the
   pipelines do: Pillow's bilinear resize of a file, ``tf.image.resize`` of an array; both antialias
   when shrinking), then applies the source's ``preprocess_input``. Not ``keras.layers.Resizing``:
   its ``training=True`` default would put the BatchNorm layers behind it in training mode whenever
@@ -40,22 +41,27 @@ RAW_INPUT_NAME = "image"  # the raw model's input: float32 (batch, height, width
 
 @keras.saving.register_keras_serializable(package="keras_tl")
 class SourcePreprocessing(keras.layers.Layer):
-    """RGB floats in 0..255 of any size in; ``source``'s input out: resized to ``image_size`` px (bilinear,
-    ``antialias``), then the ``preprocess_input`` of ``source`` (a name, see :mod:`keras_tl.sources`)."""
+    """RGB floats in 0..255 of any size in; ``source``'s input out: made square as ``resize`` says (``"squash"``,
+    ``"crop"`` or ``"pad"``, as the run's pipeline) and resized to ``image_size`` px (bilinear, ``antialias``), then
+    the ``preprocess_input`` of ``source`` (a name, see :mod:`keras_tl.sources`). A saved layer without ``resize``
+    in its config (written before the option) squashes, as every run did then."""
 
-    def __init__(self, source, image_size, antialias=True, **kwargs):
+    def __init__(self, source, image_size, antialias=True, resize="squash", **kwargs):
         super().__init__(**kwargs)
         # imported here: this module is imported whenever Keras is, and sources imports much more
-        from keras_tl import sources
+        from keras_tl import data, sources
 
         self.source = sources.get_source(source)  # a ValueError for a name that is not a source
         self.image_size, self.antialias = int(image_size), bool(antialias)
         self.source.input_shape(self.image_size)  # a ValueError for a size the source cannot take
+        data.check_resize(resize)
+        self.resize = resize
 
     def call(self, images):
-        size = (self.image_size, self.image_size)
-        if tuple(images.shape[1:3]) != size:  # unless known to be at the size already (then it changes nothing)
-            images = keras.ops.image.resize(images, size, antialias=self.antialias)
+        from keras_tl import data
+
+        if tuple(images.shape[1:3]) != (self.image_size, self.image_size):  # unless known to be at the size already
+            images = data.resize_batch(images, self.image_size, self.resize, self.antialias)
         return self.source.preprocess_input(images)
 
     def compute_output_shape(self, input_shape):
@@ -63,7 +69,7 @@ class SourcePreprocessing(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "source": self.source.name, "image_size": self.image_size,
-                "antialias": self.antialias}
+                "antialias": self.antialias, "resize": self.resize}
 
 
 @keras.saving.register_keras_serializable(package="keras_tl")
@@ -88,16 +94,18 @@ class ClassScores(keras.layers.Layer):
 
 
 def raw_image_model(model, source, image_size, class_names, score_name="probability", antialias=True,
-                    name="raw_image_classifier"):
+                    name="raw_image_classifier", resize="squash"):
     """``model`` (which takes ``source``'s preprocessed images at ``image_size`` px) as a model of raw images:
     float32 RGB in 0..255, shape ``(batch, height, width, 3)``, any height and width.
 
     ``source``: a :class:`~keras_tl.sources.Source` or its name. ``antialias=False`` resizes with plain
     bilinear interpolation, an op that TensorFlow Lite and ONNX have built in; it differs from the
-    run's pipeline only on images larger than ``image_size`` (aliasing).
+    run's pipeline only on images larger than ``image_size`` (aliasing). ``resize``: how the run's pipeline made
+    images square (:data:`keras_tl.data.RESIZE_MODES`).
     """
     images = keras.Input((None, None, 3), dtype="float32", name=RAW_INPUT_NAME)
-    preprocessed = SourcePreprocessing(getattr(source, "name", source), image_size, antialias, name="preprocess")(images)
+    preprocessed = SourcePreprocessing(getattr(source, "name", source), image_size, antialias, resize,
+                                       name="preprocess")(images)
     scores = model(preprocessed, training=False)  # for predicting: a fine-tuned model's augmentation stays off
     if len(class_names) != scores.shape[-1]:
         raise ValueError(f"class_names lists {len(class_names)} classes, but the model has {scores.shape[-1]} outputs.")
@@ -106,7 +114,8 @@ def raw_image_model(model, source, image_size, class_names, score_name="probabil
 
 def raw_image_model_of(run, antialias=True):
     """The raw-image model of a loaded run (a :class:`~keras_tl.analysis.trained.TrainedModel`)."""
-    return raw_image_model(run.model, run.source, run.image_size, run.classes, run.score_name, antialias)
+    return raw_image_model(run.model, run.source, run.image_size, run.classes, run.score_name, antialias,
+                           resize=run.resize)
 
 
 def class_names(raw_model):
@@ -114,10 +123,10 @@ def class_names(raw_model):
     return raw_model.get_layer("class_scores").class_names
 
 
-def save_raw_model(model, run_dir, source, image_size, class_names, score_name="probability"):
+def save_raw_model(model, run_dir, source, image_size, class_names, score_name="probability", resize="squash"):
     """Write ``run_dir/raw_model.keras``: :func:`raw_image_model` of ``model``, atomically; return its file name."""
     with runs.atomic_path(run_dir / RAW_MODEL_FILE) as temporary:
-        raw_image_model(model, source, image_size, class_names, score_name).save(temporary)
+        raw_image_model(model, source, image_size, class_names, score_name, resize=resize).save(temporary)
     return RAW_MODEL_FILE
 
 

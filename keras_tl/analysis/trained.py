@@ -37,7 +37,8 @@ class TrainedModel:
     or "svm score" for an fne run with a linear SVM) and the Keras ``model`` (which takes preprocessed images);
     ``method``: the ``LAYERS:POST`` method an fne run exported (``model.json``'s ``method``), else ``None``;
     ``calibration``: the run's :class:`~keras_tl.training.calibration.Calibration` (``calibration.json``), else
-    ``None``.
+    ``None``; ``resize``: how the run's pipeline made images square (``"squash"``, ``"crop"`` or ``"pad"``, see
+    :func:`keras_tl.data.make_pipeline`), which new images get too.
 
     ``engine`` runs :meth:`predict`: ``"tensorflow"``, or ``"openvino"`` / ``"onnxruntime"`` (the model
     converted once, see :mod:`keras_tl.features.engines`)."""
@@ -52,6 +53,7 @@ class TrainedModel:
     engine: str = "tensorflow"
     method: str = None
     calibration: object = None
+    resize: str = "squash"
     _engine_run: object = dataclasses.field(default=None, init=False, repr=False, compare=False)
     _raw_model: object = dataclasses.field(default=None, init=False, repr=False, compare=False)
     _compiled_run: object = dataclasses.field(default=None, init=False, repr=False, compare=False)
@@ -70,8 +72,9 @@ class TrainedModel:
         """``images`` as a float32 RGB batch in 0..255 at the run's size, the way the jobs' pipelines make it.
 
         ``images``: a file path, a Pillow image, or a list of them (each read as the pipeline reads a
-        file: upright as its EXIF says, RGB, Pillow's bilinear resize); or an array in 0..255 (uint8 or
-        float): one RGB image (H, W, 3), a batch (N, H, W, 3), or grey images (N, H, W) or (N, H, W, 1).
+        file: upright as its EXIF says, RGB, made square as :attr:`resize` says, Pillow's bilinear resize); or an
+        array in 0..255 (uint8 or float): one RGB image (H, W, 3), a batch (N, H, W, 3), or grey images (N, H, W)
+        or (N, H, W, 1), resized in the graph as the pipeline resizes arrays.
         """
         from PIL import Image
 
@@ -89,8 +92,7 @@ class TrainedModel:
                              f"(N, H, W) with values in 0..255; got an array of shape {np.shape(images)}.")
         if array.shape[1:3] != (self.image_size, self.image_size):
             antialias = self.image_size < max(array.shape[1:3])  # as data.make_pipeline resizes
-            array = keras.ops.convert_to_numpy(keras.ops.image.resize(
-                array, (self.image_size, self.image_size), antialias=antialias))
+            array = keras.ops.convert_to_numpy(data.resize_batch(array, self.image_size, self.resize, antialias))
         return np.repeat(array, 3, axis=-1) if array.shape[-1] == 1 else array
 
     def _load_image(self, image):
@@ -98,9 +100,9 @@ class TrainedModel:
         from PIL import Image, ImageOps
 
         if not isinstance(image, Image.Image):
-            return data.load_image(image, self.image_size)
+            return data.load_image(image, self.image_size, self.resize)
         upright = data.to_rgb(data.to_8bit(ImageOps.exif_transpose(image)))
-        return np.asarray(upright.resize((self.image_size, self.image_size), Image.BILINEAR), dtype=np.uint8)
+        return np.asarray(data.resize_image(upright, self.image_size, self.resize), dtype=np.uint8)
 
     def model_inputs(self, images):
         """The model's input: :meth:`load_images`, then the source's ``preprocess_input``."""
@@ -181,7 +183,7 @@ def load_run(run_dir):
     run_dir = pathlib.Path(run_dir)
     kind = run_kind(run_dir)
     info_path = run_dir / ("model.json" if kind == "fne" else "config.json")
-    source, image_size, classes, score_name, method = read_run_info(info_path, kind)
+    source, image_size, classes, score_name, method, resize = read_run_info(info_path, kind)
     model_path = run_dir / "model.keras"
     model = load_keras_model(model_path)
     outputs = getattr(model, "output_shape", None)
@@ -202,15 +204,16 @@ def load_run(run_dir):
     calibration_path = run_dir / CALIBRATION_FILE
     calibration = read_calibration(calibration_path, len(classes)) if calibration_path.is_file() else None
     return TrainedModel(model, kind, classes, source, image_size, run_dir, score_name, method=method,
-                        calibration=calibration)
+                        calibration=calibration, resize=resize)
 
 
 def read_run_info(path, kind):
-    """The checked ``(source, image_size, class_names, score_name, method)`` of an fne run's ``model.json`` or a
+    """The checked ``(source, image_size, class_names, score_name, method, resize)`` of an fne run's ``model.json`` or a
     fine_tune run's ``config.json``. ``score_name``: one of :data:`SCORE_NAMES`; a fine_tune run's model
     gives probabilities, an fne run's what its ``scores`` field says (runs written before logistic heads
     were exported say "svm decision scores": an SVM's). ``method``: the fne run's exported ``LAYERS:POST``
-    (``None`` for a fine_tune run, or where ``model.json`` names none)."""
+    (``None`` for a fine_tune run, or where ``model.json`` names none). ``resize``: the field ``resize`` (a
+    fine_tune run's ``settings.resize``), ``"squash"`` for a run written before the option."""
     try:
         info = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -234,11 +237,15 @@ def read_run_info(path, kind):
     if repeated:
         raise ValueError(f"{path}, field class_names: each class should be named once; "
                          f"{', '.join(map(repr, repeated))} appear more than once.")
+    resize = (info if kind == "fne" else info["settings"]).get("resize", "squash")
+    if resize not in data.RESIZE_MODES:
+        raise ValueError(f"{path}, field {'' if kind == 'fne' else 'settings.'}resize: expected one of "
+                         f"{', '.join(data.RESIZE_MODES)}; got {reprlib.repr(resize)}.")
     if kind != "fne":
-        return source, image_size, classes, PROBABILITY, None
+        return source, image_size, classes, PROBABILITY, None, resize
     scores, method = info.get("scores"), info.get("method")
     return (source, image_size, classes, scores if scores in SCORE_NAMES else SVM_SCORE,
-            method if isinstance(method, str) else None)
+            method if isinstance(method, str) else None, resize)
 
 
 def _field(info, path, keys):

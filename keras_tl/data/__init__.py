@@ -24,15 +24,18 @@ Augmentation and crops import Keras: import them from their modules.
 """
 from keras_tl.data.image_sets import (ImageDataset, ImageSet, ReadOptions, per_class_subset, split_validation,
                                       stratified_split)
-from keras_tl.data.images import (IMAGE_EXTENSIONS, decode_cache_file, decode_image, find_unreadable_images,
-                                  image_files, load_image, sample_photos, to_8bit, to_rgb, warn_unreadable)
+from keras_tl.data.images import (IMAGE_EXTENSIONS, PAD_VALUE, RESIZE_MODES, check_resize, decode_cache_file,
+                                  decode_image, find_unreadable_images, image_files, load_image, resize_image,
+                                  sample_photos, to_8bit, to_rgb, warn_unreadable)
 from keras_tl.data.packaged import (ANIMAL_MNIST_CLASSES, FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, OPENCLIPART_DIR,
                                     read_idx)
-from keras_tl.data.pipelines import MAX_BATCH_SIZE, MAX_IMAGE_SIZE, check_sizes, make_pipeline, training_pipelines
+from keras_tl.data.pipelines import (MAX_BATCH_SIZE, MAX_IMAGE_SIZE, check_sizes, make_pipeline, resize_batch,
+                                     training_pipelines)
 from keras_tl.data.registry import NAMED_DATASETS, load_dataset
 
 __all__ = ["ANIMAL_MNIST_CLASSES", "FASHION_MNIST_CLASSES", "FASHION_MNIST_DIR", "IMAGE_EXTENSIONS", "MAX_BATCH_SIZE",
-           "MAX_IMAGE_SIZE", "NAMED_DATASETS", "OPENCLIPART_DIR", "ImageDataset", "ImageSet", "ReadOptions",
-           "check_sizes", "decode_cache_file", "decode_image", "find_unreadable_images", "image_files",
-           "load_dataset", "load_image", "make_pipeline", "per_class_subset", "read_idx", "sample_photos",
-           "split_validation", "stratified_split", "to_8bit", "to_rgb", "training_pipelines", "warn_unreadable"]
+           "MAX_IMAGE_SIZE", "NAMED_DATASETS", "OPENCLIPART_DIR", "PAD_VALUE", "RESIZE_MODES", "ImageDataset",
+           "ImageSet", "ReadOptions", "check_resize", "check_sizes", "decode_cache_file", "decode_image",
+           "find_unreadable_images", "image_files", "load_dataset", "load_image", "make_pipeline", "per_class_subset",
+           "read_idx", "resize_image", "resize_batch", "sample_photos", "split_validation", "stratified_split",
+           "to_8bit", "to_rgb", "training_pipelines", "warn_unreadable"]

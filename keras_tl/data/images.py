@@ -17,6 +17,12 @@ import numpy as np
 from keras_tl import messages, runs
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
+# How a non-square image becomes square (resize=, --resize): stretched (every pixel kept, shapes distorted),
+# its central square cropped (shapes kept, the edges lost), or padded to a square (all kept, smaller).
+RESIZE_MODES = ("squash", "crop", "pad")
+# The padding: white, the background that to_rgb composites transparent images on, and that of the
+# clip art and Tux Paint stamps; black (Keras's default fill_value) would be a frame those images never have.
+PAD_VALUE = 255
 
 
 def to_rgb(image):
@@ -70,11 +76,50 @@ def decode_image(path):
         return to_rgb(to_8bit(ImageOps.exif_transpose(image)))
 
 
-def load_image(path, size):
-    """Read one image file as a ``(size, size, 3)`` uint8 RGB array (see :func:`decode_image`)."""
+def check_resize(resize):
+    """A ``ValueError`` naming ``resize=`` unless it is one of :data:`RESIZE_MODES`."""
+    if resize not in RESIZE_MODES:
+        raise ValueError(f"resize={resize!r} is not one of {', '.join(RESIZE_MODES)}: squash stretches the image to a "
+                         f"square, crop keeps its central square, pad adds white borders to make it square.")
+
+
+def square_box(width, height, resize):
+    """``(left, top, side)``: where the square that ``resize`` makes of a ``width`` x ``height`` image lies in
+    the image's coordinates. ``"crop"``: the central square (``side`` the shorter side); ``"pad"``: the image
+    centred on a square of its longer side (``left`` and ``top`` then not above 0); ``"squash"``: ``None``.
+    As ``keras.layers.Resizing``'s ``crop_to_aspect_ratio`` and ``pad_to_aspect_ratio`` for a square target."""
+    check_resize(resize)
+    if resize == "squash":
+        return None
+    if resize == "crop":
+        side = min(width, height)
+        return (width - side) // 2, (height - side) // 2, side
+    side = max(width, height)
+    return -((side - width) // 2), -((side - height) // 2), side
+
+
+def resize_image(image, size, resize="squash"):
+    """A Pillow RGB ``image`` at ``size`` x ``size`` px (bilinear), made square first as ``resize`` says
+    (:data:`RESIZE_MODES`; ``"pad"`` fills with :data:`PAD_VALUE`)."""
     from PIL import Image
 
-    return np.asarray(decode_image(path).resize((size, size), Image.BILINEAR), dtype=np.uint8)
+    box = square_box(*image.size, resize)
+    if box is not None:
+        left, top, side = box
+        if resize == "crop":
+            image = image.crop((left, top, left + side, top + side))
+        else:
+            square = Image.new("RGB", (side, side), (PAD_VALUE,) * 3)
+            square.paste(image, (-left, -top))
+            image = square
+    return image.resize((size, size), Image.BILINEAR)
+
+
+def load_image(path, size, resize="squash"):
+    """Read one image file as a ``(size, size, 3)`` uint8 RGB array (see :func:`decode_image` and
+    :func:`resize_image`)."""
+    check_resize(resize)  # before decoding
+    return np.asarray(resize_image(decode_image(path), size, resize), dtype=np.uint8)
 
 
 def decode_cache_file(cache_dir=None):

@@ -1,12 +1,12 @@
 """``tf.data`` pipelines: :func:`make_pipeline` turns an image set into batches for a source (decode,
-convert grey, RGBA, palette, CMYK, 16-bit and float images to 8-bit RGB, resize, apply the source's
-``preprocess_input``, batch, prefetch); :func:`training_pipelines` makes the train, validation and test
-pipelines of a fine-tuning run from them, the train one optionally class-balanced (:func:`balanced_order`).
+convert grey, RGBA, palette, CMYK, 16-bit and float images to 8-bit RGB, make square (``resize=``: squash,
+crop or pad) and resize, apply the source's ``preprocess_input``, batch, prefetch); :func:`training_pipelines`
+makes the train, validation and test pipelines of a fine-tuning run from them, the train one optionally class-balanced (:func:`balanced_order`).
 TensorFlow (and Keras) are imported when a pipeline is made.
 """
 import numpy as np
 
-from keras_tl.data.images import load_image
+from keras_tl.data.images import PAD_VALUE, check_resize, load_image
 
 MAX_IMAGE_SIZE = 4096  # pixels a side: a batch of 32 such float32 images is already 6 GiB
 MAX_BATCH_SIZE = 4096  # images per batch
@@ -20,17 +20,21 @@ def check_sizes(image_size=None, batch_size=None):
             raise ValueError(f"{name}={value} is outside 1..{largest}.")
 
 
-def make_pipeline(image_set, image_size, preprocess=None, batch_size=32, shuffle=False, seed=0, balanced=False):
+def make_pipeline(image_set, image_size, preprocess=None, batch_size=32, shuffle=False, seed=0, balanced=False,
+                  resize="squash"):
     """A ``tf.data.Dataset`` of ``(images, labels)`` batches, ready for a source's model.
 
     Files are decoded in parallel by :func:`load_image` (:func:`decode_image`, the decoder that
     :func:`load_dataset` checked them with); a file that fails anyway stops the pipeline with an error
-    that names it. In-memory arrays are resized in the graph. Images become float32 RGB at
-    ``image_size`` pixels; then ``preprocess`` (the source's ``preprocess_input``) is applied to whole
-    batches, and the next batches are prefetched. ``balanced``: every class drawn equally often, in a
+    that names it. In-memory arrays are resized in the graph (:func:`resize_batch`). Images become float32
+    RGB at ``image_size`` pixels, made square as ``resize`` says: ``"squash"`` stretches them, ``"crop"`` keeps
+    their central square, ``"pad"`` centres them on a white square (:data:`~keras_tl.data.images.RESIZE_MODES`);
+    then ``preprocess`` (the source's ``preprocess_input``) is applied to whole batches, and the next batches
+    are prefetched. ``balanced``: every class drawn equally often, in a
     shuffled order (:func:`balanced_order`).
     """
     check_sizes(image_size=image_size, batch_size=batch_size)
+    check_resize(resize)
     import tensorflow as tf
 
     autotune = tf.data.AUTOTUNE
@@ -46,7 +50,7 @@ def make_pipeline(image_set, image_size, preprocess=None, batch_size=32, shuffle
 
         def read(name):
             try:
-                return load_image(name.decode(), image_size)
+                return load_image(name.decode(), image_size, resize)
             except Exception as error:  # say which file: TensorFlow's traceback would not
                 raise ValueError(f"Cannot decode {name.decode()}: {type(error).__name__}: {error}") from error
 
@@ -60,19 +64,31 @@ def make_pipeline(image_set, image_size, preprocess=None, batch_size=32, shuffle
         antialias = image_size < max(images.shape[1:3])  # only shrinking needs it, and it is the slow kernel
         dataset = order(tf.data.Dataset.from_tensor_slices((images, labels)))
 
-        def resize(batch, label):
-            batch = tf.image.resize(batch, (image_size, image_size), antialias=antialias)
+        def to_size(batch, label):
+            batch = resize_batch(tf.cast(batch, tf.float32), image_size, resize, antialias)
             if batch.shape[-1] == 1:
                 batch = tf.image.grayscale_to_rgb(batch)
             return batch, label
 
-        dataset = dataset.batch(batch_size).map(resize, num_parallel_calls=autotune)
+        dataset = dataset.batch(batch_size).map(to_size, num_parallel_calls=autotune)
 
     def finish(batch, label):
         batch = tf.cast(batch, tf.float32)
         return (preprocess(batch) if preprocess else batch), label
 
     return dataset.map(finish, num_parallel_calls=autotune).prefetch(autotune)
+
+
+def resize_batch(images, image_size, resize="squash", antialias=True):
+    """A float batch ``(N, H, W, C)`` at ``image_size`` x ``image_size`` px (bilinear, ``antialias``), made square
+    as ``resize`` says: ``keras.ops.image.resize`` with ``crop_to_aspect_ratio`` or ``pad_to_aspect_ratio`` (filled
+    with :data:`~keras_tl.data.images.PAD_VALUE`), the graph's twin of :func:`~keras_tl.data.images.resize_image`."""
+    import keras
+
+    check_resize(resize)
+    return keras.ops.image.resize(images, (image_size, image_size), antialias=antialias,
+                                  crop_to_aspect_ratio=resize == "crop", pad_to_aspect_ratio=resize == "pad",
+                                  fill_value=PAD_VALUE)
 
 
 def balanced_order(dataset, labels, seed=0):
@@ -90,13 +106,14 @@ def balanced_order(dataset, labels, seed=0):
 
 
 def training_pipelines(source, image_size, splits, num_classes, batch_size=32, mix="none", mix_alpha=0.0, seed=0,
-                       shard=False, balanced=False):
+                       shard=False, balanced=False, resize="squash"):
     """tf.data pipelines for train (shuffled, optionally mixed), validation and test of ``splits``;
     labels one-hot for train and validation (mixup and CutMix make soft labels), integers for test.
     Without a ``"validation"`` split (a fixed schedule) the validation pipeline is None.
 
     ``shard``: split the training data across the workers of a multi-worker strategy. ``balanced``: train
-    draws every class equally often (:func:`balanced_order`).
+    draws every class equally often (:func:`balanced_order`). ``resize``: how images become square
+    (:func:`make_pipeline`).
     """
     import tensorflow as tf
 
@@ -108,7 +125,7 @@ def training_pipelines(source, image_size, splits, num_classes, batch_size=32, m
 
     def pipeline(image_set, shuffle=False, balanced=False):
         return make_pipeline(image_set, image_size, source.preprocess_input, batch_size, shuffle=shuffle, seed=seed,
-                             balanced=balanced)
+                             balanced=balanced, resize=resize)
 
     def for_fit(dataset):  # what fit reads: sharded across workers on request, prefetched
         return (distribute.shard_by_data(dataset) if shard else dataset).prefetch(tf.data.AUTOTUNE)

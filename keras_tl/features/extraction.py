@@ -107,9 +107,11 @@ class FeatureExtractor:
     """
 
     def __init__(self, source, layers="fne", image_size=None, weights="imagenet", include_top=False,
-                 batch_size=32, model=None, strategy=None, engine="tensorflow"):
+                 batch_size=32, model=None, strategy=None, engine="tensorflow", resize="squash"):
         self.source = sources.get_source(source)
         self.image_size = int(image_size or self.source.default_size)
+        data.check_resize(resize)
+        self.resize = resize  # how images become square (data.make_pipeline)
         self.weights, self.include_top, self.batch_size = weights, include_top, batch_size
         self.strategy = _local_strategy(strategy)
         self.engine = engines.resolve_engine(engine, self.strategy)
@@ -153,12 +155,14 @@ class FeatureExtractor:
     def pipeline(self, image_set, image_size=None):
         """Batches of ``image_set`` for the network: decoded, RGB, resized, the source's ``preprocess_input``."""
         return data.make_pipeline(image_set, image_size or self.image_size, self.source.preprocess_input,
-                                  self.global_batch_size)
+                                  self.global_batch_size, resize=self.resize)
 
     def cache_key(self, image_set, ten_crop=False):
         """The file-name-safe key of the cache entry of ``image_set``'s features (the one definition)."""
         parts = [self.source.name, str(self.weights), bool(self.include_top), self.layers, self.image_size,
                  bool(ten_crop), image_set.fingerprint(), len(image_set), self.num_features]
+        if self.resize != "squash":  # squashed images keep the keys of earlier versions
+            parts.append(self.resize)
         digest = hashlib.sha1(json.dumps(parts, default=str).encode()).hexdigest()[:16]
         if self.engine != "tensorflow":  # TensorFlow's keys stay those of earlier versions
             run = [digest, self.engine, engines.RUN_OPTIONS[self.engine]]  # another precision: another key

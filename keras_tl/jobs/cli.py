@@ -183,6 +183,14 @@ def add_source_options(parser, image_size_default="the source's training size"):
                         help=f"input size in pixels (default: {image_size_default})")
 
 
+def add_resize_option(parser):
+    """``--resize squash|crop|pad``: how non-square images become square (the library's ``resize=``)."""
+    parser.add_argument("--resize", choices=library_constant("keras_tl.data.images", "RESIZE_MODES"), default="squash",
+                        help="how a non-square image becomes square: squash (stretch it, the default), crop (keep "
+                             "its central square) or pad (centre it on a white square); predict and the run's "
+                             "raw_model.keras do the same")
+
+
 def add_dataset_options(parser, per_class_defaults=None, several=False, default_help=None):
     """``--dataset`` (one, or ``several``), ``--train-per-class``, ``--test-per-class``, ``--tfds-data-dir`` and,
     for one dataset, a table's columns and label delimiter (``--path-column``, ``--label-column``,

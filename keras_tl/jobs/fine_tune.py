@@ -91,6 +91,7 @@ def make_parser():
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     what = parser.add_argument_group("source and data")
     cli.add_source_options(what, "96 for the built-in default, else the source's training size")
+    cli.add_resize_option(what)
     cli.add_dataset_options(what, ("200 for the built-in default, else all", "100 for the built-in default, "
                                    "else all"))
     what.add_argument("--validation-fraction", type=float, default=0.2,
@@ -374,7 +375,7 @@ def print_plan(say, args, run_dir, resuming, source, image_size, dataset, sizes,
     mix_alpha = mix_alpha_of(args)
     say(f"{'Resuming' if resuming else 'Fine-tuning'} in {run_dir}")
     say(f"  source:    {source.name} ({'random' if args.from_scratch else 'ImageNet'} weights), "
-        f"{image_size}x{image_size} px, {describe_training(args)}")
+        f"{image_size}x{image_size} px ({args.resize}), {describe_training(args)}")
     say(f"  trains:    {'the head only' if args.unfreeze == 'none' else messages.describe_layers(tuned)}"
         + (f"; LoRA rank {args.lora_rank} on {len(targets)} layers" if args.lora_rank else "")
         + ("; BatchNorm frozen" if args.freeze_bn else "")
@@ -434,11 +435,11 @@ def run(args):
         if args.learning_rate == FIND:  # first: the plan and config.json show the rates it finds
             settings = find_learning_rate(args, model, base, settings, targets, data.training_pipelines(
                 source, image_size, splits, len(dataset.class_names), batch_size, args.mix, mix_alpha_of(args),
-                args.seed, balanced=args.balanced_sampling)[0], run_dir, strategy, say)
+                args.seed, balanced=args.balanced_sampling, resize=args.resize)[0], run_dir, strategy, say)
         train, validation, test = data.training_pipelines(source, image_size, splits, len(dataset.class_names),
                                                           batch_size, args.mix, mix_alpha_of(args), args.seed,
                                                           shard=args.strategy == "multi-worker",
-                                                          balanced=args.balanced_sampling)
+                                                          balanced=args.balanced_sampling, resize=args.resize)
         stages = settings.stages(recipe.steps_per_epoch_of(train))  # what run_stages will train
         runs.write_json(run_dir / "config.json", {
             "settings": settings_of(args), "learning_rate": settings.learning_rate, "image_size": image_size,
@@ -485,7 +486,8 @@ def evaluate_and_save(args, model, test, dataset, results, run_dir, source, size
         dataset.test.labels, classifiers.predict_classes(tta_model(model, args.tta), test), dataset.class_names)
     with runs.atomic_path(run_dir / "model.keras") as temporary:
         model.save(temporary)
-    raw_model = raw_images.save_raw_model(model, run_dir, source, args.image_size, dataset.class_names)
+    raw_model = raw_images.save_raw_model(model, run_dir, source, args.image_size, dataset.class_names,
+                                          resize=args.resize)
     title = f"{source.name} ({describe_training(args)}) on {dataset.name}"
     plots.plot_learning_curves(history, path=run_dir / "figures" / "learning_curves.png", title=title)
     plots.plot_confusion_matrix(evaluation["confusion_matrix"], dataset.class_names,
@@ -508,7 +510,7 @@ def show_training_batch(args, source, image_size, splits, class_names, batch_siz
     from keras_tl.analysis import batches
 
     train = data.training_pipelines(source, image_size, splits, len(class_names), batch_size, args.mix,
-                                    mix_alpha_of(args), args.seed)[0]
+                                    mix_alpha_of(args), args.seed, resize=args.resize)[0]
     batches.show_batch(train, class_names, augment=augmentation, source=source, seed=args.seed,
                        path=run_dir / "figures" / "batch.png")
 

@@ -57,6 +57,7 @@ def make_parser():
         prog="python -m keras_tl.fne", description="The Full-Network Embedding against single-layer features, "
         "each with a linear SVM.", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_source_options(parser, "128 for the built-in default, else the source's training size")
+    cli.add_resize_option(parser)
     parser.add_argument("--weights", default="imagenet", choices=["imagenet", "none"],
                         help="'none' gives random weights, a useful sanity baseline")
     parser.add_argument("--include-top", action="store_true",
@@ -88,10 +89,10 @@ def make_parser():
     parser.add_argument("--shots", type=int, nargs="+", default=None, metavar="K",
                         help="few-shot mode: train on K images per class")
     parser.add_argument("--repeats", type=int, default=5, help="seeded repeats per shot count (default 5)")
-    parser.add_argument("--check", action="store_true", help="check the set-up first (input scale, class balance, "
     parser.add_argument("--projector", action="store_true",
                         help="also write projector/ for TensorBoard's Embedding Projector: every image (train, then "
                              "test) as the --export-method's head sees it, with its label, split, file and thumbnail")
+    parser.add_argument("--check", action="store_true", help="check the set-up first (input scale, class balance, "
                         "test images copied from train, tiny images): a table and check.json")
     cli.add_scale_options(parser, shard=True)
     cli.add_engine_option(parser)
@@ -197,7 +198,7 @@ def run(args):
     all_layers = [layer.name for layer in model.layers
                   if any(layer.name in names for names in method_layers.values())]
     extractor = extraction.FeatureExtractor(source, all_layers, image_size, weights, args.include_top, args.batch_size,
-                                         model=model, strategy=strategy, engine=args.engine)
+                                         model=model, strategy=strategy, engine=args.engine, resize=args.resize)
 
     run_dir = runs.make_run_dir(args.output_dir, "fne")
     if shard is not None and not trains:
@@ -208,8 +209,8 @@ def run(args):
                                                   "devices": distribute.describe(strategy)})
         if verbose:
             print(f"Source: {source.name} ({args.weights} weights, top {'on' if args.include_top else 'off'}), "
-                  f"{image_size}x{image_size} px; {len(all_layers)} layers, {extractor.num_features:,} features "
-                  "per image")
+                  f"{image_size}x{image_size} px ({args.resize}); {len(all_layers)} layers, "
+                  f"{extractor.num_features:,} features per image")
             print(f"Data: {dataset.summary()}")
             print(f"Extraction: {distribute.describe(strategy)}, engine {extractor.engine}, batches of "
                   f"{args.batch_size} per replica"
@@ -242,9 +243,9 @@ def run(args):
                                                        extractor, run_dir, save_model=f"{layers}:{post}" ==
                                                        args.export_method and args.classifier in LINEAR)
                    for layers, post in methods}  # only a linear head is a Dense layer in model.keras
-        images_per_second = (len(dataset.train) + len(dataset.test)) / max(sum(timings.values()), 1e-9)
         if args.projector:
             write_projector(args, features, dataset, method_layers, extractor, run_dir)
+        images_per_second = (len(dataset.train) + len(dataset.test)) / max(sum(timings.values()), 1e-9)
         if args.shots:
             plots.plot_few_shot({name: result["few_shot"] for name, result in results.items()},
                                 path=run_dir / "figures" / "few_shot.png", title=f"{source.name} on {dataset.name}")
@@ -328,7 +329,8 @@ def evaluate_method(args, features, dataset, layers, post, names, extractor, run
                                                     extractor.include_top, model=extractor.model,
                                                     strategy=extractor.strategy)
         export.save_fne_model(export.fne_model(method_extractor, classifier), run_dir, dataset.class_names,
-                              source.name, extractor.image_size, f"{layers}:{post}", export.head_score_name(classifier))
+                              source.name, extractor.image_size, f"{layers}:{post}", export.head_score_name(classifier),
+                              extractor.resize)
     if save_model:
         result["calibration"] = calibrate(args, classifier, train_x, test_x, dataset, run_dir,
                                           f"{source.name} {layers}:{post}")
@@ -353,8 +355,6 @@ def calibrate(args, classifier, train_x, test_x, dataset, run_dir, title):
                                          dataset.test.labels, title)
 
 
-def pooled_labels(dataset):
-    """The labels of train and test joined, in that order: the pool that ``--folds`` splits."""
 def write_projector(args, features, dataset, method_layers, extractor, run_dir):
     """``--projector``: ``run_dir/projector`` (:mod:`keras_tl.features.projector`) with every image, train then test,
     as the ``--export-method``'s head sees it (its layers' columns, post-processed as fitted on train), and its
@@ -382,6 +382,8 @@ def write_projector(args, features, dataset, method_layers, extractor, run_dir):
               f"tensorboard --logdir {folder}")
 
 
+def pooled_labels(dataset):
+    """The labels of train and test joined, in that order: the pool that ``--folds`` splits."""
     return np.concatenate([dataset.train.labels, dataset.test.labels])
 
 
