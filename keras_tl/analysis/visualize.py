@@ -145,12 +145,8 @@ def _image_array(image, size):
     """One image as a (size, size, 3) float32 RGB array in 0..255: a file path, or an array (grey or RGB)."""
     if isinstance(image, (str, os.PathLike)):
         return data.load_image(image, size).astype("float32")
-    array = np.asarray(image, dtype="float32")
-    if array.ndim == 3 and array.shape[-1] == 1:
-        array = array[..., 0]
-    if array.ndim == 2:
-        array = np.repeat(array[..., None], 3, axis=-1)
-    if array.ndim != 3 or array.shape[-1] != 3:
+    array = data.images.rgb_array(image, dtype="float32")
+    if array is None:
         raise ValueError(f"image= should be a file path or an RGB (H, W, 3) or grey (H, W) array in 0..255; "
                          f"got shape {np.shape(image)}.")
     if array.shape[:2] != (size, size):

@@ -37,6 +37,17 @@ def to_rgb(image):
     return image.convert("RGB")
 
 
+def rgb_array(image, dtype=None):
+    """An in-memory image as an (H, W, 3) array (of ``dtype``, else its own): grey ``(H, W)`` or ``(H, W, 1)`` repeated into
+    three channels, RGB passed through; None for any other shape (the caller names what it expected)."""
+    array = np.asarray(image, dtype=dtype)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=-1)
+    return array if array.ndim == 3 and array.shape[-1] == 3 else None
+
+
 def to_8bit(image):
     """Scale a 16-bit or float grey image to 8 bits (``L``) instead of clipping it; other modes pass through.
 

@@ -112,12 +112,8 @@ def thumbnails(images, size=64):
         if isinstance(image, (str, os.PathLike)):
             small.append(data.load_image(image, size))
             continue
-        array = np.asarray(image)
-        if array.ndim == 3 and array.shape[-1] == 1:
-            array = array[..., 0]
-        if array.ndim == 2:
-            array = np.repeat(array[..., None], 3, axis=-1)
-        if array.ndim != 3 or array.shape[-1] != 3:
+        array = data.images.rgb_array(image)
+        if array is None:
             raise ValueError(f"images= should hold file paths or grey or RGB images; got one of shape "
                              f"{np.shape(image)}.")
         picture = Image.fromarray(np.clip(array, 0, 255).astype(np.uint8))
