@@ -41,7 +41,7 @@ MOVED = {  # old module -> the modules that now hold its names (looked up in thi
 }
 
 _STUDY_NAMES = {  # module of keras_tl.experiments -> the names keras_tl.experiments held in 0.1
-    "common": ("Pool", "pool_features", "extracted_pool", "split_pool", "summary", "GlobalDiscretizer",
+    "common": ("Pool", "pool_features", "extracted_pool", "split_pool", "GlobalDiscretizer",
                "ABLATION_STEPS", "svm_accuracy", "study_layers"),
     "single_layers": ("layer_study",),
     "fne_ablation": ("FNE_METHODS", "ABLATION", "CURVE_METHODS", "fne_study"),
@@ -59,6 +59,7 @@ MOVED_NAMES = {  # package -> {0.1 name: (the module that holds it now, its name
         **{name: (f"keras_tl.experiments.{module}", name) for module, names in _STUDY_NAMES.items() for name in names},
         "OFFLINE_TARGETS": ("keras_tl.data.registry", "NAMED_DATASETS"),
         "available_targets": ("keras_tl.experiments.common", "available_datasets"),
+        "summary": ("keras_tl.features.classifiers", "mean_std"),
     },
 }
 

@@ -194,11 +194,6 @@ def study_layers(pool, step):
     return sorted(set(pool.layers[::step] + pool.layers[-1:]), key=pool.layers.index)
 
 
-def summary(values):
-    """``{"mean", "std", "values"}`` of a list of numbers (population std, 0 for one value)."""
-    return {"mean": float(np.mean(values)), "std": float(np.std(values)), "values": [float(v) for v in values]}
-
-
 # ----------------------------------------------------------------------------- post-processing, the linear SVM
 
 
@@ -245,14 +240,14 @@ def svm_accuracy(pool, layers, post, train, test, seed=0):
 
 
 def svm_over_seeds(pool, layers, post, train_per_class, test_per_class, seeds, progress):
-    """:func:`summary` of :func:`svm_accuracy` over ``seeds``' splits, with ``unconverged``: the fits stopped
+    """:func:`~keras_tl.features.classifiers.mean_std` of :func:`svm_accuracy` over ``seeds``' splits, with ``unconverged``: the fits stopped
     at the cap. ``progress``: a :func:`svm_fits_bar`, moved on by one per fit."""
     fits = []
     for seed in seeds:
         fits.append(svm_accuracy(pool, layers, post, *split_pool(pool.labels, train_per_class, test_per_class, seed),
                                  seed=seed))
         progress.update(1)
-    return {**summary([accuracy for accuracy, _ in fits]), "unconverged": sum(not done for _, done in fits)}
+    return {**classifiers.mean_std([accuracy for accuracy, _ in fits]), "unconverged": sum(not done for _, done in fits)}
 
 
 def svm_fits_bar(pool, fits, verbose):
@@ -319,5 +314,5 @@ def part_or_run(run_dir, key, compute):
 
 
 def mean_std(entry, spec=".3f"):
-    """``mean ± std`` of a :func:`summary`, each formatted with ``spec``."""
+    """``mean ± std`` of a :func:`~keras_tl.features.classifiers.mean_std`, each formatted with ``spec``."""
     return f"{entry['mean']:{spec}} ± {entry['std']:{spec}}"

@@ -5,6 +5,7 @@ standardise every feature, then discretise it to -1, 0, 1).
 from keras_tl import distribute, plots
 from keras_tl.experiments import common
 from keras_tl.experiments.common import mean_std
+from keras_tl.features import classifiers
 
 FNE_METHODS = {  # name: (layers, post-processing)
     "last conv, L2": ("last", "l2"),
@@ -44,9 +45,9 @@ def fne_study(pool, train_per_class, test_per_class, shots, seeds, verbose=False
 
 
 def fne_gain(result):
-    """The FNE's gain over the last conv layer (L2), in accuracy points, split by split: a :func:`common.summary`."""
+    """The FNE's gain over the last conv layer (L2), in accuracy points, split by split: a :func:`~keras_tl.features.classifiers.mean_std`."""
     last, fne = (result["methods"][name]["values"] for name in CURVE_METHODS)
-    return common.summary([100 * (with_fne - alone) for alone, with_fne in zip(last, fne)])
+    return classifiers.mean_std([100 * (with_fne - alone) for alone, with_fne in zip(last, fne)])
 
 
 def gain_row(dataset, result):

@@ -12,7 +12,7 @@ import numpy as np
 from keras_tl import data, distribute, plots, sources
 from keras_tl.data import course_datasets
 from keras_tl.experiments import common
-from keras_tl.features import extraction
+from keras_tl.features import classifiers, extraction
 
 # The FNE paper's results (Garcia-Gasulla et al. 2018, Table 4) as the course slides give them: test
 # accuracy in % of a linear SVM on VGG16's fc6, on fc7 (each L2) and on the FNE, with VGG16's ImageNet
@@ -90,7 +90,7 @@ def paper_baselines(extractor):
 def paper_study(extractor, spec, seeds, train_per_class=None, test_per_class=None, cache_dir=None, verbose=False,
                 tfds_data_dir=None):
     """The paper's three numbers for one dataset: fc6 and fc7 (L2) and the FNE, each a linear SVM
-    fitted on train and scored on test, as :func:`~keras_tl.experiments.common.summary` over :func:`paper_runs`
+    fitted on train and scored on test, as :func:`~keras_tl.features.classifiers.mean_std` over :func:`paper_runs`
     (with ``unconverged``); ``runs``: the ``[dataset spec, seed]`` of each."""
     baselines = paper_baselines(extractor)
     layers = {"fc6": [baselines["fc6"]], "fc7": [baselines["fc7"]], "fne": "fne"}
@@ -109,7 +109,7 @@ def paper_study(extractor, spec, seeds, train_per_class=None, test_per_class=Non
     key = paper_key(spec, images.name)
     return {"dataset": key, "runs": [list(run) for run in runs], "layers": baselines,
             "paper_percent": PAPER_RESULTS.get(key, {}),
-            **{column: {**common.summary([accuracy for accuracy, _ in entries]),
+            **{column: {**classifiers.mean_std([accuracy for accuracy, _ in entries]),
                         "unconverged": sum(not done for _, done in entries)} for column, entries in fits.items()}}
 
 

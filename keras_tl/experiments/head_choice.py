@@ -45,7 +45,7 @@ def head_fit(pool, layers, post, head, train, test, seed=0):
 def heads_study(pool, shots, test_per_class, seeds, heads=tuple(classifiers.CLASSIFIERS), verbose=False):
     """Each head's test accuracy against training images per class, on the FNE and on the last layer
     (:data:`HEAD_FEATURES`): ``{features: {head: {shots: summary}}}``, each
-    :func:`~keras_tl.experiments.common.summary` with the train accuracy (``train``), the fit seconds
+    :func:`~keras_tl.features.classifiers.mean_std` with the train accuracy (``train``), the fit seconds
     (``seconds``) and the fits stopped at their cap (``capped``). Every head sees the same seeded splits,
     so differences between heads are paired."""
     results = {features: {head: {} for head in heads} for features in HEAD_FEATURES}
@@ -60,17 +60,17 @@ def heads_study(pool, shots, test_per_class, seeds, heads=tuple(classifiers.CLAS
                         entries.append(head_fit(pool, layers, post, head, train, test, seed=seed))
                         progress.update(1)
                     results[features][head][int(shot)] = {
-                        **common.summary([entry["test"] for entry in entries]),
-                        "train": common.summary([entry["train"] for entry in entries]),
-                        "seconds": common.summary([entry["seconds"] for entry in entries]),
+                        **classifiers.mean_std([entry["test"] for entry in entries]),
+                        "train": classifiers.mean_std([entry["train"] for entry in entries]),
+                        "seconds": classifiers.mean_std([entry["seconds"] for entry in entries]),
                         "capped": sum(entry["capped"] for entry in entries)}
     return results
 
 
 def head_gain(curves, head, shot, baseline=HEAD_BASELINE):
-    """:func:`~keras_tl.experiments.common.summary` of ``head``'s accuracy minus ``baseline``'s at ``shot``,
+    """:func:`~keras_tl.features.classifiers.mean_std` of ``head``'s accuracy minus ``baseline``'s at ``shot``,
     split by split (paired)."""
-    return common.summary(np.subtract(curves[head][shot]["values"], curves[baseline][shot]["values"]))
+    return classifiers.mean_std(np.subtract(curves[head][shot]["values"], curves[baseline][shot]["values"]))
 
 
 def gain_verdict(gain):

@@ -14,7 +14,7 @@ from keras_tl import data, distribute, plots
 from keras_tl.experiments import common
 from keras_tl.experiments.common import mean_std
 from keras_tl.experiments.single_layers import layer_study
-from keras_tl.features import extraction, transferability
+from keras_tl.features import classifiers, extraction, transferability
 from keras_tl.offline import WeightsUnavailableError
 
 FEATURE_SCORES = {"LogME": transferability.logme, "H-score": transferability.h_score}  # on the SVM's features
@@ -59,7 +59,7 @@ def select_study(pools, probabilities, layers, train_per_class, test_per_class, 
     probabilities of the pool's images}``, None for a source without them (scored by LogME and
     H-score only); ``layers``: ``{source: the layers to score}``. The accuracies are
     :func:`~keras_tl.experiments.single_layers.layer_study`'s. Returns ``candidates`` (``"source:layer"`` ->
-    its source, layer, depth, ``accuracy`` and ``scores``, each a :func:`~keras_tl.experiments.common.summary`),
+    its source, layer, depth, ``accuracy`` and ``scores``, each a :func:`~keras_tl.features.classifiers.mean_std`),
     ``tau`` (per score: Kendall's tau-b between its values and the accuracies over the candidates, a summary
     over the seeds; a seed whose scores are all equal has no tau: ``undefined`` counts them) and ``seconds``:
     the mean seconds a score (post-processing included) or an SVM fit (``"SVM"``) takes per candidate and seed.
@@ -97,7 +97,7 @@ def select_study(pools, probabilities, layers, train_per_class, test_per_class, 
                     values[f"{source}:{layer}"][score].append(function(features, pool.labels[train]))
                     seconds[score].append(shared + time.perf_counter() - started)
     for candidate, entry in candidates.items():
-        entry["scores"] = {score: common.summary(series) for score, series in values[candidate].items()
+        entry["scores"] = {score: classifiers.mean_std(series) for score, series in values[candidate].items()
                            if None not in series}
     tau = {score: _tau_summary([_kendall_tau([values[c][score][index] for c in candidates],
                                              [candidates[c]["accuracy"]["values"][index] for c in candidates])
@@ -115,10 +115,10 @@ def _kendall_tau(scores, accuracies):
 
 
 def _tau_summary(values):
-    """:func:`~keras_tl.experiments.common.summary` of the defined taus (mean and std None when there is none),
+    """:func:`~keras_tl.features.classifiers.mean_std` of the defined taus (mean and std None when there is none),
     ``undefined``: the others."""
     defined = [value for value in values if np.isfinite(value)]
-    entry = common.summary(defined) if defined else {"mean": None, "std": None, "values": []}
+    entry = classifiers.mean_std(defined) if defined else {"mean": None, "std": None, "values": []}
     return {**entry, "values": [value if np.isfinite(value) else None for value in values],
             "undefined": len(values) - len(defined)}
 

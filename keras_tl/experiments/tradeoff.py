@@ -129,7 +129,7 @@ def report(settings, run_dir):
                     per_seed.append(common.part_or_run(run_dir, common.part_key("tradeoff", run, method=method),
                                                        lambda: tradeoff_run(method, run)))
                     progress.update(1)
-                results[dataset][method] = {key: common.summary([entry[key] for entry in per_seed])
+                results[dataset][method] = {key: classifiers.mean_std([entry[key] for entry in per_seed])
                                             for key in per_seed[0] if isinstance(per_seed[0][key], (int, float))}
                 results[dataset][method]["energy_method"] = per_seed[0]["energy_method"]
             figure = f"figures/tradeoff_{common.dataset_name(dataset)}.png"

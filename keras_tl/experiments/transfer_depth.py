@@ -83,7 +83,7 @@ def depth_run(method, cut, run, pretrained=None, learning_rate=1e-3):
 def depth_verdicts(curves, scratch):
     """The paper's two effects, each one line: does frozen transfer (AnB) fall off from the first cut to the
     last, and does fine-tuned transfer (AnB+) stay above scratch at every cut? ``curves``:
-    ``{method: {cut: summary}}`` in cut order; ``scratch``: a :func:`~keras_tl.experiments.common.summary`."""
+    ``{method: {cut: summary}}`` in cut order; ``scratch``: a :func:`~keras_tl.features.classifiers.mean_std`."""
     frozen, tuned = list(curves["AnB"].values()), curves["AnB+"]
     falls = frozen[-1]["mean"] < frozen[0]["mean"]
     below = [cut for cut, entry in tuned.items() if entry["mean"] <= scratch["mean"]]
@@ -117,7 +117,7 @@ def report(settings, run_dir):
                     per_seed.append(common.part_or_run(run_dir, common.part_key("depth", run, method=method, cut=cut),
                                                        lambda: depth_run(method, cut, run, pretrained=pretrained)))
                     bar.update(1)
-                entry = common.summary([finished["accuracy"] for finished in per_seed])
+                entry = classifiers.mean_std([finished["accuracy"] for finished in per_seed])
                 if method == "scratch":
                     result["scratch"] = entry
                 else:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from keras_tl.analysis import trained
-from keras_tl.experiments import common, head_choice
+from keras_tl.experiments import head_choice
 from keras_tl.features import classifiers
 from keras_tl.jobs import fne, study
 
@@ -83,7 +83,7 @@ def test_heads_study_on_a_tiny_grid(tmp_path, heads_cache):
 
 def curves(**heads):
     """``{head: {shots: summary}}`` from ``head=[[accuracy per seed] per shot count]`` at shots 5, 20, 50."""
-    return {head: {shot: common.summary(values) for shot, values in zip((5, 20, 50), rows)}
+    return {head: {shot: classifiers.mean_std(values) for shot, values in zip((5, 20, 50), rows)}
             for head, rows in heads.items()}
 
 
