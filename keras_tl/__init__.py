@@ -36,6 +36,7 @@ _HOMES = {  # module (under keras_tl) -> the public names it defines: keras_tl.N
     "features.full_network_embedding": ("FullNetworkEmbedding", "FNETransformer", "postprocessor"),
     "features.classifiers": ("make_classifier", "fit_evaluate", "few_shot", "evaluate_predictions",
                              "predict_classes"),
+    "features.multi_label": ("choose_thresholds", "evaluate_multi_label"),
     "features.transferability": ("logme", "h_score", "leep", "nce"),
     "training.recipe": ("fine_tune_model", "Recipe", "build_classifier", "compile_stage"),
     "training.resumable_fit": ("fit_stage",),

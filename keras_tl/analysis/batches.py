@@ -100,6 +100,9 @@ def show_results(model_or_run, image_set, class_names=None, n=8, path=None, seed
         class_names = class_names if class_names is not None else image_set.class_names
         image_set = image_set.test
     class_names = list(class_names if class_names is not None else run.classes)
+    if image_set.multi_label or run.multi_label:
+        raise ValueError("show_results draws one true and one predicted class per image, and this is a multi-label "
+                         "task: use the run's predict (every class above its threshold) and its metrics.json.")
     _check_count(n)
     chosen = _by_class(image_set.labels, n, seed)
     shown = run.load_images(list(image_set.paths[chosen]) if image_set.paths is not None

@@ -308,7 +308,7 @@ def tflite_runner(path, threads=None):
 
 def describe_export(run, format, quantize, folder, calibration=None):
     """What ``export.json`` says of the export in ``folder`` before it is checked: the run, the files, the input
-    and the output."""
+    and the output (and a multi-label run's threshold per class: an image has every class whose score reaches it)."""
     size = run.image_size
     if format == "savedmodel":
         inputs = {"name": SERVING_INPUT, "dtype": "string", "shape": [None],
@@ -328,7 +328,8 @@ def describe_export(run, format, quantize, folder, calibration=None):
             "size": runs.readable_size(size_bytes), "input": inputs, "output": outputs, "class_names": run.classes,
             "score_name": run.score_name, "run": str(run.run_dir), "kind": run.kind, "source": run.source.name,
             "image_size": size, "runtime": runtime(format),
-            "calibration_images": None if calibration is None else len(calibration)}
+            "calibration_images": None if calibration is None else len(calibration), "multi_label": run.multi_label,
+            "thresholds": None if run.thresholds is None else dict(zip(run.classes, run.thresholds.tolist()))}
 
 
 def runtime(format):
@@ -345,7 +346,8 @@ def runtime(format):
 def check_export(run, predict, format, test, labels, quantize=None, batch_size=32, verbose=False):
     """The export (``predict``, :func:`load_export`'s) against the Keras model (``run.predict``) on the ``test``
     images (``labels``: in the run's class order): top-1 agreement, both accuracies, batch-1 latencies, and
-    whether it meets its target."""
+    whether it meets its target. Multi-hot ``labels`` (a multi-label run): an accuracy is the share of images
+    whose best class is one of theirs."""
     from keras_tl.messages import progress_bar
 
     def export_input(image_set, images):  # what the export takes: encoded files, or the images at the run's size
@@ -362,9 +364,11 @@ def check_export(run, predict, format, test, labels, quantize=None, batch_size=3
     keras_best, export_best = np.concatenate(keras_best), np.concatenate(export_best)
     first = test.subset([0])
     first_image = run.load_images(image_batch(first))
+    def right(best):
+        return labels[np.arange(len(best)), best] if labels.ndim == 2 else best == labels
+
     report = {"test_images": len(test), "top1_agreement": float(np.mean(export_best == keras_best)),
-              "accuracy": float(np.mean(export_best == labels)),
-              "keras_accuracy": float(np.mean(keras_best == labels)),
+              "accuracy": float(np.mean(right(export_best))), "keras_accuracy": float(np.mean(right(keras_best))),
               "latency_ms": batch1_latency_ms(predict, export_input(first, first_image)),
               "keras_latency_ms": batch1_latency_ms(run.predict, first_image)}
     if quantize == "int8":

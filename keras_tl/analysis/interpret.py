@@ -91,8 +91,8 @@ def split_of(dataset, split="test"):
 
 
 def labels_in_model_order(labels, class_names, model_classes):
-    """``labels`` (indices into ``class_names``) as indices into ``model_classes``; a ``ValueError`` for a class
-    the model lacks."""
+    """``labels`` (indices into ``class_names``) as indices into ``model_classes`` (multi-hot rows: their columns in
+    the order of ``model_classes``); a ``ValueError`` for a class the model lacks."""
     missing = [name for name in class_names if name not in model_classes]
     if missing:
         shown = ", ".join(model_classes[:10]) + (", ..." if len(model_classes) > 10 else "")
@@ -101,7 +101,12 @@ def labels_in_model_order(labels, class_names, model_classes):
                          f"{messages.did_you_mean(missing[0], model_classes) if len(missing) == 1 else ''} "
                          f"Give images of the classes the run was trained on (dataset=).")
     order = np.array([model_classes.index(name) for name in class_names], dtype=int)
-    return order[np.asarray(labels, dtype=int)]
+    labels = np.asarray(labels, dtype=int)
+    if labels.ndim == 2:
+        in_model_order = np.zeros((len(labels), len(model_classes)), dtype=int)
+        in_model_order[:, order] = labels
+        return in_model_order
+    return order[labels]
 
 
 class Interpretation:

@@ -17,8 +17,9 @@ Keras transfer-learning guide recommends ("models that take raw data"):
 - the run's model is called with ``training=False``, so ``raw(images)`` predicts: the run's
   ``model.keras`` called as ``model(images)`` runs a fine-tuned model's augmentation layers and
   dropout (they default to training), unlike ``model.predict`` or ``model(images, training=False)``;
-- :class:`ClassScores` passes the scores through and holds the class names (``class_names``) and what
-  the scores are (``score_name``) in its config: the saved file carries them.
+- :class:`ClassScores` passes the scores through and holds the class names (``class_names``), what
+  the scores are (``score_name``) and, for a multi-label run, each class's threshold (``thresholds``: an image
+  has every class whose score reaches it) in its config: the saved file carries them.
 
 Every run saves it as ``raw_model.keras`` (:data:`RAW_MODEL_FILE`, :func:`save_raw_model`) beside
 ``model.keras``, which the engines and Grad-CAM keep using. It loads with
@@ -74,14 +75,16 @@ class SourcePreprocessing(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="keras_tl")
 class ClassScores(keras.layers.Layer):
-    """The scores unchanged; the layer holds ``class_names`` (one per score) and ``score_name`` (what the
-    scores are: "probability", or "svm score" for an fne run's linear SVM) for whoever loads the model."""
+    """The scores unchanged; the layer holds ``class_names`` (one per score), ``score_name`` (what the
+    scores are: "probability", or "svm score" for an fne run's linear SVM) and ``thresholds`` (a multi-label
+    run's threshold per class, else None) for whoever loads the model."""
 
-    def __init__(self, class_names, score_name, **kwargs):
+    def __init__(self, class_names, score_name, thresholds=None, **kwargs):
         super().__init__(**kwargs)
         if not (isinstance(class_names, (list, tuple)) and all(isinstance(name, str) for name in class_names)):
             raise ValueError(f"class_names should be a list of strings; got {class_names!r:.200}.")
         self.class_names, self.score_name = list(class_names), str(score_name)
+        self.thresholds = None if thresholds is None else [float(value) for value in thresholds]
 
     def call(self, scores):
         return scores
@@ -90,18 +93,19 @@ class ClassScores(keras.layers.Layer):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "class_names": self.class_names, "score_name": self.score_name}
+        return {**super().get_config(), "class_names": self.class_names, "score_name": self.score_name,
+                "thresholds": self.thresholds}
 
 
 def raw_image_model(model, source, image_size, class_names, score_name="probability", antialias=True,
-                    name="raw_image_classifier", resize="squash"):
+                    name="raw_image_classifier", resize="squash", thresholds=None):
     """``model`` (which takes ``source``'s preprocessed images at ``image_size`` px) as a model of raw images:
     float32 RGB in 0..255, shape ``(batch, height, width, 3)``, any height and width.
 
     ``source``: a :class:`~keras_tl.sources.Source` or its name. ``antialias=False`` resizes with plain
     bilinear interpolation, an op that TensorFlow Lite and ONNX have built in; it differs from the
     run's pipeline only on images larger than ``image_size`` (aliasing). ``resize``: how the run's pipeline made
-    images square (:data:`keras_tl.data.RESIZE_MODES`).
+    images square (:data:`keras_tl.data.RESIZE_MODES`). ``thresholds``: a multi-label run's, one per class.
     """
     images = keras.Input((None, None, 3), dtype="float32", name=RAW_INPUT_NAME)
     preprocessed = SourcePreprocessing(getattr(source, "name", source), image_size, antialias, resize,
@@ -109,13 +113,14 @@ def raw_image_model(model, source, image_size, class_names, score_name="probabil
     scores = model(preprocessed, training=False)  # for predicting: a fine-tuned model's augmentation stays off
     if len(class_names) != scores.shape[-1]:
         raise ValueError(f"class_names lists {len(class_names)} classes, but the model has {scores.shape[-1]} outputs.")
-    return keras.Model(images, ClassScores(class_names, score_name, name="class_scores")(scores), name=name)
+    return keras.Model(images, ClassScores(class_names, score_name, thresholds, name="class_scores")(scores),
+                       name=name)
 
 
 def raw_image_model_of(run, antialias=True):
     """The raw-image model of a loaded run (a :class:`~keras_tl.analysis.trained.TrainedModel`)."""
     return raw_image_model(run.model, run.source, run.image_size, run.classes, run.score_name, antialias,
-                           resize=run.resize)
+                           resize=run.resize, thresholds=run.thresholds)
 
 
 def class_names(raw_model):
@@ -123,10 +128,12 @@ def class_names(raw_model):
     return raw_model.get_layer("class_scores").class_names
 
 
-def save_raw_model(model, run_dir, source, image_size, class_names, score_name="probability", resize="squash"):
+def save_raw_model(model, run_dir, source, image_size, class_names, score_name="probability", resize="squash",
+                   thresholds=None):
     """Write ``run_dir/raw_model.keras``: :func:`raw_image_model` of ``model``, atomically; return its file name."""
     with runs.atomic_path(run_dir / RAW_MODEL_FILE) as temporary:
-        raw_image_model(model, source, image_size, class_names, score_name, resize=resize).save(temporary)
+        raw_image_model(model, source, image_size, class_names, score_name, resize=resize,
+                        thresholds=thresholds).save(temporary)
     return RAW_MODEL_FILE
 
 

@@ -34,8 +34,7 @@ import keras  # before keras_tl.training.freezing: Keras loading first registers
 import numpy as np
 
 from keras_tl import data, runs
-from keras_tl.features.neighbours import (DUPLICATE_THRESHOLD, near_duplicates,
-                                          pixel_features)
+from keras_tl.features.neighbours import DUPLICATE_THRESHOLD, near_duplicates, pixel_features
 from keras_tl.messages import format_table, progress_bar
 from keras_tl.training import freezing
 
@@ -176,8 +175,9 @@ def parameter_findings(model):
 
 
 def balance_findings(labels, max_class_ratio=MAX_CLASS_RATIO):
-    """The largest class against the smallest one present."""
-    counts = np.bincount(np.asarray(labels, dtype=int))
+    """The largest class against the smallest one present (multi-hot labels: the images that have each class)."""
+    labels = np.asarray(labels, dtype=int)
+    counts = labels.sum(axis=0) if labels.ndim == 2 else np.bincount(labels)
     counts = counts[counts > 0]
     ratio = counts.max() / counts.min()
     what = f"Class sizes {counts.min()}..{counts.max()} images ({len(counts)} classes, ratio {ratio:.1f})"

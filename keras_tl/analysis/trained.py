@@ -10,6 +10,10 @@ input size and its preprocessing, so new images need nothing else.
   scores them with the linear SVM's decision values (not probabilities: larger is more likely),
   or with probabilities when its head is logistic regression (``model.json``'s ``scores``).
 
+A multi-label run (several labels per image) has ``thresholds.json``, a threshold per class
+(:mod:`keras_tl.features.multi_label`): :meth:`TrainedModel.labels_above` gives each image every class whose
+score reaches its threshold.
+
 >>> trained = load_run("runs/fine_tune-20260101-120000")
 >>> trained.top_k(["photo.jpg"], k=3)   # [[("cat", 0.91), ("dog", 0.05), ("cow", 0.02)]]
 """
@@ -24,6 +28,7 @@ import numpy as np
 
 from keras_tl import data, sources
 from keras_tl.features import engines
+from keras_tl.features.multi_label import THRESHOLDS_FILE, labels_above, read_thresholds
 from keras_tl.training.calibration import CALIBRATION_FILE, read_calibration
 
 PROBABILITY, SVM_SCORE = "probability", "svm score"  # what a run's model outputs
@@ -38,7 +43,8 @@ class TrainedModel:
     ``method``: the ``LAYERS:POST`` method an fne run exported (``model.json``'s ``method``), else ``None``;
     ``calibration``: the run's :class:`~keras_tl.training.calibration.Calibration` (``calibration.json``), else
     ``None``; ``resize``: how the run's pipeline made images square (``"squash"``, ``"crop"`` or ``"pad"``, see
-    :func:`keras_tl.data.make_pipeline`), which new images get too.
+    :func:`keras_tl.data.make_pipeline`), which new images get too; ``thresholds``: a multi-label run's threshold
+    per class (``thresholds.json``), else ``None``.
 
     ``engine`` runs :meth:`predict`: ``"tensorflow"``, or ``"openvino"`` / ``"onnxruntime"`` (the model
     converted once, see :mod:`keras_tl.features.engines`)."""
@@ -54,9 +60,15 @@ class TrainedModel:
     method: str = None
     calibration: object = None
     resize: str = "squash"
+    thresholds: np.ndarray = None
     _engine_run: object = dataclasses.field(default=None, init=False, repr=False, compare=False)
     _raw_model: object = dataclasses.field(default=None, init=False, repr=False, compare=False)
     _compiled_run: object = dataclasses.field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def multi_label(self):
+        """Whether an image may have several classes: the run has a threshold per class."""
+        return self.thresholds is not None
 
     @property
     def raw_model(self):
@@ -141,6 +153,14 @@ class TrainedModel:
                 for row, chances, order in zip(scores, probabilities, best)]
 
 
+    def labels_above(self, images):
+        """A multi-label run's answer: each image's ``(class, score)`` pairs whose score reaches the class's
+        threshold, the highest first (an empty list when none does)."""
+        if not self.multi_label:
+            raise ValueError(f"{self.run_dir} is a single-label run (no {THRESHOLDS_FILE}): use top_k(images, k=1).")
+        return labels_above(self.predict(images), self.thresholds, self.classes)
+
+
 def run_kind(run_dir):
     """"fine_tune" or "fne" for a finished run folder; a ``ValueError`` saying what is missing otherwise."""
     run_dir = pathlib.Path(run_dir)
@@ -203,8 +223,10 @@ def load_run(run_dir):
                          f"edited. Give another run folder.")
     calibration_path = run_dir / CALIBRATION_FILE
     calibration = read_calibration(calibration_path, len(classes)) if calibration_path.is_file() else None
+    thresholds_path = run_dir / THRESHOLDS_FILE
+    thresholds = read_thresholds(thresholds_path, classes) if thresholds_path.is_file() else None
     return TrainedModel(model, kind, classes, source, image_size, run_dir, score_name, method=method,
-                        calibration=calibration, resize=resize)
+                        calibration=calibration, resize=resize, thresholds=thresholds)
 
 
 def read_run_info(path, kind):

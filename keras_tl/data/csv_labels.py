@@ -15,14 +15,18 @@ Keras's old ``flow_from_dataframe``).
   (the jobs hold out their own validation part of train). Any other value is an error naming the row.
   Without a split column, the seeded stratified split of every folder. A ``fold`` column is not looked
   for: it usually holds fold numbers, which are no train/test split.
-- **Labels**: a cell is one label; with ``label_delimiter``, it is split into labels on it, and a row with
-  several labels is an error for now: multi-label classification is not supported yet (a :class:`Row`
-  holds its labels as a tuple until that check, where a multi-label mode would keep them).
+- **Labels**: a cell is one label; with ``label_delimiter``, it is split into labels on it (a :class:`Row`
+  holds its labels as a tuple). When some row has several labels, the table is **multi-label**: each image
+  gets all the labels of its rows, as a multi-hot row of ``ImageSet.labels`` (``dataset.multi_label``; see
+  :mod:`keras_tl.features.multi_label`), and a split made here is the seeded one of
+  :func:`keras_tl.data.stratified_split` for multi-hot labels. Otherwise labels are class indices, as in
+  every folder dataset.
 
 A row repeated (same path, label and split) is kept once, and an image in both train and test is left
 out of train, each with one warning. Then the files get the checks of every folder dataset
-(:func:`keras_tl.data.folders.file_dataset`): an image with two labels is left out, and a missing or
-unreadable file is skipped, named in one warning with the count, and listed in ``dataset.skipped``.
+(:func:`keras_tl.data.folders.file_dataset`): an image on two rows with different labels is left out (a
+multi-label table joins its labels instead), and a missing or unreadable file is skipped, named in one
+warning with the count, and listed in ``dataset.skipped``.
 """
 import collections
 import csv
@@ -36,7 +40,7 @@ from keras_tl.data import folders
 
 SUFFIXES = (".csv", ".tsv")
 PATH_COLUMNS = ("path", "file", "filename", "file_name", "filepath", "file_path", "image", "image_path", "fname")
-LABEL_COLUMNS = ("label", "labels", "class", "category", "target")
+LABEL_COLUMNS = ("label", "labels", "class", "category", "target", "tags")
 SPLIT_COLUMNS = ("split", "set", "subset", "is_valid", "is_test")
 SPLITS = {"train": "train", "training": "train", "test": "test", "testing": "test",
           "valid": "valid", "validation": "valid", "val": "valid"}
@@ -87,7 +91,8 @@ def read(spec, options):
         name, source, root = f"{path.resolve().parent.name}/{path.name}", str(path), path.parent
         columns, cells = table_cells(path)
     rows = table_rows(source, columns, cells, root, options)
-    return folders.file_dataset(name, source, grouped(source, rows), options)
+    return folders.file_dataset(name, source, grouped(source, rows), options,
+                                multi_label=any(len(row.labels) > 1 for row in rows))
 
 
 def table_cells(path):
@@ -203,9 +208,6 @@ def table_rows(source, columns, cells, root, options):
         rows = [row._replace(path=str(root / row.path)) for row in rows]
     refuse([(row, "") for row in rows if not row.labels], "with no label",
            f"Give every image a label in column {columns[label_at]!r}, or leave its row out.")
-    refuse([(row, delimiter.join(row.labels)) for row in rows if len(row.labels) > 1],
-           f"with several labels (split on label_delimiter={delimiter!r})",
-           "Multi-label classification is not supported yet: give each image one label.")
     if split_at is not None:
         true_split = HELD_OUT_WHEN_TRUE.get(columns[split_at].lower())
         rows = [row._replace(split=split_of(row.split, true_split)) for row in rows]
@@ -214,7 +216,7 @@ def table_rows(source, columns, cells, root, options):
                f"whose {columns[split_at]!r} is not a split",
                f"Expected {expected}; or split_column='{NO_SPLIT_COLUMN}' for a seeded split, or name the split "
                f"column with split_column=.")
-    return [row._replace(labels=row.labels[0]) for row in rows]
+    return rows
 
 
 def labels_of(cell, delimiter):
@@ -234,7 +236,8 @@ def split_of(value, true_split):
 def grouped(source, rows):
     """``{split: {class: [files]}}`` for :func:`~keras_tl.data.folders.file_dataset`, with the validation rows
     placed (see the module docstring), a repeated row kept once and an image in both splits left out of
-    train (one warning each); every class must have rows in every split, and there must be two classes."""
+    train (one warning each); every class must have rows in every split, and there must be two classes. A row's
+    labels are a tuple: an image with several labels is listed in each of its classes."""
     splits = {row.split for row in rows}
     if "valid" in splits:
         if "test" in splits:
@@ -257,12 +260,13 @@ def grouped(source, rows):
     if splits != {"all"} and splits != {"train", "test"}:
         raise ValueError(f"{source}: every row is in {' '.join(splits)}; expected train and test rows (valid rows "
                          f"count as test when there are none), or split_column='{NO_SPLIT_COLUMN}' for a seeded split.")
-    classes = sorted({label for _, label, _ in unique})
+    classes = sorted({label for _, labels, _ in unique for label in labels})
     if len(classes) < 2:
         raise ValueError(f"{source} has {len(classes)} class ({', '.join(classes)}); classification needs at least 2.")
     tree = {split: {label: [] for label in classes} for split in sorted(splits)}
-    for path, label, split in unique:
-        tree[split][label].append(path)
+    for path, labels, split in unique:
+        for label in labels:
+            tree[split][label].append(path)
     lacking = [f"{label} (no {split} row)" for split, labels in tree.items() for label, files in labels.items()
                if not files]
     if lacking:

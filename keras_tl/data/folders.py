@@ -137,7 +137,7 @@ def drop_ambiguous_files(splits):
     return kept, dropped
 
 
-def file_dataset(name, root, splits, options, min_images=1):
+def file_dataset(name, root, splits, options, min_images=1, multi_label=False):
     """An :class:`ImageDataset` from ``{split: {class: [files]}}``, split ``"all"`` still to be divided
     (with ``options.test_fraction`` and ``options.seed``).
 
@@ -145,6 +145,8 @@ def file_dataset(name, root, splits, options, min_images=1):
     warning (:func:`drop_ambiguous_files`), no class may be empty (with ``min_images`` > 1, smaller
     classes are dropped instead) and at least two are needed. Then every file is decode-checked;
     unreadable files are skipped with one warning, and a class left with no images is an error that names it.
+    ``multi_label``: a file listed in several classes is one image with several labels instead, and the labels
+    are multi-hot rows (:func:`multi_hot_set`).
     """
     def drop_small(splits):
         if min_images <= 1:
@@ -152,7 +154,7 @@ def file_dataset(name, root, splits, options, min_images=1):
         return {split: {label: files for label, files in classes.items() if len(files) >= min_images}
                 for split, classes in splits.items()}
 
-    splits, ambiguous = drop_ambiguous_files(splits)
+    splits, ambiguous = (splits, {}) if multi_label else drop_ambiguous_files(splits)
     if ambiguous:
         shown = "\n  ".join(f"{path} (in {', '.join(labels)})" for path, labels in sorted(ambiguous.items())[:5])
         warnings.warn(f"Leaving out {len(ambiguous)} file(s) that are one file in more than one class (links or "
@@ -180,11 +182,23 @@ def file_dataset(name, root, splits, options, min_images=1):
         raise ValueError(f"No readable images left in class(es) {', '.join(emptied)} under {root}: every file "
                          f"was skipped (see the warning). Replace or remove the damaged files, or the class folder.")
     class_names = sorted(next(iter(splits.values())))
-    image_sets = {split: ImageSet(labels=np.array([index for index, label in enumerate(class_names)
-                                                    for _ in classes[label]], dtype=int),
-                                  paths=np.array([path for label in class_names for path in classes[label]]))
+    image_sets = {split: multi_hot_set(classes, class_names) if multi_label else
+                  ImageSet(labels=np.array([index for index, label in enumerate(class_names)
+                                            for _ in classes[label]], dtype=int),
+                           paths=np.array([path for label in class_names for path in classes[label]]))
                   for split, classes in splits.items()}
     if "all" in image_sets:
         train, test = stratified_split(image_sets["all"].labels, options.test_fraction, options.seed)
         image_sets = {"train": image_sets["all"].subset(train), "test": image_sets["all"].subset(test)}
     return ImageDataset(name, class_names, image_sets["train"], image_sets["test"], skipped=sorted(bad.items()))
+
+
+def multi_hot_set(classes, class_names):
+    """The :class:`ImageSet` of ``{class: [files]}`` where a file may be in several classes: each file once (in the
+    order first listed), its labels a multi-hot row of ``uint8`` (1 for each of its classes, in ``class_names``)."""
+    paths = list(dict.fromkeys(path for label in class_names for path in classes[label]))
+    row_of = {path: row for row, path in enumerate(paths)}
+    labels = np.zeros((len(paths), len(class_names)), dtype=np.uint8)
+    for column, label in enumerate(class_names):
+        labels[[row_of[path] for path in classes[label]], column] = 1
+    return ImageSet(labels=labels, paths=np.array(paths))

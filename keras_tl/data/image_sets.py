@@ -1,8 +1,11 @@
 """What every reader returns: a dataset of named classes and two :class:`ImageSet` splits, and the seeded
 splits and subsets made of them.
 
-An image set holds either file paths or an in-memory ``uint8`` array, plus integer labels. Where a
-dataset comes with no split, a seeded stratified split is made, so every run sees the same one.
+An image set holds either file paths or an in-memory ``uint8`` array, plus integer labels, or, for a
+multi-label dataset (several labels per image, :mod:`keras_tl.data.csv_labels`), a multi-hot ``(images,
+classes)`` array of 0 and 1 (:attr:`ImageSet.multi_label`). Where a dataset comes with no split, a seeded
+stratified split is made, so every run sees the same one (multi-label: stratified on each image's first label
+where every such class has two images, else a seeded random split).
 :class:`ReadOptions` is what :func:`keras_tl.data.load_dataset` hands every reader.
 """
 import dataclasses
@@ -35,7 +38,8 @@ class ReadOptions:
 
 @dataclasses.dataclass
 class ImageSet:
-    """Images of one split: ``paths`` (files) or ``images`` (uint8 array), and their integer ``labels``."""
+    """Images of one split: ``paths`` (files) or ``images`` (uint8 array), and their integer ``labels``
+    (multi-label: a multi-hot ``(images, classes)`` array)."""
 
     labels: np.ndarray
     paths: np.ndarray = None
@@ -43,6 +47,11 @@ class ImageSet:
 
     def __len__(self):
         return len(self.labels)
+
+    @property
+    def multi_label(self):
+        """Whether the labels are multi-hot rows (several labels per image) rather than class indices."""
+        return np.ndim(self.labels) == 2
 
     def subset(self, indices):
         indices = np.asarray(indices, dtype=int)
@@ -76,9 +85,15 @@ class ImageDataset:
     test: ImageSet
     skipped: list = dataclasses.field(default_factory=list)
 
+    @property
+    def multi_label(self):
+        """Whether an image may have several labels (multi-hot labels, :attr:`ImageSet.multi_label`)."""
+        return self.train.multi_label
+
     def class_counts(self):
-        """``{class: (train images, test images)}``."""
-        counts = [np.bincount(image_set.labels, minlength=len(self.class_names)) for image_set in (self.train,
+        """``{class: (train images, test images)}`` (multi-label: the images that have the class)."""
+        counts = [image_set.labels.sum(axis=0) if image_set.multi_label else
+                  np.bincount(image_set.labels, minlength=len(self.class_names)) for image_set in (self.train,
                                                                                                   self.test)]
         return {name: (int(counts[0][index]), int(counts[1][index])) for index, name in enumerate(self.class_names)}
 
@@ -110,11 +125,25 @@ def _span(values):
 def stratified_split(labels, test_fraction, seed, parameter="test_fraction"):
     """Seeded stratified split of indices into (train, test): every class keeps its share.
 
-    ``parameter``: the name of the fraction where the caller's user set it, for the error message.
+    Multi-hot ``labels`` (several labels per image) are stratified on each image's first label where every
+    such class has at least 2 images, else split at random (seeded): a split that keeps the share of every
+    label set is seldom possible on a small dataset. ``parameter``: the name of the fraction where the
+    caller's user set it, for the error message.
     """
     from sklearn.model_selection import train_test_split
 
     labels = np.asarray(labels)
+    if labels.ndim == 2:
+        first = first_labels(labels)
+        held_out = int(np.ceil(test_fraction * len(labels)))
+        if not 1 <= held_out < len(labels):
+            raise ValueError(f"Holding out {test_fraction:g} of {len(labels)} images leaves {held_out} held out and "
+                             f"{len(labels) - held_out} kept: change {parameter}= or use more images.")
+        counts = np.bincount(first)[np.unique(first)]
+        stratify = first if counts.min() >= 2 and min(held_out, len(labels) - held_out) >= len(counts) else None
+        train, test = train_test_split(np.arange(len(labels)), test_size=held_out, random_state=seed,
+                                       stratify=stratify)
+        return np.sort(train), np.sort(test)
     counts = np.bincount(labels)
     classes = int(np.count_nonzero(counts))
     held_out = int(np.ceil(test_fraction * len(labels)))
@@ -130,9 +159,16 @@ def stratified_split(labels, test_fraction, seed, parameter="test_fraction"):
     return np.sort(train), np.sort(test)
 
 
-def per_class_subset(labels, per_class, seed):
-    """Seeded choice of at most ``per_class`` indices of every class, in the original order."""
+def first_labels(labels):
+    """Each image's class index: itself for class indices, the first class of each multi-hot row."""
     labels = np.asarray(labels)
+    return np.argmax(labels, axis=1) if labels.ndim == 2 else labels
+
+
+def per_class_subset(labels, per_class, seed):
+    """Seeded choice of at most ``per_class`` indices of every class, in the original order (multi-label: of
+    every first label, :func:`first_labels`)."""
+    labels = first_labels(labels)
     rng = np.random.default_rng(seed)
     chosen = [rng.permutation(np.flatnonzero(labels == label))[:per_class] for label in np.unique(labels)]
     return np.sort(np.concatenate(chosen))

@@ -31,14 +31,18 @@ def make_pipeline(image_set, image_size, preprocess=None, batch_size=32, shuffle
     their central square, ``"pad"`` centres them on a white square (:data:`~keras_tl.data.images.RESIZE_MODES`);
     then ``preprocess`` (the source's ``preprocess_input``) is applied to whole batches, and the next batches
     are prefetched. ``balanced``: every class drawn equally often, in a
-    shuffled order (:func:`balanced_order`).
+    shuffled order (:func:`balanced_order`). Labels are int32 class indices, or float32 multi-hot rows for a
+    multi-label set (:attr:`~keras_tl.data.ImageSet.multi_label`), which cannot be ``balanced``.
     """
     check_sizes(image_size=image_size, batch_size=batch_size)
     check_resize(resize)
     import tensorflow as tf
 
     autotune = tf.data.AUTOTUNE
-    labels = image_set.labels.astype(np.int32)
+    if balanced and image_set.multi_label:
+        raise ValueError("balanced=True draws every class equally often, and an image of a multi-label set has "
+                         "several classes; use it with one label per image.")
+    labels = image_set.labels.astype(np.float32 if image_set.multi_label else np.int32)
 
     def order(dataset):
         if balanced:
@@ -108,7 +112,8 @@ def balanced_order(dataset, labels, seed=0):
 def training_pipelines(source, image_size, splits, num_classes, batch_size=32, mix="none", mix_alpha=0.0, seed=0,
                        shard=False, balanced=False, resize="squash"):
     """tf.data pipelines for train (shuffled, optionally mixed), validation and test of ``splits``;
-    labels one-hot for train and validation (mixup and CutMix make soft labels), integers for test.
+    labels one-hot for train and validation (mixup and CutMix make soft labels), integers for test (multi-label:
+    multi-hot rows in all three).
     Without a ``"validation"`` split (a fixed schedule) the validation pipeline is None.
 
     ``shard``: split the training data across the workers of a multi-worker strategy. ``balanced``: train
@@ -121,7 +126,7 @@ def training_pipelines(source, image_size, splits, num_classes, batch_size=32, m
     from keras_tl.data import augment  # both import Keras: only once a pipeline is made
 
     def one_hot(images, labels):
-        return images, tf.one_hot(labels, num_classes)
+        return images, labels if splits["train"].multi_label else tf.one_hot(labels, num_classes)
 
     def pipeline(image_set, shuffle=False, balanced=False):
         return make_pipeline(image_set, image_size, source.preprocess_input, batch_size, shuffle=shuffle, seed=seed,

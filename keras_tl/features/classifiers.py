@@ -20,7 +20,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
+from sklearn.multiclass import OneVsRestClassifier
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
@@ -125,7 +126,7 @@ def _head(classifier, c, seed, dual, class_weight):
 
 
 def make_classifier(postprocessing="passthrough", c=1.0, search_c=False, seed=0, folds=3, row_space=False,
-                    classifier="linear-svm", class_weight=None):
+                    classifier="linear-svm", class_weight=None, multi_label=False):
     """``Pipeline([("postprocess", ...), (head, ...)])`` with the ``classifier`` of :data:`CLASSIFIERS`
     (the default ``Pipeline([("postprocess", ...), ("svm", LinearSVC(C=c))])``), seeded by ``seed``;
     with ``search_c``, a grid search over C.
@@ -135,7 +136,9 @@ def make_classifier(postprocessing="passthrough", c=1.0, search_c=False, seed=0,
     the training rows (:class:`RowSpace`), for fewer images than features and a linear head.
     ``class_weight``: scikit-learn's, for the heads of :data:`WITH_CLASS_WEIGHT`: ``"balanced"`` weighs
     the errors on each class by n / (k x its training images), so that a small class counts as much
-    as a large one (the jobs' ``--class-weight auto``), or a dict ``{class: weight}``.
+    as a large one (the jobs' ``--class-weight auto``), or a dict ``{class: weight}``. ``multi_label``: for
+    multi-hot labels (several per image), the head is scikit-learn's ``OneVsRestClassifier`` of it, one binary
+    head per class (each weighed on its own with ``class_weight``), and the search of C uses plain seeded folds.
     """
     check_classifier(classifier)
     if class_weight is not None and classifier not in WITH_CLASS_WEIGHT:
@@ -149,11 +152,12 @@ def make_classifier(postprocessing="passthrough", c=1.0, search_c=False, seed=0,
                          f"not linear; use it with {', '.join(LINEAR)}.")
     step, head = _head(classifier, c, seed, True if row_space else "auto", class_weight)
     steps = [("postprocess", postprocessing)] + ([("row_space", RowSpace())] if row_space else [])
-    pipeline = Pipeline(steps + [(step, head)])
+    pipeline = Pipeline(steps + [(step, OneVsRestClassifier(head) if multi_label else head)])
     if not search_c:
         return pipeline
-    folds = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    return GridSearchCV(pipeline, {f"{step}__C": list(C_GRID)}, cv=folds, n_jobs=1)
+    folds = (KFold if multi_label else StratifiedKFold)(n_splits=folds, shuffle=True, random_state=seed)
+    searched = f"{step}__estimator__C" if multi_label else f"{step}__C"
+    return GridSearchCV(pipeline, {searched: list(C_GRID)}, cv=folds, n_jobs=1)
 
 
 def wilson_interval(correct, total, confidence=0.95):

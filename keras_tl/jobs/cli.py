@@ -231,8 +231,8 @@ def add_table_options(parser):
                                  f"{', '.join(names)}" + ("; none: no split column, a seeded split)"
                                                          if column == "split" else ")"))
     parser.add_argument("--label-delimiter", default=None, metavar="TEXT",
-                        help="what separates the labels in a cell of a .csv/.tsv --dataset (default: a cell is "
-                             "one label; several labels per image are not supported yet)")
+                        help="what separates the labels in a cell of a .csv/.tsv --dataset, such as ' ' (default: a "
+                             "cell is one label); a cell with several makes the task multi-label")
 
 
 def table_options(args):

@@ -32,6 +32,15 @@ augmented (:func:`keras_tl.analysis.batches.show_batch`): a wrong label or a bro
 After it, a temperature fitted on the validation part calibrates the probabilities
 (:mod:`keras_tl.training.calibration`): ``calibration.json`` (which ``python -m keras_tl.predict`` uses),
 ``figures/reliability.png`` and the expected calibration error on test before and after in ``metrics.json``.
+
+Several labels per image (a multi-label table, :mod:`keras_tl.data.csv_labels`): a sigmoid head trained with the
+binary cross-entropy of each class (the recipe's ``multi_label``); a threshold per class chosen on the validation
+part (the one that maximises the class's F1, :func:`keras_tl.features.multi_label.choose_thresholds`), written to
+``thresholds.json`` (which ``python -m keras_tl.predict`` uses) and into ``raw_model.keras``; ``metrics.json`` holds
+micro and macro F1, the mean average precision and each class's AP on test (``multi_label``; also with ``--tta``),
+and ``test_scores.npy`` and ``test_labels.npy`` the test scores and labels they come from. No confusion matrix
+and no temperature calibration then; ``--class-weight auto``, ``--balanced-sampling`` and ``--folds`` need one
+label per image.
 """
 import argparse
 import dataclasses
@@ -341,6 +350,7 @@ def load_splits(args, strategy):
     dataset = data.load_dataset(args.dataset, seed=args.seed, train_per_class=args.train_per_class,
                                 test_per_class=args.test_per_class, verbose=not args.quiet,
                                 tfds_data_dir=args.tfds_data_dir, **cli.table_options(args))
+    check_multi_label_options(args, dataset)
     if args.fold is not None:
         dataset = fold_dataset(dataset, *args.fold, args.seed)
     train_set, validation_set = data.split_validation(dataset.train, args.validation_fraction, args.seed)
@@ -350,6 +360,16 @@ def load_splits(args, strategy):
                          f"{strategy.num_replicas_in_sync} replica(s)) is larger than the training set "
                          f"({len(train_set)} images after holding out validation); use a smaller --batch-size.")
     return dataset, {"train": train_set, "validation": validation_set, "test": dataset.test}
+
+
+def check_multi_label_options(args, dataset):
+    """A ``ValueError`` for an option that needs one label per image, when ``dataset`` has several (multi-label)."""
+    refused = [flag for flag, given in (("--class-weight auto", args.class_weight == "auto"),
+                                        ("--balanced-sampling", args.balanced_sampling),
+                                        ("--folds", args.fold is not None)) if given]
+    if dataset.multi_label and refused:
+        raise ValueError(f"{refused[0]} needs one label per image, and {dataset.name} gives some images several "
+                         f"(a multi-label table); leave {refused[0]} out.")
 
 
 def build_model(args, source, image_size, num_classes, settings, strategy):
@@ -418,6 +438,7 @@ def run(args):
     source.input_shape(image_size)  # an error below the source's minimum size
     settings = recipe_of(args)
     dataset, splits = load_splits(args, strategy)
+    settings = dataclasses.replace(settings, multi_label=dataset.multi_label)
     if args.class_weight == "auto":  # counted from the labels, without a pass over the images
         settings = dataclasses.replace(settings, class_weight=recipe.balanced_class_weight(
             np.bincount(splits["train"].labels, minlength=len(dataset.class_names))))
@@ -446,7 +467,7 @@ def run(args):
             "global_batch_size": batch_size, "sizes": sizes,
             "class_names": dataset.class_names, "stages": [dataclasses.asdict(stage) for stage in stages],
             "layers_tuned": tuned, "strategy": distribute.describe(strategy), "keras": keras.__version__,
-            "class_weight": settings.class_weight})
+            "class_weight": settings.class_weight, "multi_label": dataset.multi_label})
         print_plan(say, args, run_dir, resuming, source, image_size, dataset, sizes, tuned, targets, augmentation,
                    strategy, batch_size, stages, settings.class_weight)
         show_training_batch(args, source, image_size, splits, dataset.class_names, batch_size, augmentation, run_dir)
@@ -460,16 +481,18 @@ def run(args):
                                     verbose=(1 if sys.stdout.isatty() else 2) if not args.quiet else 0)
         with runs.atomic_path(run_dir / "layers.txt") as temporary:
             temporary.write_text(freezing.trainable_report(model, expand_nested=True) + "\n")
-        metrics = evaluate_and_save(args, model, test, dataset, results, run_dir, source, sizes)
-        metrics["calibration"] = calibrate(model, validation, test, splits, run_dir, f"{source.name} on {dataset.name}")
+        metrics = evaluate_and_save(args, model, test, dataset, results, run_dir, source, sizes, validation, splits)
+        metrics["calibration"] = None if dataset.multi_label else calibrate(model, validation, test, splits, run_dir,
+                                                                            f"{source.name} on {dataset.name}")
         metrics["cost"] = cost_of(results, sizes, time.perf_counter() - started, full_fine_tune_params)
         runs.write_json(run_dir / "metrics.json", metrics)
         print_summary(results, metrics, run_dir)
         return metrics
 
 
-def evaluate_and_save(args, model, test, dataset, results, run_dir, source, sizes):
-    """Test accuracy, ``model.keras`` and the figures; the metrics without their cost."""
+def evaluate_and_save(args, model, test, dataset, results, run_dir, source, sizes, validation=None, splits=None):
+    """Test accuracy, ``model.keras`` and the figures; the metrics without their cost (multi-label: those of
+    :func:`evaluate_multi_label_run`)."""
     from keras_tl import plots
     from keras_tl.analysis import raw_images
     from keras_tl.analysis.tta import tta_model
@@ -480,27 +503,57 @@ def evaluate_and_save(args, model, test, dataset, results, run_dir, source, size
         first_epoch = len(history) + 1
         history += [{**row, "epoch": first_epoch + index, "stage": name}
                     for index, row in enumerate(result.pop("history"))]
-    predicted = classifiers.predict_classes(model, test)
-    evaluation = classifiers.evaluate_predictions(dataset.test.labels, predicted, dataset.class_names)
-    tta = None if args.tta == "none" else classifiers.evaluate_predictions(
-        dataset.test.labels, classifiers.predict_classes(tta_model(model, args.tta), test), dataset.class_names)
+    title = f"{source.name} ({describe_training(args)}) on {dataset.name}"
+    thresholds = None
+    if dataset.multi_label:
+        metrics, thresholds = evaluate_multi_label_run(args, model, validation, test, splits, dataset, run_dir)
+    else:
+        predicted = classifiers.predict_classes(model, test)
+        evaluation = classifiers.evaluate_predictions(dataset.test.labels, predicted, dataset.class_names)
+        tta = None if args.tta == "none" else classifiers.evaluate_predictions(
+            dataset.test.labels, classifiers.predict_classes(tta_model(model, args.tta), test), dataset.class_names)
+        plots.plot_confusion_matrix(evaluation["confusion_matrix"], dataset.class_names,
+                                    path=run_dir / "figures" / "confusion_matrix.png",
+                                    title=f"{title}: test accuracy {evaluation['accuracy']:.3f}")
+        metrics = {"test_accuracy": evaluation["accuracy"], "test_accuracy_interval": evaluation["accuracy_interval"],
+                   "test_accuracy_tta": tta["accuracy"] if tta else None,
+                   "test_accuracy_tta_interval": tta["accuracy_interval"] if tta else None, "tta": args.tta,
+                   "test_balanced_accuracy": evaluation["balanced_accuracy"],
+                   "confusion_matrix": evaluation["confusion_matrix"], "per_class": evaluation["per_class"],
+                   "report": evaluation["report"]}
     with runs.atomic_path(run_dir / "model.keras") as temporary:
         model.save(temporary)
     raw_model = raw_images.save_raw_model(model, run_dir, source, args.image_size, dataset.class_names,
-                                          resize=args.resize)
-    title = f"{source.name} ({describe_training(args)}) on {dataset.name}"
+                                          resize=args.resize, thresholds=thresholds)
     plots.plot_learning_curves(history, path=run_dir / "figures" / "learning_curves.png", title=title)
-    plots.plot_confusion_matrix(evaluation["confusion_matrix"], dataset.class_names,
-                                path=run_dir / "figures" / "confusion_matrix.png",
-                                title=f"{title}: test accuracy {evaluation['accuracy']:.3f}")
-    return {"test_accuracy": evaluation["accuracy"], "test_accuracy_interval": evaluation["accuracy_interval"],
-            "test_accuracy_tta": tta["accuracy"] if tta else None,
-            "test_accuracy_tta_interval": tta["accuracy_interval"] if tta else None,
-            "tta": args.tta, "test_images": sizes["test"], "test_balanced_accuracy": evaluation["balanced_accuracy"],
-            "stages": results, "history": history,
-            "confusion_matrix": evaluation["confusion_matrix"], "per_class": evaluation["per_class"],
-            "report": evaluation["report"],
+    return {**metrics, "test_images": sizes["test"], "stages": results, "history": history,
             "class_names": dataset.class_names, "skipped_files": dataset.skipped, "raw_model": raw_model}
+
+
+def evaluate_multi_label_run(args, model, validation, test, splits, dataset, run_dir):
+    """A multi-label run's test metrics (:func:`keras_tl.features.multi_label.evaluate_multi_label`, with ``--tta``
+    too) at thresholds chosen on the validation part (0.5 without one), written to ``thresholds.json``; the test
+    scores and labels in ``test_scores.npy`` and ``test_labels.npy``. Returns ``(metrics, thresholds)``."""
+    from keras_tl.analysis.tta import tta_model
+    from keras_tl.features import multi_label
+    from keras_tl.training import calibration
+
+    if validation is None:
+        thresholds, chosen_on = np.full(len(dataset.class_names), 0.5), "nothing (no validation part): 0.5 each"
+    else:
+        thresholds = multi_label.choose_thresholds(splits["validation"].labels,
+                                                   calibration.model_outputs(model, validation))
+        chosen_on = f"{len(splits['validation'])} validation images, each class's best F1"
+    multi_label.write_thresholds(run_dir, thresholds, dataset.class_names, chosen_on)
+    scores = calibration.model_outputs(model, test)
+    runs.write_array(run_dir / "test_scores.npy", scores)
+    runs.write_array(run_dir / "test_labels.npy", dataset.test.labels)
+    evaluation = multi_label.evaluate_multi_label(dataset.test.labels, scores, thresholds, dataset.class_names)
+    tta = None if args.tta == "none" else multi_label.evaluate_multi_label(
+        dataset.test.labels, calibration.model_outputs(tta_model(model, args.tta), test), thresholds,
+        dataset.class_names)
+    return {"multi_label": evaluation, "multi_label_tta": tta, "tta": args.tta,
+            "thresholds_chosen_on": chosen_on}, thresholds
 
 
 def show_training_batch(args, source, image_size, splits, class_names, batch_size, augmentation, run_dir):
@@ -554,13 +607,16 @@ def print_summary(results, metrics, run_dir):
     cost = metrics["cost"]
     speed = (f"{cost['train_images_per_second']:.0f} train images/s" if cost["train_seconds"]
              else "no epoch trained now")
-    plain = classifiers.format_accuracy(metrics["test_accuracy"], metrics["test_accuracy_interval"])
-    print(f"Test accuracy: {plain} on {metrics['test_images']} images"
-          + (f"; {classifiers.format_accuracy(metrics['test_accuracy_tta'], metrics['test_accuracy_tta_interval'])} "
-             f"with {metrics['tta']} TTA" if metrics["test_accuracy_tta"] is not None else "")
-          + " ([low, high]: the 95 % Wilson score interval, Wilson 1927)")
-    print(f"Balanced accuracy: {metrics['test_balanced_accuracy']:.3f}, the mean of the recalls per class (test "
-          f"images): {classifiers.format_recalls(metrics['per_class'])}")
+    if "multi_label" in metrics:
+        print_multi_label_summary(metrics)
+    else:
+        plain = classifiers.format_accuracy(metrics["test_accuracy"], metrics["test_accuracy_interval"])
+        print(f"Test accuracy: {plain} on {metrics['test_images']} images"
+              + (f"; {classifiers.format_accuracy(metrics['test_accuracy_tta'], metrics['test_accuracy_tta_interval'])}"
+                 f" with {metrics['tta']} TTA" if metrics["test_accuracy_tta"] is not None else "")
+              + " ([low, high]: the 95 % Wilson score interval, Wilson 1927)")
+        print(f"Balanced accuracy: {metrics['test_balanced_accuracy']:.3f}, the mean of the recalls per class (test "
+              f"images): {classifiers.format_recalls(metrics['per_class'])}")
     if metrics["skipped_files"]:
         print(f"Skipped {len(metrics['skipped_files'])} unreadable file(s), listed in metrics.json")
     print(f"Cost: {cost['wall_seconds']:.0f} s wall, {speed}; {cost['trainable_params']:,} of "
@@ -569,6 +625,20 @@ def print_summary(results, metrics, run_dir):
     if metrics["calibration"]:
         print(calibration.describe(metrics["calibration"]))
     print(f"Run folder: {run_dir}")
+
+
+def print_multi_label_summary(metrics):
+    """A multi-label run's test metrics (and with TTA), then each class's AP, F1 and threshold."""
+    from keras_tl.features import multi_label
+
+    evaluation, tta = metrics["multi_label"], metrics["multi_label_tta"]
+    print(f"Test (multi-label, {metrics['test_images']} images): {multi_label.format_evaluation(evaluation)}"
+          + (f"; {multi_label.format_evaluation(tta)} with {metrics['tta']} TTA" if tta else ""))
+    print(messages.format_table([[name, row["images"], "n/a" if row["ap"] is None else f"{row['ap']:.3f}",
+                                  f"{row['f1']:.3f}", f"{row['threshold']:.3g}"]
+                                 for name, row in evaluation["per_class"].items()],
+                                ["class", "test images", "AP", "F1", "threshold"]))
+    print(f"Thresholds chosen on {metrics['thresholds_chosen_on']} (thresholds.json); F1 at them, AP over all of them.")
 
 
 # ----------------------------------------------------------------------------- --folds K

@@ -13,6 +13,16 @@ beside its accuracy. Imbalanced classes: ``--class-weight auto`` weighs each cla
 (scikit-learn's ``class_weight="balanced"``). A small dataset: ``--folds K`` also fits each method's head
 on K stratified folds of train and test joined (the features are extracted once), each fold and mean ± std.
 
+Several labels per image (a multi-label table, :mod:`keras_tl.data.csv_labels`): each head is one-vs-rest
+(scikit-learn's ``OneVsRestClassifier``, a binary head per class), and each class's threshold on its scores is
+the one that maximises its F1 on cross-validated scores of the training features
+(:func:`keras_tl.features.multi_label.cross_validated_thresholds`; for a class with no positive training image,
+0, the SVM's margin, or 0.5 for a head of probabilities); ``metrics.json`` holds each method's micro and macro
+F1, mean average precision and per-class AP on test (``multi_label``), ``test_scores/LAYERS_POST.npy`` the test
+scores they come from (the labels are ``features/labels_test.npy``), and ``thresholds.json`` the exported
+method's thresholds. No confusion matrix and no calibration then; ``--shots`` and ``--folds`` need one label per
+image.
+
 At scale (see :mod:`keras_tl.features.extraction`): ``--strategy mirrored`` spreads each batch over the GPUs
 of the machine; ``--shard I/N`` (or, in a Slurm array, the array task's part) only extracts part
 I of N into the shared cache and stops, and a later run without it joins the parts, extracts what
@@ -182,6 +192,9 @@ def run(args):
     dataset = data.load_dataset(args.dataset, seed=args.seed, train_per_class=args.train_per_class,
                                 test_per_class=args.test_per_class, verbose=verbose, tfds_data_dir=args.tfds_data_dir,
                                 **cli.table_options(args))
+    if dataset.multi_label and (args.shots or args.folds):
+        raise ValueError(f"{'--shots' if args.shots else '--folds'} needs one label per image, and {dataset.name} "
+                         f"gives some images several (a multi-label table); leave it out.")
     if args.shots:
         smallest = int(np.bincount(dataset.train.labels).min())
         if max(args.shots) > smallest:
@@ -301,6 +314,7 @@ def extract_part(args, extractor, dataset, shard, verbose):
 def evaluate_method(args, features, dataset, layers, post, names, extractor, run_dir, save_model=False):
     """Train and test one LAYERS:POST method's head (``--classifier``; and its few-shot curve); save its
     confusion matrix. With ``save_model``, also save the method as one Keras model (:mod:`keras_tl.analysis.export`).
+    A multi-label dataset: :func:`evaluate_multi_label_method` instead.
     """
     from keras_tl import plots
     from keras_tl.analysis import export
@@ -313,7 +327,11 @@ def evaluate_method(args, features, dataset, layers, post, names, extractor, run
     started = time.perf_counter()
     classifier = classifiers.make_classifier(postprocessor(post, args.thresholds), c=args.c,
                                           search_c=args.search_c, seed=args.seed, classifier=args.classifier,
-                                          class_weight="balanced" if args.class_weight == "auto" else None)
+                                          class_weight="balanced" if args.class_weight == "auto" else None,
+                                          multi_label=dataset.multi_label)
+    if dataset.multi_label:
+        return evaluate_multi_label_method(args, classifier, train_x, test_x, dataset, f"{layers}:{post}", run_dir,
+                                           extractor, names, save_model, started)
     result = classifiers.fit_evaluate(classifier, train_x, dataset.train.labels, test_x, dataset.test.labels,
                                    dataset.class_names)
     result.update(dimensions=len(selected), layers=len(names), seconds=time.perf_counter() - started)
@@ -337,6 +355,35 @@ def evaluate_method(args, features, dataset, layers, post, names, extractor, run
     plots.plot_confusion_matrix(result["confusion_matrix"], dataset.class_names,
                                 path=run_dir / "figures" / f"confusion_{layers}_{post}.png".replace(",", "+"),
                                 title=f"{source.name} {layers}:{post}: accuracy {result['accuracy']:.3f}")
+    return result
+
+
+def evaluate_multi_label_method(args, classifier, train_x, test_x, dataset, method, run_dir, extractor, names,
+                                save_model, started):
+    """One method's one-vs-rest head on a multi-label dataset: fitted on train, thresholds from cross-validated
+    training scores, the metrics of :func:`keras_tl.features.multi_label.evaluate_multi_label` on test, its test
+    scores in ``test_scores/``; with ``save_model``, the model files and ``thresholds.json``."""
+    from keras_tl.analysis import export
+    from keras_tl.features import extraction, multi_label
+
+    classifier.fit(train_x, dataset.train.labels)
+    thresholds = multi_label.cross_validated_thresholds(classifier, train_x, dataset.train.labels, seed=args.seed)
+    scores = multi_label.head_scores(classifier, test_x)
+    runs.write_array(run_dir / "test_scores" / f"{method.replace(':', '_').replace(',', '+')}.npy", scores)
+    result = {"multi_label": multi_label.evaluate_multi_label(dataset.test.labels, scores, thresholds,
+                                                              dataset.class_names),
+              "thresholds_chosen_on": f"cross-validated scores of the {len(train_x)} training images (3 folds), "
+                                      f"each class's best F1",
+              "images": len(test_x), "dimensions": train_x.shape[1], "layers": len(names),
+              "seconds": time.perf_counter() - started}
+    if save_model:
+        method_extractor = extraction.FeatureExtractor(extractor.source, names, extractor.image_size,
+                                                       extractor.weights, extractor.include_top,
+                                                       model=extractor.model, strategy=extractor.strategy)
+        export.save_fne_model(export.fne_model(method_extractor, classifier), run_dir, dataset.class_names,
+                              extractor.source.name, extractor.image_size, method,
+                              export.head_score_name(classifier), extractor.resize, thresholds)
+        multi_label.write_thresholds(run_dir, thresholds, dataset.class_names, result["thresholds_chosen_on"])
     return result
 
 
@@ -373,13 +420,18 @@ def write_projector(args, features, dataset, method_layers, extractor, run_dir):
         image_set = getattr(dataset, split)
         files = [str(path) for path in image_set.paths] if image_set.paths is not None else \
             [f"{split} image {index}" for index in range(len(image_set))]
-        rows += [(dataset.class_names[label], split, file) for label, file in zip(image_set.labels, files)]
+        rows += [(label_text(label, dataset.class_names), split, file) for label, file in zip(image_set.labels, files)]
         images += list(image_set.paths if image_set.paths is not None else image_set.images)
     folder = projector.write_projector(run_dir / "projector", vectors, rows, metadata_header=("label", "split", "file"),
                                        images=images, name=f"{extractor.source.name} {args.export_method}")
     if not args.quiet:
         print(f"Projector: {len(vectors)} images x {vectors.shape[1]} features ({args.export_method}) in {folder}; "
               f"tensorboard --logdir {folder}")
+
+
+def label_text(label, class_names):
+    """An image's label as text: its class, or its classes joined by ``+`` (multi-hot labels)."""
+    return "+".join(np.asarray(class_names)[label == 1]) if np.ndim(label) else class_names[label]
 
 
 def pooled_labels(dataset):
@@ -394,6 +446,8 @@ def print_summary(results, images_per_second, run_dir, shots, skipped, classifie
     from keras_tl.features import classifiers
     from keras_tl.training import calibration
 
+    if "multi_label" in next(iter(results.values())):
+        return print_multi_label_summary(results, images_per_second, run_dir, skipped, classifier, export_method)
     rows = [[name, result["layers"], result["dimensions"],
              classifiers.format_accuracy(result["accuracy"], result["accuracy_interval"]),
              f"{result['balanced_accuracy']:.3f}", images_per_second, result["seconds"]]
@@ -430,6 +484,34 @@ def print_summary(results, images_per_second, run_dir, shots, skipped, classifie
     if results[export_method].get("calibration"):
         print(calibration.describe(results[export_method]["calibration"]))
     print(f"Run folder: {run_dir}")
+
+
+def print_multi_label_summary(results, images_per_second, run_dir, skipped, classifier, export_method):
+    """A multi-label run's summary: each method's micro and macro F1 and mAP on test, the exported method's
+    per-class AP, F1 and threshold, the files skipped, what model.keras holds and where the run folder is."""
+    rows = [[name, result["layers"], result["dimensions"], f"{entry['micro_f1']:.3f}", f"{entry['macro_f1']:.3f}",
+             format_optional(entry["mean_average_precision"]), images_per_second, result["seconds"]]
+            for name, result in results.items() for entry in [result["multi_label"]]]
+    print(messages.format_table(rows, ["method", "layers", "dims", "micro F1", "macro F1", "mAP", "extract img/s",
+                                       "fit s"]))
+    exported = results[export_method]
+    print(messages.format_table([[name, row["images"], format_optional(row["ap"]), f"{row['f1']:.3f}",
+                                  f"{row['threshold']:.3g}"]
+                                 for name, row in exported["multi_label"]["per_class"].items()],
+                                ["class", "test images", f"AP ({export_method})", "F1", "threshold"]))
+    print(f"Multi-label, one-vs-rest heads, on {exported['images']} test images: F1 at each class's threshold (chosen "
+          f"on {exported['thresholds_chosen_on']}); mAP, the mean of the per-class average precisions, needs none.")
+    if skipped:
+        print(f"Skipped {len(skipped)} unreadable file(s), listed in metrics.json")
+    if classifier in LINEAR:
+        print(f"model.keras: the {export_method} method and its thresholds (thresholds.json), which python -m "
+              "keras_tl.predict uses.")
+    print(f"Run folder: {run_dir}")
+
+
+def format_optional(value):
+    """``"0.812"``, or ``"n/a"`` for None (an AP of a class with no positive test image)."""
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def link_into(cache_file, target):

@@ -4,14 +4,16 @@ Loads a finished ``fine_tune`` or ``fne`` run (:func:`keras_tl.analysis.trained.
 images with the run's own size and preprocessing, and prints each file's top classes: softmax
 probabilities for a fine-tuned network, linear-SVM decision scores for an FNE run, and beside them the
 calibrated probabilities where the run has them (``calibration.json``, :mod:`keras_tl.training.calibration`).
-``--output-dir`` writes them as ``predictions.csv`` there; ``--explain`` saves a Grad-CAM figure per
-image (fine-tuned runs) there, else in ``RUN_DIR/explain``. ``--tta flip|ten-crop`` averages the
-scores over views of each image (:mod:`keras_tl.analysis.tta`).
+A multi-label run (``thresholds.json``) prints instead every class whose score reaches its threshold, with the
+scores (none, when no class does). ``--output-dir`` writes them as ``predictions.csv`` there; ``--explain`` saves
+a Grad-CAM figure per image (fine-tuned runs; of its best class) there, else in ``RUN_DIR/explain``.
+``--tta flip|ten-crop`` averages the scores over views of each image (:mod:`keras_tl.analysis.tta`).
 
 ``--interpret`` is the error analysis (:mod:`keras_tl.analysis.interpret`) instead: the run's own test
 split (or ``--dataset``, ``--split``), the most confused pairs and the per-class accuracy as
 tables, and in ``--output-dir`` (else ``RUN_DIR/interpret``) ``top_losses.png``,
-``per_class_accuracy.png``, ``confusion_matrix.png``, ``confused_pairs.csv`` and ``mislabelled.csv``.
+``per_class_accuracy.png``, ``confusion_matrix.png``, ``confused_pairs.csv`` and ``mislabelled.csv``; not for a
+multi-label run, whose ``metrics.json`` holds each class's AP and F1 on test instead.
 """
 import argparse
 import csv
@@ -131,9 +133,13 @@ def run(args):
         raise ValueError(f"engine={args.engine!r} runs the run's own model, without test-time augmentation; "
                          f"give tta='none' with it, or engine='tensorflow'.")
     scorer = dataclasses.replace(model, model=tta_model(model.model, args.tta), engine=args.engine)
-    top = [entry for start in range(0, len(files), args.batch_size)
-           for entry in scorer.top_k(files[start:start + args.batch_size], args.top_k, calibrated=True)]
-    print_table(files, top, model.score_name)
+    batches = [files[start:start + args.batch_size] for start in range(0, len(files), args.batch_size)]
+    if model.multi_label:
+        top = [entry for batch in batches for entry in scorer.labels_above(batch)]
+        print_labels(files, top, model.score_name)
+    else:
+        top = [entry for batch in batches for entry in scorer.top_k(batch, args.top_k, calibrated=True)]
+        print_table(files, top, model.score_name)
     output_dir = pathlib.Path(args.output_dir) if args.output_dir else None
     csv_path = args.out or (output_dir / "predictions.csv" if output_dir else None)
     if csv_path:
@@ -141,7 +147,8 @@ def run(args):
         print(f"Predictions: {csv_path}")
     if args.explain:
         folder = output_dir or (pathlib.Path(args.out).parent if args.out else model.run_dir / "explain")
-        explain(model, files, top, folder)
+        best = [scorer.top_k([path], 1)[0] for path in files] if model.multi_label else top  # its best class
+        explain(model, files, best, folder)
         print(f"Grad-CAM figures: {folder}")
     if bad:
         shown = ", ".join(sorted(bad)[:3]) + (", ..." if len(bad) > 3 else "")
@@ -157,6 +164,9 @@ def interpret_run(args):
     verbose = not args.quiet
     split = args.split or "test"
     model = trained.load_run(args.run_dir)
+    if model.multi_label:
+        raise ValueError(f"--interpret analyses the mistakes of one label per image, and {args.run_dir} is a "
+                         f"multi-label run: its metrics.json holds each class's AP and F1 on test (multi_label).")
     dataset = interpret.run_dataset(args.run_dir, args.dataset, verbose=verbose)
     image_set = interpret.split_of(dataset, split)
     output_dir = pathlib.Path(args.output_dir) if args.output_dir else model.run_dir / "interpret"
@@ -198,7 +208,7 @@ def describe_run(model):
         scores = "linear SVM scores" if model.score_name == trained.SVM_SCORE else "logistic regression probabilities"
         kind = f"fne run, method {model.method or '(not recorded)'} ({scores})"
     return (f"{model.run_dir} ({kind}, {model.source.name}, {model.image_size}x{model.image_size} px, "
-            f"{len(model.classes)} classes)")
+            f"{len(model.classes)} classes" + (", multi-label" if model.multi_label else "") + ")")
 
 
 def print_table(files, top, score_name):
@@ -210,9 +220,17 @@ def print_table(files, top, score_name):
                        + ["next classes"]))
 
 
+def print_labels(files, found, score_name):
+    """A multi-label run's table: one row per file, its classes above their thresholds with their scores."""
+    rows = [[path, ", ".join(f"{name} {score:.3f}" for name, score in entry) or "(none above its threshold)"]
+            for path, entry in zip(files, found)]
+    print(format_table(rows, ["file", f"classes above their thresholds ({score_name})"]))
+
+
 def write_csv(path, files, top, score_name):
-    """``file,rank,class,<score name>[,calibrated_probability]``: one line per file and rank, written atomically."""
-    calibrated = len(top[0][0]) == 3
+    """``file,rank,class,<score name>[,calibrated_probability]``: one line per file and rank, written atomically
+    (multi-label: per class above its threshold; a file with none has no line)."""
+    calibrated = any(len(pair) == 3 for entry in top for pair in entry)
     with runs.atomic_path(path) as temporary, open(temporary, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["file", "rank", "class", score_name.replace(" ", "_")]

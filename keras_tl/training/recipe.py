@@ -80,8 +80,9 @@ epochs it asks for, as ``fit`` does, and is warned when they were too few.
 # ----------------------------------------------------------------------------- the model
 
 
-def build_classifier(base, num_classes, augmentation=None, dropout=0.2, bn_inference=True):
-    """``inputs -> [augmentation] -> base -> average pooling -> dropout -> softmax Dense``.
+def build_classifier(base, num_classes, augmentation=None, dropout=0.2, bn_inference=True, multi_label=False):
+    """``inputs -> [augmentation] -> base -> average pooling -> dropout -> softmax Dense`` (``multi_label``: a
+    sigmoid ``Dense``, each class's probability on its own).
 
     ``bn_inference`` wraps the base in :class:`~keras_tl.training.freezing.InferenceMode`, which calls it with
     ``training=False`` (see the module docstring). The last layer computes in float32 also under
@@ -96,7 +97,8 @@ def build_classifier(base, num_classes, augmentation=None, dropout=0.2, bn_infer
     features = keras.layers.GlobalAveragePooling2D(name="pool")(features)
     if dropout:
         features = keras.layers.Dropout(dropout, name="dropout")(features)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="classifier")(features)
+    outputs = keras.layers.Dense(num_classes, activation="sigmoid" if multi_label else "softmax", dtype="float32",
+                                 name="classifier")(features)
     return keras.Model(inputs, outputs, name=f"{base.name}_classifier")
 
 
@@ -160,6 +162,8 @@ class Recipe:
     ``l2_sp=(alpha, beta)``: the L2-SP penalty towards the starting weights (:mod:`keras_tl.training.l2_sp`).
     ``class_weight``: Keras's ``fit(class_weight=...)`` in every stage: None, ``"auto"`` (counted in one
     pass over the training labels: :func:`balanced_class_weight`) or a dict ``{class index: weight}``.
+    ``multi_label``: several labels per image (multi-hot targets): a sigmoid head, the binary cross-entropy of
+    each class, and the binary accuracy of the image-class decisions at 0.5 as ``accuracy``.
     """
 
     epochs: int = 4
@@ -180,6 +184,7 @@ class Recipe:
     l2_sp: tuple = None
     min_steps: int = 0
     class_weight: object = None
+    multi_label: bool = False
 
     def __post_init__(self):
         for name in ("epochs", "patience", "lr_groups"):
@@ -198,6 +203,9 @@ class Recipe:
         if self.l2_sp and self.from_scratch:
             raise ValueError("l2_sp= pulls the weights towards their pretrained values; from_scratch=True has none.")
         check_class_weight(self.class_weight)
+        if self.class_weight and self.multi_label:
+            raise ValueError("class_weight= weighs each image by its class, and an image of a multi-label task has "
+                             "several; use it with one label per image.")
 
     @property
     def unfrozen(self):
@@ -278,7 +286,8 @@ def build_model(model_or_source, num_classes, recipe, image_size=None, augmentat
                                                  include_top=False, image_size=image_size)
     if recipe.from_scratch:
         freezing.shorten_batchnorm_memory(base)  # random BN statistics: follow the batches quickly
-    model = build_classifier(base, num_classes, augmentation, dropout, bn_inference=not recipe.from_scratch)
+    model = build_classifier(base, num_classes, augmentation, dropout, bn_inference=not recipe.from_scratch,
+                             multi_label=recipe.multi_label)
     targets = lora.lora_targets(base, recipe.unfrozen, recipe.freeze_bn) if recipe.lora_rank else []
     return base, model, targets
 
@@ -301,8 +310,10 @@ def compile_stage(model, base, stage, recipe, targets=(), steps_per_epoch=None):
         multipliers, groups = optimizers.layer_groups_multipliers(model, base, recipe.lr_groups, recipe.lr_ratio)
     rate = stage.learning_rate if recipe.schedule == "constant" else schedules.make_schedule(
         recipe.schedule, stage.learning_rate, stage.epochs * steps_of(steps_per_epoch))
-    model.compile(optimizer=optimizers.make_optimizer(recipe.optimizer, rate, multipliers),
-                  loss="categorical_crossentropy", metrics=["accuracy"], jit_compile=recipe.jit_compile)
+    loss, accuracy = (("binary_crossentropy", keras.metrics.BinaryAccuracy(name="accuracy")) if recipe.multi_label
+                      else ("categorical_crossentropy", "accuracy"))
+    model.compile(optimizer=optimizers.make_optimizer(recipe.optimizer, rate, multipliers), loss=loss,
+                  metrics=[accuracy], jit_compile=recipe.jit_compile)
     return groups
 
 

@@ -137,9 +137,6 @@ def test_bad_column_names_and_options_are_an_error_naming_the_columns(header, op
     ("img/../../cat.png,cat,train", {}, "1 row(s) whose path leaves the table's folder: line 3"),
     (",cat,train", {}, "1 row(s) with no path: line 3 (''). Give every row the path of its image in column 'path'."),
     ("a.png, ,train", {}, "1 row(s) with no label: line 3"),
-    ("a.png,cat dog,train", {"label_delimiter": " "},
-     "1 row(s) with several labels (split on label_delimiter=' '): line 3 ('cat dog'). Multi-label classification "
-     "is not supported yet"),
     ("a.png,cat,dev", {}, "1 row(s) whose 'split' is not a split: line 3 ('dev'). Expected train, training, test"),
     ("a.png,cat,train,extra", {}, "line 3 has 4 cell(s), the header 3"),
     ("a.png,cat,train", {}, "every class needs rows in train and in test; cat (no test row)"),
