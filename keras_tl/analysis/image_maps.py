@@ -11,6 +11,7 @@ The image side of "Embedding spaces: let's play around" (and of Orange's image a
 ``features``: one row per image (a run's features, the FNE, :func:`keras_tl.features.neighbours.pixel_features`);
 ``images``: what :func:`keras_tl.features.neighbours.thumbnails` takes (an ImageSet, file paths or
 an array), in the same order. Each function returns the Figure and saves a PNG only given ``path``.
+``python -m keras_tl.inspect RUN --map tsne --dendrogram --clusters`` draws them for an fne run folder.
 
 >>> from keras_tl.analysis import image_maps
 >>> image_maps.plot_image_map(features, dataset.test, dataset.test.labels, dataset.class_names, method="tsne")
@@ -20,8 +21,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.lines import Line2D
 
-from keras_tl.features.neighbours import (add_thumbnail, image_at, thumbnails,
-                                          unit_rows)
+from keras_tl.features.neighbours import add_thumbnail, image_at, thumbnails, unit_rows
 from keras_tl.plots import finish_figure
 from keras_tl.word_vectors.maps import project_vectors
 
@@ -106,12 +106,19 @@ def cluster_purity(labels, clusters):
 
 def kmeans_clusters(features, labels, n_clusters=None, seed=0):
     """``(clusters, purity)``: k-means on the unit feature vectors (``n_clusters`` defaults to the number of
-    classes in ``labels``), and the clusters' :func:`cluster_purity` against ``labels``."""
+    classes in ``labels``), and the clusters' :func:`cluster_purity` against ``labels``. With more columns than
+    images (the FNE's 10,944 of a few hundred images), the vectors are first rotated onto the span of the images
+    (a PCA keeping every component), which keeps every distance between them, so the clusters are the same and
+    k-means works on a few hundred columns."""
     from sklearn.cluster import KMeans
+    from sklearn.decomposition import PCA
 
     labels = np.asarray(labels, dtype=int)
     n_clusters = n_clusters or len(np.unique(labels))
     if not 1 <= n_clusters <= len(labels):
         raise ValueError(f"n_clusters={n_clusters}: expected between 1 and {len(labels)} for {len(labels)} images.")
-    clusters = KMeans(n_clusters=n_clusters, n_init=10, random_state=seed).fit_predict(unit_rows(features))
+    vectors = unit_rows(features)
+    if vectors.shape[1] > vectors.shape[0]:
+        vectors = PCA(n_components=min(vectors.shape)).fit_transform(vectors)
+    clusters = KMeans(n_clusters=n_clusters, n_init=10, random_state=seed).fit_predict(vectors)
     return clusters, cluster_purity(labels, clusters)

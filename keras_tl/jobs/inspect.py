@@ -12,9 +12,21 @@ Animal-MNIST, unless ``--dataset`` names one. The channels are, unless ``--chann
 the most active of each layer on those images (mean activation). A top image is one that
 activates its channel (activation above 0); a channel that no image activates is dead on these
 images: it is named, and not maximised (the "pattern" of a dead channel is noise).
+
+With ``--map``, ``--dendrogram`` or ``--clusters`` the job draws an ``fne`` run's feature space instead of
+the network, with :mod:`keras_tl.analysis.image_maps` (the image side of "embedding spaces"): the features
+the run saved in ``RUN/features/`` (every layer it extracted; train and test joined, post-processed as its
+``--export-method``, fitted on train), on at most ``--points`` images (the same number of each class, at
+least one, a seeded choice).
+``--map pca|tsne|umap`` writes ``figures/image_map.png`` (each image's thumbnail at its 2-D place, framed
+in its class colour); ``--dendrogram``, ``figures/dendrogram.png`` (hierarchical clustering, cosine
+distance, on at most :data:`DENDROGRAM_LEAVES` of those images); ``--clusters K``, k-means with K
+clusters (one per class by default) and their purity against the labels, in ``inspect.json``.
 """
 import argparse
 import dataclasses
+import importlib.util
+import json
 import os
 import pathlib
 
@@ -29,6 +41,8 @@ EXAMPLES = """examples:
   python -m keras_tl.inspect mobilenet --image photo.jpg --layers conv_pw_1_relu conv_pw_6_relu conv_pw_13_relu
   python -m keras_tl.inspect mobilenet --dataset ~/data/flowers --layers conv_pw_13_relu --channels 7 42 --top-k 16
   python -m keras_tl.inspect runs/fine_tune-20260101-120000 --image photo.jpg   # on the run's own dataset
+  python -m keras_tl.inspect runs/fne-20260101-120000 --map tsne --dendrogram --clusters   # an fne run's features
+  python -m keras_tl.inspect runs/fne-20260101-120000 --clusters 10 --points 1000          # k-means purity only
 """
 BUILTIN_DATASET = "animal_mnist"
 BUILTIN_DEFAULTS = {"train_per_class": 20, "test_per_class": 10}
@@ -36,6 +50,11 @@ DEFAULT_IMAGE_SIZE = 96
 DEFAULT_CHANNELS = 4  # per layer: its most active channels on the images inspected
 MAX_TOP_K = 100  # top images per channel: a figure row of 100 images is already 160 inches wide
 MAX_STEPS = 1000  # gradient-ascent steps per channel (Lucid's renderings take 512)
+MAP_METHODS = ("pca", "tsne", "umap")  # keras_tl.word_vectors.maps.project_vectors; umap where umap-learn is installed
+MAP_POINTS = 300  # images on a map and in k-means by default: 300 thumbnails still read on a 9-inch figure
+MAX_MAP_POINTS = 5000  # t-SNE and k-means on the FNE's thousands of columns take minutes beyond
+DENDROGRAM_LEAVES = 60  # of the map's images: a leaf is a thumbnail, 60 fill a 27-inch-wide figure
+FEATURE_FILES = ("train.npy", "test.npy", "labels_train.npy", "labels_test.npy")  # what an fne run saves
 
 
 def make_parser():
@@ -63,6 +82,17 @@ def make_parser():
                         help=f"gradient-ascent steps per channel (default 40, at most {MAX_STEPS})")
     parser.add_argument("--learning-rate", type=float, default=6.0,
                         help="gradient-ascent step, in pixels of 0..255 (default 6)")
+    maps = parser.add_argument_group("maps of an fne run's feature space (instead of the network's figures)")
+    maps.add_argument("--map", choices=MAP_METHODS, default=None,
+                      help="figures/image_map.png: each image's thumbnail at its place in a 2-D projection")
+    maps.add_argument("--dendrogram", action="store_true",
+                      help=f"figures/dendrogram.png: hierarchical clustering of at most {DENDROGRAM_LEAVES} images")
+    maps.add_argument("--clusters", dest="n_clusters", type=int, nargs="?", const=0, default=None, metavar="K",
+                      help="k-means with K clusters (no K: one per class) and their purity against the labels, "
+                           "in inspect.json")
+    maps.add_argument("--points", type=int, default=MAP_POINTS,
+                      help=f"at most this many images, the same number of each class, at least one (default "
+                           f"{MAP_POINTS}, at most {MAX_MAP_POINTS})")
     cli.add_output_options(parser, "inspect", cache=True)
     return parser
 
@@ -75,8 +105,19 @@ def parse_args(argv=None):
     cli.check_options(parser, args, image_size=cli.IMAGE_SIZE, channels=cli.NOT_NEGATIVE,
                       top_k=(cli.AT_LEAST_ONE, cli.at_most(MAX_TOP_K)),
                       steps=(cli.AT_LEAST_ONE, cli.at_most(MAX_STEPS)), learning_rate=cli.POSITIVE,
-                      train_per_class=cli.AT_LEAST_ONE, test_per_class=cli.AT_LEAST_ONE)
+                      train_per_class=cli.AT_LEAST_ONE, test_per_class=cli.AT_LEAST_ONE, n_clusters=cli.NOT_NEGATIVE,
+                      points=(cli.AT_LEAST_ONE, cli.at_most(MAX_MAP_POINTS)))
+    if draws_maps(args) and not is_run_folder(args.subject):
+        parser.error("--map, --dendrogram and --clusters draw an fne run's saved features: give its run folder "
+                     "(the last line of python -m keras_tl.fne names it).")
+    if args.map == "umap" and importlib.util.find_spec("umap") is None:
+        parser.error("--map umap needs the umap-learn package: pip install umap-learn (or --map pca or tsne).")
     return args
+
+
+def draws_maps(args):
+    """Whether the job draws a run's feature space (``--map``, ``--dendrogram``, ``--clusters``), not the network."""
+    return args.map is not None or args.dendrogram or args.n_clusters is not None
 
 
 def is_run_folder(subject):
@@ -189,6 +230,8 @@ def run(args):
     from keras_tl.analysis import visualize
     from keras_tl.features import extraction
 
+    if draws_maps(args):
+        return run_maps(args)
     keras.utils.set_random_seed(args.seed)
     verbose = not args.quiet
     network, source, image_size, description, trained_run = load_subject(args)
@@ -242,6 +285,99 @@ def run(args):
         runs.write_json(run_dir / "inspect.json", report)
         print_summary(maximized, top, len(image_set), run_dir)
         return report
+
+
+def saved_features(run_dir, verbose=True):
+    """``(features, image_set, class_names, method)`` of an fne run folder: the features it saved of its train
+    and test images, joined and post-processed as its ``--export-method`` (fitted on train), those images (its
+    own dataset, as its ``config.json`` records it) and its class names."""
+    from keras_tl.analysis import interpret
+    from keras_tl.features.full_network_embedding import DEFAULT_THRESHOLDS, postprocessor
+
+    run_dir = pathlib.Path(run_dir)
+    folder = run_dir / "features"
+    if not all((folder / name).is_file() for name in FEATURE_FILES):
+        raise FileNotFoundError(f"{folder} does not hold {', '.join(FEATURE_FILES)}: the maps draw the features an "
+                                f"fne run saves there (a fine_tune run saves none). Give an fne run folder.")
+    config = json.loads((run_dir / "config.json").read_text())
+    if "export_method" not in config:
+        raise ValueError(f"{run_dir / 'config.json'} is not an fne run's: it names no export_method (the method "
+                         f"whose post-processing the maps use). Give an fne run folder.")
+    method = config["export_method"]
+    dataset = interpret.run_dataset(run_dir, verbose=verbose)
+    features = {}
+    for split in ("train", "test"):
+        features[split] = np.load(folder / f"{split}.npy", mmap_mode="r")
+        if not np.array_equal(np.load(folder / f"labels_{split}.npy"), getattr(dataset, split).labels):
+            raise ValueError(f"The {split} images of {config['dataset']} are not those whose features {run_dir} "
+                             f"saved (the dataset changed since the run); run fne on it again.")
+    step = postprocessor(method.rpartition(":")[2], config.get("thresholds", DEFAULT_THRESHOLDS))
+    if step != "passthrough":
+        step.fit(features["train"])
+        features = {split: step.transform(values) for split, values in features.items()}
+    return (np.concatenate([features["train"], features["test"]]), joined_images(dataset), dataset.class_names,
+            method)
+
+
+def run_maps(args):
+    """``--map``, ``--dendrogram``, ``--clusters``: draw an fne run's feature space into the run folder, write
+    ``inspect.json``; return its content."""
+    from keras_tl.analysis import image_maps
+
+    verbose = not args.quiet
+    features, image_set, class_names, method = saved_features(args.subject, verbose)
+    per_class = max(1, args.points // len(class_names))
+    chosen = data.per_class_subset(image_set.labels, per_class, args.seed)
+    points, labels = features[chosen], image_set.labels[chosen]
+    images = image_set.subset(chosen)
+    run_dir = runs.make_run_dir(args.output_dir, "inspect")
+    figures = run_dir / "figures"
+    with runs.locked_run_dir(run_dir):
+        runs.write_json(run_dir / "config.json", {**vars(args), "run_dir": run_dir})
+        if verbose:
+            print(f"Features: {args.subject}/features, {features.shape[1]:,} columns ({method}), of "
+                  f"{len(features)} images; {len(chosen)} of them, at most {per_class} of each of the "
+                  f"{len(class_names)} classes (--points {args.points})")
+            print(f"Output: {run_dir}", flush=True)
+        title = f"{method} features of {len(chosen)} images ({args.subject})"
+        if args.map:
+            image_maps.plot_image_map(points, images, labels, class_names, method=args.map, seed=args.seed,
+                                      title=f"{image_maps.PROJECTION_NAMES[args.map]} map: {title}",
+                                      path=figures / "image_map.png")
+        if args.dendrogram:
+            leaves = data.per_class_subset(labels, max(1, DENDROGRAM_LEAVES // len(class_names)), args.seed)
+            image_maps.plot_dendrogram(points[leaves], images.subset(leaves), labels[leaves], class_names,
+                                       path=figures / "dendrogram.png")
+        clusters = None
+        if args.n_clusters is not None:
+            n_clusters = args.n_clusters or len(np.unique(labels))
+            assignments, purity = image_maps.kmeans_clusters(points, labels, n_clusters, args.seed)
+            clusters = {"n_clusters": n_clusters, "purity": float(purity),
+                        "clusters": [int(cluster) for cluster in assignments]}
+        files = images.paths if images.paths is not None else [f"image {index}" for index in chosen]
+        report = {"run": str(args.subject), "method": method, "images": len(features), "points": len(chosen),
+                  "per_class": per_class, "class_names": class_names, "map": args.map,
+                  "figures": sorted(path.name for path in figures.glob("*.png")),
+                  "files": [str(file) for file in files], "labels": [int(label) for label in labels],
+                  "kmeans": clusters}
+        runs.write_json(run_dir / "inspect.json", report)
+        if clusters:
+            print_clusters(clusters, labels, class_names)
+        print(f"Figures: {figures}")
+        print(f"Run folder: {run_dir}")
+        return report
+
+
+def print_clusters(clusters, labels, class_names):
+    """One row per k-means cluster: its size, its most common class and that class's share; then the purity."""
+    assignments = np.asarray(clusters["clusters"])
+    rows = []
+    for cluster in range(clusters["n_clusters"]):
+        counts = np.bincount(labels[assignments == cluster], minlength=len(class_names))
+        rows.append([cluster, int(counts.sum()), class_names[int(counts.argmax())],
+                     f"{counts.max() / max(counts.sum(), 1):.2f}"])
+    print(messages.format_table(rows, ["cluster", "images", "most common class", "share"]))
+    print(f"k-means purity: {clusters['purity']:.3f} (the share of images in their cluster's most common class)")
 
 
 def draw_top_images(layer_features, activity, channels, image_set, class_names, args, figures):

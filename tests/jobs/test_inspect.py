@@ -11,7 +11,7 @@ import types
 import numpy as np
 import pytest
 
-from keras_tl.analysis import interpret, trained, visualize
+from keras_tl.analysis import image_maps, interpret, trained, visualize
 from keras_tl.features.extraction import FeatureExtractor
 from keras_tl.jobs import inspect
 
@@ -138,14 +138,58 @@ def test_a_runs_own_dataset_keeps_fewer_images_per_class_when_asked(fine_tune_ru
     assert set(fewer.train.paths) <= set(dataset.train.paths) and set(fewer.test.paths) <= set(dataset.test.paths)
 
 
+def test_on_an_fne_run_the_maps_draw_its_features_of_the_same_number_of_images_per_class(fne_run, colours, tmp_path,
+                                                                                         capsys):
+    assert inspect.main([str(fne_run), "--map", "pca", "--dendrogram", "--clusters", "--points", "7",
+                         "--output-dir", str(tmp_path / "maps")]) == 0
+    report = json.loads((tmp_path / "maps" / "inspect.json").read_text())
+    assert report["figures"] == ["dendrogram.png", "image_map.png"] == sorted(
+        path.name for path in (tmp_path / "maps" / "figures").iterdir())
+    assert report["images"] == 25 and report["points"] == 6 and report["per_class"] == 2  # 7 // 3 classes
+    assert report["method"] == "fne:fne" and report["class_names"] == ["blue", "green", "red"]
+    labels = np.array(report["labels"])
+    assert np.bincount(labels).tolist() == [2, 2, 2]
+    assert all(file.startswith(str(colours)) and f"/{report['class_names'][label]}/" in file
+               for file, label in zip(report["files"], labels))  # each file with its own label
+    kmeans = report["kmeans"]
+    assert kmeans["n_clusters"] == 3 and len(kmeans["clusters"]) == 6
+    assert kmeans["purity"] == pytest.approx(image_maps.cluster_purity(labels, kmeans["clusters"]))
+    output = capsys.readouterr().out
+    assert f"k-means purity: {kmeans['purity']:.3f}" in output and "2 of each of the 3 classes" in output
+
+
+def test_clusters_alone_draw_no_figure_and_a_fine_tune_run_has_no_features_to_map(fne_run, fine_tune_run,
+                                                                                  tmp_path, capsys):
+    assert inspect.main([str(fne_run), "--clusters", "2", "--quiet", "--output-dir", str(tmp_path / "k")]) == 0
+    report = json.loads((tmp_path / "k" / "inspect.json").read_text())
+    assert report["figures"] == [] and report["kmeans"]["n_clusters"] == 2 and report["points"] == 25
+    assert inspect.main([str(fine_tune_run), "--map", "pca", "--output-dir", str(tmp_path / "no")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and error.startswith(f"error: {fine_tune_run / 'features'} does not hold")
+
+
+def test_umap_without_umap_learn_is_one_error_line_before_any_work(monkeypatch, capsys):
+    monkeypatch.setattr(inspect.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(SystemExit) as stopped:
+        inspect.main(["runs/fne-1", "--map", "umap"])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(
+        "error: --map umap needs the umap-learn package: pip install umap-learn (or --map pca or tsne).")
+
+
 @pytest.mark.parametrize("argv, message", [
+    (["--map", "pca"], "--map, --dendrogram and --clusters draw an fne run's saved features: give its run folder"),
+    (["runs/fne-1", "--clusters", "-2"], "--clusters must be 0 or more; got -2."),
+    (["runs/fne-1", "--map", "pca", "--points", "0"], "--points must be at least 1; got 0."),
+    (["runs/fne-1", "--map", "mds"], "argument --map: invalid choice: 'mds'"),
     (["--steps", "100000000"], "--steps must be at most 1000; got 100000000."),
     (["--top-k", "1000"], "--top-k must be at most 100; got 1000."),
     (["--steps", "0"], "--steps must be at least 1; got 0."),
 ])
 def test_counts_past_their_bounds_are_one_error_line_before_any_work(argv, message, capsys):
     with pytest.raises(SystemExit) as stopped:
-        inspect.main(["mobilenet", *argv])
+        inspect.main(argv if argv[0].startswith("runs/") else ["mobilenet", *argv])
     error = capsys.readouterr().err
-    assert stopped.value.code == 2 and error.strip().splitlines()[-1] == f"python -m keras_tl.inspect: error: {message}"
+    assert stopped.value.code == 2
+    assert error.strip().splitlines()[-1].startswith(f"python -m keras_tl.inspect: error: {message}")
     assert "Traceback" not in error
