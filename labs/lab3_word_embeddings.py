@@ -1,15 +1,15 @@
 # %% [markdown]
 # # Lab 3: word embeddings, reusing pre-trained GloVe vectors
 #
-# Neighbours, analogies (3CosAdd, 3CosMul), distances, clusters and benchmark scores of GloVe
-# vectors, then the same vectors as a frozen Keras `Embedding` layer.
+# Neighbours, analogies (3CosAdd, 3CosMul), distances, clusters, maps (also in TensorBoard's Embedding
+# Projector) and benchmark scores of GloVe vectors, then the same vectors as a frozen Keras `Embedding` layer.
 #
 # **Run it** from the repository root: `python labs/lab3_word_embeddings.py` (about a minute on a
 # laptop, offline), or open `labs/lab3_word_embeddings.ipynb`. `KERAS_TL_LAB_SMALL=1` evaluates on
 # fewer words for a quick check. Everything is written to `runs/lab3/`.
 #
-# **Slide topics**: word embeddings, word analogies, distances, clusters and 2-D maps, transfer
-# learning for text with a frozen embedding.
+# **Slide topics**: word embeddings, word analogies, distances, clusters and 2-D maps, the Embedding
+# Projector, transfer learning for text with a frozen embedding.
 
 # %% [markdown]
 # ## Introduction
@@ -33,6 +33,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from keras_tl import messages, plots, runs
+from keras_tl.features.projector import write_projector
 from keras_tl.word_vectors import WordVectors, cluster_words, evaluation_file, project_words, section_accuracy
 
 SMALL = os.environ.get("KERAS_TL_LAB_SMALL") == "1"
@@ -136,6 +137,29 @@ for cluster in range(5):
     print(cluster, [word for word, label in zip(words, labels) if label == cluster])
 figure = plots.plot_word_map(project_words(glove, words, "pca"), words, FIGURES / "map_pca.png",
                              title="PCA of GloVe 6B 50d", groups=labels)
+
+# %% [markdown]
+# ### Explore in the Embedding Projector
+# A map of 17 words is a start. TensorBoard's Embedding Projector shows thousands of words in 3-D and
+# runs PCA, t-SNE or UMAP in the browser; click a word, or search one, and it lists its nearest
+# neighbours (cosine or Euclidean) and highlights them. `write_projector` writes the files it reads
+# into the run folder: the vectors (`tensors.tsv`), one word per point (`metadata.tsv`) and
+# `projector_config.pbtxt`, which names them. We take the 1,000 most frequent words and the words of
+# the map above. Then, in a terminal (`pip install tensorboard` once):
+#
+#     tensorboard --logdir runs/lab3/projector
+#
+# and open http://localhost:6006, tab *Projector* (on a cluster, forward the port first:
+# `ssh -L 6006:localhost:6006 HOST`). The command line writes the same files:
+# `python -m keras_tl.word_embeddings projector --words 1000` (or `--word-list FILE`).
+
+# %%
+projected = glove.index_to_key[:1000] + [word for word in words if word not in glove.index_to_key[:1000]]
+folder = write_projector(RUN_DIR / "projector", glove[projected], projected,
+                         name=f"GloVe 6B 50d, {len(projected):,} words")
+print(f"{len(projected):,} words x {glove.vector_size} dimensions in {folder}")
+print(f"open them with: tensorboard --logdir {folder}")
+results["projector_words"] = len(projected)
 
 # %% [markdown]
 # ## 8. Benchmarks
@@ -261,6 +285,28 @@ pretrained_model.layers[0].trainable = True
 pretrained_model.compile(optimizer=keras.optimizers.Adam(0.01), loss="binary_crossentropy", metrics=["accuracy"])
 fit_full_batch(pretrained_model, 20)
 print(f"after training the embedding too: {pretrained_model.evaluate(tokenizer(test_texts), test_labels, verbose=0)[1]:.0%}")
+
+# %% [markdown]
+# **Exercise 5 (10 min).** The three pythons. Write the 100 nearest neighbours of "python" into a
+# second projector folder, with a metadata column for their k-means cluster (3 clusters), open it and
+# colour the points by cluster. Which senses of the word do the clusters find, and which words land
+# in the wrong one? *Hint*: `cluster_words(glove, near, n_clusters=3, seed=0)`, and
+# `write_projector(folder, glove[near], list(zip(near, clusters)), metadata_header=("word", "cluster"))`.
+# *Expected*: three senses, roughly: the programming language, with games and scripts (24 words: php,
+# perl, scripting, ubuntu, ..., tabletop, d&d, elvish), Monty Python among films and cartoons (40:
+# spamalot, monty, cleese, ..., animatronic, cartoon, hobbit), and the snake among other animals (36:
+# owl, mouse, monkey, mongoose, ..., pythons, lizard). Some land in the wrong one: "reticulated" and
+# "reticulatus" (the reticulated python is a snake) go with the software, "fedora" (a Linux) and
+# "ninja" with the animals.
+
+# %% tags=["solution"]
+near = [word for word, _ in glove.most_similar("python", topn=100)]
+clusters = cluster_words(glove, near, n_clusters=3, seed=0)
+write_projector(RUN_DIR / "projector_python", glove[near], list(zip(near, clusters)),
+                metadata_header=("word", "cluster"), name="the 100 nearest neighbours of python")
+for cluster in range(3):
+    members = [word for word, label in zip(near, clusters) if label == cluster]
+    print(f"cluster {cluster} ({len(members)} words): {', '.join(members[:12])}")
 
 # %% [markdown]
 # ## Results
