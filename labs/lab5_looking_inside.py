@@ -59,7 +59,7 @@ FIGURES.mkdir(parents=True, exist_ok=True)
 keras.utils.set_random_seed(0)
 tf.config.experimental.enable_op_determinism()  # the same numbers every run: no thread-order sums on the CPU
 IMAGE_SIZE = 64 if SMALL else 128
-ASCENT_STEPS = 20 if SMALL else 60
+ASCENT_STEPS = 10 if SMALL else 60
 EPOCHS = 1 if SMALL else 4
 results = {}
 

@@ -227,7 +227,7 @@ def test_jobs_finish_on_a_folder_with_damaged_jpegs_naming_each_once(job, tmp_pa
         if job == "fne":
             code = fne.main(common + ["--cache-dir", str(tmp_path / "cache")])
         else:
-            code = fine_tune.main(common + ["--epochs", "1", "--freeze-epochs", "1", "--min-steps", "0",
+            code = fine_tune.main(common + ["--epochs", "1", "--freeze-epochs", "0", "--unfreeze", "none", "--min-steps", "0",
                                             "--batch-size", "4", "--validation-fraction", "0.25"])
     assert code == 0
     metrics = json.loads((run_dir / "metrics.json").read_text())

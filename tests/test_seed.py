@@ -35,7 +35,7 @@ def test_fine_tune_job_twice_with_one_seed_gives_identical_metrics(tmp_path):
     """Shuffling, augmentation layers, dropout and the head's initial weights all follow ``--seed``."""
     for run in ("a", "b"):
         assert fine_tune.main(["--image-size", "32", "--train-per-class", "5", "--test-per-class", "2",
-                               "--batch-size", "8", "--unfreeze", "all", "--freeze-epochs", "0", "--epochs", "1",
+                               "--batch-size", "8", "--unfreeze", "none", "--freeze-epochs", "0", "--epochs", "1",
                                "--min-steps", "0", "--seed", "3", "--quiet", "--output-dir", str(tmp_path / run)]) == 0
     first, second = metrics_of(tmp_path / "a"), metrics_of(tmp_path / "b")
     assert first["history"] and first["history"][0]["loss"] > 0
