@@ -124,7 +124,8 @@ class TrainedModel:
         """Scores ``(N, classes)`` of ``images`` (see :meth:`load_images`): probabilities or SVM scores.
 
         With the TensorFlow engine, :attr:`raw_model` runs as one compiled ``tf.function`` of images at the
-        run's size (:func:`keras_tl.analysis.raw_images.compiled_call`), ``batch_size`` images a call."""
+        run's size (:func:`keras_tl.analysis.raw_images.compiled_call`), ``batch_size`` images a call, with the
+        weights of the first call frozen into it (a model trained on afterwards needs a new ``TrainedModel``)."""
         engine = engines.resolve_engine(self.engine)
         if engine == "tensorflow":
             from keras_tl.analysis import raw_images
