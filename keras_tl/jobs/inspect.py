@@ -181,16 +181,25 @@ def inspected_dataset(args, trained_run, verbose):
         dataset = data.load_dataset(args.dataset or BUILTIN_DATASET, seed=args.seed,
                                     train_per_class=args.train_per_class, test_per_class=args.test_per_class,
                                     verbose=verbose, tfds_data_dir=args.tfds_data_dir, **cli.table_options(args))
+        check_one_label_each(dataset, "--dataset")
         return dataset, "--dataset" if args.dataset else "the default; --dataset to choose"
     from keras_tl.analysis import interpret
 
     dataset = interpret.run_dataset(trained_run.run_dir, verbose=verbose)
+    check_one_label_each(dataset, "--dataset with one label per image")
     kept = {}
     for split, per_class in (("train", args.train_per_class), ("test", args.test_per_class)):
         image_set = getattr(dataset, split)
         kept[split] = (image_set if per_class is None
                        else image_set.subset(data.per_class_subset(image_set.labels, per_class, args.seed)))
     return dataclasses.replace(dataset, **kept), "the run's own dataset, from its config.json"
+
+
+def check_one_label_each(dataset, instead):
+    """A ``ValueError`` when ``dataset`` is multi-label: the figures name and colour each image by its one class."""
+    if dataset.multi_label:
+        raise ValueError(f"{dataset.name} gives some images several labels (a multi-label table), and inspect "
+                         f"names and colours each image by its one class; give {instead}.")
 
 
 def joined_images(dataset):
@@ -305,6 +314,7 @@ def saved_features(run_dir, verbose=True):
                          f"whose post-processing the maps use). Give an fne run folder.")
     method = config["export_method"]
     dataset = interpret.run_dataset(run_dir, verbose=verbose)
+    check_one_label_each(dataset, "an fne run on images with one label each (the maps have no --dataset)")
     features = {}
     for split in ("train", "test"):
         features[split] = np.load(folder / f"{split}.npy", mmap_mode="r")

@@ -10,7 +10,7 @@ from sklearn.metrics import average_precision_score, f1_score
 
 from keras_tl import data
 from keras_tl.features import multi_label
-from keras_tl.jobs import fine_tune, fne, predict
+from keras_tl.jobs import fine_tune, fne, inspect, predict
 
 COLOURS = {"red": (200, 30, 30), "green": (30, 180, 40), "blue": (30, 40, 200)}
 LABEL_SETS = [("red",), ("green",), ("blue",), ("red", "green"), ("red", "blue"), ("green", "blue")]
@@ -115,6 +115,11 @@ def test_fne_trains_one_vs_rest_heads_and_predicts_the_classes_above_their_thres
     expected = ", ".join(f"{name} {row[index]:.3f}" for index, name in sorted(
         enumerate(model.classes), key=lambda item: -row[item[0]]) if row[index] >= thresholds[index])
     assert f"{image}  {expected or '(none above its threshold)'}" in _predicted(run_dir, image, capsys)
+    # inspect names and colours each image by its one class: a multi-label run is one error line, no folder
+    capsys.readouterr()
+    assert inspect.main([str(run_dir), "--map", "pca", "--quiet", "--output-dir", str(tmp_path / "maps")]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(errors) == 1 and "several labels" in errors[0] and not (tmp_path / "maps").exists()
 
 
 def test_fine_tune_trains_a_sigmoid_head_with_thresholds_chosen_on_validation(tags, tmp_path, capsys):
