@@ -84,10 +84,7 @@ def split_of(dataset, split="test"):
                          + messages.did_you_mean(split, SPLITS))
     if split != "all":
         return getattr(dataset, split)
-    train, test = dataset.train, dataset.test
-    return data.ImageSet(**{field: None if getattr(train, field) is None
-                            else np.concatenate([getattr(train, field), getattr(test, field)])
-                            for field in ("labels", "paths", "images")})
+    return data.ImageSet.concatenate([dataset.train, dataset.test])
 
 
 def labels_in_model_order(labels, class_names, model_classes):

@@ -53,6 +53,16 @@ class ImageSet:
         """Whether the labels are multi-hot rows (several labels per image) rather than class indices."""
         return np.ndim(self.labels) == 2
 
+    @classmethod
+    def concatenate(cls, parts):
+        """One image set of ``parts``, in their order (all of files, or all in memory): a dataset's train and
+        test images as one pool, for k-fold splits and for looking at every image."""
+        def joined(field):
+            values = [getattr(part, field) for part in parts]
+            return None if values[0] is None else np.concatenate(values)
+
+        return cls(labels=joined("labels"), paths=joined("paths"), images=joined("images"))
+
     def subset(self, indices):
         indices = np.asarray(indices, dtype=int)
         return ImageSet(labels=self.labels[indices],

@@ -688,18 +688,9 @@ def fold_dataset(dataset, fold, folds, seed):
     (:func:`keras_tl.features.classifiers.stratified_folds`, seeded) is the test part, the other folds train."""
     from keras_tl.features import classifiers
 
-    pool = joined(dataset.train, dataset.test)
+    pool = data.ImageSet.concatenate([dataset.train, dataset.test])
     train, test = classifiers.stratified_folds(pool.labels, folds, seed)[fold - 1]
     return dataclasses.replace(dataset, train=pool.subset(train), test=pool.subset(test))
-
-
-def joined(first, second):
-    """One image set of two (both of files, or both in memory)."""
-    def both(field):
-        parts = [getattr(first, field), getattr(second, field)]
-        return None if parts[0] is None else np.concatenate(parts)
-
-    return data.ImageSet(labels=both("labels"), paths=both("paths"), images=both("images"))
 
 
 def print_folds_summary(metrics, run_dir):

@@ -202,14 +202,6 @@ def check_one_label_each(dataset, instead):
                          f"names and colours each image by its one class; give {instead}.")
 
 
-def joined_images(dataset):
-    """The train and test images of ``dataset`` as one set: top images come from all of it."""
-    parts = (dataset.train, dataset.test)
-    stacked = {field: None if getattr(dataset.train, field) is None
-               else np.concatenate([getattr(part, field) for part in parts]) for field in ("paths", "images")}
-    return data.ImageSet(labels=np.concatenate([part.labels for part in parts]), **stacked)
-
-
 def chosen_channels(layer_features, requested):
     """``{layer: channels}``: ``requested`` for every layer, or each layer's :data:`DEFAULT_CHANNELS` most active."""
     from keras_tl.analysis import visualize
@@ -248,7 +240,7 @@ def run(args):
     if args.image is not None and not os.path.isfile(args.image):
         raise FileNotFoundError(f"--image {args.image}: no such file.")
     dataset, where = inspected_dataset(args, trained_run, verbose)
-    image_set = joined_images(dataset)
+    image_set = data.ImageSet.concatenate([dataset.train, dataset.test])  # the top images come from all of them
     image = args.image or (image_set.paths[0] if image_set.paths is not None else image_set.images[0])
 
     run_dir = runs.make_run_dir(args.output_dir, "inspect")
@@ -325,7 +317,7 @@ def saved_features(run_dir, verbose=True):
     if step != "passthrough":
         step.fit(features["train"])
         features = {split: step.transform(values) for split, values in features.items()}
-    return (np.concatenate([features["train"], features["test"]]), joined_images(dataset), dataset.class_names,
+    return (np.concatenate([features["train"], features["test"]]), data.ImageSet.concatenate([dataset.train, dataset.test]), dataset.class_names,
             method)
 
 

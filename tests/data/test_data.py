@@ -388,3 +388,16 @@ def test_sizes_that_would_exhaust_memory_are_refused_before_any_work(sizes, mess
     with pytest.raises(ValueError, match=message):
         data.make_pipeline(data.ImageSet(labels=np.zeros(1, int), images=np.zeros((1, 4, 4), np.uint8)),
                            **{"image_size": 8, "batch_size": 1, **sizes})
+
+
+def test_concatenate_joins_image_sets_in_order_of_files_in_memory_or_multi_hot():
+    on_disk = [data.ImageSet(labels=np.array([0, 1]), paths=np.array(["a.png", "b.png"])),
+               data.ImageSet(labels=np.array([2]), paths=np.array(["c.png"]))]
+    joined = data.ImageSet.concatenate(on_disk)
+    assert joined.labels.tolist() == [0, 1, 2] and joined.paths.tolist() == ["a.png", "b.png", "c.png"]
+    assert joined.images is None
+    in_memory = [data.ImageSet(labels=np.eye(3, dtype=int)[:2], images=np.zeros((2, 4, 4), np.uint8)),
+                 data.ImageSet(labels=np.eye(3, dtype=int)[2:], images=np.ones((1, 4, 4), np.uint8))]
+    joined = data.ImageSet.concatenate(in_memory)
+    assert joined.multi_label and joined.labels.tolist() == np.eye(3, dtype=int).tolist()
+    assert joined.paths is None and joined.images[:, 0, 0].tolist() == [0, 0, 1]

@@ -11,6 +11,7 @@ import types
 import numpy as np
 import pytest
 
+from keras_tl import data
 from keras_tl.analysis import image_maps, interpret, trained, visualize
 from keras_tl.features.extraction import FeatureExtractor
 from keras_tl.jobs import inspect
@@ -23,7 +24,8 @@ def run_features(fine_tune_run):
     """``(image_set, features)``: the images inspect looks at on the run (its own dataset, train and test)
     and the pooled features of LAYER on them, extracted here independently of the job."""
     run = trained.load_run(fine_tune_run)
-    image_set = inspect.joined_images(interpret.run_dataset(fine_tune_run, verbose=False))
+    dataset = interpret.run_dataset(fine_tune_run, verbose=False)
+    image_set = data.ImageSet.concatenate([dataset.train, dataset.test])
     extractor = FeatureExtractor(run.source, [LAYER], run.image_size, model=visualize.backbone(run.model))
     features, _ = extractor.extract(image_set, None, verbose=False)
     return image_set, features[:, extractor.columns([LAYER])]
