@@ -25,7 +25,7 @@ Every run saves it as ``raw_model.keras`` (:data:`RAW_MODEL_FILE`, :func:`save_r
 ``model.keras``, which the engines and Grad-CAM keep using. It loads with
 ``keras.models.load_model`` once ``keras_tl`` is installed (its layers are registered when Keras is
 imported). :func:`compiled_call` is the fast path that ``TrainedModel.predict`` uses: one traced
-``tf.function`` with the weights frozen into it, instead of ``model.predict`` per call (figures:
+``tf.function``, BatchNorms folded and weights frozen into it, instead of ``model.predict`` per call (figures:
 ``bench/bench_predict.py``).
 
 >>> raw = keras.models.load_model("runs/fine_tune-20260101-120000/raw_model.keras")
@@ -143,15 +143,21 @@ def compiled_call(model, input_shape=None):
     so any batch size runs without retracing), numpy out. A raw-image model given ``(None, image_size,
     image_size, 3)`` skips its resize.
 
-    The weights are frozen into the traced graph as constants (TensorFlow's ``convert_variables_to_constants_v2``,
-    what a frozen inference graph is): TensorFlow's graph optimiser then folds what does not depend on the image,
-    such as each BatchNorm's scale and offset, once. The function keeps the weights of the moment it was made."""
+    Made for prediction: each BatchNorm after a convolution is folded into it
+    (:func:`keras_tl.analysis.batchnorm_folding.fold_batch_norms`), and the weights are frozen into the traced
+    graph as constants (TensorFlow's ``convert_variables_to_constants_v2``, what a frozen inference graph is), so
+    TensorFlow's graph optimiser works out once what does not depend on the image. The function keeps the
+    weights of the moment it was made."""
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
+    from keras_tl.analysis.batchnorm_folding import fold_batch_norms
+
+    folded = fold_batch_norms(model)
+
     @tf.function(input_signature=[tf.TensorSpec(input_shape or model.input_shape, tf.float32)])
     def call(images):
-        return model(images, training=False)
+        return folded(images, training=False)
 
     frozen = convert_variables_to_constants_v2(call.get_concrete_function())
     return lambda images: frozen(tf.convert_to_tensor(images, tf.float32))[0].numpy()
