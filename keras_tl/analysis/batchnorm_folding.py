@@ -6,7 +6,7 @@ convolution itself: kernel ``W * s`` (each output channel scaled) and bias ``(b 
 (Jacob et al. 2018, "Quantization and training of neural networks for efficient integer-arithmetic-only
 inference", section 3.2; what TensorFlow Lite's and OpenVINO's converters do). The BatchNorm disappears, and
 TensorFlow then fuses convolution, bias and activation into one kernel. On MobileNet v1 at 224 px this takes
-one image from 19.1 to 15.8 ms on a 2-core CPU (``bench/bench_predict.py``).
+one image from 19.1 to 15.8 ms on a 2-core CPU (bench/RESULTS.md, 2026-12-08).
 
 :func:`fold_batch_norms` returns a new model for prediction; the model given is left as it is. It folds each
 ``Conv2D`` or ``DepthwiseConv2D`` (no activation of its own, no LoRA, used once) whose only consumer is a
