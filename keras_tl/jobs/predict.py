@@ -20,6 +20,8 @@ import csv
 import dataclasses
 import pathlib
 
+import numpy as np
+
 from keras_tl import data, runs
 from keras_tl.jobs import cli
 from keras_tl.messages import format_table
@@ -113,6 +115,7 @@ def run(args):
     """
     from keras_tl.analysis import trained
     from keras_tl.analysis.tta import tta_model
+    from keras_tl.features.multi_label import labels_above
 
     if args.interpret:
         return interpret_run(args)
@@ -134,11 +137,13 @@ def run(args):
                          f"give tta='none' with it, or engine='tensorflow'.")
     scorer = dataclasses.replace(model, model=tta_model(model.model, args.tta), engine=args.engine)
     batches = [files[start:start + args.batch_size] for start in range(0, len(files), args.batch_size)]
-    if model.multi_label:
-        top = [entry for batch in batches for entry in scorer.labels_above(batch)]
+    if model.multi_label:  # the scores once: the classes above their thresholds, and the best for --explain
+        scores = np.concatenate([scorer.predict(batch) for batch in batches])
+        top = labels_above(scores, model.thresholds, model.classes)
+        best = [[(model.classes[index], float(row[index]))] for row, index in zip(scores, scores.argmax(axis=1))]
         print_labels(files, top, model.score_name)
     else:
-        top = [entry for batch in batches for entry in scorer.top_k(batch, args.top_k, calibrated=True)]
+        top = best = [entry for batch in batches for entry in scorer.top_k(batch, args.top_k, calibrated=True)]
         print_table(files, top, model.score_name)
     output_dir = pathlib.Path(args.output_dir) if args.output_dir else None
     csv_path = args.out or (output_dir / "predictions.csv" if output_dir else None)
@@ -147,7 +152,6 @@ def run(args):
         print(f"Predictions: {csv_path}")
     if args.explain:
         folder = output_dir or (pathlib.Path(args.out).parent if args.out else model.run_dir / "explain")
-        best = [scorer.top_k([path], 1)[0] for path in files] if model.multi_label else top  # its best class
         explain(model, files, best, folder)
         print(f"Grad-CAM figures: {folder}")
     if bad:
