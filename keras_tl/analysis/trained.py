@@ -153,7 +153,6 @@ class TrainedModel:
         return [[(self.classes[index], float(row[index]), float(chances[index])) for index in order]
                 for row, chances, order in zip(scores, probabilities, best)]
 
-
     def labels_above(self, images):
         """A multi-label run's answer: each image's ``(class, score)`` pairs whose score reaches the class's
         threshold, the highest first (an empty list when none does)."""

@@ -21,6 +21,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, average_precision_score, f1_score, precision_recall_curve
 
 from keras_tl import runs
+from keras_tl.messages import format_table
 
 THRESHOLDS_FILE = "thresholds.json"
 
@@ -109,9 +110,20 @@ def evaluate_multi_label(labels, scores, thresholds, class_names):
 
 def format_evaluation(evaluation):
     """``"micro F1 0.812, macro F1 0.774, mAP 0.856"``: an evaluation's three numbers, as the jobs print them."""
-    average_precision = evaluation["mean_average_precision"]
-    return (f"micro F1 {evaluation['micro_f1']:.3f}, macro F1 {evaluation['macro_f1']:.3f}, mAP "
-            + ("n/a" if average_precision is None else f"{average_precision:.3f}"))
+    return (f"micro F1 {evaluation['micro_f1']:.3f}, macro F1 {evaluation['macro_f1']:.3f}, "
+            f"mAP {format_score(evaluation['mean_average_precision'])}")
+
+
+def format_score(value):
+    """``"0.812"``, or ``"n/a"`` for None (an AP where the test images hold no positive of the class)."""
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def per_class_table(evaluation, ap_header="AP"):
+    """An evaluation's table of each class's test images, AP, F1 and threshold, as the jobs print it."""
+    return format_table([[name, row["images"], format_score(row["ap"]), f"{row['f1']:.3f}", f"{row['threshold']:.3g}"]
+                         for name, row in evaluation["per_class"].items()],
+                        ["class", "test images", ap_header, "F1", "threshold"])
 
 
 def labels_above(scores, thresholds, class_names):

@@ -634,10 +634,7 @@ def print_multi_label_summary(metrics):
     evaluation, tta = metrics["multi_label"], metrics["multi_label_tta"]
     print(f"Test (multi-label, {metrics['test_images']} images): {multi_label.format_evaluation(evaluation)}"
           + (f"; {multi_label.format_evaluation(tta)} with {metrics['tta']} TTA" if tta else ""))
-    print(messages.format_table([[name, row["images"], "n/a" if row["ap"] is None else f"{row['ap']:.3f}",
-                                  f"{row['f1']:.3f}", f"{row['threshold']:.3g}"]
-                                 for name, row in evaluation["per_class"].items()],
-                                ["class", "test images", "AP", "F1", "threshold"]))
+    print(multi_label.per_class_table(evaluation))
     print(f"Thresholds chosen on {metrics['thresholds_chosen_on']} (thresholds.json); F1 at them, AP over all of them.")
 
 

@@ -489,16 +489,15 @@ def print_summary(results, images_per_second, run_dir, shots, skipped, classifie
 def print_multi_label_summary(results, images_per_second, run_dir, skipped, classifier, export_method):
     """A multi-label run's summary: each method's micro and macro F1 and mAP on test, the exported method's
     per-class AP, F1 and threshold, the files skipped, what model.keras holds and where the run folder is."""
+    from keras_tl.features import multi_label
+
     rows = [[name, result["layers"], result["dimensions"], f"{entry['micro_f1']:.3f}", f"{entry['macro_f1']:.3f}",
-             format_optional(entry["mean_average_precision"]), images_per_second, result["seconds"]]
+             multi_label.format_score(entry["mean_average_precision"]), images_per_second, result["seconds"]]
             for name, result in results.items() for entry in [result["multi_label"]]]
     print(messages.format_table(rows, ["method", "layers", "dims", "micro F1", "macro F1", "mAP", "extract img/s",
                                        "fit s"]))
     exported = results[export_method]
-    print(messages.format_table([[name, row["images"], format_optional(row["ap"]), f"{row['f1']:.3f}",
-                                  f"{row['threshold']:.3g}"]
-                                 for name, row in exported["multi_label"]["per_class"].items()],
-                                ["class", "test images", f"AP ({export_method})", "F1", "threshold"]))
+    print(multi_label.per_class_table(exported["multi_label"], f"AP ({export_method})"))
     print(f"Multi-label, one-vs-rest heads, on {exported['images']} test images: F1 at each class's threshold (chosen "
           f"on {exported['thresholds_chosen_on']}); mAP, the mean of the per-class average precisions, needs none.")
     if skipped:
@@ -507,11 +506,6 @@ def print_multi_label_summary(results, images_per_second, run_dir, skipped, clas
         print(f"model.keras: the {export_method} method and its thresholds (thresholds.json), which python -m "
               "keras_tl.predict uses.")
     print(f"Run folder: {run_dir}")
-
-
-def format_optional(value):
-    """``"0.812"``, or ``"n/a"`` for None (an AP of a class with no positive test image)."""
-    return "n/a" if value is None else f"{value:.3f}"
 
 
 def link_into(cache_file, target):
