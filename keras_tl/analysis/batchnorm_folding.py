@@ -23,8 +23,10 @@ CONVOLUTIONS = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)
 
 
 def fold_batch_norms(model):
-    """A model for prediction with the outputs of ``model`` (a functional model), each foldable BatchNorm
-    folded into its convolution; ``model`` itself when it has none."""
+    """A model for prediction with the outputs of ``model``, each foldable BatchNorm folded into its convolution;
+    ``model`` itself when it is not a functional model, or when neither it nor a model inside it can hold one."""
+    if not is_functional(model):
+        return model
     pairs = foldable_pairs(model)
     nested = [layer for layer in model.layers if isinstance(layer, (keras.Model, freezing.InferenceMode))]
     if not pairs and not nested:
@@ -36,9 +38,7 @@ def fold_batch_norms(model):
             return folded_convolution(layer, pairs[layer.name])
         if isinstance(layer, freezing.InferenceMode):
             return freezing.InferenceMode(fold_batch_norms(layer.model), name=layer.name)
-        if is_functional(layer):
-            return fold_batch_norms(layer)
-        return layer  # shared, weights and all
+        return fold_batch_norms(layer) if isinstance(layer, keras.Model) else layer  # others: shared, weights too
 
     def call_layer(layer, *args, **kwargs):
         if layer.name in folded_norms:
@@ -57,8 +57,6 @@ def is_functional(model):
 def foldable_pairs(model):
     """``{convolution name: its BatchNormalization}`` for the pairs of ``model`` (not of nested models) whose
     BatchNorm can go into the convolution: see the module docstring."""
-    if not is_functional(model):
-        return {}
     pairs = {}
     for norm in model.layers:
         if type(norm) is not keras.layers.BatchNormalization or len(norm._inbound_nodes) != 1:
